@@ -1,0 +1,1 @@
+//! extfs (placeholder: being written)

@@ -1,0 +1,1 @@
+//! lvm2 (placeholder: being written)

@@ -1,0 +1,1 @@
+//! vmdk (placeholder: being written)
