@@ -1,1 +1,15 @@
-//! vmdkrecover library
+//! vmdkrecover: the pipeline and the front ends.
+//!
+//! [`stack`] opens a VM's disk files with the `vmdk` crate, reads partition tables
+//! ([`partitions`]), assembles LVM2 volume groups with the `lvm2` crate and probes
+//! every volume; [`spec`] resolves `VOLUME:PATH` (or a guest path through the guest's
+//! fstab) to a filesystem opened with the `extfs` crate; [`cmd`] holds the commands.
+//! Nothing here writes to an input: every source is opened read-only.
+
+#![forbid(unsafe_code)]
+
+pub mod cmd;
+pub mod io;
+pub mod partitions;
+pub mod spec;
+pub mod stack;

@@ -1,0 +1,571 @@
+//! `vmdkrecover cp`: copy files and trees out of a guest filesystem, like `cp -r`.
+//!
+//! Guarantees (DESIGN.md, "Command line contract" and rules 1-2):
+//! - nothing is written outside DEST: every name from the image is checked (no `/`,
+//!   `.`, `..`, NUL, no duplicates) and an existing symlink in DEST is never followed;
+//! - regular files are written under a temporary name beside their final place and
+//!   renamed into place only when complete, without replacing an existing file unless
+//!   `--force` (the no-clobber rename is a hard link + unlink, so it is atomic);
+//! - holes stay holes; symlinks are recreated verbatim, never followed; hard links stay
+//!   hard links; mode, mtime and atime always, owner and xattrs with `-a`;
+//! - a problem with one object is reported and counted, and the copy goes on.
+//!
+//! The work runs in phases: one walk creates directories, symlinks and special files
+//! and lists the regular files; the files are then copied by a pool of threads (each
+//! file as large positional reads of its data runs); hard links are made; finally the
+//! directories get their modes and times, deepest first, so that writing into them
+//! does not disturb their mtime.
+
+use super::{join, show_name, Common, Outcome};
+use anyhow::{anyhow, bail, Context, Result};
+use filetime::FileTime;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Options of `cp`.
+#[derive(Clone, Debug, Default)]
+pub struct CopyOptions {
+    /// Also owner/group (where permitted) and xattrs.
+    pub archive: bool,
+    /// Replace existing destination files.
+    pub force: bool,
+    /// Worker threads for file data; None = number of CPUs.
+    pub threads: Option<usize>,
+}
+
+/// Size of each data read and write.
+const CHUNK: u64 = 1 << 20;
+
+/// Runs `cp`.
+pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outcome> {
+    let (dest, specs) = args.split_last().ok_or_else(|| anyhow!("cp: need SPEC... DEST"))?;
+    if specs.is_empty() {
+        bail!("cp: need at least one SPEC before DEST {dest}");
+    }
+    let dest = PathBuf::from(dest);
+    let dest_is_dir = fs::metadata(&dest).map(|m| m.is_dir()).unwrap_or(false);
+    if specs.len() > 1 && !dest_is_dir {
+        bail!("cp: copying several SPECs needs an existing directory as DEST, and {} is not one", dest.display());
+    }
+    let stack = common.open()?;
+    let started = Instant::now();
+    let progress = Progress::new();
+    let mut total = Stats::default();
+    let mut failures = 0u64;
+    for spec in specs {
+        let target = common.target(&stack, spec)?;
+        let fs_ = &*target.fs.fs;
+        let ino = fs_.lookup(&target.path).with_context(|| target.display.clone())?;
+        let inode = fs_.inode(ino)?;
+        let is_root = target.path == b"/";
+        // Where this SPEC lands, by cp's rules.
+        let (dst, merge_root) = if dest_is_dir {
+            if is_root {
+                (dest.clone(), true)
+            } else {
+                let base = target.path.rsplit(|b| *b == b'/').next().unwrap_or_default();
+                (dest.join(OsStr::from_bytes(base)), false)
+            }
+        } else {
+            if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+                if !parent.is_dir() {
+                    bail!("cp: {}: no such directory (create it first)", parent.display());
+                }
+            }
+            (dest.clone(), false)
+        };
+        let mut copier = Copier::new(fs_, opts, &progress);
+        copier.copy_tree(&target.path, inode, &dst, merge_root);
+        copier.copy_files();
+        copier.finish();
+        failures += copier.failures.load(Ordering::Relaxed);
+        total.add(&copier.stats);
+    }
+    progress.finish();
+    let secs = started.elapsed().as_secs_f64();
+    let mib = total.bytes.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0);
+    eprintln!(
+        "vmdkrecover: copied {} files, {} directories, {} symlinks, {} other ({:.1} MiB) in {:.2} s ({:.0} MiB/s){}",
+        total.files.load(Ordering::Relaxed),
+        total.dirs.load(Ordering::Relaxed),
+        total.symlinks.load(Ordering::Relaxed),
+        total.other.load(Ordering::Relaxed),
+        mib,
+        secs,
+        if secs > 0.0 { mib / secs } else { 0.0 },
+        if failures > 0 { format!("; {failures} failed (see above)") } else { String::new() }
+    );
+    Ok(Outcome { failures })
+}
+
+#[derive(Default)]
+struct Stats {
+    files: AtomicU64,
+    dirs: AtomicU64,
+    symlinks: AtomicU64,
+    other: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Stats {
+    fn add(&mut self, o: &Stats) {
+        for (a, b) in [
+            (&self.files, &o.files),
+            (&self.dirs, &o.dirs),
+            (&self.symlinks, &o.symlinks),
+            (&self.other, &o.other),
+            (&self.bytes, &o.bytes),
+        ] {
+            a.fetch_add(b.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+}
+
+/// A progress line on a terminal; nothing otherwise.
+struct Progress {
+    bar: indicatif::ProgressBar,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} {bytes} ({bytes_per_sec}) {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        Self { bar }
+    }
+    fn bytes(&self, n: u64) {
+        self.bar.inc(n);
+    }
+    fn file(&self, name: &Path) {
+        if !self.bar.is_hidden() {
+            self.bar.set_message(name.display().to_string());
+        }
+    }
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+struct FileJob {
+    src: Vec<u8>,
+    inode: extfs::Inode,
+    dst: PathBuf,
+}
+
+struct Copier<'a> {
+    fs: &'a extfs::Filesystem,
+    opts: &'a CopyOptions,
+    progress: &'a Progress,
+    stats: Stats,
+    failures: AtomicU64,
+    /// Regular files to copy (first occurrence of each inode).
+    jobs: Vec<FileJob>,
+    /// Inode -> destination of its first copy, for hard links.
+    first_copy: HashMap<u32, PathBuf>,
+    /// (source path, existing destination, new link) to make once the files exist.
+    links: Vec<(Vec<u8>, PathBuf, PathBuf)>,
+    /// Directories to finish (mode, times), in creation order.
+    dirs: Vec<(Vec<u8>, extfs::Inode, PathBuf)>,
+    /// Names created in each destination directory, to refuse duplicates.
+    created: HashMap<PathBuf, HashSet<Vec<u8>>>,
+    warned_chown: AtomicU64,
+}
+
+impl<'a> Copier<'a> {
+    fn new(fs: &'a extfs::Filesystem, opts: &'a CopyOptions, progress: &'a Progress) -> Self {
+        Copier {
+            fs,
+            opts,
+            progress,
+            stats: Stats::default(),
+            failures: AtomicU64::new(0),
+            jobs: Vec::new(),
+            first_copy: HashMap::new(),
+            links: Vec::new(),
+            dirs: Vec::new(),
+            created: HashMap::new(),
+            warned_chown: AtomicU64::new(0),
+        }
+    }
+
+    fn fail(&self, src: &[u8], e: &anyhow::Error) {
+        self.progress.bar.suspend(|| eprintln!("vmdkrecover: {}: {e:#}", show_name(src)));
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Phase 1: walk the source tree, creating directories, symlinks and special
+    /// files, and listing regular files.
+    fn copy_tree(&mut self, src: &[u8], inode: extfs::Inode, dst: &Path, merge_root: bool) {
+        let mut stack = vec![(src.to_vec(), inode, dst.to_path_buf())];
+        let mut seen_dirs = HashSet::new();
+        let mut first = true;
+        while let Some((src, inode, dst)) = stack.pop() {
+            let is_top = std::mem::replace(&mut first, false);
+            if inode.file_type != extfs::FileType::Directory {
+                if let Err(e) = self.copy_non_dir(&src, &inode, &dst) {
+                    self.fail(&src, &e);
+                }
+                continue;
+            }
+            if !seen_dirs.insert(inode.ino) {
+                self.fail(&src, &anyhow!("directory loop in the filesystem (inode {} seen twice); skipped", inode.ino));
+                continue;
+            }
+            if let Err(e) = self.make_dir(&dst, is_top && merge_root) {
+                self.fail(&src, &e);
+                continue;
+            }
+            self.stats.dirs.fetch_add(1, Ordering::Relaxed);
+            let entries = match self.fs.read_dir(&inode) {
+                Ok(e) => e,
+                Err(e) => {
+                    self.fail(&src, &anyhow::Error::new(e));
+                    self.dirs.push((src, inode, dst));
+                    continue;
+                }
+            };
+            let mut children = Vec::with_capacity(entries.len());
+            for e in entries {
+                let child_src = join(&src, &e.name);
+                if let Err(err) = check_name(&e.name) {
+                    self.fail(&child_src, &err);
+                    continue;
+                }
+                if !self.created.entry(dst.clone()).or_default().insert(e.name.clone()) {
+                    self.fail(&child_src, &anyhow!("duplicate name in directory; only the first copy is kept"));
+                    continue;
+                }
+                match self.fs.inode(e.ino) {
+                    Ok(i) => children.push((child_src, i, dst.join(OsStr::from_bytes(&e.name)))),
+                    Err(err) => self.fail(&child_src, &anyhow::Error::new(err)),
+                }
+            }
+            self.dirs.push((src, inode, dst));
+            children.sort_by(|a, b| b.0.cmp(&a.0));
+            stack.extend(children);
+        }
+    }
+
+    fn make_dir(&self, dst: &Path, merge_root: bool) -> Result<()> {
+        match fs::symlink_metadata(dst) {
+            Ok(m) if m.is_dir() => Ok(()), // merge into an existing directory, as cp -r does
+            Ok(m) if m.file_type().is_symlink() && !merge_root => {
+                bail!("{}: exists as a symlink; not following it", dst.display())
+            }
+            Ok(_) if merge_root => Ok(()),
+            Ok(_) => bail!("{}: exists and is not a directory", dst.display()),
+            Err(_) => {
+                // Owner-writable while we fill it; the final mode is set at the end.
+                fs::create_dir(dst).with_context(|| format!("{}: cannot create directory", dst.display()))?;
+                fs::set_permissions(dst, fs::Permissions::from_mode(0o700))?;
+                Ok(())
+            }
+        }
+    }
+
+    fn copy_non_dir(&mut self, src: &[u8], inode: &extfs::Inode, dst: &Path) -> Result<()> {
+        refuse_existing(dst, self.opts.force)?;
+        match inode.file_type {
+            extfs::FileType::Regular => {
+                if inode.nlink > 1 {
+                    if let Some(first) = self.first_copy.get(&inode.ino) {
+                        self.links.push((src.to_vec(), first.clone(), dst.to_path_buf()));
+                        return Ok(());
+                    }
+                    self.first_copy.insert(inode.ino, dst.to_path_buf());
+                }
+                self.jobs.push(FileJob { src: src.to_vec(), inode: inode.clone(), dst: dst.to_path_buf() });
+                Ok(())
+            }
+            extfs::FileType::Symlink => {
+                let target = self.fs.read_link(inode)?;
+                if target.is_empty() || target.contains(&0) {
+                    bail!("symlink target is empty or contains NUL; skipped");
+                }
+                let tmp = temp_name(dst)?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &tmp)
+                    .with_context(|| format!("{}: cannot create symlink", tmp.display()))?;
+                let r = self.finish_special(inode, &tmp, true).and_then(|()| place(&tmp, dst, self.opts.force));
+                if r.is_err() {
+                    let _ = fs::remove_file(&tmp);
+                }
+                r?;
+                self.stats.symlinks.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            extfs::FileType::Fifo | extfs::FileType::CharDevice | extfs::FileType::BlockDevice | extfs::FileType::Socket => {
+                use nix::sys::stat::{mknod, Mode, SFlag};
+                let kind = match inode.file_type {
+                    extfs::FileType::Fifo => SFlag::S_IFIFO,
+                    extfs::FileType::CharDevice => SFlag::S_IFCHR,
+                    extfs::FileType::BlockDevice => SFlag::S_IFBLK,
+                    _ => SFlag::S_IFSOCK,
+                };
+                let (maj, min) = inode.rdev.unwrap_or((0, 0));
+                let dev = nix::sys::stat::makedev(u64::from(maj), u64::from(min));
+                let tmp = temp_name(dst)?;
+                mknod(&tmp, kind, Mode::from_bits_truncate(0o600), dev).map_err(|e| {
+                    anyhow!("cannot create {} {maj}:{min}: {e} (device nodes need root)", super::type_name(inode.file_type))
+                })?;
+                let r = self.finish_special(inode, &tmp, false).and_then(|()| place(&tmp, dst, self.opts.force));
+                if r.is_err() {
+                    let _ = fs::remove_file(&tmp);
+                }
+                r?;
+                self.stats.other.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            extfs::FileType::Directory => unreachable_dir(),
+            extfs::FileType::Unknown => bail!("unknown file type (mode {:o}); skipped", inode.mode),
+        }
+    }
+
+    /// Owner, mode, xattrs and times on a just-created object (before it is renamed
+    /// into place).
+    fn finish_special(&self, inode: &extfs::Inode, path: &Path, is_symlink: bool) -> Result<()> {
+        if self.opts.archive {
+            self.chown(path, inode);
+            self.set_xattrs(path, inode);
+        }
+        if !is_symlink {
+            fs::set_permissions(path, fs::Permissions::from_mode(u32::from(inode.mode & 0o7777)))?;
+        }
+        let (atime, mtime) = times(inode);
+        filetime::set_symlink_file_times(path, atime, mtime)?;
+        Ok(())
+    }
+
+    fn chown(&self, path: &Path, inode: &extfs::Inode) {
+        if let Err(e) = std::os::unix::fs::lchown(path, Some(inode.uid), Some(inode.gid)) {
+            if self.warned_chown.fetch_add(1, Ordering::Relaxed) == 0 {
+                self.progress.bar.suspend(|| {
+                    eprintln!("vmdkrecover: warning: cannot set owners ({e}); files keep your user (run as root to keep them)")
+                });
+            }
+        }
+    }
+
+    fn set_xattrs(&self, path: &Path, inode: &extfs::Inode) {
+        let attrs = match self.fs.xattrs(inode) {
+            Ok(a) => a,
+            Err(e) => {
+                self.fail(path.as_os_str().as_bytes(), &anyhow!("extended attributes: {e}"));
+                return;
+            }
+        };
+        for a in attrs {
+            if let Err(e) = xattr::set(path, OsStr::from_bytes(&a.name), &a.value) {
+                self.progress.bar.suspend(|| {
+                    eprintln!("vmdkrecover: warning: {}: cannot set xattr {}: {e}", path.display(), show_name(&a.name))
+                });
+            }
+        }
+    }
+
+    /// Phase 2: copy regular files' data with a pool of threads.
+    fn copy_files(&mut self) {
+        let jobs = std::mem::take(&mut self.jobs);
+        let threads = self
+            .opts
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+            .clamp(1, 64)
+            .min(jobs.len().max(1));
+        let next = AtomicUsize::new(0);
+        let errors: Mutex<Vec<(Vec<u8>, anyhow::Error)>> = Mutex::new(Vec::new());
+        let this = &*self;
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    let mut buf = vec![0u8; CHUNK as usize];
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(job) = jobs.get(i) else { break };
+                        this.progress.file(&job.dst);
+                        match this.copy_file(job, &mut buf) {
+                            Ok(()) => {
+                                this.stats.files.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                if let Ok(mut v) = errors.lock() {
+                                    v.push((job.src.clone(), e));
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let errors = errors.into_inner().unwrap_or_default();
+        for (src, e) in errors {
+            self.fail(&src, &e);
+        }
+    }
+
+    fn copy_file(&self, job: &FileJob, buf: &mut [u8]) -> Result<()> {
+        let parent = job.dst.parent().ok_or_else(|| anyhow!("{}: no parent directory", job.dst.display()))?;
+        let file_name = job.dst.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.", truncate_name(&file_name)))
+            .suffix(".vmdkrecover-partial")
+            .tempfile_in(parent)
+            .with_context(|| format!("{}: cannot create a temporary file", parent.display()))?;
+        let out = tmp.as_file();
+        let size = job.inode.size;
+        for run in self.fs.file_runs(&job.inode)? {
+            let extfs::FileRun::Data { offset, len, .. } = run else { continue };
+            let end = offset.saturating_add(len).min(size);
+            let mut pos = offset;
+            while pos < end {
+                let want = (end - pos).min(buf.len() as u64) as usize;
+                let chunk = &mut buf[..want];
+                let n = self.fs.read_at(&job.inode, pos, chunk)?;
+                if n == 0 {
+                    bail!("unexpected end of file data at offset {pos} of {size}");
+                }
+                let data = &chunk[..n];
+                // A block that reads as zeros inside a data run (preallocated space
+                // the guest never wrote) stays data: cp keeps what the fs says.
+                out.write_all_at(data, pos).with_context(|| format!("{}: write failed", tmp.path().display()))?;
+                pos += n as u64;
+                self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                self.progress.bytes(n as u64);
+            }
+        }
+        // Trailing hole (and files that are all hole): the size alone makes it.
+        out.set_len(size)?;
+        if self.opts.archive {
+            self.chown(tmp.path(), &job.inode);
+        }
+        out.set_permissions(fs::Permissions::from_mode(u32::from(job.inode.mode & 0o7777)))?;
+        if self.opts.archive {
+            self.set_xattrs(tmp.path(), &job.inode);
+        }
+        let (atime, mtime) = times(&job.inode);
+        filetime::set_file_handle_times(out, Some(atime), Some(mtime))?;
+        if self.opts.force {
+            tmp.persist(&job.dst).map_err(|e| anyhow!("{}: cannot rename into place: {}", job.dst.display(), e.error))?;
+        } else {
+            tmp.persist_noclobber(&job.dst).map_err(|e| {
+                anyhow!("{}: {} (use --force to replace)", job.dst.display(), e.error)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Phases 3 and 4: hard links, then directory modes and times, deepest first.
+    fn finish(&mut self) {
+        for (src, first, dst) in std::mem::take(&mut self.links) {
+            let r = (|| -> Result<()> {
+                if self.opts.force && fs::symlink_metadata(&dst).is_ok() {
+                    fs::remove_file(&dst)?;
+                }
+                fs::hard_link(&first, &dst).with_context(|| format!("{}: cannot link to {}", dst.display(), first.display()))
+            })();
+            match r {
+                Ok(()) => {
+                    self.stats.files.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => self.fail(&src, &e),
+            }
+        }
+        for (src, inode, dst) in std::mem::take(&mut self.dirs).into_iter().rev() {
+            let r = (|| -> Result<()> {
+                if self.opts.archive {
+                    self.chown(&dst, &inode);
+                    self.set_xattrs(&dst, &inode);
+                }
+                fs::set_permissions(&dst, fs::Permissions::from_mode(u32::from(inode.mode & 0o7777)))?;
+                let (atime, mtime) = times(&inode);
+                filetime::set_file_times(&dst, atime, mtime)?;
+                Ok(())
+            })();
+            if let Err(e) = r {
+                self.fail(&src, &e);
+            }
+        }
+    }
+}
+
+fn unreachable_dir() -> Result<()> {
+    bail!("internal: directory passed to copy_non_dir")
+}
+
+/// The (atime, mtime) pair of an inode, nanoseconds included.
+fn times(inode: &extfs::Inode) -> (FileTime, FileTime) {
+    (
+        FileTime::from_unix_time(inode.atime.secs, inode.atime.nanos),
+        FileTime::from_unix_time(inode.mtime.secs, inode.mtime.nanos),
+    )
+}
+
+/// A name from the image must be a single, ordinary path component.
+fn check_name(name: &[u8]) -> Result<()> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+        bail!("unsafe file name {:?} in the image; skipped", show_name(name));
+    }
+    Ok(())
+}
+
+/// Refuses to replace an existing destination object unless `force`; never follows
+/// or replaces a directory.
+fn refuse_existing(dst: &Path, force: bool) -> Result<()> {
+    match fs::symlink_metadata(dst) {
+        Ok(m) if m.is_dir() => bail!("{}: a directory is in the way", dst.display()),
+        Ok(_) if !force => bail!("{}: already exists (use --force to replace)", dst.display()),
+        _ => Ok(()),
+    }
+}
+
+/// A fresh name beside `dst` for objects that tempfile cannot make (symlinks, fifos).
+fn temp_name(dst: &Path) -> Result<PathBuf> {
+    let parent = dst.parent().ok_or_else(|| anyhow!("{}: no parent directory", dst.display()))?;
+    let base = dst.file_name().unwrap_or_default().to_string_lossy();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    for _ in 0..100 {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let p = parent.join(format!(".{}.{}.{n}.vmdkrecover-partial", truncate_name(&base), std::process::id()));
+        if fs::symlink_metadata(&p).is_err() {
+            return Ok(p);
+        }
+    }
+    bail!("{}: cannot find a free temporary name", parent.display())
+}
+
+/// Keeps temporary names under NAME_MAX (255) whatever the final name's length.
+fn truncate_name(s: &str) -> String {
+    s.chars().take(100).collect()
+}
+
+/// Moves a finished object into place: replacing only with `force`, otherwise a hard
+/// link (which fails if `dst` exists) followed by removing the temporary name.
+fn place(tmp: &Path, dst: &Path, force: bool) -> Result<()> {
+    if force {
+        fs::rename(tmp, dst).with_context(|| format!("{}: cannot rename into place", dst.display()))?;
+    } else {
+        fs::hard_link(tmp, dst).with_context(|| format!("{}: cannot place (use --force to replace)", dst.display()))?;
+        fs::remove_file(tmp)?;
+    }
+    Ok(())
+}
+
+/// Re-exported for tests that check names the copier refuses.
+pub fn name_is_safe(name: &[u8]) -> bool {
+    check_name(name).is_ok()
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Arc<extfs::Filesystem>>();
+}

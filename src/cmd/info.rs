@@ -1,0 +1,392 @@
+//! `vmdkrecover info`: the whole stack as a tree (or JSON, `"schema": 1`).
+
+use super::{Common, Outcome};
+use crate::stack::{Content, Origin, Stack};
+use anyhow::Result;
+use serde::Serialize;
+use std::io::Write;
+
+/// JSON schema version of `info --json`; bumped on incompatible changes.
+pub const INFO_SCHEMA: u32 = 1;
+
+#[derive(Serialize)]
+struct InfoJson {
+    schema: u32,
+    disks: Vec<DiskJson>,
+    physical_volumes: Vec<PvJson>,
+    volume_groups: Vec<VgJson>,
+    volumes: Vec<VolumeJson>,
+    warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct DiskJson {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slot: Option<String>,
+    path: String,
+    format: String,
+    size: u64,
+    extents: Vec<ExtentJson>,
+    chain: Vec<String>,
+    partition_table: crate::partitions::TableKind,
+    partitions: Vec<crate::partitions::Partition>,
+}
+
+#[derive(Serialize)]
+struct ExtentJson {
+    access: String,
+    kind: String,
+    sectors: u64,
+    offset_sectors: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PvJson {
+    device: String,
+    uuid: String,
+    size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vg: Option<String>,
+}
+
+#[derive(Serialize)]
+struct VgJson {
+    name: String,
+    uuid: String,
+    seqno: u64,
+    extent_size: u64,
+    pvs: Vec<VgPvJson>,
+    lvs: Vec<LvJson>,
+}
+
+#[derive(Serialize)]
+struct VgPvJson {
+    name: String,
+    uuid: String,
+    device_hint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    found_on: Option<String>,
+    missing: bool,
+}
+
+#[derive(Serialize)]
+struct LvJson {
+    name: String,
+    volume: String,
+    uuid: String,
+    size: u64,
+    hidden: bool,
+    status: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unreadable: Option<String>,
+    segments: Vec<SegmentJson>,
+}
+
+#[derive(Serialize)]
+struct SegmentJson {
+    start_extent: u64,
+    extent_count: u64,
+    kind: String,
+    stripes: u32,
+    stripe_size: u64,
+    areas: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct VolumeJson {
+    name: String,
+    origin: Origin,
+    size: u64,
+    content: Content,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unreadable: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filesystem: Option<FsJson>,
+}
+
+#[derive(Serialize)]
+struct FsJson {
+    kind: String,
+    label: String,
+    uuid: String,
+    block_size: u32,
+    blocks: u64,
+    free_blocks: u64,
+    inodes: u32,
+    free_inodes: u32,
+    features: Vec<String>,
+    needs_recovery: bool,
+    clean: bool,
+    last_mounted: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+fn fs_json(v: &crate::stack::Volume) -> Option<FsJson> {
+    if v.content != Content::Ext {
+        return None;
+    }
+    let src = v.source.as_ref().ok()?;
+    let empty = |error: String| FsJson {
+        kind: "ext".into(),
+        label: String::new(),
+        uuid: String::new(),
+        block_size: 0,
+        blocks: 0,
+        free_blocks: 0,
+        inodes: 0,
+        free_inodes: 0,
+        features: vec![],
+        needs_recovery: false,
+        clean: false,
+        last_mounted: String::new(),
+        error: Some(error),
+    };
+    // The journal is not replayed for `info`: it reports the on-disk state.
+    Some(match extfs::Filesystem::open(src.clone(), &extfs::OpenOptions { replay_journal: false }) {
+        Ok(fs) => {
+            let i = fs.info();
+            FsJson {
+                kind: i.kind.to_string(),
+                label: i.label,
+                uuid: i.uuid,
+                block_size: i.block_size,
+                blocks: i.blocks_count,
+                free_blocks: i.free_blocks,
+                inodes: i.inodes_count,
+                free_inodes: i.free_inodes,
+                features: i.features,
+                needs_recovery: i.needs_recovery,
+                clean: i.state_clean,
+                last_mounted: i.last_mounted,
+                error: None,
+            }
+        }
+        Err(e) => empty(e.to_string()),
+    })
+}
+
+fn build(stack: &Stack) -> InfoJson {
+    let disks = stack
+        .disks
+        .iter()
+        .map(|d| {
+            let info = d.disk.info();
+            let mut chain = Vec::new();
+            let mut p = info.parent.as_deref();
+            while let Some(pi) = p {
+                chain.push(pi.path.display().to_string());
+                p = pi.parent.as_deref();
+            }
+            DiskJson {
+                name: d.name.clone(),
+                slot: d.slot.clone(),
+                path: info.path.display().to_string(),
+                format: info.format.clone(),
+                size: info.size,
+                extents: info
+                    .extents
+                    .iter()
+                    .map(|e| ExtentJson {
+                        access: e.access.clone(),
+                        kind: e.kind.clone(),
+                        sectors: e.sectors,
+                        offset_sectors: e.offset_sectors,
+                        file: e.file.as_ref().map(|f| f.display().to_string()),
+                    })
+                    .collect(),
+                chain,
+                partition_table: d.table.kind,
+                partitions: d.table.partitions.clone(),
+            }
+        })
+        .collect();
+    let physical_volumes = stack
+        .lvm
+        .pvs
+        .iter()
+        .map(|p| PvJson { device: p.device.clone(), uuid: p.pv_uuid.clone(), size: p.size, vg: p.vg_name.clone() })
+        .collect();
+    let volume_groups = stack
+        .lvm
+        .vgs
+        .iter()
+        .map(|vg| VgJson {
+            name: vg.name().to_string(),
+            uuid: vg.uuid().to_string(),
+            seqno: vg.seqno(),
+            extent_size: vg.extent_size(),
+            pvs: vg
+                .pvs()
+                .iter()
+                .map(|p| VgPvJson {
+                    name: p.name.clone(),
+                    uuid: p.uuid.clone(),
+                    device_hint: p.device_hint.clone(),
+                    found_on: p.present_on.clone(),
+                    missing: p.present_on.is_none(),
+                })
+                .collect(),
+            lvs: vg
+                .lvs()
+                .iter()
+                .map(|lv| LvJson {
+                    name: lv.name.clone(),
+                    volume: format!("{}/{}", vg.name(), lv.name),
+                    uuid: lv.uuid.clone(),
+                    size: lv.size,
+                    hidden: !lv.visible,
+                    status: lv.status.clone(),
+                    unreadable: lv.readable.clone().err(),
+                    segments: lv
+                        .segments
+                        .iter()
+                        .map(|s| SegmentJson {
+                            start_extent: s.start_extent,
+                            extent_count: s.extent_count,
+                            kind: s.kind.clone(),
+                            stripes: s.stripe_count,
+                            stripe_size: s.stripe_size,
+                            areas: s.areas.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    let volumes = stack
+        .volumes
+        .iter()
+        .map(|v| VolumeJson {
+            name: v.name.clone(),
+            origin: v.origin.clone(),
+            size: v.size,
+            content: v.content.clone(),
+            unreadable: v.source.as_ref().err().cloned(),
+            filesystem: fs_json(v),
+        })
+        .collect();
+    InfoJson { schema: INFO_SCHEMA, disks, physical_volumes, volume_groups, volumes, warnings: stack.warnings.clone() }
+}
+
+/// `1.5 GiB` style sizes.
+pub fn human(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Runs `info`.
+pub fn run(common: &Common, json: bool) -> Result<Outcome> {
+    let stack = crate::stack::Stack::open(&common.request)?;
+    let info = build(&stack);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut outcome = Outcome::default();
+    outcome.failures = info.volumes.iter().filter(|v| v.unreadable.is_some()).count() as u64;
+    if json {
+        serde_json::to_writer_pretty(&mut out, &info)?;
+        writeln!(out)?;
+        return Ok(outcome);
+    }
+    let vol_line = |out: &mut dyn Write, indent: &str, v: &VolumeJson| -> std::io::Result<()> {
+        write!(out, "{indent}{:<22} {:>10}  {}", v.name, human(v.size), v.content.name())?;
+        if let Some(f) = &v.filesystem {
+            match &f.error {
+                Some(e) => write!(out, " (unreadable: {e})")?,
+                None => {
+                    write!(out, " {}", f.kind)?;
+                    if !f.label.is_empty() {
+                        write!(out, " label={}", f.label)?;
+                    }
+                    write!(out, " uuid={}", f.uuid)?;
+                    if f.needs_recovery {
+                        write!(out, " [journal needs recovery: replayed in memory on read]")?;
+                    }
+                }
+            }
+        }
+        if let Some(why) = &v.unreadable {
+            write!(out, " UNREADABLE: {why}")?;
+        }
+        writeln!(out)
+    };
+    for d in &info.disks {
+        write!(out, "{}  {}  {} ({})", d.name, d.path, human(d.size), d.format)?;
+        if let Some(s) = &d.slot {
+            write!(out, " [{s}]")?;
+        }
+        writeln!(out)?;
+        for e in &d.extents {
+            write!(out, "  extent {} {} {} sectors", e.access, e.kind, e.sectors)?;
+            if let Some(f) = &e.file {
+                write!(out, " {f}")?;
+            }
+            if e.offset_sectors != 0 {
+                write!(out, " @{}", e.offset_sectors)?;
+            }
+            writeln!(out)?;
+        }
+        for c in &d.chain {
+            writeln!(out, "  parent {c}")?;
+        }
+        writeln!(out, "  partition table: {}", match d.partition_table {
+            crate::partitions::TableKind::None => "none (whole disk)",
+            crate::partitions::TableKind::Mbr => "MBR",
+            crate::partitions::TableKind::Gpt => "GPT",
+        })?;
+        for v in info.volumes.iter().filter(|v| match &v.origin {
+            Origin::Disk { disk } | Origin::Partition { disk, .. } => disk == &d.name,
+            Origin::Lv { .. } => false,
+        }) {
+            let p = match &v.origin {
+                Origin::Partition { number, .. } => d.partitions.iter().find(|p| p.number == *number),
+                _ => None,
+            };
+            vol_line(&mut out, "  ", v)?;
+            if let Some(p) = p {
+                writeln!(out, "    start {} ({} sectors), type {}{}", p.start, p.size / 512, p.type_name, if p.bootable { ", bootable" } else { "" })?;
+            }
+        }
+    }
+    for vg in &info.volume_groups {
+        writeln!(out, "VG {}  uuid={}  extent size {}  seqno {}", vg.name, vg.uuid, human(vg.extent_size), vg.seqno)?;
+        for p in &vg.pvs {
+            match &p.found_on {
+                Some(dev) => writeln!(out, "  PV {} on {dev}  uuid={}", p.name, p.uuid)?,
+                None => writeln!(out, "  PV {} MISSING  uuid={} (last seen as {}); add its disk with --disk", p.name, p.uuid, p.device_hint)?,
+            }
+        }
+        for lv in vg.lvs.iter().filter(|l| !l.hidden) {
+            if let Some(v) = info.volumes.iter().find(|v| v.name == lv.volume) {
+                vol_line(&mut out, "  LV ", v)?;
+            }
+            for s in &lv.segments {
+                write!(out, "       extents {}+{} {}", s.start_extent, s.extent_count, s.kind)?;
+                if s.stripes > 1 {
+                    write!(out, " x{} stripe {}", s.stripes, human(s.stripe_size))?;
+                }
+                writeln!(out, " on {}", s.areas.join(", "))?;
+            }
+        }
+    }
+    for p in info.physical_volumes.iter().filter(|p| p.vg.is_none()) {
+        writeln!(out, "PV on {} uuid={} (in no volume group)", p.device, p.uuid)?;
+    }
+    for w in &info.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,415 @@
+//! The whole storage stack of a VM, assembled from its disk files: disks ->
+//! partition tables -> LVM2 -> volumes, each volume probed for what it holds.
+//!
+//! Opening a stack reads only the metadata it needs: partition tables, LVM labels and
+//! metadata areas, and the first 68 KiB or so of each volume for its signature.
+
+use crate::partitions::{self, Partition, Table, TableKind};
+use anyhow::{bail, Context, Result};
+use bytesource::{ByteSource, SharedSource, Window};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What the user asked to open.
+#[derive(Clone, Debug, Default)]
+pub struct OpenRequest {
+    /// IMAGE: a .vmdk, a .vmx or a raw image.
+    pub image: PathBuf,
+    /// `--disk` extras, in order.
+    pub extra_disks: Vec<PathBuf>,
+    /// `--lvm-metadata FILE`.
+    pub lvm_metadata: Option<PathBuf>,
+    /// Let extents and parents resolve outside the descriptor's folder.
+    pub allow_outside_dir: bool,
+}
+
+/// One virtual disk of the VM.
+pub struct DiskEntry {
+    /// Guest-style name: sda, sdb, ...
+    pub name: String,
+    /// Where it came from (`.vmx` slot, e.g. `scsi0:1`, when known).
+    pub slot: Option<String>,
+    /// The opened disk.
+    pub disk: Arc<vmdk::Disk>,
+    /// Its partition table.
+    pub table: Table,
+}
+
+/// What a volume's first bytes say it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Content {
+    /// ext2/3/4, readable.
+    Ext,
+    /// An LVM2 physical volume.
+    Lvm2Pv,
+    /// Linux swap.
+    Swap,
+    /// XFS (not read yet).
+    Xfs,
+    /// btrfs (not read yet).
+    Btrfs,
+    /// LUKS encrypted volume.
+    Luks,
+    /// NTFS (not read yet).
+    Ntfs,
+    /// FAT (not read yet).
+    Fat,
+    /// ISO 9660.
+    Iso9660,
+    /// The container of logical partitions.
+    Extended,
+    /// All zeros at the start: unused or wiped.
+    Empty,
+    /// Nothing recognised.
+    Unknown,
+}
+
+impl Content {
+    /// Short name for listings.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Content::Ext => "ext",
+            Content::Lvm2Pv => "LVM2_member",
+            Content::Swap => "swap",
+            Content::Xfs => "xfs",
+            Content::Btrfs => "btrfs",
+            Content::Luks => "crypto_LUKS",
+            Content::Ntfs => "ntfs",
+            Content::Fat => "vfat",
+            Content::Iso9660 => "iso9660",
+            Content::Extended => "extended",
+            Content::Empty => "empty",
+            Content::Unknown => "unknown",
+        }
+    }
+}
+
+/// Identifies what a volume holds from its signature bytes.
+pub fn probe(src: &dyn ByteSource) -> Content {
+    let mut head = vec![0u8; 0x10100.min(usize::try_from(src.len()).unwrap_or(usize::MAX))];
+    if src.read_at(0, &mut head).is_err() {
+        return Content::Unknown;
+    }
+    let at = |off: usize, sig: &[u8]| head.get(off..off + sig.len()) == Some(sig);
+    if at(1080, &[0x53, 0xef]) {
+        Content::Ext
+    } else if lvm2::probe(src) {
+        Content::Lvm2Pv
+    } else if at(4086, b"SWAPSPACE2") || at(4086, b"SWAP-SPACE") {
+        Content::Swap
+    } else if at(0, b"XFSB") {
+        Content::Xfs
+    } else if at(0x10040, b"_BHRfS_M") {
+        Content::Btrfs
+    } else if at(0, b"LUKS\xba\xbe") {
+        Content::Luks
+    } else if at(3, b"NTFS    ") {
+        Content::Ntfs
+    } else if at(54, b"FAT1") || at(82, b"FAT32   ") {
+        Content::Fat
+    } else if at(0x8001, b"CD001") {
+        Content::Iso9660
+    } else if head.iter().take(8192).all(|b| *b == 0) {
+        Content::Empty
+    } else {
+        Content::Unknown
+    }
+}
+
+/// Where a volume comes from.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Origin {
+    /// A whole disk without a partition table.
+    Disk {
+        /// Disk name.
+        disk: String,
+    },
+    /// A partition.
+    Partition {
+        /// Disk name.
+        disk: String,
+        /// Partition number.
+        number: u32,
+    },
+    /// An LVM logical volume.
+    Lv {
+        /// Volume group.
+        vg: String,
+        /// Logical volume.
+        lv: String,
+    },
+}
+
+/// A volume a SPEC can name.
+pub struct Volume {
+    /// Canonical name: `sda1`, `sdb`, `VolGroup00/LogVol00`.
+    pub name: String,
+    /// Where it is.
+    pub origin: Origin,
+    /// Size in bytes.
+    pub size: u64,
+    /// Its bytes, or why they cannot be read (missing PV, unsupported segment type).
+    pub source: Result<SharedSource, String>,
+    /// What it holds.
+    pub content: Content,
+}
+
+/// The VM's storage, assembled.
+pub struct Stack {
+    /// Disks in guest order.
+    pub disks: Vec<DiskEntry>,
+    /// Result of the LVM scan over every partition and whole disk.
+    pub lvm: lvm2::Scan,
+    /// Every volume: partitions, whole disks, LVs.
+    pub volumes: Vec<Volume>,
+    /// Problems worth telling the user about.
+    pub warnings: Vec<String>,
+}
+
+/// Turns `sda` + 1 into `sdb`; beyond `sdz`, `sdaa` as Linux does.
+pub fn disk_name(index: usize) -> String {
+    let mut n = index;
+    let mut s = Vec::new();
+    loop {
+        s.push(b'a' + (n % 26) as u8);
+        if n < 26 {
+            break;
+        }
+        n = n / 26 - 1;
+    }
+    s.reverse();
+    format!("sd{}", String::from_utf8_lossy(&s))
+}
+
+fn open_disk(path: &Path, allow_outside: bool) -> Result<vmdk::Disk> {
+    let opts = vmdk::OpenOptions { allow_extents_outside_dir: allow_outside };
+    vmdk::Disk::open_with(path, &opts).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Expands IMAGE and `--disk` into (path, slot) pairs: a `.vmx` lists its disks.
+fn disk_paths(req: &OpenRequest) -> Result<Vec<(PathBuf, Option<String>)>> {
+    let mut out = Vec::new();
+    for p in std::iter::once(&req.image).chain(req.extra_disks.iter()) {
+        let is_vmx = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("vmx"));
+        if is_vmx {
+            let disks = vmdk::vmx::disk_paths(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if disks.is_empty() {
+                bail!("{}: the .vmx lists no present disk", p.display());
+            }
+            out.extend(disks.into_iter().map(|(slot, path)| (path, Some(slot))));
+        } else {
+            out.push((p.clone(), None));
+        }
+    }
+    Ok(out)
+}
+
+impl Stack {
+    /// Opens every disk and discovers every volume. Fails only when a disk cannot be
+    /// opened at all; everything further down is reported per object.
+    pub fn open(req: &OpenRequest) -> Result<Stack> {
+        let mut disks = Vec::new();
+        let mut warnings = Vec::new();
+        for (i, (path, slot)) in disk_paths(req)?.into_iter().enumerate() {
+            let disk = open_disk(&path, req.allow_outside_dir)?;
+            warnings.extend(disk.warnings());
+            let name = disk_name(i);
+            let table = partitions::read_table(&name, &disk);
+            warnings.extend(table.warnings.iter().cloned());
+            disks.push(DiskEntry { name, slot, disk: Arc::new(disk), table });
+        }
+
+        let mut volumes = Vec::new();
+        let mut lvm_devices = Vec::new();
+        for d in &disks {
+            let disk_src: SharedSource = d.disk.clone();
+            if d.table.kind == TableKind::None || d.table.partitions.is_empty() {
+                let content = probe(&*disk_src);
+                if content == Content::Lvm2Pv {
+                    lvm_devices.push(lvm2::Device { name: d.name.clone(), source: disk_src.clone() });
+                }
+                volumes.push(Volume {
+                    name: d.name.clone(),
+                    origin: Origin::Disk { disk: d.name.clone() },
+                    size: disk_src.len(),
+                    source: Ok(disk_src),
+                    content,
+                });
+                continue;
+            }
+            for p in &d.table.partitions {
+                let name = format!("{}{}", d.name, p.number);
+                let src: SharedSource = match Window::new(disk_src.clone(), p.start, p.size) {
+                    Ok(w) => Arc::new(w),
+                    Err(e) => {
+                        warnings.push(format!("{name}: {e}"));
+                        continue;
+                    }
+                };
+                let content = if p.extended { Content::Extended } else { probe(&*src) };
+                if content == Content::Lvm2Pv {
+                    lvm_devices.push(lvm2::Device { name: name.clone(), source: src.clone() });
+                }
+                volumes.push(Volume {
+                    name,
+                    origin: Origin::Partition { disk: d.name.clone(), number: p.number },
+                    size: p.size,
+                    source: Ok(src),
+                    content,
+                });
+            }
+        }
+
+        let lvm = match &req.lvm_metadata {
+            Some(file) => {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("--lvm-metadata {}: cannot read", file.display()))?;
+                lvm2::scan_with_metadata(&lvm_devices, &text)
+                    .map_err(|e| anyhow::anyhow!("--lvm-metadata {}: {e}", file.display()))?
+            }
+            None => lvm2::scan(&lvm_devices),
+        };
+        warnings.extend(lvm.warnings.iter().cloned());
+        warnings.extend(lvm.errors.iter().cloned());
+        for vg in &lvm.vgs {
+            for lv in vg.lvs().iter().filter(|lv| lv.visible) {
+                let name = format!("{}/{}", vg.name(), lv.name);
+                let source = match &lv.readable {
+                    Err(why) => Err(why.clone()),
+                    Ok(()) => vg.open_lv(&lv.name).map(|l| Arc::new(l) as SharedSource).map_err(|e| e.to_string()),
+                };
+                let content = match &source {
+                    Ok(s) => probe(&**s),
+                    Err(_) => Content::Unknown,
+                };
+                volumes.push(Volume {
+                    name,
+                    origin: Origin::Lv { vg: vg.name().to_string(), lv: lv.name.clone() },
+                    size: lv.size,
+                    source,
+                    content,
+                });
+            }
+        }
+        Ok(Stack { disks, lvm, volumes, warnings })
+    }
+
+    /// Finds a volume by any of the names a user may type for it.
+    pub fn find_volume(&self, spec: &str) -> Result<&Volume> {
+        if let Some(label) = spec.strip_prefix("LABEL=") {
+            return self.find_by_fs(spec, |i| i.label == label);
+        }
+        if let Some(uuid) = spec.strip_prefix("UUID=") {
+            let uuid = uuid.to_ascii_lowercase();
+            return self.find_by_fs(spec, |i| i.uuid == uuid);
+        }
+        let want = normalize_volume_name(spec);
+        if let Some(v) = self.volumes.iter().find(|v| v.name == want) {
+            return Ok(v);
+        }
+        // A disk that has partitions is still addressable as a whole.
+        if let Some(d) = self.disks.iter().find(|d| d.name == want) {
+            let _ = d;
+            bail!("{spec}: this disk has a partition table; name a partition ({}) or an LV", self.volume_names());
+        }
+        let mut hint = String::new();
+        if !self.lvm.errors.is_empty() {
+            hint = format!(" (LVM problems seen: {})", self.lvm.errors.join("; "));
+        }
+        bail!("{spec}: no such volume; volumes here: {}{hint}", self.volume_names())
+    }
+
+    fn find_by_fs(&self, spec: &str, pred: impl Fn(&extfs::FsInfo) -> bool) -> Result<&Volume> {
+        for v in &self.volumes {
+            if v.content != Content::Ext {
+                continue;
+            }
+            let Ok(src) = &v.source else { continue };
+            if let Ok(fs) = extfs::Filesystem::open(src.clone(), &extfs::OpenOptions { replay_journal: false }) {
+                if pred(&fs.info()) {
+                    return Ok(v);
+                }
+            }
+        }
+        bail!("{spec}: no filesystem with that label or UUID; see `vmdkrecover info`")
+    }
+
+    /// "sda1, VolGroup00/LogVol00, ..." for error messages.
+    pub fn volume_names(&self) -> String {
+        let names: Vec<&str> = self
+            .volumes
+            .iter()
+            .filter(|v| !matches!(v.content, Content::Extended | Content::Lvm2Pv))
+            .map(|v| v.name.as_str())
+            .collect();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    }
+}
+
+/// Maps the spellings a user may type to our canonical volume names:
+/// `/dev/VG/LV` and `/dev/mapper/VG-LV` to `VG/LV`, `/dev/sda1` and `/dev/vda1`,
+/// `/dev/hda1`, `/dev/xvda1` to `sda1`, `p1` to `sda1`.
+pub fn normalize_volume_name(spec: &str) -> String {
+    let s = spec.strip_prefix("/dev/").unwrap_or(spec);
+    if let Some(dm) = s.strip_prefix("mapper/") {
+        // device-mapper doubles dashes inside VG and LV names and joins with one.
+        let bytes = dm.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'-' {
+                if bytes.get(i + 1) == Some(&b'-') {
+                    i += 2;
+                    continue;
+                }
+                let vg = dm[..i].replace("--", "-");
+                let lv = dm[i + 1..].replace("--", "-");
+                return format!("{vg}/{lv}");
+            }
+            i += 1;
+        }
+        return dm.to_string();
+    }
+    if let Some(num) = s.strip_prefix('p') {
+        if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) {
+            return format!("sda{num}");
+        }
+    }
+    for prefix in ["xvd", "vd", "hd"] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            if rest.starts_with(|c: char| c.is_ascii_lowercase()) {
+                return format!("sd{rest}");
+            }
+        }
+    }
+    s.to_string()
+}
+
+/// Unused in normal runs; kept for `info` to show partitions beside volumes.
+pub fn partition_of<'a>(stack: &'a Stack, disk: &str, number: u32) -> Option<&'a Partition> {
+    stack.disks.iter().find(|d| d.name == disk)?.table.partitions.iter().find(|p| p.number == number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(disk_name(0), "sda");
+        assert_eq!(disk_name(25), "sdz");
+        assert_eq!(disk_name(26), "sdaa");
+        assert_eq!(normalize_volume_name("/dev/VolGroup00/LogVol00"), "VolGroup00/LogVol00");
+        assert_eq!(normalize_volume_name("/dev/mapper/VolGroup00-LogVol00"), "VolGroup00/LogVol00");
+        assert_eq!(normalize_volume_name("/dev/mapper/my--vg-my--lv"), "my-vg/my-lv");
+        assert_eq!(normalize_volume_name("p1"), "sda1");
+        assert_eq!(normalize_volume_name("/dev/vda2"), "sda2");
+        assert_eq!(normalize_volume_name("/dev/sdb"), "sdb");
+    }
+}
