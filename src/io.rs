@@ -4,13 +4,19 @@
 use bytesource::ByteSource;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-/// A read-only cursor over a byte source, with a budget on the number of reads so
-/// that a hostile partition table (an EBR chain thousands of links long) cannot
-/// keep a parser busy: once the budget is spent every read fails.
+/// Size of the block a [`Cursor`] reads and keeps: the table parsers read their
+/// structures a byte or a field at a time, which must not become one `pread` each.
+const BLOCK: u64 = 4096;
+
+/// A read-only, buffered cursor over a byte source, with a budget on the number of
+/// blocks read so that a hostile partition table (an EBR chain thousands of links
+/// long) cannot keep a parser busy: once the budget is spent every read fails.
 pub struct Cursor<'a> {
     source: &'a dyn ByteSource,
     pos: u64,
     reads_left: u32,
+    /// (block-aligned offset, bytes) of the last block read.
+    block: Option<(u64, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for Cursor<'_> {
@@ -22,21 +28,38 @@ impl std::fmt::Debug for Cursor<'_> {
 impl<'a> Cursor<'a> {
     /// A cursor at offset 0 that allows `max_reads` reads.
     pub fn new(source: &'a dyn ByteSource, max_reads: u32) -> Self {
-        Self { source, pos: 0, reads_left: max_reads }
+        Self {
+            source,
+            pos: 0,
+            reads_left: max_reads,
+            block: None,
+        }
     }
 }
 
 impl Read for Cursor<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reads_left = self
-            .reads_left
-            .checked_sub(1)
-            .ok_or_else(|| io::Error::other("partition table: too many reads (looping or absurdly long chain)"))?;
-        let remaining = self.source.len().saturating_sub(self.pos);
-        let n = usize::try_from(remaining).unwrap_or(usize::MAX).min(buf.len());
-        let Some(dst) = buf.get_mut(..n) else { return Ok(0) };
-        self.source.read_at(self.pos, dst)?;
-        self.pos = self.pos.saturating_add(n as u64);
+        if self.pos >= self.source.len() || buf.is_empty() {
+            return Ok(0);
+        }
+        let base = self.pos - self.pos % BLOCK;
+        if self.block.as_ref().map(|(b, _)| *b) != Some(base) {
+            self.reads_left = self.reads_left.checked_sub(1).ok_or_else(|| {
+                io::Error::other("partition table: too many reads (looping or absurdly long chain)")
+            })?;
+            let n = (self.source.len() - base).min(BLOCK) as usize;
+            let mut data = vec![0u8; n];
+            self.source.read_at(base, &mut data)?;
+            self.block = Some((base, data));
+        }
+        let Some((_, data)) = &self.block else {
+            return Ok(0);
+        };
+        let from = (self.pos - base) as usize;
+        let avail = data.get(from..).unwrap_or_default();
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.pos += n as u64;
         Ok(n)
     }
 }
@@ -48,7 +71,8 @@ impl Seek for Cursor<'_> {
             SeekFrom::End(d) => self.source.len().checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
-        self.pos = new.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek out of range"))?;
+        self.pos =
+            new.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek out of range"))?;
         Ok(self.pos)
     }
 }
@@ -57,7 +81,10 @@ impl Seek for Cursor<'_> {
 /// fails, so the source can never be modified through this path (rule 1).
 impl Write for Cursor<'_> {
     fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(io::ErrorKind::PermissionDenied, "vmdkrecover never writes to its input"))
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "vmdkrecover never writes to its input",
+        ))
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

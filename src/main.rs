@@ -76,7 +76,9 @@ enum Command {
         json: bool,
     },
     /// List a directory (or show one file).
-    #[command(after_help = "Examples:\n  vmdkrecover ls -l web01.vmdk VolGroup00/LogVol00:/etc\n  vmdkrecover ls -R web01.vmdk sda1:/")]
+    #[command(
+        after_help = "Examples:\n  vmdkrecover ls -l web01.vmdk VolGroup00/LogVol00:/etc\n  vmdkrecover ls -R web01.vmdk sda1:/"
+    )]
     Ls {
         #[command(flatten)]
         image: ImageArgs,
@@ -93,7 +95,9 @@ enum Command {
         json: bool,
     },
     /// Write a file's contents to standard output (symlinks followed inside the guest).
-    #[command(after_help = "Example:\n  vmdkrecover cat web01.vmdk VolGroup00/LogVol00:/etc/fstab")]
+    #[command(
+        after_help = "Example:\n  vmdkrecover cat web01.vmdk VolGroup00/LogVol00:/etc/fstab"
+    )]
     Cat {
         #[command(flatten)]
         image: ImageArgs,
@@ -101,7 +105,9 @@ enum Command {
         spec: String,
     },
     /// Show an inode's metadata: type, mode, owner, size, times, links, xattrs.
-    #[command(after_help = "Example:\n  vmdkrecover stat web01.vmdk VolGroup00/LogVol00:/etc/passwd")]
+    #[command(
+        after_help = "Example:\n  vmdkrecover stat web01.vmdk VolGroup00/LogVol00:/etc/passwd"
+    )]
     Stat {
         #[command(flatten)]
         image: ImageArgs,
@@ -112,7 +118,9 @@ enum Command {
         json: bool,
     },
     /// Search a tree by name, type or modification time.
-    #[command(after_help = "Examples:\n  vmdkrecover find web01.vmdk VolGroup00/LogVol00:/etc --name '*.conf'\n  vmdkrecover find web01.vmdk VolGroup00/LogVol00:/ --type f --newer-than 2024-03-01")]
+    #[command(
+        after_help = "Examples:\n  vmdkrecover find web01.vmdk VolGroup00/LogVol00:/etc --name '*.conf'\n  vmdkrecover find web01.vmdk VolGroup00/LogVol00:/ --type f --newer-than 2024-03-01"
+    )]
     Find {
         #[command(flatten)]
         image: ImageArgs,
@@ -132,7 +140,9 @@ enum Command {
         json: bool,
     },
     /// Copy files and trees out, like `cp -r` (symlinks kept, hard links kept, modes and times kept).
-    #[command(after_help = "Examples:\n  vmdkrecover cp web01.vmdk VolGroup00/LogVol00:/etc ./restore/        (creates ./restore/etc)\n  vmdkrecover cp -a web01.vmdk VolGroup00/LogVol00:/ ./rootfs           (the root's contents, owners and xattrs)\n  vmdkrecover cp web01.vmdk sda1:/grub/grub.conf /tmp/grub.conf.old")]
+    #[command(
+        after_help = "Examples:\n  vmdkrecover cp web01.vmdk VolGroup00/LogVol00:/etc ./restore/        (creates ./restore/etc)\n  vmdkrecover cp -a web01.vmdk VolGroup00/LogVol00:/ ./rootfs           (the root's contents, owners and xattrs)\n  vmdkrecover cp web01.vmdk sda1:/grub/grub.conf /tmp/grub.conf.old"
+    )]
     Cp {
         #[command(flatten)]
         image: ImageArgs,
@@ -150,7 +160,9 @@ enum Command {
         threads: Option<usize>,
     },
     /// Write a tree as a tar archive (to a file, or - for standard output).
-    #[command(after_help = "Example:\n  vmdkrecover tar web01.vmdk VolGroup00/LogVol00:/etc -o etc.tar")]
+    #[command(
+        after_help = "Example:\n  vmdkrecover tar web01.vmdk VolGroup00/LogVol00:/etc -o etc.tar"
+    )]
     Tar {
         #[command(flatten)]
         image: ImageArgs,
@@ -164,7 +176,9 @@ enum Command {
         force: bool,
     },
     /// Write the whole virtual disk, or one volume, as a raw image (holes kept as holes).
-    #[command(after_help = "Examples:\n  vmdkrecover export web01.vmdk -o web01.raw\n  vmdkrecover export web01.vmdk VolGroup00/LogVol00 -o root.img")]
+    #[command(
+        after_help = "Examples:\n  vmdkrecover export web01.vmdk -o web01.raw\n  vmdkrecover export web01.vmdk VolGroup00/LogVol00 -o root.img"
+    )]
     Export {
         #[command(flatten)]
         image: ImageArgs,
@@ -185,7 +199,9 @@ enum Command {
 #[derive(Subcommand)]
 enum DescriptorCmd {
     /// Copy a descriptor, changing only its extent file name(s): the restore procedure's hand edit, done safely.
-    #[command(after_help = "Example:\n  vmdkrecover descriptor rewrite snap/web01.vmdk --extent /restore/web01-flat.vmdk -o /restore/web01.vmdk")]
+    #[command(
+        after_help = "Example:\n  vmdkrecover descriptor rewrite snap/web01.vmdk --extent /restore/web01-flat.vmdk -o /restore/web01.vmdk"
+    )]
     Rewrite {
         /// The descriptor to copy (read-only).
         descriptor: PathBuf,
@@ -222,24 +238,86 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Info { image, json } => cmd::info::run(&image.into_opts(), json),
-        Command::Ls { image, spec, long, recursive, json } => cmd::ls::run(&image.into_opts(), &spec, long, recursive, json),
+        Command::Ls {
+            image,
+            spec,
+            long,
+            recursive,
+            json,
+        } => cmd::ls::run(&image.into_opts(), &spec, long, recursive, json),
         Command::Cat { image, spec } => cmd::cat::run(&image.into_opts(), &spec),
         Command::Stat { image, spec, json } => cmd::stat::run(&image.into_opts(), &spec, json),
-        Command::Find { image, spec, name, kind, newer_than, json } => {
-            cmd::find::run(&image.into_opts(), &spec, name.as_deref(), kind.as_deref(), newer_than.as_deref(), json)
+        Command::Find {
+            image,
+            spec,
+            name,
+            kind,
+            newer_than,
+            json,
+        } => cmd::find::run(
+            &image.into_opts(),
+            &spec,
+            name.as_deref(),
+            kind.as_deref(),
+            newer_than.as_deref(),
+            json,
+        ),
+        Command::Cp {
+            image,
+            args,
+            archive,
+            force,
+            threads,
+        } => cmd::cp::run(
+            &image.into_opts(),
+            &args,
+            &cmd::cp::CopyOptions {
+                archive,
+                force,
+                threads,
+            },
+        ),
+        Command::Tar {
+            image,
+            spec,
+            output,
+            force,
+        } => cmd::tar::run(&image.into_opts(), &spec, &output, force),
+        Command::Export {
+            image,
+            volume,
+            output,
+            force,
+        } => cmd::export::run(&image.into_opts(), volume.as_deref(), &output, force),
+        Command::Descriptor(DescriptorCmd::Rewrite {
+            descriptor,
+            extents,
+            output,
+        }) => cmd::descriptor::rewrite(&descriptor, &extents, &output),
+        Command::Descriptor(DescriptorCmd::Show { descriptor, json }) => {
+            cmd::descriptor::show(&descriptor, json)
         }
-        Command::Cp { image, args, archive, force, threads } => {
-            cmd::cp::run(&image.into_opts(), &args, &cmd::cp::CopyOptions { archive, force, threads })
+        Command::Descriptor(DescriptorCmd::Check { descriptor }) => {
+            cmd::descriptor::check(&descriptor)
         }
-        Command::Tar { image, spec, output, force } => cmd::tar::run(&image.into_opts(), &spec, &output, force),
-        Command::Export { image, volume, output, force } => {
-            cmd::export::run(&image.into_opts(), volume.as_deref(), &output, force)
-        }
-        Command::Descriptor(DescriptorCmd::Rewrite { descriptor, extents, output }) => {
-            cmd::descriptor::rewrite(&descriptor, &extents, &output)
-        }
-        Command::Descriptor(DescriptorCmd::Show { descriptor, json }) => cmd::descriptor::show(&descriptor, json),
-        Command::Descriptor(DescriptorCmd::Check { descriptor }) => cmd::descriptor::check(&descriptor),
     };
-    cmd::finish(result)
+    let code = cmd::finish(result);
+    if std::env::var_os("VMDKRECOVER_IO_STATS").is_some() {
+        // The kernel's own count of bytes this process read (all files, all layers).
+        if let Ok(io) = std::fs::read_to_string("/proc/self/io") {
+            let field = |k: &str| {
+                io.lines()
+                    .find_map(|l| l.strip_prefix(k))
+                    .unwrap_or("?")
+                    .trim()
+                    .to_string()
+            };
+            eprintln!(
+                "vmdkrecover: io: {} bytes read in {} read calls",
+                field("rchar:"),
+                field("syscr:")
+            );
+        }
+    }
+    code
 }

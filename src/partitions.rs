@@ -104,39 +104,86 @@ pub fn read_table(disk_name: &str, disk: &dyn ByteSource) -> Table {
     let mut warnings = Vec::new();
     let mut sector0 = [0u8; 512];
     if disk.len() < SECTOR || disk.read_at(0, &mut sector0).is_err() {
-        return Table { kind: TableKind::None, partitions: vec![], warnings };
+        return Table {
+            kind: TableKind::None,
+            partitions: vec![],
+            warnings,
+        };
     }
     if sector0[510..512] != [0x55, 0xaa] {
         // No MBR signature; a GPT disk always has a protective MBR, but a damaged
         // one may still carry a valid backup GPT header.
         if let Some(t) = read_gpt(disk_name, disk, &mut warnings) {
-            warnings.push(format!("{disk_name}: no MBR signature; using the GPT found anyway"));
-            return Table { kind: TableKind::Gpt, partitions: t, warnings };
+            warnings.push(format!(
+                "{disk_name}: no MBR signature; using the GPT found anyway"
+            ));
+            return Table {
+                kind: TableKind::Gpt,
+                partitions: t,
+                warnings,
+            };
         }
-        return Table { kind: TableKind::None, partitions: vec![], warnings };
+        return Table {
+            kind: TableKind::None,
+            partitions: vec![],
+            warnings,
+        };
     }
     // A boot sector of a filesystem (FAT, NTFS, ext boot block with 55aa) is not a
     // table: entries must look sane, otherwise treat the disk as a whole volume.
-    let entries: Vec<&[u8]> = (0..4).filter_map(|i| sector0.get(446 + i * 16..462 + i * 16)).collect();
+    let entries: Vec<&[u8]> = (0..4)
+        .filter_map(|i| sector0.get(446 + i * 16..462 + i * 16))
+        .collect();
     let any_gpt = entries.iter().any(|e| e.get(4) == Some(&0xee));
     if any_gpt {
         if let Some(parts) = read_gpt(disk_name, disk, &mut warnings) {
-            return Table { kind: TableKind::Gpt, partitions: parts, warnings };
+            return Table {
+                kind: TableKind::Gpt,
+                partitions: parts,
+                warnings,
+            };
         }
-        warnings.push(format!("{disk_name}: protective MBR but no readable GPT header (primary or backup)"));
-        return Table { kind: TableKind::Mbr, partitions: vec![], warnings };
+        warnings.push(format!(
+            "{disk_name}: protective MBR but no readable GPT header (primary or backup)"
+        ));
+        return Table {
+            kind: TableKind::Mbr,
+            partitions: vec![],
+            warnings,
+        };
     }
-    let plausible = entries.iter().all(|e| matches!(e.first(), Some(0x00) | Some(0x80)));
+    let plausible = entries
+        .iter()
+        .all(|e| matches!(e.first(), Some(0x00) | Some(0x80)));
     if !plausible {
-        return Table { kind: TableKind::None, partitions: vec![], warnings };
+        return Table {
+            kind: TableKind::None,
+            partitions: vec![],
+            warnings,
+        };
     }
     match read_mbr(disk_name, disk, &mut warnings) {
-        Some(parts) => Table { kind: TableKind::Mbr, partitions: parts, warnings },
-        None => Table { kind: TableKind::None, partitions: vec![], warnings },
+        Some(parts) => Table {
+            kind: TableKind::Mbr,
+            partitions: parts,
+            warnings,
+        },
+        None => Table {
+            kind: TableKind::None,
+            partitions: vec![],
+            warnings,
+        },
     }
 }
 
-fn checked_range(disk_name: &str, disk_len: u64, number: u32, first_sector: u64, sectors: u64, warnings: &mut Vec<String>) -> Option<(u64, u64)> {
+fn checked_range(
+    disk_name: &str,
+    disk_len: u64,
+    number: u32,
+    first_sector: u64,
+    sectors: u64,
+    warnings: &mut Vec<String>,
+) -> Option<(u64, u64)> {
     let start = first_sector.checked_mul(SECTOR);
     let size = sectors.checked_mul(SECTOR);
     match (start, size) {
@@ -150,11 +197,17 @@ fn checked_range(disk_name: &str, disk_len: u64, number: u32, first_sector: u64,
     }
 }
 
-fn read_mbr(disk_name: &str, disk: &dyn ByteSource, warnings: &mut Vec<String>) -> Option<Vec<Partition>> {
+fn read_mbr(
+    disk_name: &str,
+    disk: &dyn ByteSource,
+    warnings: &mut Vec<String>,
+) -> Option<Vec<Partition>> {
     let mut cursor = Cursor::new(disk, MAX_TABLE_READS);
     // mbrman does its own u32 arithmetic on EBR offsets; a hostile chain must not
     // take the process down with it, so a panic inside it becomes a warning.
-    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mbrman::MBR::read_from(&mut cursor, 512)));
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        mbrman::MBR::read_from(&mut cursor, 512)
+    }));
     let mbr = match parsed {
         Ok(Ok(m)) => m,
         Ok(Err(e)) => {
@@ -162,7 +215,9 @@ fn read_mbr(disk_name: &str, disk: &dyn ByteSource, warnings: &mut Vec<String>) 
             return None;
         }
         Err(_) => {
-            warnings.push(format!("{disk_name}: MBR: malformed extended partition chain"));
+            warnings.push(format!(
+                "{disk_name}: MBR: malformed extended partition chain"
+            ));
             return None;
         }
     };
@@ -172,7 +227,14 @@ fn read_mbr(disk_name: &str, disk: &dyn ByteSource, warnings: &mut Vec<String>) 
             continue;
         }
         let number = u32::try_from(i).unwrap_or(0);
-        let Some((start, size)) = checked_range(disk_name, disk.len(), number, u64::from(p.starting_lba), u64::from(p.sectors), warnings) else {
+        let Some((start, size)) = checked_range(
+            disk_name,
+            disk.len(),
+            number,
+            u64::from(p.starting_lba),
+            u64::from(p.sectors),
+            warnings,
+        ) else {
             continue;
         };
         parts.push(Partition {
@@ -189,11 +251,21 @@ fn read_mbr(disk_name: &str, disk: &dyn ByteSource, warnings: &mut Vec<String>) 
     }
     for (i, l) in mbr.logical_partitions.iter().enumerate() {
         let p = &l.partition;
-        let number = u32::try_from(i).ok().and_then(|i| i.checked_add(5)).unwrap_or(u32::MAX);
+        let number = u32::try_from(i)
+            .ok()
+            .and_then(|i| i.checked_add(5))
+            .unwrap_or(u32::MAX);
         if !p.is_used() {
             continue;
         }
-        let Some((start, size)) = checked_range(disk_name, disk.len(), number, u64::from(p.starting_lba), u64::from(p.sectors), warnings) else {
+        let Some((start, size)) = checked_range(
+            disk_name,
+            disk.len(),
+            number,
+            u64::from(p.starting_lba),
+            u64::from(p.sectors),
+            warnings,
+        ) else {
             continue;
         };
         parts.push(Partition {
@@ -211,10 +283,17 @@ fn read_mbr(disk_name: &str, disk: &dyn ByteSource, warnings: &mut Vec<String>) 
     Some(parts)
 }
 
-fn read_gpt(disk_name: &str, disk: &dyn ByteSource, warnings: &mut Vec<String>) -> Option<Vec<Partition>> {
+fn read_gpt(
+    disk_name: &str,
+    disk: &dyn ByteSource,
+    warnings: &mut Vec<String>,
+) -> Option<Vec<Partition>> {
     let cursor = Cursor::new(disk, MAX_TABLE_READS);
     let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        gpt::GptConfig::new().writable(false).logical_block_size(gpt::disk::LogicalBlockSize::Lb512).open_from_device(cursor)
+        gpt::GptConfig::new()
+            .writable(false)
+            .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)
+            .open_from_device(cursor)
     }));
     let gdisk = match parsed {
         Ok(Ok(d)) => d,
@@ -223,24 +302,35 @@ fn read_gpt(disk_name: &str, disk: &dyn ByteSource, warnings: &mut Vec<String>) 
             return None;
         }
         Err(_) => {
-            warnings.push(format!("{disk_name}: GPT: malformed header or partition array"));
+            warnings.push(format!(
+                "{disk_name}: GPT: malformed header or partition array"
+            ));
             return None;
         }
     };
     if gdisk.primary_header().is_err() {
-        warnings.push(format!("{disk_name}: GPT primary header is damaged; using the backup header"));
+        warnings.push(format!(
+            "{disk_name}: GPT primary header is damaged; using the backup header"
+        ));
     }
     let mut parts = Vec::new();
     for (idx, p) in gdisk.partitions() {
         if p.part_type_guid.guid.is_nil() {
             continue;
         }
-        let sectors = p.last_lba.checked_sub(p.first_lba).and_then(|s| s.checked_add(1));
+        let sectors = p
+            .last_lba
+            .checked_sub(p.first_lba)
+            .and_then(|s| s.checked_add(1));
         let Some(sectors) = sectors else {
-            warnings.push(format!("{disk_name}{idx}: GPT entry ends before it starts; skipped"));
+            warnings.push(format!(
+                "{disk_name}{idx}: GPT entry ends before it starts; skipped"
+            ));
             continue;
         };
-        let Some((start, size)) = checked_range(disk_name, disk.len(), *idx, p.first_lba, sectors, warnings) else {
+        let Some((start, size)) =
+            checked_range(disk_name, disk.len(), *idx, p.first_lba, sectors, warnings)
+        else {
             continue;
         };
         parts.push(Partition {

@@ -30,11 +30,14 @@ impl Spec {
             Some((v.to_string(), absolute(p.as_bytes())))
         };
         if s.starts_with("/dev/") {
-            let (volume, path) = split(s).ok_or_else(|| anyhow!("{s}: expected VOLUME:PATH, e.g. {s}:/etc/fstab"))?;
+            let (volume, path) = split(s)
+                .ok_or_else(|| anyhow!("{s}: expected VOLUME:PATH, e.g. {s}:/etc/fstab"))?;
             return Ok(Spec::OnVolume { volume, path });
         }
         if s.starts_with('/') {
-            return Ok(Spec::Guest { path: absolute(s.as_bytes()) });
+            return Ok(Spec::Guest {
+                path: absolute(s.as_bytes()),
+            });
         }
         match split(s) {
             Some((volume, path)) if !volume.is_empty() => Ok(Spec::OnVolume { volume, path }),
@@ -48,7 +51,10 @@ impl Spec {
 /// `etc//x/` -> `/etc/x`; "" -> "/".
 fn absolute(p: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(p.len() + 1);
-    for comp in p.split(|b| *b == b'/').filter(|c| !c.is_empty() && *c != b".") {
+    for comp in p
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+    {
         out.push(b'/');
         out.extend_from_slice(comp);
     }
@@ -68,21 +74,34 @@ pub struct OpenFs {
 
 /// Opens the ext filesystem on `vol`.
 pub fn open_fs(vol: &Volume, replay_journal: bool) -> Result<OpenFs> {
-    let src = vol.source.clone().map_err(|why| anyhow!("{}: cannot read this volume: {why}", vol.name))?;
+    let src = vol.source.clone().map_err(|why| {
+        let hint = if why.contains("missing") {
+            "; if that PV is on another disk of the VM, add it with --disk"
+        } else {
+            ""
+        };
+        anyhow!("{}: cannot read this volume: {why}{hint}", vol.name)
+    })?;
     if vol.content != Content::Ext {
         let what = match vol.content {
             Content::Lvm2Pv => "an LVM2 physical volume; name one of its logical volumes (VG/LV) instead".to_string(),
             Content::Extended => "the extended partition container; name a logical partition (sda5, ...)".to_string(),
             Content::Swap => "swap space, not a filesystem".to_string(),
             Content::Empty => "empty (all zeros at the start)".to_string(),
-            Content::Unknown => "no filesystem vmdkrecover recognises".to_string(),
+            Content::Unknown => {
+                "no filesystem vmdkrecover recognises (no ext, LVM2, swap, XFS, btrfs, LUKS, NTFS or FAT signature; damaged superblock?)"
+                    .to_string()
+            }
             ref c => format!("{}, which vmdkrecover does not read yet (only ext2/3/4)", c.name()),
         };
         bail!("{}: {what}", vol.name);
     }
     let fs = extfs::Filesystem::open(src, &extfs::OpenOptions { replay_journal })
         .with_context(|| format!("{}: ext filesystem", vol.name))?;
-    Ok(OpenFs { volume: vol.name.clone(), fs: Arc::new(fs) })
+    Ok(OpenFs {
+        volume: vol.name.clone(),
+        fs: Arc::new(fs),
+    })
 }
 
 /// A SPEC resolved to a filesystem and a path in it.
@@ -102,7 +121,11 @@ pub fn resolve(stack: &Stack, spec: &Spec, replay_journal: bool) -> Result<Targe
             let vol = stack.find_volume(volume)?;
             let fs = open_fs(vol, replay_journal)?;
             let display = format!("{}:{}", vol.name, String::from_utf8_lossy(path));
-            Ok(Target { fs, path: path.clone(), display })
+            Ok(Target {
+                fs,
+                path: path.clone(),
+                display,
+            })
         }
         Spec::Guest { path } => {
             let mounts = guest_mounts(stack, replay_journal)?;
@@ -111,17 +134,27 @@ pub fn resolve(stack: &Stack, spec: &Spec, replay_journal: bool) -> Result<Targe
                 .filter(|(mp, _)| is_under(path, mp.as_bytes()))
                 .max_by_key(|(mp, _)| mp.len())
                 .ok_or_else(|| anyhow!("no mount covers {}", String::from_utf8_lossy(path)))?;
-            let inner = if mp == "/" { path.clone() } else { absolute(path.get(mp.len()..).unwrap_or_default()) };
+            let inner = if mp == "/" {
+                path.clone()
+            } else {
+                absolute(path.get(mp.len()..).unwrap_or_default())
+            };
             let volume = stack.find_volume(vol)?;
             let fs = open_fs(volume, replay_journal)?;
             let display = format!("{}:{}", volume.name, String::from_utf8_lossy(&inner));
-            Ok(Target { fs, path: inner, display })
+            Ok(Target {
+                fs,
+                path: inner,
+                display,
+            })
         }
     }
 }
 
 fn is_under(path: &[u8], mount: &[u8]) -> bool {
-    mount == b"/" || path == mount || (path.starts_with(mount) && path.get(mount.len()) == Some(&b'/'))
+    mount == b"/"
+        || path == mount
+        || (path.starts_with(mount) && path.get(mount.len()) == Some(&b'/'))
 }
 
 /// The guest's mounts: the root is the ext volume with an /etc/fstab, and its fstab
@@ -129,7 +162,9 @@ fn is_under(path: &[u8], mount: &[u8]) -> bool {
 pub fn guest_mounts(stack: &Stack, replay_journal: bool) -> Result<Vec<(String, String)>> {
     let mut root = None;
     for v in stack.volumes.iter().filter(|v| v.content == Content::Ext) {
-        let Ok(fs) = open_fs(v, replay_journal) else { continue };
+        let Ok(fs) = open_fs(v, replay_journal) else {
+            continue;
+        };
         if let Ok(text) = read_small_file(&fs.fs, b"/etc/fstab", 1 << 20) {
             root = Some((v.name.clone(), text));
             break;
@@ -148,16 +183,19 @@ pub fn guest_mounts(stack: &Stack, replay_journal: bool) -> Result<Vec<(String, 
             continue;
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let (Some(dev), Some(mp)) = (fields.first(), fields.get(1)) else { continue };
+        let (Some(dev), Some(mp)) = (fields.first(), fields.get(1)) else {
+            continue;
+        };
         if !mp.starts_with('/') || *mp == "/" {
             continue;
         }
         let dev = fstab_unescape(dev);
-        let found = if dev.starts_with("LABEL=") || dev.starts_with("UUID=") || dev.starts_with("/dev/") {
-            stack.find_volume(&dev).ok().map(|v| v.name.clone())
-        } else {
-            None
-        };
+        let found =
+            if dev.starts_with("LABEL=") || dev.starts_with("UUID=") || dev.starts_with("/dev/") {
+                stack.find_volume(&dev).ok().map(|v| v.name.clone())
+            } else {
+                None
+            };
         if let Some(name) = found {
             if name != root_name {
                 mounts.push((fstab_unescape(mp), name));
@@ -209,7 +247,10 @@ pub fn lookup_follow(fs: &extfs::Filesystem, path: &[u8]) -> Result<(Vec<u8>, ex
             normalize_dots(&joined)
         };
     }
-    bail!("{}: too many levels of symbolic links", String::from_utf8_lossy(&path))
+    bail!(
+        "{}: too many levels of symbolic links",
+        String::from_utf8_lossy(&path)
+    )
 }
 
 /// Resolves `.` and `..` lexically (used for symlink targets inside the guest).
@@ -248,16 +289,36 @@ mod tests {
     fn parse_specs() {
         assert_eq!(
             Spec::parse("VolGroup00/LogVol00:/etc").unwrap(),
-            Spec::OnVolume { volume: "VolGroup00/LogVol00".into(), path: b"/etc".to_vec() }
+            Spec::OnVolume {
+                volume: "VolGroup00/LogVol00".into(),
+                path: b"/etc".to_vec()
+            }
         );
-        assert_eq!(Spec::parse("sda1:").unwrap(), Spec::OnVolume { volume: "sda1".into(), path: b"/".to_vec() });
+        assert_eq!(
+            Spec::parse("sda1:").unwrap(),
+            Spec::OnVolume {
+                volume: "sda1".into(),
+                path: b"/".to_vec()
+            }
+        );
         assert_eq!(
             Spec::parse("/dev/sda1:grub//grub.conf").unwrap(),
-            Spec::OnVolume { volume: "/dev/sda1".into(), path: b"/grub/grub.conf".to_vec() }
+            Spec::OnVolume {
+                volume: "/dev/sda1".into(),
+                path: b"/grub/grub.conf".to_vec()
+            }
         );
-        assert_eq!(Spec::parse("/etc/fstab").unwrap(), Spec::Guest { path: b"/etc/fstab".to_vec() });
+        assert_eq!(
+            Spec::parse("/etc/fstab").unwrap(),
+            Spec::Guest {
+                path: b"/etc/fstab".to_vec()
+            }
+        );
         assert!(Spec::parse("etc/fstab").is_err());
-        assert_eq!(normalize_dots(b"/etc/../usr/./share"), b"/usr/share".to_vec());
+        assert_eq!(
+            normalize_dots(b"/etc/../usr/./share"),
+            b"/usr/share".to_vec()
+        );
         assert!(is_under(b"/boot/grub", b"/boot"));
         assert!(!is_under(b"/bootx", b"/boot"));
     }

@@ -86,32 +86,38 @@ impl Content {
     }
 }
 
-/// Identifies what a volume holds from its signature bytes.
+/// Identifies what a volume holds from its signature bytes. Reads the first 8 KiB,
+/// and two small pieces further in only when nothing matched there.
 pub fn probe(src: &dyn ByteSource) -> Content {
-    let mut head = vec![0u8; 0x10100.min(usize::try_from(src.len()).unwrap_or(usize::MAX))];
+    let len = usize::try_from(src.len()).unwrap_or(usize::MAX);
+    let mut head = vec![0u8; 8192.min(len)];
     if src.read_at(0, &mut head).is_err() {
         return Content::Unknown;
     }
-    let at = |off: usize, sig: &[u8]| head.get(off..off + sig.len()) == Some(sig);
-    if at(1080, &[0x53, 0xef]) {
+    let at = |buf: &[u8], off: usize, sig: &[u8]| buf.get(off..off + sig.len()) == Some(sig);
+    let far = |off: u64, sig: &[u8]| {
+        let mut b = vec![0u8; sig.len()];
+        src.read_at(off, &mut b).is_ok() && b == sig
+    };
+    if at(&head, 1080, &[0x53, 0xef]) {
         Content::Ext
     } else if lvm2::probe(src) {
         Content::Lvm2Pv
-    } else if at(4086, b"SWAPSPACE2") || at(4086, b"SWAP-SPACE") {
+    } else if at(&head, 4086, b"SWAPSPACE2") || at(&head, 4086, b"SWAP-SPACE") {
         Content::Swap
-    } else if at(0, b"XFSB") {
+    } else if at(&head, 0, b"XFSB") {
         Content::Xfs
-    } else if at(0x10040, b"_BHRfS_M") {
-        Content::Btrfs
-    } else if at(0, b"LUKS\xba\xbe") {
+    } else if at(&head, 0, b"LUKS\xba\xbe") {
         Content::Luks
-    } else if at(3, b"NTFS    ") {
+    } else if at(&head, 3, b"NTFS    ") {
         Content::Ntfs
-    } else if at(54, b"FAT1") || at(82, b"FAT32   ") {
+    } else if at(&head, 54, b"FAT1") || at(&head, 82, b"FAT32   ") {
         Content::Fat
-    } else if at(0x8001, b"CD001") {
+    } else if far(0x10040, b"_BHRfS_M") {
+        Content::Btrfs
+    } else if far(0x8001, b"CD001") {
         Content::Iso9660
-    } else if head.iter().take(8192).all(|b| *b == 0) {
+    } else if head.iter().all(|b| *b == 0) {
         Content::Empty
     } else {
         Content::Unknown
@@ -185,7 +191,9 @@ pub fn disk_name(index: usize) -> String {
 }
 
 fn open_disk(path: &Path, allow_outside: bool) -> Result<vmdk::Disk> {
-    let opts = vmdk::OpenOptions { allow_extents_outside_dir: allow_outside };
+    let opts = vmdk::OpenOptions {
+        allow_extents_outside_dir: allow_outside,
+    };
     vmdk::Disk::open_with(path, &opts).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
@@ -219,7 +227,12 @@ impl Stack {
             let name = disk_name(i);
             let table = partitions::read_table(&name, &disk);
             warnings.extend(table.warnings.iter().cloned());
-            disks.push(DiskEntry { name, slot, disk: Arc::new(disk), table });
+            disks.push(DiskEntry {
+                name,
+                slot,
+                disk: Arc::new(disk),
+                table,
+            });
         }
 
         let mut volumes = Vec::new();
@@ -229,11 +242,16 @@ impl Stack {
             if d.table.kind == TableKind::None || d.table.partitions.is_empty() {
                 let content = probe(&*disk_src);
                 if content == Content::Lvm2Pv {
-                    lvm_devices.push(lvm2::Device { name: d.name.clone(), source: disk_src.clone() });
+                    lvm_devices.push(lvm2::Device {
+                        name: d.name.clone(),
+                        source: disk_src.clone(),
+                    });
                 }
                 volumes.push(Volume {
                     name: d.name.clone(),
-                    origin: Origin::Disk { disk: d.name.clone() },
+                    origin: Origin::Disk {
+                        disk: d.name.clone(),
+                    },
                     size: disk_src.len(),
                     source: Ok(disk_src),
                     content,
@@ -249,13 +267,23 @@ impl Stack {
                         continue;
                     }
                 };
-                let content = if p.extended { Content::Extended } else { probe(&*src) };
+                let content = if p.extended {
+                    Content::Extended
+                } else {
+                    probe(&*src)
+                };
                 if content == Content::Lvm2Pv {
-                    lvm_devices.push(lvm2::Device { name: name.clone(), source: src.clone() });
+                    lvm_devices.push(lvm2::Device {
+                        name: name.clone(),
+                        source: src.clone(),
+                    });
                 }
                 volumes.push(Volume {
                     name,
-                    origin: Origin::Partition { disk: d.name.clone(), number: p.number },
+                    origin: Origin::Partition {
+                        disk: d.name.clone(),
+                        number: p.number,
+                    },
                     size: p.size,
                     source: Ok(src),
                     content,
@@ -279,7 +307,10 @@ impl Stack {
                 let name = format!("{}/{}", vg.name(), lv.name);
                 let source = match &lv.readable {
                     Err(why) => Err(why.clone()),
-                    Ok(()) => vg.open_lv(&lv.name).map(|l| Arc::new(l) as SharedSource).map_err(|e| e.to_string()),
+                    Ok(()) => vg
+                        .open_lv(&lv.name)
+                        .map(|l| Arc::new(l) as SharedSource)
+                        .map_err(|e| e.to_string()),
                 };
                 let content = match &source {
                     Ok(s) => probe(&**s),
@@ -287,14 +318,22 @@ impl Stack {
                 };
                 volumes.push(Volume {
                     name,
-                    origin: Origin::Lv { vg: vg.name().to_string(), lv: lv.name.clone() },
+                    origin: Origin::Lv {
+                        vg: vg.name().to_string(),
+                        lv: lv.name.clone(),
+                    },
                     size: lv.size,
                     source,
                     content,
                 });
             }
         }
-        Ok(Stack { disks, lvm, volumes, warnings })
+        Ok(Stack {
+            disks,
+            lvm,
+            volumes,
+            warnings,
+        })
     }
 
     /// Finds a volume by any of the names a user may type for it.
@@ -313,13 +352,19 @@ impl Stack {
         // A disk that has partitions is still addressable as a whole.
         if let Some(d) = self.disks.iter().find(|d| d.name == want) {
             let _ = d;
-            bail!("{spec}: this disk has a partition table; name a partition ({}) or an LV", self.volume_names());
+            bail!(
+                "{spec}: this disk has a partition table; name a partition ({}) or an LV",
+                self.volume_names()
+            );
         }
         let mut hint = String::new();
         if !self.lvm.errors.is_empty() {
             hint = format!(" (LVM problems seen: {})", self.lvm.errors.join("; "));
         }
-        bail!("{spec}: no such volume; volumes here: {}{hint}", self.volume_names())
+        bail!(
+            "{spec}: no such volume; volumes here: {}{hint}",
+            self.volume_names()
+        )
     }
 
     fn find_by_fs(&self, spec: &str, pred: impl Fn(&extfs::FsInfo) -> bool) -> Result<&Volume> {
@@ -328,7 +373,12 @@ impl Stack {
                 continue;
             }
             let Ok(src) = &v.source else { continue };
-            if let Ok(fs) = extfs::Filesystem::open(src.clone(), &extfs::OpenOptions { replay_journal: false }) {
+            if let Ok(fs) = extfs::Filesystem::open(
+                src.clone(),
+                &extfs::OpenOptions {
+                    replay_journal: false,
+                },
+            ) {
                 if pred(&fs.info()) {
                     return Ok(v);
                 }
@@ -393,7 +443,14 @@ pub fn normalize_volume_name(spec: &str) -> String {
 
 /// Unused in normal runs; kept for `info` to show partitions beside volumes.
 pub fn partition_of<'a>(stack: &'a Stack, disk: &str, number: u32) -> Option<&'a Partition> {
-    stack.disks.iter().find(|d| d.name == disk)?.table.partitions.iter().find(|p| p.number == number)
+    stack
+        .disks
+        .iter()
+        .find(|d| d.name == disk)?
+        .table
+        .partitions
+        .iter()
+        .find(|p| p.number == number)
 }
 
 #[cfg(test)]
@@ -405,9 +462,18 @@ mod tests {
         assert_eq!(disk_name(0), "sda");
         assert_eq!(disk_name(25), "sdz");
         assert_eq!(disk_name(26), "sdaa");
-        assert_eq!(normalize_volume_name("/dev/VolGroup00/LogVol00"), "VolGroup00/LogVol00");
-        assert_eq!(normalize_volume_name("/dev/mapper/VolGroup00-LogVol00"), "VolGroup00/LogVol00");
-        assert_eq!(normalize_volume_name("/dev/mapper/my--vg-my--lv"), "my-vg/my-lv");
+        assert_eq!(
+            normalize_volume_name("/dev/VolGroup00/LogVol00"),
+            "VolGroup00/LogVol00"
+        );
+        assert_eq!(
+            normalize_volume_name("/dev/mapper/VolGroup00-LogVol00"),
+            "VolGroup00/LogVol00"
+        );
+        assert_eq!(
+            normalize_volume_name("/dev/mapper/my--vg-my--lv"),
+            "my-vg/my-lv"
+        );
         assert_eq!(normalize_volume_name("p1"), "sda1");
         assert_eq!(normalize_volume_name("/dev/vda2"), "sda2");
         assert_eq!(normalize_volume_name("/dev/sdb"), "sdb");

@@ -15,14 +15,26 @@ pub fn run(common: &Common, spec: &str) -> Result<Outcome> {
     let fs = &*target.fs.fs;
     let (_, inode) = lookup_follow(fs, &target.path)?;
     if inode.file_type == extfs::FileType::Directory {
-        bail!("{}: is a directory (use ls, or cp to copy it out)", target.display);
+        bail!(
+            "{}: is a directory (use ls, or cp to copy it out)",
+            target.display
+        );
     }
     if inode.file_type != extfs::FileType::Regular {
-        bail!("{}: not a regular file ({})", target.display, super::type_name(inode.file_type));
+        bail!(
+            "{}: not a regular file ({})",
+            target.display,
+            super::type_name(inode.file_type)
+        );
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut buf = vec![0u8; CHUNK.min(usize::try_from(inode.size).unwrap_or(CHUNK)).max(1)];
+    let mut buf = vec![
+        0u8;
+        CHUNK
+            .min(usize::try_from(inode.size).unwrap_or(CHUNK))
+            .max(1)
+    ];
     let mut offset = 0u64;
     while offset < inode.size {
         let n = fs.read_at(&inode, offset, &mut buf)?;

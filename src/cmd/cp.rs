@@ -45,14 +45,19 @@ const CHUNK: u64 = 1 << 20;
 
 /// Runs `cp`.
 pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outcome> {
-    let (dest, specs) = args.split_last().ok_or_else(|| anyhow!("cp: need SPEC... DEST"))?;
+    let (dest, specs) = args
+        .split_last()
+        .ok_or_else(|| anyhow!("cp: need SPEC... DEST"))?;
     if specs.is_empty() {
         bail!("cp: need at least one SPEC before DEST {dest}");
     }
     let dest = PathBuf::from(dest);
     let dest_is_dir = fs::metadata(&dest).map(|m| m.is_dir()).unwrap_or(false);
     if specs.len() > 1 && !dest_is_dir {
-        bail!("cp: copying several SPECs needs an existing directory as DEST, and {} is not one", dest.display());
+        bail!(
+            "cp: copying several SPECs needs an existing directory as DEST, and {} is not one",
+            dest.display()
+        );
     }
     let stack = common.open()?;
     let started = Instant::now();
@@ -62,7 +67,9 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
     for spec in specs {
         let target = common.target(&stack, spec)?;
         let fs_ = &*target.fs.fs;
-        let ino = fs_.lookup(&target.path).with_context(|| target.display.clone())?;
+        let ino = fs_
+            .lookup(&target.path)
+            .with_context(|| target.display.clone())?;
         let inode = fs_.inode(ino)?;
         let is_root = target.path == b"/";
         // Where this SPEC lands, by cp's rules.
@@ -70,13 +77,20 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
             if is_root {
                 (dest.clone(), true)
             } else {
-                let base = target.path.rsplit(|b| *b == b'/').next().unwrap_or_default();
+                let base = target
+                    .path
+                    .rsplit(|b| *b == b'/')
+                    .next()
+                    .unwrap_or_default();
                 (dest.join(OsStr::from_bytes(base)), false)
             }
         } else {
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
                 if !parent.is_dir() {
-                    bail!("cp: {}: no such directory (create it first)", parent.display());
+                    bail!(
+                        "cp: {}: no such directory (create it first)",
+                        parent.display()
+                    );
                 }
             }
             (dest.clone(), false)
@@ -135,10 +149,13 @@ struct Progress {
 
 impl Progress {
     fn new() -> Self {
-        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} {bytes} ({bytes_per_sec}) {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} {bytes} ({bytes_per_sec}) {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
         Self { bar }
@@ -199,7 +216,9 @@ impl<'a> Copier<'a> {
     }
 
     fn fail(&self, src: &[u8], e: &anyhow::Error) {
-        self.progress.bar.suspend(|| eprintln!("vmdkrecover: {}: {e:#}", show_name(src)));
+        self.progress
+            .bar
+            .suspend(|| eprintln!("vmdkrecover: {}: {e:#}", show_name(src)));
         self.failures.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -218,7 +237,13 @@ impl<'a> Copier<'a> {
                 continue;
             }
             if !seen_dirs.insert(inode.ino) {
-                self.fail(&src, &anyhow!("directory loop in the filesystem (inode {} seen twice); skipped", inode.ino));
+                self.fail(
+                    &src,
+                    &anyhow!(
+                        "directory loop in the filesystem (inode {} seen twice); skipped",
+                        inode.ino
+                    ),
+                );
                 continue;
             }
             if let Err(e) = self.make_dir(&dst, is_top && merge_root) {
@@ -241,8 +266,16 @@ impl<'a> Copier<'a> {
                     self.fail(&child_src, &err);
                     continue;
                 }
-                if !self.created.entry(dst.clone()).or_default().insert(e.name.clone()) {
-                    self.fail(&child_src, &anyhow!("duplicate name in directory; only the first copy is kept"));
+                if !self
+                    .created
+                    .entry(dst.clone())
+                    .or_default()
+                    .insert(e.name.clone())
+                {
+                    self.fail(
+                        &child_src,
+                        &anyhow!("duplicate name in directory; only the first copy is kept"),
+                    );
                     continue;
                 }
                 match self.fs.inode(e.ino) {
@@ -266,7 +299,8 @@ impl<'a> Copier<'a> {
             Ok(_) => bail!("{}: exists and is not a directory", dst.display()),
             Err(_) => {
                 // Owner-writable while we fill it; the final mode is set at the end.
-                fs::create_dir(dst).with_context(|| format!("{}: cannot create directory", dst.display()))?;
+                fs::create_dir(dst)
+                    .with_context(|| format!("{}: cannot create directory", dst.display()))?;
                 fs::set_permissions(dst, fs::Permissions::from_mode(0o700))?;
                 Ok(())
             }
@@ -279,12 +313,17 @@ impl<'a> Copier<'a> {
             extfs::FileType::Regular => {
                 if inode.nlink > 1 {
                     if let Some(first) = self.first_copy.get(&inode.ino) {
-                        self.links.push((src.to_vec(), first.clone(), dst.to_path_buf()));
+                        self.links
+                            .push((src.to_vec(), first.clone(), dst.to_path_buf()));
                         return Ok(());
                     }
                     self.first_copy.insert(inode.ino, dst.to_path_buf());
                 }
-                self.jobs.push(FileJob { src: src.to_vec(), inode: inode.clone(), dst: dst.to_path_buf() });
+                self.jobs.push(FileJob {
+                    src: src.to_vec(),
+                    inode: inode.clone(),
+                    dst: dst.to_path_buf(),
+                });
                 Ok(())
             }
             extfs::FileType::Symlink => {
@@ -295,7 +334,9 @@ impl<'a> Copier<'a> {
                 let tmp = temp_name(dst)?;
                 std::os::unix::fs::symlink(OsStr::from_bytes(&target), &tmp)
                     .with_context(|| format!("{}: cannot create symlink", tmp.display()))?;
-                let r = self.finish_special(inode, &tmp, true).and_then(|()| place(&tmp, dst, self.opts.force));
+                let r = self
+                    .finish_special(inode, &tmp, true)
+                    .and_then(|()| place(&tmp, dst, self.opts.force));
                 if r.is_err() {
                     let _ = fs::remove_file(&tmp);
                 }
@@ -303,7 +344,10 @@ impl<'a> Copier<'a> {
                 self.stats.symlinks.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            extfs::FileType::Fifo | extfs::FileType::CharDevice | extfs::FileType::BlockDevice | extfs::FileType::Socket => {
+            extfs::FileType::Fifo
+            | extfs::FileType::CharDevice
+            | extfs::FileType::BlockDevice
+            | extfs::FileType::Socket => {
                 use nix::sys::stat::{mknod, Mode, SFlag};
                 let kind = match inode.file_type {
                     extfs::FileType::Fifo => SFlag::S_IFIFO,
@@ -315,9 +359,14 @@ impl<'a> Copier<'a> {
                 let dev = nix::sys::stat::makedev(u64::from(maj), u64::from(min));
                 let tmp = temp_name(dst)?;
                 mknod(&tmp, kind, Mode::from_bits_truncate(0o600), dev).map_err(|e| {
-                    anyhow!("cannot create {} {maj}:{min}: {e} (device nodes need root)", super::type_name(inode.file_type))
+                    anyhow!(
+                        "cannot create {} {maj}:{min}: {e} (device nodes need root)",
+                        super::type_name(inode.file_type)
+                    )
                 })?;
-                let r = self.finish_special(inode, &tmp, false).and_then(|()| place(&tmp, dst, self.opts.force));
+                let r = self
+                    .finish_special(inode, &tmp, false)
+                    .and_then(|()| place(&tmp, dst, self.opts.force));
                 if r.is_err() {
                     let _ = fs::remove_file(&tmp);
                 }
@@ -338,7 +387,10 @@ impl<'a> Copier<'a> {
             self.set_xattrs(path, inode);
         }
         if !is_symlink {
-            fs::set_permissions(path, fs::Permissions::from_mode(u32::from(inode.mode & 0o7777)))?;
+            fs::set_permissions(
+                path,
+                fs::Permissions::from_mode(u32::from(inode.mode & 0o7777)),
+            )?;
         }
         let (atime, mtime) = times(inode);
         filetime::set_symlink_file_times(path, atime, mtime)?;
@@ -359,14 +411,21 @@ impl<'a> Copier<'a> {
         let attrs = match self.fs.xattrs(inode) {
             Ok(a) => a,
             Err(e) => {
-                self.fail(path.as_os_str().as_bytes(), &anyhow!("extended attributes: {e}"));
+                self.fail(
+                    path.as_os_str().as_bytes(),
+                    &anyhow!("extended attributes: {e}"),
+                );
                 return;
             }
         };
         for a in attrs {
             if let Err(e) = xattr::set(path, OsStr::from_bytes(&a.name), &a.value) {
                 self.progress.bar.suspend(|| {
-                    eprintln!("vmdkrecover: warning: {}: cannot set xattr {}: {e}", path.display(), show_name(&a.name))
+                    eprintln!(
+                        "vmdkrecover: warning: {}: cannot set xattr {}: {e}",
+                        path.display(),
+                        show_name(&a.name)
+                    )
                 });
             }
         }
@@ -378,7 +437,11 @@ impl<'a> Copier<'a> {
         let threads = self
             .opts
             .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            })
             .clamp(1, 64)
             .min(jobs.len().max(1));
         let next = AtomicUsize::new(0);
@@ -413,7 +476,10 @@ impl<'a> Copier<'a> {
     }
 
     fn copy_file(&self, job: &FileJob, buf: &mut [u8]) -> Result<()> {
-        let parent = job.dst.parent().ok_or_else(|| anyhow!("{}: no parent directory", job.dst.display()))?;
+        let parent = job
+            .dst
+            .parent()
+            .ok_or_else(|| anyhow!("{}: no parent directory", job.dst.display()))?;
         let file_name = job.dst.file_name().unwrap_or_default().to_string_lossy();
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{}.", truncate_name(&file_name)))
@@ -423,7 +489,9 @@ impl<'a> Copier<'a> {
         let out = tmp.as_file();
         let size = job.inode.size;
         for run in self.fs.file_runs(&job.inode)? {
-            let extfs::FileRun::Data { offset, len, .. } = run else { continue };
+            let extfs::FileRun::Data { offset, len, .. } = run else {
+                continue;
+            };
             let end = offset.saturating_add(len).min(size);
             let mut pos = offset;
             while pos < end {
@@ -436,7 +504,8 @@ impl<'a> Copier<'a> {
                 let data = &chunk[..n];
                 // A block that reads as zeros inside a data run (preallocated space
                 // the guest never wrote) stays data: cp keeps what the fs says.
-                out.write_all_at(data, pos).with_context(|| format!("{}: write failed", tmp.path().display()))?;
+                out.write_all_at(data, pos)
+                    .with_context(|| format!("{}: write failed", tmp.path().display()))?;
                 pos += n as u64;
                 self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
                 self.progress.bytes(n as u64);
@@ -447,17 +516,29 @@ impl<'a> Copier<'a> {
         if self.opts.archive {
             self.chown(tmp.path(), &job.inode);
         }
-        out.set_permissions(fs::Permissions::from_mode(u32::from(job.inode.mode & 0o7777)))?;
+        out.set_permissions(fs::Permissions::from_mode(u32::from(
+            job.inode.mode & 0o7777,
+        )))?;
         if self.opts.archive {
             self.set_xattrs(tmp.path(), &job.inode);
         }
         let (atime, mtime) = times(&job.inode);
         filetime::set_file_handle_times(out, Some(atime), Some(mtime))?;
         if self.opts.force {
-            tmp.persist(&job.dst).map_err(|e| anyhow!("{}: cannot rename into place: {}", job.dst.display(), e.error))?;
+            tmp.persist(&job.dst).map_err(|e| {
+                anyhow!(
+                    "{}: cannot rename into place: {}",
+                    job.dst.display(),
+                    e.error
+                )
+            })?;
         } else {
             tmp.persist_noclobber(&job.dst).map_err(|e| {
-                anyhow!("{}: {} (use --force to replace)", job.dst.display(), e.error)
+                anyhow!(
+                    "{}: {} (use --force to replace)",
+                    job.dst.display(),
+                    e.error
+                )
             })?;
         }
         Ok(())
@@ -470,7 +551,9 @@ impl<'a> Copier<'a> {
                 if self.opts.force && fs::symlink_metadata(&dst).is_ok() {
                     fs::remove_file(&dst)?;
                 }
-                fs::hard_link(&first, &dst).with_context(|| format!("{}: cannot link to {}", dst.display(), first.display()))
+                fs::hard_link(&first, &dst).with_context(|| {
+                    format!("{}: cannot link to {}", dst.display(), first.display())
+                })
             })();
             match r {
                 Ok(()) => {
@@ -485,7 +568,10 @@ impl<'a> Copier<'a> {
                     self.chown(&dst, &inode);
                     self.set_xattrs(&dst, &inode);
                 }
-                fs::set_permissions(&dst, fs::Permissions::from_mode(u32::from(inode.mode & 0o7777)))?;
+                fs::set_permissions(
+                    &dst,
+                    fs::Permissions::from_mode(u32::from(inode.mode & 0o7777)),
+                )?;
                 let (atime, mtime) = times(&inode);
                 filetime::set_file_times(&dst, atime, mtime)?;
                 Ok(())
@@ -511,8 +597,12 @@ fn times(inode: &extfs::Inode) -> (FileTime, FileTime) {
 
 /// A name from the image must be a single, ordinary path component.
 fn check_name(name: &[u8]) -> Result<()> {
-    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
-        bail!("unsafe file name {:?} in the image; skipped", show_name(name));
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
+        bail!(
+            "unsafe file name {:?} in the image; skipped",
+            show_name(name)
+        );
     }
     Ok(())
 }
@@ -529,12 +619,18 @@ fn refuse_existing(dst: &Path, force: bool) -> Result<()> {
 
 /// A fresh name beside `dst` for objects that tempfile cannot make (symlinks, fifos).
 fn temp_name(dst: &Path) -> Result<PathBuf> {
-    let parent = dst.parent().ok_or_else(|| anyhow!("{}: no parent directory", dst.display()))?;
+    let parent = dst
+        .parent()
+        .ok_or_else(|| anyhow!("{}: no parent directory", dst.display()))?;
     let base = dst.file_name().unwrap_or_default().to_string_lossy();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     for _ in 0..100 {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let p = parent.join(format!(".{}.{}.{n}.vmdkrecover-partial", truncate_name(&base), std::process::id()));
+        let p = parent.join(format!(
+            ".{}.{}.{n}.vmdkrecover-partial",
+            truncate_name(&base),
+            std::process::id()
+        ));
         if fs::symlink_metadata(&p).is_err() {
             return Ok(p);
         }
@@ -551,9 +647,11 @@ fn truncate_name(s: &str) -> String {
 /// link (which fails if `dst` exists) followed by removing the temporary name.
 fn place(tmp: &Path, dst: &Path, force: bool) -> Result<()> {
     if force {
-        fs::rename(tmp, dst).with_context(|| format!("{}: cannot rename into place", dst.display()))?;
+        fs::rename(tmp, dst)
+            .with_context(|| format!("{}: cannot rename into place", dst.display()))?;
     } else {
-        fs::hard_link(tmp, dst).with_context(|| format!("{}: cannot place (use --force to replace)", dst.display()))?;
+        fs::hard_link(tmp, dst)
+            .with_context(|| format!("{}: cannot place (use --force to replace)", dst.display()))?;
         fs::remove_file(tmp)?;
     }
     Ok(())

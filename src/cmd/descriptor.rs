@@ -9,18 +9,29 @@ use std::path::Path;
 const MAX_DESCRIPTOR: u64 = 10 << 20;
 
 fn read_text(path: &Path) -> Result<String> {
-    let meta = std::fs::metadata(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("{}: cannot open", path.display()))?;
     if meta.len() > MAX_DESCRIPTOR {
-        bail!("{}: {} bytes is too large for a text descriptor (a binary sparse file? use `info`)", path.display(), meta.len());
+        bail!(
+            "{}: {} bytes is too large for a text descriptor (a binary sparse file? use `info`)",
+            path.display(),
+            meta.len()
+        );
     }
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    String::from_utf8(bytes).map_err(|_| anyhow!("{}: not a text descriptor (not UTF-8); binary sparse files embed theirs: use `info`", path.display()))
+    String::from_utf8(bytes).map_err(|_| {
+        anyhow!(
+            "{}: not a text descriptor (not UTF-8); binary sparse files embed theirs: use `info`",
+            path.display()
+        )
+    })
 }
 
 /// `descriptor rewrite`: copy with new extent names, nothing else changed.
 pub fn rewrite(descriptor: &Path, extents: &[String], output: &Path) -> Result<Outcome> {
     let text = read_text(descriptor)?;
-    let parsed = vmdk::descriptor::parse(&text).map_err(|e| anyhow!("{}: {e}", descriptor.display()))?;
+    let parsed =
+        vmdk::descriptor::parse(&text).map_err(|e| anyhow!("{}: {e}", descriptor.display()))?;
     let files: Vec<_> = parsed.extents.iter().filter(|e| e.file.is_some()).collect();
     if files.len() != extents.len() {
         bail!(
@@ -31,30 +42,64 @@ pub fn rewrite(descriptor: &Path, extents: &[String], output: &Path) -> Result<O
         );
     }
     if std::fs::symlink_metadata(output).is_ok() {
-        bail!("{}: already exists; vmdkrecover never overwrites a descriptor (choose a new name)", output.display());
+        bail!(
+            "{}: already exists; vmdkrecover never overwrites a descriptor (choose a new name)",
+            output.display()
+        );
     }
-    let out_dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let out_dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     for (line, new) in files.iter().zip(extents) {
         let p = Path::new(new);
-        let resolved = if p.is_absolute() { p.to_path_buf() } else { out_dir.join(p) };
+        let resolved = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            out_dir.join(p)
+        };
         let meta = std::fs::metadata(&resolved).with_context(|| {
-            format!("{new}: the new extent does not exist (looked at {}); copy the flat file first", resolved.display())
+            format!(
+                "{new}: the new extent does not exist (looked at {}); copy the flat file first",
+                resolved.display()
+            )
         })?;
-        let declared = line.sectors.checked_mul(512).ok_or_else(|| anyhow!("extent size overflows"))?;
-        let needed = declared.checked_add(line.offset.saturating_mul(512)).unwrap_or(u64::MAX);
+        let declared = line
+            .sectors
+            .checked_mul(512)
+            .ok_or_else(|| anyhow!("extent size overflows"))?;
+        let needed = declared
+            .checked_add(line.offset.saturating_mul(512))
+            .unwrap_or(u64::MAX);
         if meta.len() < needed {
-            bail!("{new}: extent declares {} sectors ({declared} bytes), file has {} bytes", line.sectors, meta.len());
+            bail!(
+                "{new}: extent declares {} sectors ({declared} bytes), file has {} bytes",
+                line.sectors,
+                meta.len()
+            );
         }
         if meta.len() != needed {
-            eprintln!("vmdkrecover: warning: {new}: file has {} bytes, the extent declares {needed}", meta.len());
+            eprintln!(
+                "vmdkrecover: warning: {new}: file has {} bytes, the extent declares {needed}",
+                meta.len()
+            );
         }
     }
-    let new_text = vmdk::descriptor::rewrite_extent_files(&text, extents).map_err(|e| anyhow!("{e}"))?;
-    let mut tmp = tempfile::Builder::new().suffix(".vmdkrecover-partial").tempfile_in(out_dir)?;
+    let new_text =
+        vmdk::descriptor::rewrite_extent_files(&text, extents).map_err(|e| anyhow!("{e}"))?;
+    let mut tmp = tempfile::Builder::new()
+        .suffix(".vmdkrecover-partial")
+        .tempfile_in(out_dir)?;
     tmp.write_all(new_text.as_bytes())?;
     tmp.as_file().sync_all()?;
-    tmp.persist_noclobber(output).map_err(|e| anyhow!("{}: {}", output.display(), e.error))?;
-    eprintln!("vmdkrecover: wrote {} (extent{} now {})", output.display(), if extents.len() > 1 { "s" } else { "" }, extents.join(", "));
+    tmp.persist_noclobber(output)
+        .map_err(|e| anyhow!("{}: {}", output.display(), e.error))?;
+    eprintln!(
+        "vmdkrecover: wrote {} (extent{} now {})",
+        output.display(),
+        if extents.len() > 1 { "s" } else { "" },
+        extents.join(", ")
+    );
     Ok(Outcome::default())
 }
 
@@ -80,14 +125,34 @@ pub fn show(descriptor: &Path, json: bool) -> Result<Outcome> {
         writeln!(out)?;
         return Ok(Outcome::default());
     }
-    writeln!(out, "createType: {}", d.create_type.as_deref().unwrap_or("-"))?;
-    writeln!(out, "CID: {}", d.cid.map(|c| format!("{c:08x}")).unwrap_or_else(|| "-".into()))?;
-    writeln!(out, "parentCID: {}", d.parent_cid.map(|c| format!("{c:08x}")).unwrap_or_else(|| "-".into()))?;
+    writeln!(
+        out,
+        "createType: {}",
+        d.create_type.as_deref().unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "CID: {}",
+        d.cid
+            .map(|c| format!("{c:08x}"))
+            .unwrap_or_else(|| "-".into())
+    )?;
+    writeln!(
+        out,
+        "parentCID: {}",
+        d.parent_cid
+            .map(|c| format!("{c:08x}"))
+            .unwrap_or_else(|| "-".into())
+    )?;
     if let Some(p) = &d.parent_file_name_hint {
         writeln!(out, "parent: {p}")?;
     }
     for e in &d.extents {
-        write!(out, "extent (line {}): {} {} sectors {}", e.line, e.access, e.sectors, e.kind)?;
+        write!(
+            out,
+            "extent (line {}): {} {} sectors {}",
+            e.line, e.access, e.sectors, e.kind
+        )?;
         if let Some(f) = &e.file {
             write!(out, " \"{f}\"")?;
         }
@@ -110,10 +175,22 @@ pub fn check(descriptor: &Path) -> Result<Outcome> {
     let warnings = disk.warnings();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    writeln!(out, "{}: {} ({} bytes)", info.path.display(), info.format, info.size)?;
+    writeln!(
+        out,
+        "{}: {} ({} bytes)",
+        info.path.display(),
+        info.format,
+        info.size
+    )?;
     for e in &info.extents {
         if let Some(f) = &e.file {
-            writeln!(out, "  ok: {} {} {} sectors", e.kind, f.display(), e.sectors)?;
+            writeln!(
+                out,
+                "  ok: {} {} {} sectors",
+                e.kind,
+                f.display(),
+                e.sectors
+            )?;
         }
     }
     let mut p = info.parent.as_deref();
@@ -124,5 +201,7 @@ pub fn check(descriptor: &Path) -> Result<Outcome> {
     for w in &warnings {
         writeln!(out, "  warning: {w}")?;
     }
-    Ok(Outcome { failures: warnings.len() as u64 })
+    Ok(Outcome {
+        failures: warnings.len() as u64,
+    })
 }

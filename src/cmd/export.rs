@@ -20,21 +20,33 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
             (d.name.clone(), d.disk.clone())
         }
         Some(v) => {
-            if let Some(d) = stack.disks.iter().find(|d| d.name == crate::stack::normalize_volume_name(v)) {
+            if let Some(d) = stack
+                .disks
+                .iter()
+                .find(|d| d.name == crate::stack::normalize_volume_name(v))
+            {
                 (d.name.clone(), d.disk.clone())
             } else {
                 let vol = stack.find_volume(v)?;
-                let s = vol.source.clone().map_err(|why| anyhow!("{}: cannot read this volume: {why}", vol.name))?;
+                let s = vol
+                    .source
+                    .clone()
+                    .map_err(|why| anyhow!("{}: cannot read this volume: {why}", vol.name))?;
                 (vol.name.clone(), s)
             }
         }
     };
     let size = src.len();
     let started = Instant::now();
-    let bar = indicatif::ProgressBar::with_draw_target(Some(size), indicatif::ProgressDrawTarget::stderr());
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(size),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut buf = vec![0u8; CHUNK];
     if output == "-" {
@@ -43,7 +55,8 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
         let mut pos = 0u64;
         while pos < size {
             let n = (size - pos).min(CHUNK as u64) as usize;
-            src.read_at(pos, &mut buf[..n]).with_context(|| format!("{name}: read at offset {pos}"))?;
+            src.read_at(pos, &mut buf[..n])
+                .with_context(|| format!("{name}: read at offset {pos}"))?;
             out.write_all(&buf[..n])?;
             pos += n as u64;
             bar.inc(n as u64);
@@ -54,14 +67,20 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
         if !force && std::fs::symlink_metadata(path).is_ok() {
             bail!("{output}: already exists (use --force to replace)");
         }
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-        let tmp = tempfile::Builder::new().suffix(".vmdkrecover-partial").tempfile_in(dir)
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .suffix(".vmdkrecover-partial")
+            .tempfile_in(dir)
             .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
         let f = tmp.as_file();
         let mut pos = 0u64;
         while pos < size {
             let n = (size - pos).min(CHUNK as u64) as usize;
-            src.read_at(pos, &mut buf[..n]).with_context(|| format!("{name}: read at offset {pos}"))?;
+            src.read_at(pos, &mut buf[..n])
+                .with_context(|| format!("{name}: read at offset {pos}"))?;
             // Zero chunks become holes; everything else is written where it belongs.
             if buf[..n].iter().any(|b| *b != 0) {
                 f.write_all_at(&buf[..n], pos)?;

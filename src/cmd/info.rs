@@ -146,27 +146,34 @@ fn fs_json(v: &crate::stack::Volume) -> Option<FsJson> {
         error: Some(error),
     };
     // The journal is not replayed for `info`: it reports the on-disk state.
-    Some(match extfs::Filesystem::open(src.clone(), &extfs::OpenOptions { replay_journal: false }) {
-        Ok(fs) => {
-            let i = fs.info();
-            FsJson {
-                kind: i.kind.to_string(),
-                label: i.label,
-                uuid: i.uuid,
-                block_size: i.block_size,
-                blocks: i.blocks_count,
-                free_blocks: i.free_blocks,
-                inodes: i.inodes_count,
-                free_inodes: i.free_inodes,
-                features: i.features,
-                needs_recovery: i.needs_recovery,
-                clean: i.state_clean,
-                last_mounted: i.last_mounted,
-                error: None,
+    Some(
+        match extfs::Filesystem::open(
+            src.clone(),
+            &extfs::OpenOptions {
+                replay_journal: false,
+            },
+        ) {
+            Ok(fs) => {
+                let i = fs.info();
+                FsJson {
+                    kind: i.kind.to_string(),
+                    label: i.label,
+                    uuid: i.uuid,
+                    block_size: i.block_size,
+                    blocks: i.blocks_count,
+                    free_blocks: i.free_blocks,
+                    inodes: i.inodes_count,
+                    free_inodes: i.free_inodes,
+                    features: i.features,
+                    needs_recovery: i.needs_recovery,
+                    clean: i.state_clean,
+                    last_mounted: i.last_mounted,
+                    error: None,
+                }
             }
-        }
-        Err(e) => empty(e.to_string()),
-    })
+            Err(e) => empty(e.to_string()),
+        },
+    )
 }
 
 fn build(stack: &Stack) -> InfoJson {
@@ -208,7 +215,12 @@ fn build(stack: &Stack) -> InfoJson {
         .lvm
         .pvs
         .iter()
-        .map(|p| PvJson { device: p.device.clone(), uuid: p.pv_uuid.clone(), size: p.size, vg: p.vg_name.clone() })
+        .map(|p| PvJson {
+            device: p.device.clone(),
+            uuid: p.pv_uuid.clone(),
+            size: p.size,
+            vg: p.vg_name.clone(),
+        })
         .collect();
     let volume_groups = stack
         .lvm
@@ -269,7 +281,14 @@ fn build(stack: &Stack) -> InfoJson {
             filesystem: fs_json(v),
         })
         .collect();
-    InfoJson { schema: INFO_SCHEMA, disks, physical_volumes, volume_groups, volumes, warnings: stack.warnings.clone() }
+    InfoJson {
+        schema: INFO_SCHEMA,
+        disks,
+        physical_volumes,
+        volume_groups,
+        volumes,
+        warnings: stack.warnings.clone(),
+    }
 }
 
 /// `1.5 GiB` style sizes.
@@ -295,19 +314,26 @@ pub fn run(common: &Common, json: bool) -> Result<Outcome> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut outcome = Outcome::default();
-    outcome.failures = info.volumes.iter().filter(|v| v.unreadable.is_some()).count() as u64;
+    outcome.failures = info
+        .volumes
+        .iter()
+        .filter(|v| v.unreadable.is_some())
+        .count() as u64;
     if json {
         serde_json::to_writer_pretty(&mut out, &info)?;
         writeln!(out)?;
         return Ok(outcome);
     }
     let vol_line = |out: &mut dyn Write, indent: &str, v: &VolumeJson| -> std::io::Result<()> {
-        write!(out, "{indent}{:<22} {:>10}  {}", v.name, human(v.size), v.content.name())?;
+        write!(out, "{indent}{:<22} {:>10}  ", v.name, human(v.size))?;
+        match &v.filesystem {
+            Some(f) if f.error.is_none() => write!(out, "{}", f.kind)?,
+            _ => write!(out, "{}", v.content.name())?,
+        }
         if let Some(f) = &v.filesystem {
             match &f.error {
                 Some(e) => write!(out, " (unreadable: {e})")?,
                 None => {
-                    write!(out, " {}", f.kind)?;
                     if !f.label.is_empty() {
                         write!(out, " label={}", f.label)?;
                     }
@@ -324,13 +350,24 @@ pub fn run(common: &Common, json: bool) -> Result<Outcome> {
         writeln!(out)
     };
     for d in &info.disks {
-        write!(out, "{}  {}  {} ({})", d.name, d.path, human(d.size), d.format)?;
+        write!(
+            out,
+            "{}  {}  {} ({})",
+            d.name,
+            d.path,
+            human(d.size),
+            d.format
+        )?;
         if let Some(s) = &d.slot {
             write!(out, " [{s}]")?;
         }
         writeln!(out)?;
         for e in &d.extents {
-            write!(out, "  extent {} {} {} sectors", e.access, e.kind, e.sectors)?;
+            write!(
+                out,
+                "  extent {} {} {} sectors",
+                e.access, e.kind, e.sectors
+            )?;
             if let Some(f) = &e.file {
                 write!(out, " {f}")?;
             }
@@ -342,31 +379,55 @@ pub fn run(common: &Common, json: bool) -> Result<Outcome> {
         for c in &d.chain {
             writeln!(out, "  parent {c}")?;
         }
-        writeln!(out, "  partition table: {}", match d.partition_table {
-            crate::partitions::TableKind::None => "none (whole disk)",
-            crate::partitions::TableKind::Mbr => "MBR",
-            crate::partitions::TableKind::Gpt => "GPT",
-        })?;
+        writeln!(
+            out,
+            "  partition table: {}",
+            match d.partition_table {
+                crate::partitions::TableKind::None => "none (whole disk)",
+                crate::partitions::TableKind::Mbr => "MBR",
+                crate::partitions::TableKind::Gpt => "GPT",
+            }
+        )?;
         for v in info.volumes.iter().filter(|v| match &v.origin {
             Origin::Disk { disk } | Origin::Partition { disk, .. } => disk == &d.name,
             Origin::Lv { .. } => false,
         }) {
             let p = match &v.origin {
-                Origin::Partition { number, .. } => d.partitions.iter().find(|p| p.number == *number),
+                Origin::Partition { number, .. } => {
+                    d.partitions.iter().find(|p| p.number == *number)
+                }
                 _ => None,
             };
             vol_line(&mut out, "  ", v)?;
             if let Some(p) = p {
-                writeln!(out, "    start {} ({} sectors), type {}{}", p.start, p.size / 512, p.type_name, if p.bootable { ", bootable" } else { "" })?;
+                writeln!(
+                    out,
+                    "    start {} ({} sectors), type {}{}",
+                    p.start,
+                    p.size / 512,
+                    p.type_name,
+                    if p.bootable { ", bootable" } else { "" }
+                )?;
             }
         }
     }
     for vg in &info.volume_groups {
-        writeln!(out, "VG {}  uuid={}  extent size {}  seqno {}", vg.name, vg.uuid, human(vg.extent_size), vg.seqno)?;
+        writeln!(
+            out,
+            "VG {}  uuid={}  extent size {}  seqno {}",
+            vg.name,
+            vg.uuid,
+            human(vg.extent_size),
+            vg.seqno
+        )?;
         for p in &vg.pvs {
             match &p.found_on {
                 Some(dev) => writeln!(out, "  PV {} on {dev}  uuid={}", p.name, p.uuid)?,
-                None => writeln!(out, "  PV {} MISSING  uuid={} (last seen as {}); add its disk with --disk", p.name, p.uuid, p.device_hint)?,
+                None => writeln!(
+                    out,
+                    "  PV {} MISSING  uuid={} (last seen as {}); add its disk with --disk",
+                    p.name, p.uuid, p.device_hint
+                )?,
             }
         }
         for lv in vg.lvs.iter().filter(|l| !l.hidden) {
@@ -374,7 +435,16 @@ pub fn run(common: &Common, json: bool) -> Result<Outcome> {
                 vol_line(&mut out, "  LV ", v)?;
             }
             for s in &lv.segments {
-                write!(out, "       extents {}+{} {}", s.start_extent, s.extent_count, s.kind)?;
+                let kind = if s.kind == "striped" && s.stripes <= 1 {
+                    "linear"
+                } else {
+                    s.kind.as_str()
+                };
+                write!(
+                    out,
+                    "       extents {}+{} {kind}",
+                    s.start_extent, s.extent_count
+                )?;
                 if s.stripes > 1 {
                     write!(out, " x{} stripe {}", s.stripes, human(s.stripe_size))?;
                 }
@@ -383,7 +453,11 @@ pub fn run(common: &Common, json: bool) -> Result<Outcome> {
         }
     }
     for p in info.physical_volumes.iter().filter(|p| p.vg.is_none()) {
-        writeln!(out, "PV on {} uuid={} (in no volume group)", p.device, p.uuid)?;
+        writeln!(
+            out,
+            "PV on {} uuid={} (in no volume group)",
+            p.device, p.uuid
+        )?;
     }
     for w in &info.warnings {
         writeln!(out, "warning: {w}")?;

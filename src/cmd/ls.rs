@@ -5,7 +5,13 @@ use anyhow::Result;
 use std::io::Write;
 
 /// Runs `ls`.
-pub fn run(common: &Common, spec: &str, long: bool, recursive: bool, json: bool) -> Result<Outcome> {
+pub fn run(
+    common: &Common,
+    spec: &str,
+    long: bool,
+    recursive: bool,
+    json: bool,
+) -> Result<Outcome> {
     let stack = common.open()?;
     let target = common.target(&stack, spec)?;
     let fs = &*target.fs.fs;
@@ -24,12 +30,18 @@ pub fn run(common: &Common, spec: &str, long: bool, recursive: bool, json: bool)
                 eprintln!("vmdkrecover: {}: {e:#}", show_name(p));
                 outcome.failures += 1;
             };
-            walk(fs, &target.path, top, &mut |p, i| {
-                if p != target.path.as_slice() {
-                    entries.push(EntryJson::new(fs, p, i));
-                }
-                Ok(())
-            }, &mut on_err)?;
+            walk(
+                fs,
+                &target.path,
+                top,
+                &mut |p, i| {
+                    if p != target.path.as_slice() {
+                        entries.push(EntryJson::new(fs, p, i));
+                    }
+                    Ok(())
+                },
+                &mut on_err,
+            )?;
         } else {
             for e in sorted_dir(fs, &top)? {
                 let p = join(&target.path, &e.name);
@@ -107,14 +119,26 @@ fn sorted_dir(fs: &extfs::Filesystem, dir: &extfs::Inode) -> Result<Vec<extfs::D
     Ok(entries)
 }
 
-fn print_entry(out: &mut dyn Write, fs: &extfs::Filesystem, name: &[u8], inode: &extfs::Inode, long: bool, full: &[u8]) -> Result<()> {
+fn print_entry(
+    out: &mut dyn Write,
+    fs: &extfs::Filesystem,
+    name: &[u8],
+    inode: &extfs::Inode,
+    long: bool,
+    full: &[u8],
+) -> Result<()> {
     let _ = full;
     if !long {
         writeln!(out, "{}", show_name(name))?;
         return Ok(());
     }
     let size = match inode.rdev {
-        Some((maj, min)) if matches!(inode.file_type, extfs::FileType::CharDevice | extfs::FileType::BlockDevice) => {
+        Some((maj, min))
+            if matches!(
+                inode.file_type,
+                extfs::FileType::CharDevice | extfs::FileType::BlockDevice
+            ) =>
+        {
             format!("{maj}, {min}")
         }
         _ => inode.size.to_string(),

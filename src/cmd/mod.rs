@@ -27,13 +27,11 @@ pub struct Common {
 }
 
 impl Common {
-    /// Opens the stack and prints its warnings to stderr.
+    /// Opens the stack. Its warnings (a missing PV of another VG, a damaged backup
+    /// GPT) are not printed here: `info` shows them, and a SPEC that runs into one
+    /// gets it in its error message.
     pub fn open(&self) -> Result<Stack> {
-        let stack = Stack::open(&self.request)?;
-        for w in &stack.warnings {
-            eprintln!("vmdkrecover: warning: {w}");
-        }
-        Ok(stack)
+        Stack::open(&self.request)
     }
 
     /// Opens the stack and resolves one SPEC on it.
@@ -77,8 +75,10 @@ pub fn finish(result: Result<Outcome>) -> ExitCode {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// `drwxr-xr-x` from an i_mode.
@@ -166,7 +166,12 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 pub fn format_time(secs: i64) -> String {
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
-    format!("{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
 }
 
 /// `2024-03-01 12:00:00.123456789 +0000` as stat(1) prints.
@@ -177,7 +182,9 @@ pub fn format_time_ns(t: extfs::Timestamp) -> String {
 /// Parses `YYYY-MM-DD`, `YYYY-MM-DD HH:MM`, `YYYY-MM-DD HH:MM:SS` (UTC, `T` allowed) or `@EPOCH`.
 pub fn parse_time(s: &str) -> Result<i64> {
     if let Some(e) = s.strip_prefix('@') {
-        return e.parse().map_err(|_| anyhow::anyhow!("{s}: not a number of seconds"));
+        return e
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{s}: not a number of seconds"));
     }
     let bad = || anyhow::anyhow!("{s}: expected YYYY-MM-DD[ HH:MM[:SS]] (UTC) or @EPOCH");
     let (date, time) = match s.split_once([' ', 'T']) {
@@ -186,15 +193,35 @@ pub fn parse_time(s: &str) -> Result<i64> {
     };
     let mut dp = date.splitn(3, '-');
     let y: i64 = dp.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
-    let m: u32 = dp.next().and_then(|v| v.parse().ok()).filter(|m| (1..=12).contains(m)).ok_or_else(bad)?;
-    let d: u32 = dp.next().and_then(|v| v.parse().ok()).filter(|d| (1..=31).contains(d)).ok_or_else(bad)?;
+    let m: u32 = dp
+        .next()
+        .and_then(|v| v.parse().ok())
+        .filter(|m| (1..=12).contains(m))
+        .ok_or_else(bad)?;
+    let d: u32 = dp
+        .next()
+        .and_then(|v| v.parse().ok())
+        .filter(|d| (1..=31).contains(d))
+        .ok_or_else(bad)?;
     let mut secs = days_from_civil(y, m, d) * 86_400;
     if let Some(t) = time {
         let mut tp = t.split(':');
-        let h: i64 = tp.next().and_then(|v| v.parse().ok()).filter(|h| (0..24).contains(h)).ok_or_else(bad)?;
-        let mi: i64 = tp.next().and_then(|v| v.parse().ok()).filter(|m| (0..60).contains(m)).ok_or_else(bad)?;
+        let h: i64 = tp
+            .next()
+            .and_then(|v| v.parse().ok())
+            .filter(|h| (0..24).contains(h))
+            .ok_or_else(bad)?;
+        let mi: i64 = tp
+            .next()
+            .and_then(|v| v.parse().ok())
+            .filter(|m| (0..60).contains(m))
+            .ok_or_else(bad)?;
         let se: i64 = match tp.next() {
-            Some(v) => v.parse().ok().filter(|s| (0..61).contains(s)).ok_or_else(bad)?,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|s| (0..61).contains(s))
+                .ok_or_else(bad)?,
             None => 0,
         };
         secs += h * 3600 + mi * 60 + se;
@@ -238,9 +265,15 @@ pub struct EntryJson {
 impl EntryJson {
     /// Builds the JSON view of an inode.
     pub fn new(fs: &extfs::Filesystem, path: &[u8], inode: &extfs::Inode) -> Self {
-        let name = path.rsplit(|b| *b == b'/').next().filter(|n| !n.is_empty()).unwrap_or(b"/");
+        let name = path
+            .rsplit(|b| *b == b'/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(b"/");
         let target = if inode.file_type == extfs::FileType::Symlink {
-            fs.read_link(inode).ok().map(|t| String::from_utf8_lossy(&t).into_owned())
+            fs.read_link(inode)
+                .ok()
+                .map(|t| String::from_utf8_lossy(&t).into_owned())
         } else {
             None
         };
@@ -348,7 +381,10 @@ mod tests {
     #[test]
     fn modes() {
         assert_eq!(mode_string(0o4755, extfs::FileType::Regular), "-rwsr-xr-x");
-        assert_eq!(mode_string(0o1777, extfs::FileType::Directory), "drwxrwxrwt");
+        assert_eq!(
+            mode_string(0o1777, extfs::FileType::Directory),
+            "drwxrwxrwt"
+        );
         assert_eq!(mode_string(0o777, extfs::FileType::Symlink), "lrwxrwxrwx");
     }
 }

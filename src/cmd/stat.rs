@@ -90,7 +90,13 @@ pub fn run(common: &Common, spec: &str, json: bool) -> Result<Outcome> {
     }
     writeln!(out, "  File: {file_line}")?;
     writeln!(out, "Volume: {}", target.fs.volume)?;
-    writeln!(out, "  Size: {:<15} Blocks: {:<10} {}", inode.size, inode.blocks, type_name(inode.file_type))?;
+    writeln!(
+        out,
+        "  Size: {:<15} Blocks: {:<10} {}",
+        inode.size,
+        inode.blocks,
+        type_name(inode.file_type)
+    )?;
     write!(out, " Inode: {:<15} Links: {:<10}", inode.ino, inode.nlink)?;
     if let Some((maj, min)) = inode.rdev {
         write!(out, " Device type: {maj},{min}")?;
@@ -111,11 +117,21 @@ pub fn run(common: &Common, spec: &str, json: bool) -> Result<Outcome> {
         Some(t) => writeln!(out, " Birth: {}", format_time_ns(t))?,
         None => writeln!(out, " Birth: -")?,
     }
-    writeln!(out, " Flags: 0x{:08x}  Generation: {}", inode.flags, inode.generation)?;
+    writeln!(
+        out,
+        " Flags: 0x{:08x}  Generation: {}",
+        inode.flags, inode.generation
+    )?;
     for x in &xattrs {
         let v = match std::str::from_utf8(x.value.strip_suffix(b"\0").unwrap_or(&x.value)) {
             Ok(s) if !s.chars().any(char::is_control) => format!("\"{s}\""),
-            _ => format!("0x{}", x.value.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            _ => format!(
+                "0x{}",
+                x.value
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            ),
         };
         writeln!(out, " Xattr: {}={v}", show_name(&x.name))?;
     }

@@ -18,7 +18,10 @@ impl Read for FileReader<'_> {
         if self.pos >= self.inode.size {
             return Ok(0);
         }
-        let n = self.fs.read_at(self.inode, self.pos, buf).map_err(std::io::Error::other)?;
+        let n = self
+            .fs
+            .read_at(self.inode, self.pos, buf)
+            .map_err(std::io::Error::other)?;
         self.pos += n as u64;
         Ok(n)
     }
@@ -37,15 +40,29 @@ pub fn run(common: &Common, spec: &str, output: &str, force: bool) -> Result<Out
         _ => 1,
     };
     let (sink, tmp): (Box<dyn Write>, Option<tempfile::NamedTempFile>) = if output == "-" {
-        (Box::new(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock())), None)
+        (
+            Box::new(std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::io::stdout().lock(),
+            )),
+            None,
+        )
     } else {
         let path = std::path::Path::new(output);
         if !force && std::fs::symlink_metadata(path).is_ok() {
             bail!("{output}: already exists (use --force to replace)");
         }
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-        let t = tempfile::Builder::new().suffix(".vmdkrecover-partial").tempfile_in(dir)?;
-        (Box::new(std::io::BufWriter::with_capacity(1 << 20, t.reopen()?)), Some(t))
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let t = tempfile::Builder::new()
+            .suffix(".vmdkrecover-partial")
+            .tempfile_in(dir)?;
+        (
+            Box::new(std::io::BufWriter::with_capacity(1 << 20, t.reopen()?)),
+            Some(t),
+        )
     };
     let mut builder = tar::Builder::new(sink);
     builder.mode(tar::HeaderMode::Complete);
@@ -79,7 +96,8 @@ pub fn run(common: &Common, spec: &str, output: &str, force: bool) -> Result<Out
                             if let Some(first) = first_path.get(&inode.ino) {
                                 h.set_entry_type(tar::EntryType::Link);
                                 h.set_size(0);
-                                let first = std::path::Path::new(std::ffi::OsStr::from_bytes_compat(first));
+                                let first =
+                                    std::path::Path::new(std::ffi::OsStr::from_bytes_compat(first));
                                 builder.append_link(&mut h, rel_path, first)?;
                                 return Ok(());
                             }
@@ -93,9 +111,15 @@ pub fn run(common: &Common, spec: &str, output: &str, force: bool) -> Result<Out
                         let t = fs.read_link(inode)?;
                         h.set_entry_type(tar::EntryType::Symlink);
                         h.set_size(0);
-                        builder.append_link(&mut h, rel_path, std::path::Path::new(std::ffi::OsStr::from_bytes_compat(&t)))?;
+                        builder.append_link(
+                            &mut h,
+                            rel_path,
+                            std::path::Path::new(std::ffi::OsStr::from_bytes_compat(&t)),
+                        )?;
                     }
-                    extfs::FileType::Fifo | extfs::FileType::CharDevice | extfs::FileType::BlockDevice => {
+                    extfs::FileType::Fifo
+                    | extfs::FileType::CharDevice
+                    | extfs::FileType::BlockDevice => {
                         h.set_entry_type(match inode.file_type {
                             extfs::FileType::Fifo => tar::EntryType::Fifo,
                             extfs::FileType::CharDevice => tar::EntryType::Char,
@@ -108,12 +132,18 @@ pub fn run(common: &Common, spec: &str, output: &str, force: bool) -> Result<Out
                         h.set_size(0);
                         builder.append_data(&mut h, rel_path, std::io::empty())?;
                     }
-                    _ => bail!("{}: sockets and unknown types are not archived", show_name(path)),
+                    _ => bail!(
+                        "{}: sockets and unknown types are not archived",
+                        show_name(path)
+                    ),
                 }
                 Ok(())
             })();
             if let Err(e) = r {
-                if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+                if e.chain().any(|c| {
+                    c.downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                }) {
                     return Err(e);
                 }
                 eprintln!("vmdkrecover: {}: {e:#}", show_name(path));

@@ -17,9 +17,15 @@ pub fn testdata(name: &str) -> PathBuf {
 }
 
 pub fn run(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_vmdkrecover")).args(args).output().expect("run vmdkrecover");
+    let out = Command::new(env!("CARGO_BIN_EXE_vmdkrecover"))
+        .args(args)
+        .output()
+        .expect("run vmdkrecover");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "vmdkrecover panicked on {args:?}: {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "vmdkrecover panicked on {args:?}: {stderr}"
+    );
     out
 }
 
@@ -85,7 +91,8 @@ pub fn compare_tree(dest: &Path, entries: &[Entry]) {
     let mut by_source_inode: HashMap<u64, u64> = HashMap::new();
     for e in entries {
         let p = dest.join(e.path.trim_start_matches('/'));
-        let m = std::fs::symlink_metadata(&p).unwrap_or_else(|err| panic!("{}: missing in the copy: {err}", e.path));
+        let m = std::fs::symlink_metadata(&p)
+            .unwrap_or_else(|err| panic!("{}: missing in the copy: {err}", e.path));
         let ft = m.file_type();
         use std::os::unix::fs::FileTypeExt;
         match e.kind {
@@ -108,17 +115,30 @@ pub fn compare_tree(dest: &Path, entries: &[Entry]) {
         }
         if e.kind == 'l' {
             let t = std::fs::read_link(&p).unwrap();
-            assert_eq!(Some(t.to_string_lossy().into_owned()), e.target, "{}: symlink target", e.path);
+            assert_eq!(
+                Some(t.to_string_lossy().into_owned()),
+                e.target,
+                "{}: symlink target",
+                e.path
+            );
         }
     }
     // Nothing extra, and no partial files left behind.
     let mut count = 0;
     for entry in walk(dest) {
         let name = entry.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(!name.contains("vmdkrecover-partial"), "partial file left: {}", entry.display());
+        assert!(
+            !name.contains("vmdkrecover-partial"),
+            "partial file left: {}",
+            entry.display()
+        );
         count += 1;
     }
-    assert_eq!(count, entries.len(), "the copy has a different number of objects than the source tree");
+    assert_eq!(
+        count,
+        entries.len(),
+        "the copy has a different number of objects than the source tree"
+    );
 }
 
 pub fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -148,24 +168,45 @@ pub struct Layout {
 pub fn layout() -> Layout {
     let text = std::fs::read_to_string(testdata("LAYOUT.txt")).unwrap();
     let mut section = "";
-    let mut l = Layout { pvs: HashMap::new(), extent_size: HashMap::new(), segments: vec![] };
+    let mut l = Layout {
+        pvs: HashMap::new(),
+        extent_size: HashMap::new(),
+        segments: vec![],
+    };
     for line in text.lines() {
         if let Some(h) = line.strip_prefix("# ") {
-            section = if h.starts_with("pvs") { "pvs" } else if h.starts_with("vgs") { "vgs" } else if h.starts_with("lvs") { "lvs" } else { "" };
+            section = if h.starts_with("pvs") {
+                "pvs"
+            } else if h.starts_with("vgs") {
+                "vgs"
+            } else if h.starts_with("lvs") {
+                "lvs"
+            } else {
+                ""
+            };
             continue;
         }
         let f: Vec<&str> = line.split_whitespace().collect();
         match (section, f.len()) {
             ("pvs", 5) => {
-                l.pvs.insert(f[0].to_string(), (f[3].parse().unwrap(), f[4].to_string()));
+                l.pvs
+                    .insert(f[0].to_string(), (f[3].parse().unwrap(), f[4].to_string()));
             }
             ("vgs", 4) => {
-                l.extent_size.insert(f[0].to_string(), f[2].parse().unwrap());
+                l.extent_size
+                    .insert(f[0].to_string(), f[2].parse().unwrap());
             }
             ("lvs", 6) => {
                 let (pv, range) = f[5].split_once(':').unwrap();
                 let first = range.split('-').next().unwrap().parse().unwrap();
-                l.segments.push((f[0].into(), f[1].into(), f[3].parse().unwrap(), f[4].parse().unwrap(), pv.into(), first));
+                l.segments.push((
+                    f[0].into(),
+                    f[1].into(),
+                    f[3].parse().unwrap(),
+                    f[4].parse().unwrap(),
+                    pv.into(),
+                    first,
+                ));
             }
             _ => {}
         }
@@ -179,7 +220,9 @@ pub fn partition_starts() -> HashMap<String, u64> {
     let text = std::fs::read_to_string(testdata("LAYOUT.txt")).unwrap();
     let mut out = HashMap::new();
     for line in text.lines() {
-        let Some((dev, rest)) = line.split_once(" : start=") else { continue };
+        let Some((dev, rest)) = line.split_once(" : start=") else {
+            continue;
+        };
         let num = dev.trim().rsplit("vmdk").next().unwrap();
         let start: u64 = rest.split(',').next().unwrap().trim().parse().unwrap();
         out.insert(format!("sda{num}"), start * 512);
@@ -195,12 +238,20 @@ pub fn lv_bytes_from_reports(vg: &str, lv: &str) -> Vec<u8> {
     let ext = l.extent_size[vg];
     let disk1 = std::fs::read(testdata("vm-flat.vmdk")).unwrap();
     let disk2 = std::fs::read(testdata("vm_1-flat.vmdk")).unwrap();
-    let mut segs: Vec<_> = l.segments.iter().filter(|s| s.0 == lv && s.1 == vg).collect();
+    let mut segs: Vec<_> = l
+        .segments
+        .iter()
+        .filter(|s| s.0 == lv && s.1 == vg)
+        .collect();
     segs.sort_by_key(|s| s.2);
     let mut out = Vec::new();
     for (_, _, seg_start, seg_size, pv, first_pe) in segs {
         assert_eq!(*seg_start as usize, out.len());
-        let (disk, base) = if pv == "sdb" { (&disk2, 0) } else { (&disk1, parts[pv.as_str()]) };
+        let (disk, base) = if pv == "sdb" {
+            (&disk2, 0)
+        } else {
+            (&disk1, parts[pv.as_str()])
+        };
         let pe_start = l.pvs[pv.as_str()].0;
         let from = (base + pe_start + first_pe * ext) as usize;
         out.extend_from_slice(&disk[from..from + *seg_size as usize]);

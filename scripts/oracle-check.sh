@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Oracle checks (root): compares what vmdkrecover reads with independent readers.
+#
+#  1. qemu-img: `vmdkrecover export` of each sample disk == `qemu-img convert -O raw`.
+#  2. The kernel: every filesystem of the sample disks is loop-mounted read-only at the
+#     offsets that sfdisk and lvm2's own reports give (`losetup -r -o OFFSET
+#     --sizelimit SIZE`, `mount -o ro`), and the mounted tree is compared with
+#     `vmdkrecover cp` of the same volume: names, types, modes, owners, sizes, mtimes,
+#     link counts, symlink targets and file contents.
+#  3. The kernel again, on every ext fixture image of crates/extfs/tests/data.
+#
+# Prints one line per check and "N passed, M failed" at the end; exits 1 on a failure.
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+if [ "$(id -u)" != 0 ]; then
+    echo "SKIPPED: oracle-check.sh needs root (loop devices, mount)"
+    exit 0
+fi
+for t in losetup mount qemu-img sha256sum; do
+    command -v "$t" >/dev/null || { echo "SKIPPED: $t not installed"; exit 0; }
+done
+
+cargo build --release --quiet
+B="$here/target/release/vmdkrecover"
+work=$(mktemp -d)
+mounts=()
+loops=()
+cleanup() {
+    for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || true; done
+    for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+passed=0
+failed=0
+ok() { echo "PASS $*"; passed=$((passed + 1)); }
+bad() { echo "FAIL $*"; failed=$((failed + 1)); }
+
+# listing DIR: one line per object with everything cp promises to keep.
+listing() {
+    (cd "$1" && find . -mindepth 1 ! -name lost+found ! -path './lost+found/*' -printf '%P\t%y\t%m\t%U\t%G\t%T@\t%n\t%l\n' |
+        LC_ALL=C sort | while IFS=$'\t' read -r p y m u g t n l; do
+            s=-
+            [ "$y" = f ] && s=$(sha256sum <"$p" | cut -d' ' -f1)
+            [ "$y" = d ] && n=-   # directory link counts depend on lost+found
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$y" "$m" "$u" "$g" "$t" "$n" "$l" "$s"
+        done)
+}
+
+# compare_mount NAME IMAGE OFFSET SIZE VMDKRECOVER-ARGS...: mount IMAGE's range with
+# the kernel and compare with vmdkrecover cp -a of the same volume.
+compare_mount() {
+    local name="$1" image="$2" offset="$3" size="$4"
+    shift 4
+    local mnt="$work/mnt-$name" out="$work/cp-$name" l
+    mkdir -p "$mnt"
+    l=$(losetup -r -f --show -o "$offset" --sizelimit "$size" "$image") || { bad "$name: losetup"; return; }
+    loops+=("$l")
+    if ! mount -o ro "$l" "$mnt" 2>/dev/null && ! mount -o ro,noload "$l" "$mnt" 2>"$work/err"; then
+        bad "$name: kernel mount failed: $(cat "$work/err")"
+        return
+    fi
+    mounts+=("$mnt")
+    if ! "$B" cp -a "$@" "$out" 2>"$work/cp-err-$name"; then
+        bad "$name: vmdkrecover cp failed: $(tail -1 "$work/cp-err-$name")"
+        return
+    fi
+    listing "$mnt" >"$work/kernel-$name.txt"
+    listing "$out" >"$work/ours-$name.txt"
+    if diff -u "$work/kernel-$name.txt" "$work/ours-$name.txt" >"$work/diff-$name.txt"; then
+        ok "$name: kernel mount == vmdkrecover cp ($(wc -l <"$work/kernel-$name.txt") objects)"
+    else
+        bad "$name: differs from the kernel mount:"; head -20 "$work/diff-$name.txt"
+    fi
+}
+
+echo "== qemu-img: export == qemu-img convert -O raw"
+for d in vm vm_1; do
+    qemu-img convert -O raw "testdata/$d.vmdk" "$work/$d.qemu.raw"
+    "$B" export "testdata/$d.vmdk" -o "$work/$d.ours.raw" 2>/dev/null
+    if cmp -s "$work/$d.qemu.raw" "$work/$d.ours.raw"; then ok "export $d.vmdk"; else bad "export $d.vmdk"; fi
+done
+
+echo "== kernel: sample disk volumes"
+# Offsets from sfdisk and from lvm2's own reports (testdata/LAYOUT.txt).
+start() { awk -v p="vm-flat.vmdk$1" '$1 == p { gsub(",", "", $4); print $4 * 512 }' testdata/LAYOUT.txt; }
+pe_start() { awk -v d="$1" '$1 == d && NF == 5 { print $4 }' testdata/LAYOUT.txt; }
+ext_size() { awk -v v="$1" '$1 == v && NF == 4 { print $3 }' testdata/LAYOUT.txt; }
+compare_mount boot testdata/vm-flat.vmdk "$(start 1)" $((16384 * 512)) testdata/vm.vmdk sda1:/
+# LogVol00 is one segment on sda2 starting at extent 0.
+seg=$(awk '$1 == "LogVol00" && NF == 6 { print $5 " " $6 }' testdata/LAYOUT.txt)
+first=$(echo "$seg" | sed -E 's/.*:([0-9]+)-.*/\1/')
+size=$(echo "$seg" | cut -d' ' -f1)
+compare_mount root testdata/vm-flat.vmdk $(($(start 2) + $(pe_start sda2) + first * $(ext_size VolGroup00))) "$size" \
+    testdata/vm.vmdk VolGroup00/LogVol00:/
+# VolGroup01/data spans two disks: assemble it with dd from lvm2's segment report.
+: >"$work/data.img"
+awk '$1 == "data" && NF == 6 { print $4, $5, $6 }' testdata/LAYOUT.txt | while read -r seg_start seg_size ranges; do
+    pv=${ranges%%:*}; r=${ranges#*:}; first=${r%-*}
+    if [ "$pv" = sdb ]; then img=testdata/vm_1-flat.vmdk; base=0; else img=testdata/vm-flat.vmdk; base=$(start "${pv#sda}"); fi
+    dd if="$img" of="$work/data.img" iflag=skip_bytes,count_bytes oflag=seek_bytes conv=notrunc status=none \
+        bs=1M skip=$((base + $(pe_start "$pv") + first * $(ext_size VolGroup01))) seek="$seg_start" count="$seg_size"
+done
+compare_mount data "$work/data.img" 0 "$(stat -c %s "$work/data.img")" --disk testdata/vm_1.vmdk testdata/vm.vmdk VolGroup01/data:/
+
+echo "== kernel: ext fixtures of crates/extfs"
+shopt -s nullglob
+for gz in crates/extfs/tests/data/*.img.gz; do
+    n=$(basename "$gz" .img.gz)
+    gunzip -c "$gz" >"$work/$n.img"
+    compare_mount "extfs-$n" "$work/$n.img" 0 "$(stat -c %s "$work/$n.img")" "$work/$n.img" sda:/
+done
+
+echo "oracle-check: $passed passed, $failed failed"
+[ "$failed" = 0 ]
