@@ -49,24 +49,28 @@ listing() {
         done)
 }
 
-# compare_mount NAME IMAGE OFFSET SIZE VMDKRECOVER-ARGS...: mount IMAGE's range with
-# the kernel and compare with vmdkrecover cp -a of the same volume.
+# compare_mount NAME IMAGE OFFSET SIZE VMDKRECOVER-ARGS...: vmdkrecover cp -a of a
+# volume, compared with the kernel's mount of IMAGE's byte range. vmdkrecover reads
+# first; then the kernel mounts. A scratch copy (under $work) is mounted read-write
+# capable, so that the kernel replays a journal exactly as at boot (vmdkrecover's
+# in-memory replay must agree); committed fixtures are only ever attached read-only.
 compare_mount() {
     local name="$1" image="$2" offset="$3" size="$4"
     shift 4
-    local mnt="$work/mnt-$name" out="$work/cp-$name" l
+    local mnt="$work/mnt-$name" out="$work/cp-$name" l ro=-r
+    case "$image" in "$work"/*) ro= ;; esac
     mkdir -p "$mnt"
-    l=$(losetup -r -f --show -o "$offset" --sizelimit "$size" "$image") || { bad "$name: losetup"; return; }
-    loops+=("$l")
-    if ! mount -o ro "$l" "$mnt" 2>/dev/null && ! mount -o ro,noload "$l" "$mnt" 2>"$work/err"; then
-        bad "$name: kernel mount failed: $(cat "$work/err")"
-        return
-    fi
-    mounts+=("$mnt")
     if ! "$B" cp -a "$@" "$out" 2>"$work/cp-err-$name"; then
         bad "$name: vmdkrecover cp failed: $(tail -1 "$work/cp-err-$name")"
         return
     fi
+    l=$(losetup $ro -f --show -o "$offset" --sizelimit "$size" "$image") || { bad "$name: losetup"; return; }
+    loops+=("$l")
+    if ! mount -o ro "$l" "$mnt" 2>"$work/err"; then
+        bad "$name: kernel mount failed: $(head -1 "$work/err")"
+        return
+    fi
+    mounts+=("$mnt")
     listing "$mnt" >"$work/kernel-$name.txt"
     listing "$out" >"$work/ours-$name.txt"
     if diff -u "$work/kernel-$name.txt" "$work/ours-$name.txt" >"$work/diff-$name.txt"; then
@@ -107,11 +111,13 @@ compare_mount data "$work/data.img" 0 "$(stat -c %s "$work/data.img")" --disk te
 
 echo "== kernel: ext fixtures of crates/extfs"
 shopt -s nullglob
+if [ -z "${ORACLE_SKIP_EXTFS:-}" ]; then
 for gz in crates/extfs/tests/data/*.img.gz; do
     n=$(basename "$gz" .img.gz)
-    gunzip -c "$gz" >"$work/$n.img"
+    gunzip -c "$gz" >"$work/$n.img" || { bad "extfs-$n: cannot decompress"; continue; }
     compare_mount "extfs-$n" "$work/$n.img" 0 "$(stat -c %s "$work/$n.img")" "$work/$n.img" sda:/
 done
+fi
 
 echo "oracle-check: $passed passed, $failed failed"
 [ "$failed" = 0 ]
