@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Benchmarks vmdkrecover against the best existing path on the same image, in one run
+# (hyperfine, warm page cache, medians). Needs root (loop devices, mount, lvm2).
+#
+# The benchmark disk (built once, kept in $BENCH_DIR): an 8 GiB ESX-style VMDK (vmfs
+# descriptor + flat), MBR, /boot ext3 on sda1, LVM2 on sda2 with a 6 GiB ext4 root LV
+# holding a copy of this machine's /etc and /usr/share (~50,000 entries) and a 1 GiB
+# random file; the same disk as monolithicSparse and streamOptimized VMDKs (written by
+# qemu-img); and a 2 TiB sparse flat disk with the same first 8 GiB.
+#
+# Jobs (DESIGN.md / issue 6):
+#   J1  ls -l /etc            vs  debugfs -R 'ls -l /etc' on the raw LV; ls -l on a loop mount
+#   J2  copy the 1 GiB file   vs  dd bs=1M of the same bytes from the flat file; cp from the mount
+#   J3  copy /usr/share       vs  debugfs rdump; cp -a from the mount (and the mount itself)
+#   J4  J1-J3 on monolithicSparse and streamOptimized  vs  qemu-img convert + the raw path
+#   RSS peak resident memory of each vmdkrecover job (/usr/bin/time -v)
+#
+# Usage: scripts/bench.sh [--quick | --build-only]   (--quick: fewer runs)
+# Output: the tables on stdout and in $BENCH_DIR/results.md.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+BENCH_DIR=${BENCH_DIR:-/var/tmp/vmdkrecover-bench}
+RUNS=${RUNS:-10}
+BUILD_ONLY=
+case "${1:-}" in
+    --quick) RUNS=3 ;;
+    --build-only) BUILD_ONLY=1 ;;
+esac
+[ "$(id -u)" = 0 ] || { echo "bench.sh: needs root (loop devices, mount)" >&2; exit 2; }
+for t in hyperfine debugfs mke2fs sfdisk lvm qemu-img /usr/bin/time; do
+    command -v "$t" >/dev/null || { echo "bench.sh: $t missing (apt-get install hyperfine e2fsprogs fdisk lvm2 qemu-utils time)" >&2; exit 2; }
+done
+export LVM_SUPPRESS_FD_WARNINGS=1
+MiB=$((1024 * 1024))
+GiB=$((1024 * MiB))
+mkdir -p "$BENCH_DIR"
+cd "$BENCH_DIR"
+
+(cd "$here" && cargo build --release --quiet)
+B="$here/target/release/vmdkrecover"
+
+loops=()
+mnt="$BENCH_DIR/mnt"
+cleanup() {
+    umount "$mnt" 2>/dev/null || true
+    for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+########################################################################## build
+if [ ! -f bench.vmdk ] || [ ! -f root-lv.raw ]; then
+    echo "== building the benchmark disk in $BENCH_DIR (once)"
+    rm -rf src && mkdir -p src/usr src/home/bench src/boot
+    cp -a /etc src/etc
+    cp -a /usr/share src/usr/share
+    head -c $GiB /dev/urandom >src/home/bench/big.bin
+    cp -a /boot/. src/boot/ 2>/dev/null || true
+    echo "kernel placeholder" >src/boot/vmlinuz
+    truncate -s $((8 * GiB)) bench-flat.vmdk
+    sfdisk -q bench-flat.vmdk <<'EOF'
+label: dos
+start=2048, size=1048576, type=83, bootable
+start=1050624, type=8e
+EOF
+    pv_start=$((1050624 * 512))
+    pv_size=$((8 * GiB - pv_start))
+    l=$(losetup -f --show -o $pv_start --sizelimit $pv_size bench-flat.vmdk); loops+=("$l")
+    L="--driverloaded n --config devices{filter=[\"a|^$l\$|\",\"r|.*|\"]obtain_device_list_from_udev=0}"
+    # shellcheck disable=SC2086
+    {
+        lvm pvcreate -q -ff -y $L "$l"
+        lvm vgcreate -q $L VolGroup00 "$l"
+        lvm lvcreate -q $L -an --zero n -L 6g -n LogVol00 VolGroup00
+        lvm lvcreate -q $L -an --zero n -L 1g -n LogVol01 VolGroup00
+    } 2>&1 | grep -v -e 'Activation disabled' -e 'not zeroed' || true
+    # shellcheck disable=SC2086
+    read -r pe_start < <(lvm pvs $L --noheadings --units b --nosuffix -o pe_start "$l" 2>/dev/null)
+    # shellcheck disable=SC2086
+    read -r ranges < <(lvm lvs $L --noheadings --segments -o seg_pe_ranges VolGroup00/LogVol00 2>/dev/null)
+    # shellcheck disable=SC2086
+    read -r ext < <(lvm vgs $L --noheadings --units b --nosuffix -o vg_extent_size VolGroup00 2>/dev/null)
+    first=${ranges#*:}; first=${first%-*}
+    echo "$((pv_start + pe_start + first * ext))" >root-lv.offset
+    losetup -d "$l"; loops=()
+    mke2fs -q -F -t ext3 -L boot -d src/boot -E offset=$((2048 * 512)) bench-flat.vmdk 512M
+    mke2fs -q -F -t ext4 -L root -d src root-lv.raw 6G
+    dd if=root-lv.raw of=bench-flat.vmdk bs=4M seek="$(($(cat root-lv.offset) / (4 * MiB)))" conv=notrunc,sparse status=none
+    [ $(($(cat root-lv.offset) % (4 * MiB))) = 0 ] || { echo "LV offset not 4 MiB aligned" >&2; exit 1; }
+    cat >bench.vmdk <<EOF
+# Disk DescriptorFile
+version=1
+encoding="UTF-8"
+CID=a1b2c3d4
+parentCID=ffffffff
+createType="vmfs"
+
+# Extent description
+RW $((8 * GiB / 512)) VMFS "bench-flat.vmdk"
+
+# The Disk Data Base
+#DDB
+ddb.adapterType = "lsilogic"
+ddb.virtualHWVersion = "8"
+EOF
+    qemu-img convert -f vmdk -O vmdk -o subformat=monolithicSparse bench.vmdk bench-sparse.vmdk
+    qemu-img convert -f vmdk -O vmdk -o subformat=streamOptimized bench.vmdk bench-stream.vmdk
+    truncate -s 2T big-flat.vmdk
+    dd if=bench-flat.vmdk of=big-flat.vmdk bs=4M conv=notrunc,sparse status=none
+    sed -e "s/RW $((8 * GiB / 512)) VMFS \"bench-flat.vmdk\"/RW $((2048 * GiB / 512)) VMFS \"big-flat.vmdk\"/" bench.vmdk >big.vmdk
+    # The 1 GiB file's bytes on the flat file (for dd): debugfs's own block map.
+    blk=$(debugfs -R "bmap /home/bench/big.bin 0" root-lv.raw 2>/dev/null)
+    last=$(debugfs -R "bmap /home/bench/big.bin $((GiB / 4096 - 1))" root-lv.raw 2>/dev/null)
+    [ $((last - blk)) = $((GiB / 4096 - 1)) ] || echo "note: big.bin is not contiguous; dd reads its first extent range"
+    echo $(($(cat root-lv.offset) + blk * 4096)) >big.offset
+    rm -rf src
+fi
+[ -n "$BUILD_ONLY" ] && { echo "bench disk ready in $BENCH_DIR"; exit 0; }
+root_off=$(cat root-lv.offset)
+big_off=$(cat big.offset)
+V=VolGroup00/LogVol00
+
+########################################################################## run
+results="$BENCH_DIR/results.md"
+{
+    echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -r); $(date -u +%Y-%m-%d)"
+    echo
+} >"$results"
+hf() { # hf TITLE CMD...
+    local title="$1"; shift
+    echo "== $title"
+    echo "### $title" >>"$results"
+    hyperfine -N --warmup 2 --runs "$RUNS" --export-markdown "$BENCH_DIR/hf.md" "$@" >/dev/null 2>&1 ||
+        hyperfine --warmup 2 --runs "$RUNS" --export-markdown "$BENCH_DIR/hf.md" "$@" >/dev/null
+    cat "$BENCH_DIR/hf.md" | tee -a "$results"
+    echo >>"$results"
+}
+rss() { # rss LABEL CMD...: peak RSS in MiB
+    local label="$1"; shift
+    local kb
+    kb=$(/usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1)
+    echo "| $label | $((kb / 1024)) MiB |" | tee -a "$results"
+}
+
+l=$(losetup -r -f --show -o "$root_off" --sizelimit $((6 * GiB)) bench-flat.vmdk); loops+=("$l")
+mkdir -p "$mnt"; mount -o ro "$l" "$mnt"
+out="$BENCH_DIR/out"
+rm -rf "$out"; mkdir -p "$out"
+
+hf "J1 ls -l /etc (8 GiB flat disk; 2 TiB sparse disk)" \
+    -n "vmdkrecover (8 GiB)" "$B ls -l bench.vmdk $V:/etc" \
+    -n "vmdkrecover (2 TiB)" "$B ls -l big.vmdk $V:/etc" \
+    -n "debugfs on the raw LV" "debugfs -R 'ls -l /etc' root-lv.raw" \
+    -n "ls -l on the loop mount" "ls -l $mnt/etc"
+
+hf "J2 copy the 1 GiB file" \
+    --prepare "rm -f $out/big.bin $out/dd.bin $out/cp.bin" \
+    -n "vmdkrecover cp" "$B cp bench.vmdk $V:/home/bench/big.bin $out/big.bin" \
+    -n "dd bs=1M of its bytes" "dd if=bench-flat.vmdk of=$out/dd.bin bs=1M iflag=skip_bytes skip=$big_off count=1024 status=none" \
+    -n "cp from the loop mount" "cp $mnt/home/bench/big.bin $out/cp.bin"
+
+hf "J3 copy /usr/share (~50,000 entries)" \
+    --prepare "rm -rf $out/share $out/rdump $out/cpa; mkdir -p $out/rdump" \
+    -n "vmdkrecover cp" "$B cp bench.vmdk $V:/usr/share $out/share" \
+    -n "vmdkrecover cp --threads 1" "$B cp --threads 1 bench.vmdk $V:/usr/share $out/share" \
+    -n "debugfs rdump" "debugfs -R 'rdump /usr/share $out/rdump' root-lv.raw" \
+    -n "cp -a from the mount" "cp -a $mnt/usr/share $out/cpa"
+
+hf "J4 sparse and stream-optimized: ls -l /etc" \
+    -n "vmdkrecover (monolithicSparse)" "$B ls -l bench-sparse.vmdk $V:/etc" \
+    -n "vmdkrecover (streamOptimized)" "$B ls -l bench-stream.vmdk $V:/etc"
+
+hf "J4 sparse and stream-optimized: copy the 1 GiB file" \
+    --prepare "rm -f $out/big.bin $out/conv.raw" \
+    -n "vmdkrecover cp (monolithicSparse)" "$B cp bench-sparse.vmdk $V:/home/bench/big.bin $out/big.bin" \
+    -n "vmdkrecover cp (streamOptimized)" "$B cp bench-stream.vmdk $V:/home/bench/big.bin $out/big.bin" \
+    -n "qemu-img convert -O raw (monolithicSparse; before any mount)" "qemu-img convert -O raw bench-sparse.vmdk $out/conv.raw" \
+    -n "qemu-img convert -O raw (streamOptimized; before any mount)" "qemu-img convert -O raw bench-stream.vmdk $out/conv.raw"
+
+hf "J4 sparse and stream-optimized: export the whole disk" \
+    --prepare "rm -f $out/exp.raw $out/conv.raw" \
+    -n "vmdkrecover export (monolithicSparse)" "$B export bench-sparse.vmdk -o $out/exp.raw" \
+    -n "qemu-img convert -O raw (monolithicSparse)" "qemu-img convert -O raw bench-sparse.vmdk $out/conv.raw" \
+    -n "vmdkrecover export (streamOptimized)" "$B export bench-stream.vmdk -o $out/exp.raw" \
+    -n "qemu-img convert -O raw (streamOptimized)" "qemu-img convert -O raw bench-stream.vmdk $out/conv.raw"
+
+echo "== peak RSS" | tee -a "$results"
+echo "| job | peak RSS |" | tee -a "$results"
+echo "|---|---|" | tee -a "$results"
+rm -rf "$out"/*
+rss "J1 ls -l /etc" "$B" ls -l bench.vmdk $V:/etc
+rss "J2 cp 1 GiB file" "$B" cp bench.vmdk $V:/home/bench/big.bin "$out/big.bin"
+rss "J3 cp /usr/share" "$B" cp bench.vmdk $V:/usr/share "$out/share"
+rm -rf "$out"/*
+rss "J4 cp 1 GiB file (streamOptimized)" "$B" cp bench-stream.vmdk $V:/home/bench/big.bin "$out/big.bin"
+rss "J4 export (monolithicSparse)" "$B" export bench-sparse.vmdk -o "$out/exp.raw"
+rm -rf "$out"
+echo "results: $results"
