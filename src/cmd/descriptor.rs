@@ -68,9 +68,7 @@ pub fn rewrite(descriptor: &Path, extents: &[String], output: &Path) -> Result<O
             .sectors
             .checked_mul(512)
             .ok_or_else(|| anyhow!("extent size overflows"))?;
-        let needed = declared
-            .checked_add(line.offset.saturating_mul(512))
-            .unwrap_or(u64::MAX);
+        let needed = declared.saturating_add(line.offset.saturating_mul(512));
         if meta.len() < needed {
             bail!(
                 "{new}: extent declares {} sectors ({declared} bytes), file has {} bytes",

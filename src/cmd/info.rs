@@ -313,12 +313,13 @@ pub fn run(common: &Common, json: bool) -> Result<Outcome> {
     let info = build(&stack);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut outcome = Outcome::default();
-    outcome.failures = info
-        .volumes
-        .iter()
-        .filter(|v| v.unreadable.is_some())
-        .count() as u64;
+    let outcome = Outcome {
+        failures: info
+            .volumes
+            .iter()
+            .filter(|v| v.unreadable.is_some())
+            .count() as u64,
+    };
     if json {
         serde_json::to_writer_pretty(&mut out, &info)?;
         writeln!(out)?;
