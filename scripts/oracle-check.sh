@@ -109,6 +109,28 @@ awk '$1 == "data" && NF == 6 { print $4, $5, $6 }' testdata/LAYOUT.txt | while r
 done
 compare_mount data "$work/data.img" 0 "$(stat -c %s "$work/data.img")" --disk testdata/vm_1.vmdk testdata/vm.vmdk VolGroup01/data:/
 
+echo "== FUSE: vmdkrecover mount == the kernel's mount"
+if [ -e /dev/fuse ] && [ -f "$work/kernel-root.txt" ]; then
+    fmnt="$work/fuse-root"; mkdir -p "$fmnt"
+    "$B" mount testdata/vm.vmdk VolGroup00/LogVol00 "$fmnt" 2>"$work/fuse-err" &
+    fpid=$!
+    for _ in $(seq 1 50); do mountpoint -q "$fmnt" && break; sleep 0.1; done
+    if mountpoint -q "$fmnt"; then
+        listing "$fmnt" >"$work/fuse-root.txt"
+        kill -INT "$fpid"; wait "$fpid" || true
+        if mountpoint -q "$fmnt"; then bad "mount: still mounted after Ctrl-C"; umount "$fmnt"; fi
+        if diff -u "$work/kernel-root.txt" "$work/fuse-root.txt" >"$work/diff-fuse.txt"; then
+            ok "mount: FUSE view of VolGroup00/LogVol00 == kernel mount ($(wc -l <"$work/fuse-root.txt") objects)"
+        else
+            bad "mount: FUSE view differs from the kernel mount:"; head -20 "$work/diff-fuse.txt"
+        fi
+    else
+        kill "$fpid" 2>/dev/null; bad "mount: did not mount: $(cat "$work/fuse-err")"
+    fi
+else
+    echo "SKIPPED: FUSE check (no /dev/fuse)"
+fi
+
 echo "== kernel: ext fixtures of crates/extfs"
 shopt -s nullglob
 if [ -z "${ORACLE_SKIP_EXTFS:-}" ]; then

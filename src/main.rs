@@ -191,6 +191,21 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Mount a guest filesystem read-only with FUSE (foreground; Ctrl-C or fusermount -u to unmount).
+    #[command(
+        after_help = "Example:\n  mkdir /mnt/web01 && vmdkrecover mount web01.vmdk VolGroup00/LogVol00 /mnt/web01"
+    )]
+    Mount {
+        #[command(flatten)]
+        image: ImageArgs,
+        /// The volume to mount (VG/LV, sda1, LABEL=x, ...).
+        volume: String,
+        /// An existing empty directory.
+        mountpoint: PathBuf,
+        /// Let other users see the mount (needs user_allow_other in /etc/fuse.conf for non-root).
+        #[arg(long)]
+        allow_other: bool,
+    },
     /// Work with VMDK descriptor files.
     #[command(subcommand)]
     Descriptor(DescriptorCmd),
@@ -289,6 +304,12 @@ fn main() -> ExitCode {
             output,
             force,
         } => cmd::export::run(&image.into_opts(), volume.as_deref(), &output, force),
+        Command::Mount {
+            image,
+            volume,
+            mountpoint,
+            allow_other,
+        } => cmd::mount::run(&image.into_opts(), &volume, &mountpoint, allow_other),
         Command::Descriptor(DescriptorCmd::Rewrite {
             descriptor,
             extents,

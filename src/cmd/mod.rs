@@ -8,6 +8,7 @@ pub mod export;
 pub mod find;
 pub mod info;
 pub mod ls;
+pub mod mount;
 pub mod stat;
 pub mod tar;
 
