@@ -1,0 +1,505 @@
+//! The two-level grain map shared by every sparse extent kind: a grain directory (GD)
+//! whose entries locate grain tables (GT), whose entries locate grains.
+//!
+//! VMware "Virtual Disk Format 5.0", "Grain Directories and Grain Tables"; qemu
+//! `block/vmdk.c` `get_cluster_offset` for the three entry encodings:
+//!
+//! * hosted sparse (`KDMV`) and stream-optimized: 32-bit sector numbers; GTE 0 is an
+//!   unallocated grain, GTE 1 a zeroed grain;
+//! * ESX `COWD` (VMFSSPARSE): 32-bit sector numbers, 4096 entries per GT;
+//! * SESparse: 64-bit entries whose top nibble says unallocated (0), unmapped or zero
+//!   (1, 2) or allocated (3, with the grain number split across the other bits).
+//!
+//! The directory is read and checked against the file size once, at open. Tables are
+//! read on demand into a small bounded cache (a mutex around a least-recently-used
+//! list); compressed grains are inflated into a second small cache so a run of small
+//! reads inside one grain inflates it once.
+
+use crate::extent::{read_file, Extent, Piece};
+use crate::Error;
+use bytesource::SharedSource;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+/// Bytes of grain tables kept in memory per extent.
+const TABLE_CACHE_BYTES: u64 = 4 * 1024 * 1024;
+/// Decompressed grains kept per extent.
+const GRAIN_CACHE_GRAINS: usize = 4;
+
+/// How entries of this map are encoded.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Flavor {
+    /// Hosted sparse (`KDMV`); `compressed` for stream-optimized grains,
+    /// `markers` when each compressed grain starts with a 12-byte grain marker.
+    Hosted { compressed: bool, markers: bool },
+    /// ESX `COWD`.
+    Cowd,
+    /// SESparse; grains are numbered from `grains_offset` (bytes).
+    SeSparse { grains_offset: u64 },
+}
+
+/// Where one grain lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Loc {
+    Unallocated,
+    Zero,
+    At(u64),
+}
+
+/// A grain map over one extent file.
+pub(crate) struct GrainMap {
+    pub(crate) file: SharedSource,
+    pub(crate) name: String,
+    /// Bytes of virtual disk this extent covers.
+    pub(crate) len: u64,
+    /// Grain size in bytes (non-zero).
+    pub(crate) grain: u64,
+    /// Entries per grain table (non-zero).
+    pub(crate) gt_entries: u64,
+    /// 4 or 8.
+    pub(crate) entry_size: u64,
+    /// Byte offset of each grain table in the file; 0 = no table (all unallocated).
+    pub(crate) gd: Vec<u64>,
+    pub(crate) flavor: Flavor,
+    tables: Mutex<Lru<Arc<Vec<u64>>>>,
+    /// Grain tables rebuilt in memory (a stream scanned for its grain markers), by
+    /// directory index; such entries have a non-zero placeholder in `gd`.
+    pub(crate) preloaded: std::collections::HashMap<u64, Arc<Vec<u64>>>,
+    grains: Mutex<Lru<Arc<Vec<u8>>>>,
+}
+
+/// A tiny least-recently-used cache keyed by u64.
+struct Lru<T> {
+    cap: usize,
+    tick: u64,
+    items: Vec<(u64, u64, T)>,
+}
+
+impl<T: Clone> Lru<T> {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap: cap.max(1),
+            tick: 0,
+            items: Vec::new(),
+        }
+    }
+    fn get(&mut self, key: u64) -> Option<T> {
+        self.tick = self.tick.wrapping_add(1);
+        let tick = self.tick;
+        self.items.iter_mut().find(|(k, _, _)| *k == key).map(|e| {
+            e.1 = tick;
+            e.2.clone()
+        })
+    }
+    fn put(&mut self, key: u64, value: T) {
+        self.tick = self.tick.wrapping_add(1);
+        if self.items.len() >= self.cap {
+            if let Some(i) = self
+                .items
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.1)
+                .map(|(i, _)| i)
+            {
+                self.items.swap_remove(i);
+            }
+        }
+        self.items.push((key, self.tick, value));
+    }
+}
+
+fn le(bytes: &[u8], entry_size: u64) -> u64 {
+    if entry_size == 8 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(bytes.get(..8).unwrap_or(&[0; 8]));
+        u64::from_le_bytes(b)
+    } else {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(bytes.get(..4).unwrap_or(&[0; 4]));
+        u64::from(u32::from_le_bytes(b))
+    }
+}
+
+/// Decodes `count` little-endian entries of `entry_size` bytes.
+pub(crate) fn decode_entries(bytes: &[u8], entry_size: u64) -> Vec<u64> {
+    let step = if entry_size == 8 { 8 } else { 4 };
+    bytes
+        .chunks_exact(step)
+        .map(|c| le(c, entry_size))
+        .collect()
+}
+
+impl GrainMap {
+    /// Builds a map; `gd` holds table byte offsets already validated against the file.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        file: SharedSource,
+        name: String,
+        len: u64,
+        grain: u64,
+        gt_entries: u64,
+        entry_size: u64,
+        gd: Vec<u64>,
+        flavor: Flavor,
+    ) -> Self {
+        let table_bytes = gt_entries.saturating_mul(8).max(1);
+        let tables = usize::try_from(
+            TABLE_CACHE_BYTES
+                .checked_div(table_bytes)
+                .unwrap_or(2)
+                .max(2),
+        )
+        .unwrap_or(2);
+        Self {
+            file,
+            name,
+            len,
+            grain,
+            gt_entries,
+            entry_size,
+            gd,
+            flavor,
+            tables: Mutex::new(Lru::new(tables)),
+            grains: Mutex::new(Lru::new(GRAIN_CACHE_GRAINS)),
+            preloaded: std::collections::HashMap::new(),
+        }
+    }
+
+    fn gt_bytes(&self) -> Result<usize, Error> {
+        self.gt_entries
+            .checked_mul(self.entry_size)
+            .and_then(|b| usize::try_from(b).ok())
+            .ok_or_else(|| Error::corrupt(&self.name, "grain table size overflows"))
+    }
+
+    fn table(&self, gd_index: u64, at: u64) -> Result<Arc<Vec<u64>>, Error> {
+        if let Some(t) = self.preloaded.get(&gd_index) {
+            return Ok(t.clone());
+        }
+        if let Ok(mut c) = self.tables.lock() {
+            if let Some(t) = c.get(gd_index) {
+                return Ok(t);
+            }
+        }
+        let mut buf = vec![0u8; self.gt_bytes()?];
+        read_file(&self.file, &self.name, at, &mut buf).map_err(|e| {
+            Error::corrupt(
+                &self.name,
+                format!("grain table {gd_index} at byte {at:#x} cannot be read: {e}"),
+            )
+        })?;
+        let t = Arc::new(decode_entries(&buf, self.entry_size));
+        if let Ok(mut c) = self.tables.lock() {
+            c.put(gd_index, t.clone());
+        }
+        Ok(t)
+    }
+
+    fn decode(&self, raw: u64, grain_index: u64) -> Result<Loc, Error> {
+        let bad = |what: &str| {
+            Error::corrupt(
+                &self.name,
+                format!("grain table entry {raw:#x} for grain {grain_index}: {what}"),
+            )
+        };
+        let at = match self.flavor {
+            Flavor::Hosted { .. } | Flavor::Cowd => match raw {
+                0 => return Ok(Loc::Unallocated),
+                // GTE 1 marks a zeroed grain (VMware 5.0 spec, "zeroed-grain GTE");
+                // sector 1 can never hold a grain, so read it as zeros whatever the flag.
+                1 if matches!(self.flavor, Flavor::Hosted { .. }) => return Ok(Loc::Zero),
+                s => s.checked_mul(512).ok_or_else(|| bad("offset overflows"))?,
+            },
+            Flavor::SeSparse { grains_offset } => match raw >> 60 {
+                0 if raw == 0 => return Ok(Loc::Unallocated),
+                1 | 2 => return Ok(Loc::Zero),
+                3 => {
+                    let n = ((raw & 0x0fff_0000_0000_0000) >> 48)
+                        | ((raw & 0x0000_ffff_ffff_ffff) << 12);
+                    n.checked_mul(self.grain)
+                        .and_then(|b| b.checked_add(grains_offset))
+                        .ok_or_else(|| bad("offset overflows"))?
+                }
+                _ => return Err(bad("unknown entry type")),
+            },
+        };
+        // An uncompressed grain must lie wholly inside the file; a compressed one must
+        // at least start there (its length comes from its marker).
+        let need = if self.compressed() { 1 } else { self.grain };
+        match at.checked_add(need) {
+            Some(end) if end <= self.file.len() => Ok(Loc::At(at)),
+            _ => Err(bad(&format!(
+                "grain at byte {at:#x} lies past the end of the file ({} bytes)",
+                self.file.len()
+            ))),
+        }
+    }
+
+    fn compressed(&self) -> bool {
+        matches!(
+            self.flavor,
+            Flavor::Hosted {
+                compressed: true,
+                ..
+            }
+        )
+    }
+
+    /// Inflates the compressed grain stored at `at` (qemu `vmdk_read_extent`).
+    fn inflate(&self, at: u64) -> Result<Arc<Vec<u8>>, Error> {
+        if let Ok(mut c) = self.grains.lock() {
+            if let Some(g) = c.get(at) {
+                return Ok(g);
+            }
+        }
+        let markers = matches!(self.flavor, Flavor::Hosted { markers: true, .. });
+        let file_len = self.file.len();
+        let limit = self.grain.saturating_mul(2);
+        let (data_at, data_len) = if markers {
+            // Grain marker: lba u64, size u32, then `size` bytes of zlib data.
+            let mut m = [0u8; 12];
+            read_file(&self.file, &self.name, at, &mut m)?;
+            let size = u64::from(u32::from_le_bytes([m[8], m[9], m[10], m[11]]));
+            if size == 0 || size > limit {
+                return Err(Error::corrupt(
+                    &self.name,
+                    format!(
+                        "grain marker at byte {at:#x} gives compressed size {size} (grain is {} bytes)",
+                        self.grain
+                    ),
+                ));
+            }
+            let data_at = at
+                .checked_add(12)
+                .ok_or_else(|| Error::corrupt(&self.name, "grain offset overflows"))?;
+            (data_at, size)
+        } else {
+            (at, limit.min(file_len.saturating_sub(at)))
+        };
+        match data_at.checked_add(data_len) {
+            Some(end) if end <= file_len => {}
+            _ => {
+                return Err(Error::corrupt(
+                    &self.name,
+                    format!("compressed grain at byte {at:#x} runs past the end of the file"),
+                ))
+            }
+        }
+        let n =
+            usize::try_from(data_len).map_err(|_| Error::corrupt(&self.name, "grain too large"))?;
+        let mut packed = vec![0u8; n];
+        read_file(&self.file, &self.name, data_at, &mut packed)?;
+        let mut out = Vec::new();
+        flate2::read::ZlibDecoder::new(packed.as_slice())
+            .take(self.grain.saturating_add(1))
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                Error::corrupt(
+                    &self.name,
+                    format!("compressed grain at byte {at:#x} does not inflate: {e}"),
+                )
+            })?;
+        if u64::try_from(out.len()).unwrap_or(u64::MAX) > self.grain {
+            return Err(Error::corrupt(
+                &self.name,
+                format!(
+                    "compressed grain at byte {at:#x} inflates to more than the grain size ({} bytes)",
+                    self.grain
+                ),
+            ));
+        }
+        let g = Arc::new(out);
+        if let Ok(mut c) = self.grains.lock() {
+            c.put(at, g.clone());
+        }
+        Ok(g)
+    }
+}
+
+/// Whether a run mapped so far (`first`, `run` bytes) continues with `next`.
+fn continues(first: Piece, run: u64, next: Piece) -> bool {
+    match (first, next) {
+        (Piece::Data(a), Piece::Data(b)) => a.checked_add(run) == Some(b),
+        (Piece::Zero, Piece::Zero) | (Piece::Unallocated, Piece::Unallocated) => true,
+        _ => false,
+    }
+}
+
+impl Extent for GrainMap {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn map(&self, offset: u64, max: u64) -> Result<(u64, Piece), Error> {
+        let end = offset.saturating_add(max).min(self.len);
+        let span = self
+            .grain
+            .checked_mul(self.gt_entries)
+            .ok_or_else(|| Error::corrupt(&self.name, "grain table span overflows"))?;
+        let internal = || Error::corrupt(&self.name, "internal: grain arithmetic");
+        let mut pos = offset;
+        let mut first: Option<Piece> = None;
+        let mut run = 0u64;
+        // Each step advances at least one byte toward `end`, at most one grain table
+        // span at a time through missing tables: the loop is bounded by `max`.
+        while pos < end {
+            // grain and span are non-zero (checked at open), so checked_* never fail.
+            let gi = pos.checked_div(self.grain).ok_or_else(internal)?;
+            let within = pos.checked_rem(self.grain).ok_or_else(internal)?;
+            let gd_index = pos.checked_div(span).ok_or_else(internal)?;
+            let left = end.saturating_sub(pos);
+            let mut take = self.grain.saturating_sub(within).min(left);
+            let gt_at = self.gd.get(usize::try_from(gd_index).unwrap_or(usize::MAX));
+            let piece =
+                match gt_at {
+                    None => {
+                        // Past the directory: the rest of the extent is unallocated.
+                        take = left;
+                        Piece::Unallocated
+                    }
+                    Some(0) => {
+                        // No table: the whole span is unallocated.
+                        let span_end = gd_index
+                            .checked_add(1)
+                            .and_then(|n| n.checked_mul(span))
+                            .unwrap_or(u64::MAX);
+                        take = span_end.min(end).saturating_sub(pos);
+                        Piece::Unallocated
+                    }
+                    Some(&at) => {
+                        let t = self.table(gd_index, at)?;
+                        let ti = gi.checked_rem(self.gt_entries).ok_or_else(internal)?;
+                        let raw = t
+                            .get(usize::try_from(ti).unwrap_or(usize::MAX))
+                            .copied()
+                            .unwrap_or(0);
+                        match self.decode(raw, gi)? {
+                            Loc::Unallocated => Piece::Unallocated,
+                            Loc::Zero => Piece::Zero,
+                            Loc::At(g) if self.compressed() => {
+                                if first.is_none() {
+                                    return Ok((take, Piece::Compressed { at: g, within }));
+                                }
+                                break;
+                            }
+                            Loc::At(g) => Piece::Data(g.checked_add(within).ok_or_else(|| {
+                                Error::corrupt(&self.name, "grain offset overflows")
+                            })?),
+                        }
+                    }
+                };
+            match first {
+                None => first = Some(piece),
+                Some(f) if continues(f, run, piece) => {}
+                Some(_) => break,
+            }
+            if take == 0 {
+                return Err(internal());
+            }
+            run = run.saturating_add(take);
+            pos = pos.saturating_add(take);
+        }
+        match first {
+            Some(p) if run > 0 => Ok((run, p)),
+            _ => Err(Error::corrupt(
+                &self.name,
+                format!("internal: empty mapping at {offset}"),
+            )),
+        }
+    }
+
+    fn read_piece(&self, piece: Piece, buf: &mut [u8]) -> Result<(), Error> {
+        match piece {
+            Piece::Data(at) => read_file(&self.file, &self.name, at, buf),
+            Piece::Compressed { at, within } => {
+                let g = self.inflate(at)?;
+                let start = usize::try_from(within).unwrap_or(usize::MAX);
+                let src = start
+                    .checked_add(buf.len())
+                    .and_then(|end| g.get(start..end))
+                    .ok_or_else(|| {
+                        Error::corrupt(
+                            &self.name,
+                            format!(
+                                "compressed grain at byte {at:#x} inflates to only {} bytes",
+                                g.len()
+                            ),
+                        )
+                    })?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+            Piece::Zero | Piece::Unallocated => {
+                buf.fill(0);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Largest grain directory read (qemu caps its L1 table at 32 Mi entries).
+pub(crate) const MAX_GD_ENTRIES: u64 = 32 * 1024 * 1024;
+
+/// Reads a grain directory of `count` entries at byte `at`, after checking that it lies
+/// inside the file (so a hostile count cannot make us allocate more than the file).
+pub(crate) fn read_table(
+    file: &SharedSource,
+    name: &str,
+    what: &str,
+    at: u64,
+    count: u64,
+    entry_size: u64,
+) -> Result<Vec<u64>, Error> {
+    if count > MAX_GD_ENTRIES {
+        return Err(Error::corrupt(
+            name,
+            format!("{what} of {count} entries is larger than the {MAX_GD_ENTRIES} entry limit"),
+        ));
+    }
+    let bytes = count
+        .checked_mul(entry_size)
+        .ok_or_else(|| Error::corrupt(name, format!("{what} size overflows")))?;
+    match at.checked_add(bytes) {
+        Some(end) if end <= file.len() => {}
+        _ => {
+            return Err(Error::corrupt(
+                name,
+                format!(
+                "{what} ({count} entries at byte {at:#x}) lies past the end of the file ({} bytes)",
+                file.len()
+            ),
+            ))
+        }
+    }
+    let n =
+        usize::try_from(bytes).map_err(|_| Error::corrupt(name, format!("{what} too large")))?;
+    let mut buf = vec![0u8; n];
+    read_file(file, name, at, &mut buf)?;
+    Ok(decode_entries(&buf, entry_size))
+}
+
+/// Checks that every grain table a directory names lies inside the file.
+pub(crate) fn check_tables(
+    file_len: u64,
+    name: &str,
+    gd: &[u64],
+    table_bytes: u64,
+) -> Result<(), Error> {
+    for (i, &at) in gd.iter().enumerate() {
+        if at == 0 {
+            continue;
+        }
+        match at.checked_add(table_bytes) {
+            Some(end) if end <= file_len => {}
+            _ => {
+                return Err(Error::corrupt(
+                    name,
+                    format!(
+                        "grain directory entry {i} points to a grain table at byte {at:#x}, past the end of the file ({file_len} bytes)"
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
+}

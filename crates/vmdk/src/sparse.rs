@@ -1,0 +1,299 @@
+//! Hosted sparse extents (`KDMV`): monolithicSparse, twoGbMaxExtentSparse pieces and
+//! streamOptimized files.
+//!
+//! Layout from VMware "Virtual Disk Format 5.0", "Hosted Sparse Extent Header"
+//! (qemu `VMDK4Header`, libyal libvmdk "Sparse extent file header"), all little-endian:
+//!
+//! ```text
+//!  0 magicNumber u32 'KDMV'   4 version u32        8 flags u32
+//! 12 capacity u64 (sectors)  20 grainSize u64      28 descriptorOffset u64
+//! 36 descriptorSize u64      44 numGTEsPerGT u32   48 rgdOffset u64
+//! 56 gdOffset u64            64 overHead u64       72 uncleanShutdown u8
+//! 73 '\n' ' ' '\r' '\n'      77 compressAlgorithm u16
+//! ```
+//!
+//! flags: bit 0 newline test valid, bit 1 redundant grain directory in use, bit 2
+//! zeroed-grain GTEs, bit 16 compressed grains, bit 17 markers. A `gdOffset` of
+//! `GD_AT_END` (all ones) means the real header is the footer near the end of the file
+//! (see [`crate::stream`]).
+
+use crate::grain::{check_tables, read_table, Flavor, GrainMap};
+use crate::Error;
+use bytesource::SharedSource;
+
+/// `KDMV` read as a little-endian u32.
+pub(crate) const MAGIC: u32 = 0x564d_444b;
+pub(crate) const GD_AT_END: u64 = u64::MAX;
+const FLAG_MARKERS: u32 = 1 << 17;
+/// Largest grain accepted, in sectors (8 MiB; VMware writes 128 = 64 KiB).
+pub(crate) const MAX_GRAIN_SECTORS: u64 = 16 * 1024;
+/// Largest grain table accepted (VMware writes 512 entries; qemu refuses > 512).
+const MAX_GTES_PER_GT: u64 = 4096;
+/// Largest embedded descriptor read.
+const MAX_EMBEDDED_DESCRIPTOR: u64 = 1024 * 1024;
+
+/// The fields of a hosted sparse header.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Header {
+    pub(crate) version: u32,
+    pub(crate) flags: u32,
+    pub(crate) capacity: u64,
+    pub(crate) grain_size: u64,
+    pub(crate) descriptor_offset: u64,
+    pub(crate) descriptor_size: u64,
+    pub(crate) num_gtes_per_gt: u32,
+    pub(crate) rgd_offset: u64,
+    pub(crate) gd_offset: u64,
+    pub(crate) overhead: u64,
+    pub(crate) compress_algorithm: u16,
+}
+
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    if let Some(s) = at.checked_add(4).and_then(|end| b.get(at..end)) {
+        a.copy_from_slice(s);
+    }
+    u32::from_le_bytes(a)
+}
+
+pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    if let Some(s) = at.checked_add(8).and_then(|end| b.get(at..end)) {
+        a.copy_from_slice(s);
+    }
+    u64::from_le_bytes(a)
+}
+
+impl Header {
+    /// Decodes a 512-byte header sector; `None` when the magic is wrong.
+    pub(crate) fn parse(b: &[u8]) -> Option<Header> {
+        if u32_at(b, 0) != MAGIC {
+            return None;
+        }
+        Some(Header {
+            version: u32_at(b, 4),
+            flags: u32_at(b, 8),
+            capacity: u64_at(b, 12),
+            grain_size: u64_at(b, 20),
+            descriptor_offset: u64_at(b, 28),
+            descriptor_size: u64_at(b, 36),
+            num_gtes_per_gt: u32_at(b, 44),
+            rgd_offset: u64_at(b, 48),
+            gd_offset: u64_at(b, 56),
+            overhead: u64_at(b, 64),
+            compress_algorithm: u16::from_le_bytes([
+                b.get(77).copied().unwrap_or(0),
+                b.get(78).copied().unwrap_or(0),
+            ]),
+        })
+    }
+}
+
+/// An opened hosted sparse file.
+pub(crate) struct Opened {
+    pub(crate) map: GrainMap,
+    /// The embedded descriptor text, if the file carries one.
+    pub(crate) descriptor: Option<String>,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) stream_optimized: bool,
+}
+
+fn sectors_to_bytes(name: &str, what: &str, s: u64) -> Result<u64, Error> {
+    s.checked_mul(512)
+        .ok_or_else(|| Error::corrupt(name, format!("{what} of {s} sectors overflows")))
+}
+
+/// Opens a `KDMV` file.
+pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
+    let mut warnings = Vec::new();
+    if file.len() < 512 {
+        return Err(Error::corrupt(
+            name,
+            format!(
+                "{} bytes is too short for a sparse extent header",
+                file.len()
+            ),
+        ));
+    }
+    let mut sector = [0u8; 512];
+    file.read_at(0, &mut sector)
+        .map_err(|e| Error::io(name, e))?;
+    let mut h = Header::parse(&sector)
+        .ok_or_else(|| Error::corrupt(name, "no KDMV sparse extent magic at byte 0"))?;
+    let embedded = read_embedded_descriptor(&file, name, &h, &mut warnings);
+    let mut stream_optimized = false;
+    let mut footer_error = None;
+    if h.gd_offset == GD_AT_END {
+        // streamOptimized: the footer holds the real grain directory offset. Without
+        // one (a stream cut short) the first header's geometry is used and the grain
+        // map is rebuilt from the markers below.
+        match crate::stream::read_footer(&file, name) {
+            Ok(f) => h = f,
+            Err(e) => footer_error = Some(e),
+        }
+        stream_optimized = true;
+    }
+    if h.version == 0 || h.version > 3 {
+        return Err(Error::unsupported(
+            name,
+            format!("sparse extent version {} (1 to 3 are read)", h.version),
+        ));
+    }
+    if h.grain_size == 0 || !h.grain_size.is_power_of_two() || h.grain_size > MAX_GRAIN_SECTORS {
+        return Err(Error::corrupt(
+            name,
+            format!(
+                "grain size of {} sectors is not a power of two between 1 and {MAX_GRAIN_SECTORS}",
+                h.grain_size
+            ),
+        ));
+    }
+    let gtes = u64::from(h.num_gtes_per_gt);
+    if gtes == 0 || gtes > MAX_GTES_PER_GT {
+        return Err(Error::corrupt(
+            name,
+            format!("{gtes} grain table entries per table (1 to {MAX_GTES_PER_GT} are sane)"),
+        ));
+    }
+    let compressed = match h.compress_algorithm {
+        0 => false,
+        1 => true,
+        other => {
+            return Err(Error::unsupported(
+                name,
+                format!("compression algorithm {other} (only deflate is known)"),
+            ))
+        }
+    };
+    stream_optimized |= compressed;
+    if h.overhead.checked_mul(512).is_none_or(|o| o > file.len()) {
+        // qemu refuses such a file ("File truncated"); grains that are present still
+        // read, a grain past the end fails when it is read.
+        warnings.push(format!(
+            "{name}: file is truncated: the header says grain data starts at sector {}, the file has {} bytes",
+            h.overhead,
+            file.len()
+        ));
+    }
+    let markers = h.flags & FLAG_MARKERS != 0;
+    let capacity = sectors_to_bytes(name, "capacity", h.capacity)?;
+    let grain = sectors_to_bytes(name, "grain size", h.grain_size)?;
+    let span = grain
+        .checked_mul(gtes)
+        .ok_or_else(|| Error::corrupt(name, "grain table span overflows"))?;
+    let gd_entries = capacity.div_ceil(span);
+    let table_bytes = gtes.saturating_mul(4);
+
+    let load = |gd_sector: u64, what: &str| -> Result<Vec<u64>, Error> {
+        if gd_sector == 0 {
+            return Err(Error::corrupt(name, format!("{what} offset is 0")));
+        }
+        let at = sectors_to_bytes(name, what, gd_sector)?;
+        let raw = read_table(&file, name, what, at, gd_entries, 4)?;
+        let gd = raw
+            .iter()
+            .map(|&s| s.saturating_mul(512))
+            .collect::<Vec<_>>();
+        check_tables(file.len(), name, &gd, table_bytes)?;
+        Ok(gd)
+    };
+    let loaded = match footer_error {
+        Some(e) => Err(e),
+        None => match load(h.gd_offset, "grain directory") {
+            Ok(gd) => Ok(gd),
+            Err(primary) if h.rgd_offset != 0 && h.rgd_offset != h.gd_offset => {
+                // Fall back to the redundant grain directory (flag bit 1, rgdOffset).
+                match load(h.rgd_offset, "redundant grain directory") {
+                    Ok(gd) => {
+                        warnings.push(format!(
+                            "{primary}; using the redundant grain directory instead"
+                        ));
+                        Ok(gd)
+                    }
+                    Err(_) => Err(primary),
+                }
+            }
+            Err(primary) => Err(primary),
+        },
+    };
+    let (gd, preloaded) = match loaded {
+        Ok(gd) => (gd, None),
+        Err(e) if compressed && markers => {
+            // A stream with markers describes itself: rebuild the map from them.
+            let s = crate::stream::scan(
+                &file,
+                name,
+                h.overhead.saturating_mul(512),
+                h.grain_size,
+                h.capacity,
+                gtes,
+            )?;
+            warnings.push(format!(
+                "{e}; rebuilt the grain map from the stream's markers ({} grains found{})",
+                s.grains,
+                s.stopped
+                    .as_deref()
+                    .map(|w| format!("; stopped: {w}"))
+                    .unwrap_or_default()
+            ));
+            (s.gd, Some(s.tables))
+        }
+        Err(e) => return Err(e),
+    };
+    let mut map = GrainMap::new(
+        file,
+        name.to_string(),
+        capacity,
+        grain,
+        gtes,
+        4,
+        gd,
+        Flavor::Hosted {
+            compressed,
+            markers,
+        },
+    );
+    if let Some(t) = preloaded {
+        map.preloaded = t;
+    }
+    Ok(Opened {
+        map,
+        descriptor: embedded,
+        warnings,
+        stream_optimized,
+    })
+}
+
+/// Reads the descriptor embedded in a sparse file (descriptorOffset/Size, sectors).
+fn read_embedded_descriptor(
+    file: &SharedSource,
+    name: &str,
+    h: &Header,
+    warnings: &mut Vec<String>,
+) -> Option<String> {
+    if h.descriptor_offset == 0 || h.descriptor_size == 0 {
+        return None;
+    }
+    let at = h.descriptor_offset.checked_mul(512)?;
+    let len = h
+        .descriptor_size
+        .checked_mul(512)?
+        .min(MAX_EMBEDDED_DESCRIPTOR)
+        .min(file.len().saturating_sub(at));
+    if len == 0 {
+        warnings.push(format!(
+            "{name}: embedded descriptor at sector {} lies past the end of the file",
+            h.descriptor_offset
+        ));
+        return None;
+    }
+    let mut buf = vec![0u8; usize::try_from(len).ok()?];
+    if let Err(e) = file.read_at(at, &mut buf) {
+        warnings.push(format!("{name}: embedded descriptor unreadable: {e}"));
+        return None;
+    }
+    if let Some(nul) = buf.iter().position(|&b| b == 0) {
+        buf.truncate(nul);
+    }
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}

@@ -1,0 +1,149 @@
+//! streamOptimized specifics: the footer that carries the real header when the first
+//! header says `gdOffset = GD_AT_END`.
+//!
+//! VMware "Virtual Disk Format 5.0", "Stream-Optimized Compressed Sparse Extents": the
+//! file ends with a footer marker sector (`val` 1, `size` 0, `type` 3 = FOOTER), a copy
+//! of the sparse header holding the real grain directory offset, and an end-of-stream
+//! marker sector (all zero, type 0). qemu reads the footer at `file size - 1536`
+//! (`vmdk_open_vmdk4`). Each grain is stored as a grain marker (`lba` u64, `size` u32)
+//! followed by `size` bytes of zlib data; grain tables and the directory are preceded
+//! by metadata markers (`val` = sectors, `size` 0, `type` 1 = GT, 2 = GD). Compressed
+//! grains are inflated in [`crate::grain`].
+
+use crate::sparse::{u32_at, u64_at, Header};
+use crate::Error;
+use bytesource::SharedSource;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const MARKER_EOS: u32 = 0;
+const MARKER_FOOTER: u32 = 3;
+
+/// Reads and checks the footer; returns the header it holds.
+pub(crate) fn read_footer(file: &SharedSource, name: &str) -> Result<Header, Error> {
+    let len = file.len();
+    let at = len.checked_sub(1536).ok_or_else(|| {
+        Error::corrupt(
+            name,
+            format!("streamOptimized file of {len} bytes is too short for a footer"),
+        )
+    })?;
+    let mut b = vec![0u8; 1536];
+    file.read_at(at, &mut b).map_err(|e| Error::io(name, e))?;
+    let footer_marker_ok = u32_at(&b, 8) == 0 && u32_at(&b, 12) == MARKER_FOOTER;
+    let eos_ok = u64_at(&b, 1024) == 0 && u32_at(&b, 1032) == 0 && u32_at(&b, 1036) == MARKER_EOS;
+    let header = b.get(512..1024).and_then(Header::parse);
+    match header {
+        Some(h) if footer_marker_ok && eos_ok => {
+            if h.gd_offset == crate::sparse::GD_AT_END {
+                return Err(Error::corrupt(
+                    name,
+                    "streamOptimized footer also says the grain directory is at the end",
+                ));
+            }
+            Ok(h)
+        }
+        _ => Err(Error::corrupt(
+            name,
+            format!(
+                "header says the grain directory is in the footer, but no valid footer (footer marker, KDMV header, end-of-stream marker) at byte {at:#x}"
+            ),
+        )),
+    }
+}
+
+/// A grain map rebuilt by walking the stream's markers.
+pub(crate) struct Scanned {
+    /// Directory: a non-zero placeholder where a table was rebuilt.
+    pub(crate) gd: Vec<u64>,
+    /// Rebuilt tables (grain table entries = sector of the grain marker).
+    pub(crate) tables: HashMap<u64, Arc<Vec<u64>>>,
+    /// Grains found.
+    pub(crate) grains: u64,
+    /// Why the walk stopped, when not at an end-of-stream marker.
+    pub(crate) stopped: Option<String>,
+}
+
+/// Walks a stream-optimized file from `start` (bytes) marker by marker, recording where
+/// each grain is. Used when the grain directory is missing or damaged (a stream cut
+/// short has no footer). Every step moves forward by at least one sector, so the walk
+/// ends; the rebuilt tables hold at most one entry per grain marker found.
+pub(crate) fn scan(
+    file: &SharedSource,
+    name: &str,
+    start: u64,
+    grain_sectors: u64,
+    capacity_sectors: u64,
+    gtes: u64,
+) -> Result<Scanned, Error> {
+    let len = file.len();
+    let mut pos = start.max(512);
+    let mut tables: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut grains = 0u64;
+    let mut stopped = None;
+    let bad = |what: &str| Error::corrupt(name, format!("scanning the stream: {what}"));
+    loop {
+        let Some(end) = pos.checked_add(512).filter(|&e| e <= len) else {
+            stopped = Some(format!(
+                "no end-of-stream marker before the end of the file (byte {pos:#x})"
+            ));
+            break;
+        };
+        let _ = end;
+        let mut m = [0u8; 16];
+        file.read_at(pos, &mut m).map_err(|e| Error::io(name, e))?;
+        let val = u64_at(&m, 0);
+        let size = u64::from(u32_at(&m, 8));
+        let kind = u32_at(&m, 12);
+        let sector = pos / 512;
+        let advance = if size != 0 {
+            // Grain marker: lba, size, then the compressed bytes.
+            let grain = val
+                .checked_div(grain_sectors)
+                .ok_or_else(|| bad("grain size 0"))?;
+            if val < capacity_sectors && val.checked_rem(grain_sectors) == Some(0) {
+                let t = grain.checked_div(gtes).ok_or_else(|| bad("empty tables"))?;
+                let i = grain.checked_rem(gtes).ok_or_else(|| bad("empty tables"))?;
+                let table = tables
+                    .entry(t)
+                    .or_insert_with(|| vec![0; usize::try_from(gtes).unwrap_or(0)]);
+                if let Some(slot) = usize::try_from(i).ok().and_then(|i| table.get_mut(i)) {
+                    *slot = sector;
+                    grains = grains.saturating_add(1);
+                }
+            } else {
+                stopped = Some(format!(
+                    "grain marker at byte {pos:#x} names sector {val}, outside the disk"
+                ));
+                break;
+            }
+            size.saturating_add(12).div_ceil(512).saturating_mul(512)
+        } else {
+            match kind {
+                MARKER_EOS => break,
+                1..=3 => val.saturating_add(1).saturating_mul(512),
+                other => {
+                    stopped = Some(format!("unknown marker type {other} at byte {pos:#x}"));
+                    break;
+                }
+            }
+        };
+        pos = match pos.checked_add(advance.max(512)) {
+            Some(p) => p,
+            None => break,
+        };
+    }
+    let count = tables.keys().max().map_or(0, |&m| m.saturating_add(1));
+    let mut gd = vec![0u64; usize::try_from(count).map_err(|_| bad("too many tables"))?];
+    for &t in tables.keys() {
+        if let Some(slot) = usize::try_from(t).ok().and_then(|t| gd.get_mut(t)) {
+            *slot = u64::MAX;
+        }
+    }
+    Ok(Scanned {
+        gd,
+        tables: tables.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+        grains,
+        stopped,
+    })
+}
