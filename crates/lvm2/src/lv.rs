@@ -1,0 +1,433 @@
+//! Reading a logical volume: LV bytes → segments → stripes/legs → PV bytes.
+//!
+//! The mappings are those of the device-mapper targets lvm2 builds
+//! (`lib/activate/dev_manager.c`): `striped` is dm-stripe (chunk `c` of a segment
+//! goes to stripe `c % n`, row `c / n`), `mirror` and `raid1` hold full copies on
+//! every leg, `raid10` is md's "near" layout. A read is split exactly where the
+//! mapping changes (segment ends, stripe chunks) and nowhere else.
+
+use crate::vg::{Area, Seg, SegMap, VgInner, MAX_STACK};
+use bytesource::ByteSource;
+use std::cell::Cell;
+use std::io;
+use std::sync::Arc;
+
+/// Most failed leg reads tried within one `read_at` before giving up.
+const MAX_FAILED_LEGS: u32 = 64;
+
+/// An open LV: a byte source of the LV's size.
+#[derive(Clone)]
+pub struct LogicalVolume {
+    vg: Arc<VgInner>,
+    lv: usize,
+    size: u64,
+}
+
+impl std::fmt::Debug for LogicalVolume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "LogicalVolume({}/{}, {} bytes)",
+            self.vg.name,
+            self.name(),
+            self.size
+        )
+    }
+}
+
+impl LogicalVolume {
+    pub(crate) fn new(vg: Arc<VgInner>, lv: usize) -> Self {
+        let size = vg.lvs.get(lv).map(|l| l.size).unwrap_or(0);
+        Self { vg, lv, size }
+    }
+
+    /// The LV name.
+    pub fn name(&self) -> &str {
+        self.vg
+            .lvs
+            .get(self.lv)
+            .map(|l| l.name.as_str())
+            .unwrap_or("")
+    }
+
+    /// What the metadata says about this LV.
+    pub fn info(&self) -> Option<&crate::vg::LvInfo> {
+        self.vg.lvs.get(self.lv)
+    }
+
+    /// "VG/LV", for messages.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.vg.name, self.name())
+    }
+}
+
+impl ByteSource for LogicalVolume {
+    fn len(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        bytesource::check_range(&self.full_name(), self.size, offset, buf.len())?;
+        read_lv(&self.vg, self.lv, offset, buf, 0, &Cell::new(0))
+    }
+}
+
+fn err(kind: io::ErrorKind, msg: String) -> io::Error {
+    io::Error::new(kind, msg)
+}
+
+fn lv_name(vg: &VgInner, lv: usize) -> String {
+    format!(
+        "{}/{}",
+        vg.name,
+        vg.lvs.get(lv).map(|l| l.name.as_str()).unwrap_or("?")
+    )
+}
+
+fn len_u64(b: &[u8]) -> u64 {
+    u64::try_from(b.len()).unwrap_or(u64::MAX)
+}
+
+/// Reads `buf.len()` bytes at `offset` of LV `lv`.
+pub(crate) fn read_lv(
+    vg: &VgInner,
+    lv: usize,
+    mut offset: u64,
+    mut buf: &mut [u8],
+    depth: u32,
+    fails: &Cell<u32>,
+) -> io::Result<()> {
+    if depth > MAX_STACK {
+        return Err(err(
+            io::ErrorKind::InvalidData,
+            format!("{}: LVs stacked too deep", lv_name(vg, lv)),
+        ));
+    }
+    let segs = vg.lv_segs.get(lv).map(Vec::as_slice).unwrap_or_default();
+    while !buf.is_empty() {
+        // Segments are sorted by start: find the last one starting at or before offset.
+        let idx = segs.partition_point(|s| s.start <= offset);
+        let seg = idx
+            .checked_sub(1)
+            .and_then(|i| segs.get(i))
+            .filter(|s| offset < s.start.saturating_add(s.len))
+            .ok_or_else(|| {
+                err(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: no segment maps byte {offset}", lv_name(vg, lv)),
+                )
+            })?;
+        let in_seg = offset.saturating_sub(seg.start);
+        let avail = seg.len.saturating_sub(in_seg);
+        let n = usize::try_from(avail.min(len_u64(buf)))
+            .unwrap_or(buf.len())
+            .min(buf.len());
+        if n == 0 {
+            // Cannot happen (the segment contains offset), but never spin.
+            return Err(err(
+                io::ErrorKind::InvalidData,
+                format!("{}: empty segment at byte {offset}", lv_name(vg, lv)),
+            ));
+        }
+        let (now, rest) = std::mem::take(&mut buf).split_at_mut(n);
+        read_seg(vg, lv, seg, in_seg, now, depth, fails)?;
+        offset = offset.saturating_add(len_u64(now));
+        buf = rest;
+    }
+    Ok(())
+}
+
+fn read_area(
+    vg: &VgInner,
+    area: &Area,
+    off: u64,
+    buf: &mut [u8],
+    depth: u32,
+    fails: &Cell<u32>,
+) -> io::Result<()> {
+    match area {
+        Area::Pv { pv, offset } => {
+            let meta = vg.pvs.get(*pv);
+            let src = vg.pv_sources.get(*pv).and_then(Option::as_ref);
+            let Some(src) = src else {
+                let (name, uuid, hint) = meta
+                    .map(|p| (p.name.as_str(), p.uuid.as_str(), p.device_hint.as_str()))
+                    .unwrap_or(("?", "?", "?"));
+                return Err(err(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "VG {}: PV {name} (uuid {uuid}, last seen as {hint}) is missing",
+                        vg.name
+                    ),
+                ));
+            };
+            let at = offset.checked_add(off).ok_or_else(|| {
+                err(
+                    io::ErrorKind::InvalidData,
+                    "PV offset overflows".to_string(),
+                )
+            })?;
+            src.read_at(at, buf).map_err(|e| {
+                let name = meta.map(|p| p.name.as_str()).unwrap_or("?");
+                let dev = meta.and_then(|p| p.present_on.as_deref()).unwrap_or("?");
+                err(e.kind(), format!("VG {}: PV {name} on {dev}: {e}", vg.name))
+            })
+        }
+        Area::Lv { lv, offset } => {
+            let at = offset.checked_add(off).ok_or_else(|| {
+                err(
+                    io::ErrorKind::InvalidData,
+                    "LV offset overflows".to_string(),
+                )
+            })?;
+            let size = vg.lvs.get(*lv).map(|l| l.size).unwrap_or(0);
+            bytesource::check_range(&lv_name(vg, *lv), size, at, buf.len())?;
+            read_lv(vg, *lv, at, buf, depth.saturating_add(1), fails)
+        }
+    }
+}
+
+/// Reads from `legs` in order, returning the first success.
+fn read_any(
+    vg: &VgInner,
+    lv: usize,
+    legs: &[(&Area, u64)],
+    buf: &mut [u8],
+    depth: u32,
+    fails: &Cell<u32>,
+) -> io::Result<()> {
+    let mut first_err = None;
+    for (a, off) in legs {
+        match read_area(vg, a, *off, buf, depth, fails) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                // Every failed leg counts against one budget per read_at call, so
+                // nested mirrors of failing legs cannot multiply into a hang.
+                fails.set(fails.get().saturating_add(1));
+                if fails.get() > MAX_FAILED_LEGS {
+                    return Err(e);
+                }
+                if first_err.is_none() {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    Err(first_err.unwrap_or_else(|| {
+        err(
+            io::ErrorKind::InvalidData,
+            format!("{}: segment has no legs", lv_name(vg, lv)),
+        )
+    }))
+}
+
+fn read_seg(
+    vg: &VgInner,
+    lv: usize,
+    seg: &Seg,
+    in_seg: u64,
+    buf: &mut [u8],
+    depth: u32,
+    fails: &Cell<u32>,
+) -> io::Result<()> {
+    match &seg.map {
+        SegMap::Striped { stripe_size, areas } => {
+            if let [only] = areas.as_slice() {
+                // Linear: the whole range is contiguous on one area, one read.
+                return read_area(vg, only, in_seg, buf, depth, fails);
+            }
+            let n = len_u64_of(areas);
+            let ss = *stripe_size;
+            let mut off = in_seg;
+            let mut rest = buf;
+            while !rest.is_empty() {
+                let (stripe, area_off, within) = stripe_pos(off, ss, n).ok_or_else(|| {
+                    err(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: bad stripe geometry", lv_name(vg, lv)),
+                    )
+                })?;
+                let take = ss.saturating_sub(within).min(len_u64(rest));
+                let take = usize::try_from(take).unwrap_or(rest.len()).min(rest.len());
+                let (now, later) = std::mem::take(&mut rest).split_at_mut(take);
+                let area = usize::try_from(stripe)
+                    .ok()
+                    .and_then(|s| areas.get(s))
+                    .ok_or_else(|| {
+                        err(
+                            io::ErrorKind::InvalidData,
+                            format!("{}: bad stripe index", lv_name(vg, lv)),
+                        )
+                    })?;
+                read_area(vg, area, area_off, now, depth, fails)?;
+                off = off.saturating_add(len_u64(now));
+                rest = later;
+                if take == 0 {
+                    return Err(err(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: zero-length stripe chunk", lv_name(vg, lv)),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        SegMap::Mirror { legs } => {
+            let l: Vec<(&Area, u64)> = legs.iter().map(|a| (a, in_seg)).collect();
+            read_any(vg, lv, &l, buf, depth, fails)
+        }
+        SegMap::Raid10 {
+            stripe_size,
+            copies,
+            images,
+        } => {
+            let n = len_u64_of(images);
+            let ss = *stripe_size;
+            let mut off = in_seg;
+            let mut rest = buf;
+            while !rest.is_empty() {
+                let bad = || {
+                    err(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: bad raid10 geometry", lv_name(vg, lv)),
+                    )
+                };
+                let chunk = off.checked_div(ss).ok_or_else(bad)?;
+                let within = off.checked_rem(ss).ok_or_else(bad)?;
+                let slot = chunk.checked_mul(*copies).ok_or_else(bad)?;
+                let mut legs = Vec::new();
+                for c in 0..*copies {
+                    let s = slot.checked_add(c).ok_or_else(bad)?;
+                    let dev = s.checked_rem(n).ok_or_else(bad)?;
+                    let row = s.checked_div(n).ok_or_else(bad)?;
+                    let area_off = row
+                        .checked_mul(ss)
+                        .and_then(|x| x.checked_add(within))
+                        .ok_or_else(bad)?;
+                    let a = usize::try_from(dev)
+                        .ok()
+                        .and_then(|d| images.get(d))
+                        .ok_or_else(bad)?;
+                    legs.push((a, area_off));
+                }
+                let take = ss.saturating_sub(within).min(len_u64(rest));
+                let take = usize::try_from(take).unwrap_or(rest.len()).min(rest.len());
+                let (now, later) = std::mem::take(&mut rest).split_at_mut(take);
+                read_any(vg, lv, &legs, now, depth, fails)?;
+                off = off.saturating_add(len_u64(now));
+                rest = later;
+                if take == 0 {
+                    return Err(err(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: zero-length stripe chunk", lv_name(vg, lv)),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        SegMap::Raid5 {
+            stripe_size,
+            layout,
+            images,
+        } => {
+            let n = len_u64_of(images);
+            let ss = *stripe_size;
+            let mut off = in_seg;
+            let mut rest = buf;
+            while !rest.is_empty() {
+                let bad = || {
+                    err(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: bad raid5 geometry", lv_name(vg, lv)),
+                    )
+                };
+                let chunk = off.checked_div(ss).ok_or_else(bad)?;
+                let within = off.checked_rem(ss).ok_or_else(bad)?;
+                let (row, dd, _pd) = layout.place(chunk, n).ok_or_else(bad)?;
+                let area_off = row
+                    .checked_mul(ss)
+                    .and_then(|x| x.checked_add(within))
+                    .ok_or_else(bad)?;
+                let take = ss.saturating_sub(within).min(len_u64(rest));
+                let take = usize::try_from(take).unwrap_or(rest.len()).min(rest.len());
+                if take == 0 {
+                    return Err(bad());
+                }
+                let (now, later) = std::mem::take(&mut rest).split_at_mut(take);
+                let data = usize::try_from(dd)
+                    .ok()
+                    .and_then(|d| images.get(d))
+                    .ok_or_else(bad)?;
+                if let Err(e) = read_area(vg, data, area_off, now, depth, fails) {
+                    // Rebuild the chunk from every other image of the row (the other
+                    // data chunks and the parity chunk): XOR.
+                    fails.set(fails.get().saturating_add(1));
+                    if fails.get() > MAX_FAILED_LEGS {
+                        return Err(e);
+                    }
+                    now.fill(0);
+                    let mut tmp = vec![0u8; now.len()];
+                    for (j, other) in images.iter().enumerate() {
+                        if u64::try_from(j).ok() == Some(dd) {
+                            continue;
+                        }
+                        if read_area(vg, other, area_off, &mut tmp, depth, fails).is_err() {
+                            return Err(e);
+                        }
+                        for (a, b) in now.iter_mut().zip(&tmp) {
+                            *a ^= b;
+                        }
+                    }
+                }
+                off = off.saturating_add(len_u64(now));
+                rest = later;
+            }
+            Ok(())
+        }
+        SegMap::Zero => {
+            buf.fill(0);
+            Ok(())
+        }
+        SegMap::ErrorTarget => Err(err(
+            io::ErrorKind::Other,
+            format!("{}: read of an \"error\" segment", lv_name(vg, lv)),
+        )),
+        SegMap::Unsupported(k) => Err(err(
+            io::ErrorKind::Unsupported,
+            format!("{}: unsupported segment type {k}", lv_name(vg, lv)),
+        )),
+        SegMap::Invalid(r) => Err(err(
+            io::ErrorKind::InvalidData,
+            format!("{}: {r}", lv_name(vg, lv)),
+        )),
+    }
+}
+
+fn len_u64_of<T>(v: &[T]) -> u64 {
+    u64::try_from(v.len()).unwrap_or(u64::MAX)
+}
+
+/// For byte `off` of a striped segment with `n` stripes of `ss`-byte chunks:
+/// (stripe index, byte offset inside that stripe's area, offset inside the chunk).
+pub(crate) fn stripe_pos(off: u64, ss: u64, n: u64) -> Option<(u64, u64, u64)> {
+    let chunk = off.checked_div(ss)?;
+    let within = off.checked_rem(ss)?;
+    let stripe = chunk.checked_rem(n)?;
+    let row = chunk.checked_div(n)?;
+    let area_off = row.checked_mul(ss)?.checked_add(within)?;
+    Some((stripe, area_off, within))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stripe_positions() {
+        // 3 stripes of 64 KiB.
+        let ss = 65536;
+        assert_eq!(stripe_pos(0, ss, 3), Some((0, 0, 0)));
+        assert_eq!(stripe_pos(65536, ss, 3), Some((1, 0, 0)));
+        assert_eq!(stripe_pos(3 * 65536 + 5, ss, 3), Some((0, 65536 + 5, 5)));
+        assert_eq!(stripe_pos(1, 0, 3), None);
+    }
+}

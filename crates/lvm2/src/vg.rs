@@ -1,0 +1,1054 @@
+//! A volume group: the metadata text turned into PVs, LVs and segment maps.
+//!
+//! Field names follow what lvm2's `lib/format_text/export.c` writes and
+//! `lib/format_text/import_vsn1.c` reads (`_read_pv`, `_read_lvnames`,
+//! `_read_segment`): `extent_size`, `pe_start` and `stripe_size` are in 512-byte
+//! sectors; `start_extent`, `extent_count` and area starts are in extents. Each
+//! segment type's own keys come from its `text_import` in `lib/striped/striped.c`
+//! (`stripe_count`, `stripe_size`, `stripes`), `lib/mirror/mirrored.c`
+//! (`mirror_count`, `mirrors`), `lib/raid/raid.c` (`device_count`, `raids` as
+//! rmeta/rimage pairs, `raid0_lvs`, `data_copies`, `data_offset`) and
+//! `lib/snapshot/snapshot.c` (`origin`, `cow_store`). The LV graph (LVs on LVs) is
+//! walked with memoisation and a depth bound.
+
+use crate::bytes::uuid_key;
+use crate::error::Error;
+use crate::metadata_text::{Section, Value};
+use bytesource::SharedSource;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Sector size in the metadata's units.
+const SECTOR: u64 = 512;
+/// lvm2 allows at most 128 stripes (`MAX_STRIPES`); raid at most 64 images.
+pub const MAX_AREAS: u64 = 128;
+/// Most segments accepted per LV.
+pub const MAX_SEGMENTS: usize = 1 << 16;
+/// Most LVs and PVs accepted per VG.
+pub const MAX_OBJECTS: usize = 1 << 16;
+/// Deepest stacking of LVs on LVs (raid1 → rimage → PV is 2).
+pub const MAX_STACK: u32 = 8;
+
+/// A PV as the VG metadata lists it.
+#[derive(Clone, Debug)]
+pub struct VgPv {
+    /// Name in the metadata ("pv0").
+    pub name: String,
+    /// Uuid as lvm prints it.
+    pub uuid: String,
+    /// The metadata's `device` field (only a hint from the last host).
+    pub device_hint: String,
+    /// First data byte on the PV.
+    pub pe_start: u64,
+    /// Number of extents.
+    pub pe_count: u64,
+    /// `Device.name` of the device carrying this PV's label, when found.
+    pub present_on: Option<String>,
+}
+
+/// One LV as the metadata describes it.
+#[derive(Clone, Debug)]
+pub struct LvInfo {
+    /// LV name.
+    pub name: String,
+    /// LV uuid.
+    pub uuid: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// False for hidden sub-LVs (`_mimage`, `_rimage`, `_tdata`, …).
+    pub visible: bool,
+    /// The `status` flags.
+    pub status: Vec<String>,
+    /// Segments in LV order.
+    pub segments: Vec<SegmentInfo>,
+    /// Whether the LV can be read, and why not.
+    pub readable: Result<(), String>,
+}
+
+/// One segment of an LV.
+#[derive(Clone, Debug)]
+pub struct SegmentInfo {
+    /// First LV extent.
+    pub start_extent: u64,
+    /// Number of extents.
+    pub extent_count: u64,
+    /// Segment type ("striped", "mirror", "raid1", "thin", …).
+    pub kind: String,
+    /// Stripes (striped), legs (mirror) or images (raid); 0 for others.
+    pub stripe_count: u32,
+    /// Stripe chunk in bytes, 0 if linear.
+    pub stripe_size: u64,
+    /// Areas as in the metadata ("pv0:2048", "lv_mimage_0:0", "lv_rimage_0").
+    pub areas: Vec<String>,
+}
+
+/// Where one area of a segment lives.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Area {
+    /// On PV `pv` (index into the VG's PVs), starting at absolute byte `offset`.
+    Pv { pv: usize, offset: u64 },
+    /// On LV `lv` (index), starting at byte `offset` of that LV.
+    Lv { lv: usize, offset: u64 },
+}
+
+/// How a segment maps LV bytes to areas.
+#[derive(Clone, Debug)]
+pub(crate) enum SegMap {
+    /// `striped` (linear when one area): `stripe_size` byte chunks round-robin.
+    Striped { stripe_size: u64, areas: Vec<Area> },
+    /// `mirror`, `raid1`: every area holds the whole segment; read the first that works.
+    Mirror { legs: Vec<Area> },
+    /// `raid10` (md "near" layout, `data_copies` copies of each chunk).
+    Raid10 {
+        stripe_size: u64,
+        copies: u64,
+        images: Vec<Area>,
+    },
+    /// `raid4`, `raid5*`: one parity chunk per row, placed by `layout`.
+    Raid5 {
+        stripe_size: u64,
+        layout: Raid5Layout,
+        images: Vec<Area>,
+    },
+    /// `zero`: reads as zeros.
+    Zero,
+    /// `error`: every read fails.
+    ErrorTarget,
+    /// Not readable: `unsupported segment type X`.
+    Unsupported(String),
+    /// The metadata makes no sense here.
+    Invalid(String),
+}
+
+/// Where md puts the parity chunk of each row (`raid5_compute_sector` in the
+/// kernel's `drivers/md/raid5.c`; lvm2's `raid5` is `raid5_ls`, and its `raid4` is
+/// parity on the last image, the same as `raid5_n`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Raid5Layout {
+    /// `ALGORITHM_LEFT_ASYMMETRIC`.
+    LeftAsymmetric,
+    /// `ALGORITHM_RIGHT_ASYMMETRIC`.
+    RightAsymmetric,
+    /// `ALGORITHM_LEFT_SYMMETRIC`.
+    LeftSymmetric,
+    /// `ALGORITHM_RIGHT_SYMMETRIC`.
+    RightSymmetric,
+    /// `ALGORITHM_PARITY_N` (and md raid4).
+    ParityN,
+}
+
+impl Raid5Layout {
+    fn from_kind(kind: &str) -> Option<Self> {
+        Some(match kind {
+            "raid5_la" => Self::LeftAsymmetric,
+            "raid5_ra" => Self::RightAsymmetric,
+            "raid5" | "raid5_ls" => Self::LeftSymmetric,
+            "raid5_rs" => Self::RightSymmetric,
+            "raid4" | "raid5_n" => Self::ParityN,
+            _ => return None,
+        })
+    }
+
+    /// For data chunk `chunk` of an array of `n` images: (row, data image, parity
+    /// image). Offsets inside an image are `row * stripe_size`.
+    pub(crate) fn place(self, chunk: u64, n: u64) -> Option<(u64, u64, u64)> {
+        let data_disks = n.checked_sub(1).filter(|&d| d > 0)?;
+        let row = chunk.checked_div(data_disks)?;
+        let k = chunk.checked_rem(data_disks)?;
+        let rot = row.checked_rem(n)?;
+        let (pd, dd) = match self {
+            Self::LeftAsymmetric => {
+                let pd = data_disks.checked_sub(rot)?;
+                (pd, if k >= pd { k.checked_add(1)? } else { k })
+            }
+            Self::RightAsymmetric => (rot, if k >= rot { k.checked_add(1)? } else { k }),
+            Self::LeftSymmetric => {
+                let pd = data_disks.checked_sub(rot)?;
+                (pd, pd.checked_add(1)?.checked_add(k)?.checked_rem(n)?)
+            }
+            Self::RightSymmetric => (rot, rot.checked_add(1)?.checked_add(k)?.checked_rem(n)?),
+            Self::ParityN => (data_disks, k),
+        };
+        Some((row, dd, pd))
+    }
+}
+
+/// A segment ready to read.
+#[derive(Clone, Debug)]
+pub(crate) struct Seg {
+    /// First LV byte.
+    pub start: u64,
+    /// Length in bytes.
+    pub len: u64,
+    pub map: SegMap,
+}
+
+/// Everything needed to read LVs, shared by the VG and its open LVs.
+pub(crate) struct VgInner {
+    pub name: String,
+    pub uuid: String,
+    pub seqno: u64,
+    pub extent_size: u64,
+    pub pvs: Vec<VgPv>,
+    pub pv_sources: Vec<Option<SharedSource>>,
+    pub lvs: Vec<LvInfo>,
+    pub lv_segs: Vec<Vec<Seg>>,
+    /// Why an LV cannot be opened (unsupported or invalid), if so.
+    pub lv_block: Vec<Option<Blocker>>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Blocker {
+    Unsupported(String),
+    Invalid(String),
+}
+
+/// A volume group found on the devices (or given as a metadata file).
+#[derive(Clone)]
+pub struct VolumeGroup {
+    pub(crate) inner: Arc<VgInner>,
+}
+
+impl std::fmt::Debug for VolumeGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VolumeGroup")
+            .field("name", &self.inner.name)
+            .field("uuid", &self.inner.uuid)
+            .field("seqno", &self.inner.seqno)
+            .field("extent_size", &self.inner.extent_size)
+            .field("pvs", &self.inner.pvs)
+            .field("lvs", &self.inner.lvs)
+            .finish()
+    }
+}
+
+impl VolumeGroup {
+    /// VG name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+    /// VG uuid (with dashes).
+    pub fn uuid(&self) -> &str {
+        &self.inner.uuid
+    }
+    /// Metadata sequence number of the copy in use.
+    pub fn seqno(&self) -> u64 {
+        self.inner.seqno
+    }
+    /// Extent size in bytes.
+    pub fn extent_size(&self) -> u64 {
+        self.inner.extent_size
+    }
+    /// PVs as the metadata lists them.
+    pub fn pvs(&self) -> &[VgPv] {
+        &self.inner.pvs
+    }
+    /// LVs, visible and hidden.
+    pub fn lvs(&self) -> &[LvInfo] {
+        &self.inner.lvs
+    }
+    /// The LV named `name`, if any.
+    pub fn lv(&self, name: &str) -> Option<&LvInfo> {
+        self.inner.lvs.iter().find(|l| l.name == name)
+    }
+    /// PVs the metadata lists that no device carries.
+    pub fn missing_pvs(&self) -> Vec<&VgPv> {
+        self.inner
+            .pvs
+            .iter()
+            .filter(|p| p.present_on.is_none())
+            .collect()
+    }
+    /// Opens LV `name` for reading.
+    pub fn open_lv(&self, name: &str) -> Result<crate::lv::LogicalVolume, Error> {
+        let idx = self
+            .inner
+            .lvs
+            .iter()
+            .position(|l| l.name == name)
+            .ok_or_else(|| Error::UnknownLv {
+                vg: self.inner.name.clone(),
+                lv: name.to_string(),
+            })?;
+        match self.inner.lv_block.get(idx) {
+            Some(Some(Blocker::Unsupported(kind))) => Err(Error::UnsupportedSegment {
+                vg: self.inner.name.clone(),
+                lv: name.to_string(),
+                kind: kind.clone(),
+            }),
+            Some(Some(Blocker::Invalid(reason))) => Err(Error::Lv {
+                vg: self.inner.name.clone(),
+                lv: name.to_string(),
+                reason: reason.clone(),
+            }),
+            _ => Ok(crate::lv::LogicalVolume::new(self.inner.clone(), idx)),
+        }
+    }
+}
+
+/// The parts of a VG section needed before PVs are matched to devices.
+#[derive(Clone, Debug)]
+pub(crate) struct VgHead {
+    pub name: String,
+    pub uuid: String,
+    pub seqno: u64,
+}
+
+/// Finds the VG section in a parsed metadata text (the one holding `seqno`).
+pub(crate) fn find_vg_section(root: &Section) -> Option<(&str, &Section)> {
+    root.sections()
+        .find(|(_, s)| s.get("seqno").is_some() || s.get("physical_volumes").is_some())
+}
+
+pub(crate) fn vg_head(root: &Section) -> Result<VgHead, String> {
+    let (name, sec) = find_vg_section(root).ok_or("no volume group section")?;
+    let uuid = sec.str("id").ok_or("VG has no id")?.to_string();
+    let seqno = sec
+        .int("seqno")
+        .and_then(|s| u64::try_from(s).ok())
+        .ok_or("VG has no valid seqno")?;
+    Ok(VgHead {
+        name: name.to_string(),
+        uuid,
+        seqno,
+    })
+}
+
+fn uint(sec: &Section, key: &str, what: &str) -> Result<u64, String> {
+    match sec.value(key) {
+        Some(Value::Int(i)) => {
+            u64::try_from(*i).map_err(|_| format!("{what}: {key} = {i} is negative"))
+        }
+        Some(_) => Err(format!("{what}: {key} is not an integer")),
+        None => Err(format!("{what}: {key} is missing")),
+    }
+}
+
+fn sectors_to_bytes(v: u64, what: &str) -> Result<u64, String> {
+    v.checked_mul(SECTOR)
+        .ok_or_else(|| format!("{what}: {v} sectors overflow"))
+}
+
+/// Pairs `["name", extent, "name", extent, …]`.
+fn area_pairs(sec: &Section, key: &str) -> Result<Vec<(String, u64)>, String> {
+    let Some(Value::List(items)) = sec.value(key) else {
+        return Err(format!("{key} list is missing"));
+    };
+    let mut out = Vec::new();
+    let mut it = items.iter();
+    while let Some(name) = it.next() {
+        let Value::Str(name) = name else {
+            return Err(format!("{key}: expected a name, found {name:?}"));
+        };
+        let ext = match it.next() {
+            Some(Value::Int(e)) => {
+                u64::try_from(*e).map_err(|_| format!("{key}: negative extent {e}"))?
+            }
+            other => {
+                return Err(format!(
+                    "{key}: expected an extent after {name:?}, found {other:?}"
+                ))
+            }
+        };
+        out.push((name.clone(), ext));
+    }
+    Ok(out)
+}
+
+/// An LV as parsed: name, id, status, segments, a problem found while parsing.
+type RawLv = (String, String, Vec<String>, Vec<RawSeg>, Option<String>);
+
+/// A segment as parsed, before areas are resolved.
+struct RawSeg {
+    info: SegmentInfo,
+    /// Pair areas (striped, mirror) or names with extent 0 (raid images).
+    areas: Vec<(String, u64)>,
+    /// raid10 `data_copies`.
+    copies: u64,
+    /// Set when the type cannot be read.
+    unsupported: Option<String>,
+    invalid: Option<String>,
+    /// For a `snapshot` segment: the COW LV, which must not be read as plain data.
+    cow_store: Option<String>,
+}
+
+fn parse_segment(sec: &Section, what: &str) -> Result<RawSeg, String> {
+    let start_extent = uint(sec, "start_extent", what)?;
+    let extent_count = uint(sec, "extent_count", what)?;
+    let kind = sec
+        .str("type")
+        .ok_or_else(|| format!("{what}: type is missing"))?
+        .to_string();
+    let mut raw = RawSeg {
+        info: SegmentInfo {
+            start_extent,
+            extent_count,
+            kind: kind.clone(),
+            stripe_count: 0,
+            stripe_size: 0,
+            areas: Vec::new(),
+        },
+        areas: Vec::new(),
+        copies: 2,
+        unsupported: None,
+        invalid: None,
+        cow_store: None,
+    };
+    let fill_pairs = |raw: &mut RawSeg, key: &str, count_key: &str| {
+        match area_pairs(sec, key) {
+            Ok(a) => {
+                raw.info.areas = a.iter().map(|(n, e)| format!("{n}:{e}")).collect();
+                raw.areas = a;
+            }
+            Err(e) => raw.invalid = Some(format!("{what}: {e}")),
+        }
+        let count = sec.int(count_key).and_then(|c| u32::try_from(c).ok());
+        raw.info.stripe_count =
+            count.unwrap_or_else(|| u32::try_from(raw.areas.len()).unwrap_or(u32::MAX));
+        if count.is_some_and(|c| usize::try_from(c).ok() != Some(raw.areas.len()))
+            && raw.invalid.is_none()
+        {
+            raw.invalid = Some(format!(
+                "{what}: {count_key} = {} but {} areas are listed",
+                raw.info.stripe_count,
+                raw.areas.len()
+            ));
+        }
+    };
+    match kind.as_str() {
+        "striped" | "linear" => {
+            fill_pairs(&mut raw, "stripes", "stripe_count");
+            if raw.areas.len() > 1 {
+                match sec.int("stripe_size").and_then(|s| u64::try_from(s).ok()) {
+                    Some(s) if s > 0 => raw.info.stripe_size = sectors_to_bytes(s, what)?,
+                    _ => {
+                        raw.invalid =
+                            Some(format!("{what}: striped segment has no valid stripe_size"))
+                    }
+                }
+            }
+        }
+        "mirror" => fill_pairs(&mut raw, "mirrors", "mirror_count"),
+        "raid1" | "raid10" | "raid0" | "raid0_meta" | "raid4" | "raid5" | "raid5_la"
+        | "raid5_ra" | "raid5_ls" | "raid5_rs" | "raid5_n" => {
+            // lvm2's raid.c: raid0 lists its images as "raid0_lvs", the others as
+            // "raids" (rmeta/rimage pairs); the count is "device_count", or
+            // "stripe_count" for raid0.
+            let names = if kind == "raid0" && sec.get("raid0_lvs").is_some() {
+                sec.str_list("raid0_lvs")
+            } else {
+                sec.str_list("raids")
+            };
+            let device_count = sec
+                .int("device_count")
+                .or_else(|| sec.int("stripe_count"))
+                .and_then(|c| u32::try_from(c).ok())
+                .unwrap_or(0);
+            raw.info.stripe_count = device_count;
+            raw.info.areas = names.clone();
+            if let Some(s) = sec.int("stripe_size").and_then(|s| u64::try_from(s).ok()) {
+                raw.info.stripe_size = sectors_to_bytes(s, what)?;
+            }
+            if let Some(c) = sec.int("data_copies").and_then(|c| u64::try_from(c).ok()) {
+                raw.copies = c;
+            }
+            // "raids" holds rmeta/rimage pairs; raid0 may have images only.
+            let dc = usize::try_from(device_count).unwrap_or(0);
+            let images: Vec<String> = if dc > 0 && names.len() == dc.saturating_mul(2) {
+                names.iter().skip(1).step_by(2).cloned().collect()
+            } else if dc > 0 && names.len() == dc {
+                names
+            } else {
+                raw.invalid = Some(format!(
+                    "{what}: device_count = {device_count} does not match {} raids entries",
+                    names.len()
+                ));
+                Vec::new()
+            };
+            if sec.int("data_offset").is_some_and(|o| o != 0) {
+                raw.unsupported = Some(format!("{kind} with a data_offset (reshaping)"));
+            }
+            raw.areas = images.into_iter().map(|n| (n, 0)).collect();
+        }
+        "zero" | "error" => {}
+        "snapshot" => {
+            raw.cow_store = sec.str("cow_store").map(str::to_string);
+            raw.unsupported = Some(kind.clone());
+        }
+        _ => raw.unsupported = Some(kind.clone()),
+    }
+    // Space reserved at the start of a raid image for an out-of-place reshape
+    // (lvm2 writes `reshape_count` on the image's segments) moves where the data
+    // starts in a way this crate does not model.
+    if sec.int("reshape_count").is_some_and(|r| r != 0) && raw.unsupported.is_none() {
+        raw.unsupported = Some(format!("{kind} with reshape space"));
+    }
+    Ok(raw)
+}
+
+/// Builds a VG from the metadata root, attaching the given PV sources
+/// (keyed by dash-free uuid, with the device name).
+pub(crate) fn build_vg(
+    root: &Section,
+    sources: &HashMap<String, (String, SharedSource)>,
+) -> Result<VgInner, Error> {
+    let (name, sec) = find_vg_section(root).ok_or_else(|| Error::Vg {
+        vg: "?".to_string(),
+        reason: "metadata text holds no volume group section".to_string(),
+    })?;
+    let vg = name.to_string();
+    let verr = |reason: String| Error::Vg {
+        vg: vg.clone(),
+        reason,
+    };
+    let uuid = sec
+        .str("id")
+        .ok_or_else(|| verr("no id".to_string()))?
+        .to_string();
+    let seqno = uint(sec, "seqno", "VG").map_err(verr)?;
+    let extent_sectors = uint(sec, "extent_size", "VG").map_err(verr)?;
+    if extent_sectors == 0 {
+        return Err(verr("extent_size is 0".to_string()));
+    }
+    let extent_size = sectors_to_bytes(extent_sectors, "extent_size").map_err(verr)?;
+
+    // Physical volumes.
+    let mut pvs = Vec::new();
+    let mut pv_sources = Vec::new();
+    if let Some(pvsec) = sec.section("physical_volumes") {
+        for (pvname, p) in pvsec.sections() {
+            if pvs.len() >= MAX_OBJECTS {
+                return Err(verr("too many PVs".to_string()));
+            }
+            let what = format!("PV {pvname}");
+            let pv_uuid = p
+                .str("id")
+                .ok_or_else(|| verr(format!("{what}: id is missing")))?
+                .to_string();
+            let pe_start =
+                sectors_to_bytes(uint(p, "pe_start", &what).map_err(verr)?, &what).map_err(verr)?;
+            let pe_count = uint(p, "pe_count", &what).map_err(verr)?;
+            let found = sources.get(&uuid_key(&pv_uuid));
+            pvs.push(VgPv {
+                name: pvname.to_string(),
+                uuid: pv_uuid,
+                device_hint: p.str("device").unwrap_or("").to_string(),
+                pe_start,
+                pe_count,
+                present_on: found.map(|(d, _)| d.clone()),
+            });
+            pv_sources.push(found.map(|(_, s)| s.clone()));
+        }
+    }
+    let pv_index: HashMap<&str, usize> = pvs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name.as_str(), i))
+        .collect();
+
+    // Logical volumes, first pass: names, segments as written.
+    let mut raw_lvs: Vec<RawLv> = Vec::new();
+    if let Some(lvsec) = sec.section("logical_volumes") {
+        for (lvname, l) in lvsec.sections() {
+            if raw_lvs.len() >= MAX_OBJECTS {
+                return Err(verr("too many LVs".to_string()));
+            }
+            let id = l.str("id").unwrap_or("").to_string();
+            let status = l.str_list("status");
+            let mut segs = Vec::new();
+            let mut problem = None;
+            for (sname, s) in l.sections() {
+                if !sname.starts_with("segment") {
+                    continue;
+                }
+                if segs.len() >= MAX_SEGMENTS {
+                    problem = Some("too many segments".to_string());
+                    break;
+                }
+                match parse_segment(s, sname) {
+                    Ok(seg) => segs.push(seg),
+                    Err(e) => {
+                        problem = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(c) = l.int("segment_count") {
+                if usize::try_from(c).ok() != Some(segs.len()) && problem.is_none() {
+                    problem = Some(format!(
+                        "segment_count = {c} but {} segments found",
+                        segs.len()
+                    ));
+                }
+            }
+            segs.sort_by_key(|s| s.info.start_extent);
+            raw_lvs.push((lvname.to_string(), id, status, segs, problem));
+        }
+    }
+    let lv_index: HashMap<&str, usize> = raw_lvs
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.0.as_str(), i))
+        .collect();
+    // COW stores of snapshots: their bytes are exception tables, not a volume.
+    let mut cow_of: HashMap<String, ()> = HashMap::new();
+    for l in &raw_lvs {
+        for s in &l.3 {
+            if let Some(c) = &s.cow_store {
+                cow_of.insert(c.clone(), ());
+            }
+        }
+    }
+
+    // Second pass: resolve areas, compute sizes.
+    let mut lvs = Vec::new();
+    let mut lv_segs = Vec::new();
+    let mut lv_block = Vec::new();
+    for (lvname, id, status, segs, problem) in &raw_lvs {
+        let mut block: Option<Blocker> = problem.clone().map(Blocker::Invalid);
+        let mut out = Vec::new();
+        let mut expect_ext: u64 = 0;
+        let mut size: u64 = 0;
+        for rs in segs {
+            let what = format!("segment at extent {}", rs.info.start_extent);
+            let seg = resolve_segment(rs, &what, extent_size, &pvs, &pv_index, &lv_index);
+            match seg {
+                Ok(seg) => {
+                    if rs.info.start_extent != expect_ext && block.is_none() {
+                        block = Some(Blocker::Invalid(format!(
+                            "{what}: expected a segment at extent {expect_ext} (gap or overlap)"
+                        )));
+                    }
+                    expect_ext = rs.info.start_extent.saturating_add(rs.info.extent_count);
+                    size = size.max(seg.start.saturating_add(seg.len));
+                    match &seg.map {
+                        SegMap::Unsupported(k) if block.is_none() => {
+                            block = Some(Blocker::Unsupported(k.clone()))
+                        }
+                        SegMap::Invalid(r) if block.is_none() => {
+                            block = Some(Blocker::Invalid(r.clone()))
+                        }
+                        _ => {}
+                    }
+                    out.push(seg);
+                }
+                Err(e) => {
+                    if block.is_none() {
+                        block = Some(Blocker::Invalid(e));
+                    }
+                }
+            }
+        }
+        if cow_of.contains_key(lvname) && block.is_none() {
+            block = Some(Blocker::Unsupported("snapshot".to_string()));
+        }
+        lvs.push(LvInfo {
+            name: lvname.clone(),
+            uuid: id.clone(),
+            size,
+            visible: status.iter().any(|s| s == "VISIBLE"),
+            status: status.clone(),
+            segments: segs.iter().map(|s| s.info.clone()).collect(),
+            readable: Ok(()),
+        });
+        lv_segs.push(out);
+        lv_block.push(block);
+    }
+
+    let mut inner = VgInner {
+        name: vg.clone(),
+        uuid,
+        seqno,
+        extent_size,
+        pvs,
+        pv_sources,
+        lvs,
+        lv_segs,
+        lv_block,
+    };
+    // Third pass: propagate blockers from sub-LVs, and work out readability. Both
+    // are memoised walks over the LV graph, so a hostile graph (wide fan-out, or a
+    // cycle) costs one visit per LV, never an exponential walk.
+    let n = inner.lvs.len();
+    let mut memo = vec![Memo::Todo; n];
+    let blocks: Vec<Option<Blocker>> = (0..n)
+        .map(|i| stacked_blocker(&inner, i, 0, &mut memo))
+        .collect();
+    inner.lv_block = blocks;
+    let mut memo = vec![Memo::Todo; n];
+    for i in 0..n {
+        let r = readability(&inner, i, 0, &mut memo);
+        if let Some(lv) = inner.lvs.get_mut(i) {
+            lv.readable = r;
+        }
+    }
+    Ok(inner)
+}
+
+fn resolve_segment(
+    rs: &RawSeg,
+    what: &str,
+    extent_size: u64,
+    pvs: &[VgPv],
+    pv_index: &HashMap<&str, usize>,
+    lv_index: &HashMap<&str, usize>,
+) -> Result<Seg, String> {
+    let start = rs
+        .info
+        .start_extent
+        .checked_mul(extent_size)
+        .ok_or_else(|| format!("{what}: start overflows"))?;
+    let len = rs
+        .info
+        .extent_count
+        .checked_mul(extent_size)
+        .ok_or_else(|| format!("{what}: length overflows"))?;
+    start
+        .checked_add(len)
+        .ok_or_else(|| format!("{what}: end overflows"))?;
+    let mk = |map| Ok(Seg { start, len, map });
+    if let Some(r) = &rs.invalid {
+        return mk(SegMap::Invalid(r.clone()));
+    }
+    if let Some(k) = &rs.unsupported {
+        return mk(SegMap::Unsupported(k.clone()));
+    }
+    let n = u64::try_from(rs.areas.len()).unwrap_or(u64::MAX);
+    if n > MAX_AREAS {
+        return mk(SegMap::Invalid(format!(
+            "{what}: {n} areas is more than lvm2 allows"
+        )));
+    }
+    // Extents each area covers.
+    let area_extents = match rs.info.kind.as_str() {
+        "striped" | "linear" | "raid0" | "raid0_meta" => {
+            if n == 0 || rs.info.extent_count.checked_rem(n) != Some(0) {
+                return mk(SegMap::Invalid(format!(
+                    "{what}: {} extents do not divide into {n} stripes",
+                    rs.info.extent_count
+                )));
+            }
+            rs.info.extent_count.checked_div(n).unwrap_or(0)
+        }
+        "raid10" => {
+            let copies = rs.copies.max(1);
+            // Each image holds extent_count * copies / n extents.
+            match rs
+                .info
+                .extent_count
+                .checked_mul(copies)
+                .and_then(|x| x.checked_div(n))
+            {
+                Some(e) => e,
+                None => return mk(SegMap::Invalid(format!("{what}: raid10 with no images"))),
+            }
+        }
+        k if Raid5Layout::from_kind(k).is_some() => {
+            // Each image holds extent_count / (n - 1) extents of data.
+            let data = n.saturating_sub(1);
+            if data == 0 || rs.info.extent_count.checked_rem(data) != Some(0) {
+                return mk(SegMap::Invalid(format!(
+                    "{what}: {} extents do not divide into {data} data images",
+                    rs.info.extent_count
+                )));
+            }
+            rs.info.extent_count.checked_div(data).unwrap_or(0)
+        }
+        _ => rs.info.extent_count,
+    };
+    let mut areas = Vec::new();
+    for (name, ext) in &rs.areas {
+        let off_ext = ext;
+        let end_ext = off_ext
+            .checked_add(area_extents)
+            .ok_or_else(|| format!("{what}: area {name}:{ext} overflows"))?;
+        if let Some(&pv) = pv_index.get(name.as_str()) {
+            let p = pvs.get(pv).ok_or("internal: PV index")?;
+            if end_ext > p.pe_count {
+                return mk(SegMap::Invalid(format!(
+                    "{what}: area {name}:{ext} runs past the PV's {} extents",
+                    p.pe_count
+                )));
+            }
+            let offset = off_ext
+                .checked_mul(extent_size)
+                .and_then(|b| b.checked_add(p.pe_start))
+                .ok_or_else(|| format!("{what}: area {name}:{ext} overflows"))?;
+            areas.push(Area::Pv { pv, offset });
+        } else if let Some(&lv) = lv_index.get(name.as_str()) {
+            let offset = off_ext
+                .checked_mul(extent_size)
+                .ok_or_else(|| format!("{what}: area {name}:{ext} overflows"))?;
+            areas.push(Area::Lv { lv, offset });
+        } else {
+            return mk(SegMap::Invalid(format!(
+                "{what}: area {name:?} is neither a PV nor an LV of this VG"
+            )));
+        }
+    }
+    let map = match rs.info.kind.as_str() {
+        "striped" | "linear" | "raid0" | "raid0_meta" => SegMap::Striped {
+            stripe_size: if n > 1 { rs.info.stripe_size } else { 0 },
+            areas,
+        },
+        "mirror" | "raid1" => {
+            if areas.is_empty() {
+                SegMap::Invalid(format!("{what}: no legs"))
+            } else {
+                SegMap::Mirror { legs: areas }
+            }
+        }
+        "raid10" => {
+            if rs.info.stripe_size == 0 || rs.copies == 0 || rs.copies > n {
+                SegMap::Invalid(format!(
+                    "{what}: raid10 needs a stripe_size and 1..={n} copies"
+                ))
+            } else {
+                SegMap::Raid10 {
+                    stripe_size: rs.info.stripe_size,
+                    copies: rs.copies,
+                    images: areas,
+                }
+            }
+        }
+        k if Raid5Layout::from_kind(k).is_some() => match Raid5Layout::from_kind(k) {
+            Some(layout) if rs.info.stripe_size > 0 && n >= 2 => SegMap::Raid5 {
+                stripe_size: rs.info.stripe_size,
+                layout,
+                images: areas,
+            },
+            _ => SegMap::Invalid(format!(
+                "{what}: {k} needs a stripe_size and at least 2 images"
+            )),
+        },
+        "zero" => SegMap::Zero,
+        "error" => SegMap::ErrorTarget,
+        other => SegMap::Unsupported(other.to_string()),
+    };
+    if let SegMap::Striped { stripe_size, areas } = &map {
+        if areas.len() > 1 && *stripe_size == 0 {
+            return mk(SegMap::Invalid(format!(
+                "{what}: striped with stripe_size 0"
+            )));
+        }
+    }
+    mk(map)
+}
+
+fn len_u64_of<T>(v: &[T]) -> u64 {
+    u64::try_from(v.len()).unwrap_or(u64::MAX)
+}
+
+fn areas_of(seg: &Seg) -> &[Area] {
+    match &seg.map {
+        SegMap::Striped { areas, .. } => areas,
+        SegMap::Mirror { legs } => legs,
+        SegMap::Raid10 { images, .. } => images,
+        SegMap::Raid5 { images, .. } => images,
+        _ => &[],
+    }
+}
+
+/// A memoised result of a walk over the LV graph.
+#[derive(Clone)]
+enum Memo<T> {
+    Todo,
+    Busy,
+    Done(T),
+}
+
+const CYCLE: &str = "LVs are stacked in a cycle";
+const TOO_DEEP: &str = "LVs are stacked too deep";
+
+/// The LV's own blocker, else the first one found in the LVs it stacks on.
+fn stacked_blocker(
+    vg: &VgInner,
+    lv: usize,
+    depth: u32,
+    memo: &mut [Memo<Option<Blocker>>],
+) -> Option<Blocker> {
+    match memo.get(lv) {
+        Some(Memo::Done(b)) => return b.clone(),
+        Some(Memo::Busy) => return Some(Blocker::Invalid(CYCLE.to_string())),
+        Some(Memo::Todo) => {}
+        None => return Some(Blocker::Invalid("internal: LV index".to_string())),
+    }
+    if depth > MAX_STACK {
+        return Some(Blocker::Invalid(TOO_DEEP.to_string()));
+    }
+    if let Some(m) = memo.get_mut(lv) {
+        *m = Memo::Busy;
+    }
+    let mut result = vg.lv_block.get(lv).cloned().flatten();
+    if result.is_none() {
+        'outer: for seg in vg.lv_segs.get(lv).map(Vec::as_slice).unwrap_or_default() {
+            for a in areas_of(seg) {
+                if let Area::Lv { lv: sub, .. } = a {
+                    if let Some(b) = stacked_blocker(vg, *sub, depth.saturating_add(1), memo) {
+                        result = Some(b);
+                        break 'outer;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(m) = memo.get_mut(lv) {
+        *m = Memo::Done(result.clone());
+    }
+    result
+}
+
+fn pv_missing_msg(p: &VgPv) -> String {
+    format!("PV {} (uuid {}) is missing", p.name, p.uuid)
+}
+
+/// Ok when every byte of the LV can be read from the PVs present.
+fn readability(
+    vg: &VgInner,
+    lv: usize,
+    depth: u32,
+    memo: &mut [Memo<Result<(), String>>],
+) -> Result<(), String> {
+    match memo.get(lv) {
+        Some(Memo::Done(r)) => return r.clone(),
+        Some(Memo::Busy) => return Err(CYCLE.to_string()),
+        Some(Memo::Todo) => {}
+        None => return Err("internal: LV index".to_string()),
+    }
+    if depth > MAX_STACK {
+        return Err(TOO_DEEP.to_string());
+    }
+    if let Some(m) = memo.get_mut(lv) {
+        *m = Memo::Busy;
+    }
+    let r = readability_inner(vg, lv, depth, memo);
+    if let Some(m) = memo.get_mut(lv) {
+        *m = Memo::Done(r.clone());
+    }
+    r
+}
+
+fn readability_inner(
+    vg: &VgInner,
+    lv: usize,
+    depth: u32,
+    memo: &mut [Memo<Result<(), String>>],
+) -> Result<(), String> {
+    match vg.lv_block.get(lv) {
+        Some(Some(Blocker::Unsupported(k))) => return Err(format!("unsupported segment type {k}")),
+        Some(Some(Blocker::Invalid(r))) => return Err(r.clone()),
+        _ => {}
+    }
+    let mut area_ok = |a: &Area| -> Result<(), String> {
+        match a {
+            Area::Pv { pv, .. } => match (vg.pv_sources.get(*pv), vg.pvs.get(*pv)) {
+                (Some(Some(_)), _) => Ok(()),
+                (_, Some(p)) => Err(pv_missing_msg(p)),
+                _ => Err("internal: PV index".to_string()),
+            },
+            Area::Lv { lv, .. } => readability(vg, *lv, depth.saturating_add(1), memo),
+        }
+    };
+    for seg in vg.lv_segs.get(lv).map(Vec::as_slice).unwrap_or_default() {
+        match &seg.map {
+            SegMap::Mirror { legs } => {
+                let results: Vec<_> = legs.iter().map(&mut area_ok).collect();
+                if !results.iter().any(Result::is_ok) {
+                    if let Some(Err(e)) = results.into_iter().next() {
+                        return Err(e);
+                    }
+                }
+            }
+            SegMap::Raid10 { images, copies, .. } => {
+                // Unreadable when some chunk has every copy on a bad image. In the
+                // near layout chunk c's copies sit on images (c*copies + j) % n, a
+                // pattern that repeats after n chunks.
+                let status: Vec<Result<(), String>> = images.iter().map(&mut area_ok).collect();
+                let n = len_u64_of(&status);
+                for c in 0..n {
+                    let mut first_err = None;
+                    let mut any_ok = false;
+                    for j in 0..*copies {
+                        let dev = c
+                            .checked_mul(*copies)
+                            .and_then(|x| x.checked_add(j))
+                            .and_then(|x| x.checked_rem(n))
+                            .and_then(|d| usize::try_from(d).ok())
+                            .and_then(|d| status.get(d));
+                        match dev {
+                            Some(Ok(())) => any_ok = true,
+                            Some(Err(e)) if first_err.is_none() => first_err = Some(e.clone()),
+                            _ => {}
+                        }
+                    }
+                    if !any_ok {
+                        if let Some(e) = first_err {
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            SegMap::Striped { areas, .. } => {
+                for a in areas {
+                    area_ok(a)?;
+                }
+            }
+            SegMap::Raid5 { images, .. } => {
+                // Parity rebuilds any one missing image, not two.
+                let bad: Vec<String> = images.iter().filter_map(|a| area_ok(a).err()).collect();
+                if bad.len() > 1 {
+                    if let Some(e) = bad.into_iter().next() {
+                        return Err(e);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Raid5Layout;
+
+    /// The 3-disk tables from md's documentation of each layout: for data chunk
+    /// 0..6, which disk holds it (and the row's parity disk).
+    #[test]
+    fn raid5_layouts_match_md_tables() {
+        let table = |l: Raid5Layout| -> Vec<(u64, u64)> {
+            (0..6)
+                .map(|c| {
+                    let (_, dd, pd) = l.place(c, 3).unwrap();
+                    (dd, pd)
+                })
+                .collect()
+        };
+        // left-symmetric:  D0 D1 P / D3 P D2 / P D4 D5
+        assert_eq!(
+            table(Raid5Layout::LeftSymmetric),
+            vec![(0, 2), (1, 2), (2, 1), (0, 1), (1, 0), (2, 0)]
+        );
+        // left-asymmetric: D0 D1 P / D2 P D3 / P D4 D5
+        assert_eq!(
+            table(Raid5Layout::LeftAsymmetric),
+            vec![(0, 2), (1, 2), (0, 1), (2, 1), (1, 0), (2, 0)]
+        );
+        // right-asymmetric: P D0 D1 / D2 P D3 / D4 D5 P
+        assert_eq!(
+            table(Raid5Layout::RightAsymmetric),
+            vec![(1, 0), (2, 0), (0, 1), (2, 1), (0, 2), (1, 2)]
+        );
+        // right-symmetric: P D0 D1 / D3 P D2 / D4 D5 P
+        assert_eq!(
+            table(Raid5Layout::RightSymmetric),
+            vec![(1, 0), (2, 0), (2, 1), (0, 1), (0, 2), (1, 2)]
+        );
+        // parity on the last disk (raid4, raid5_n)
+        assert_eq!(
+            table(Raid5Layout::ParityN),
+            vec![(0, 2), (1, 2), (0, 2), (1, 2), (0, 2), (1, 2)]
+        );
+        assert_eq!(Raid5Layout::ParityN.place(0, 1), None);
+    }
+}
