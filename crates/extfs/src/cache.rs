@@ -1,0 +1,54 @@
+//! A small bounded cache of metadata blocks (group descriptor tables, inode
+//! tables, extent and indirect blocks, directory blocks). File data is never
+//! cached. Eviction is least-recently-used by a tick counter; the cache holds at
+//! most ~8 MiB whatever the block size.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Bytes the cache may hold.
+const CACHE_BYTES: u32 = 8 << 20;
+
+pub(crate) struct BlockCache {
+    map: HashMap<u64, (Arc<[u8]>, u64)>,
+    tick: u64,
+    capacity: usize,
+}
+
+impl BlockCache {
+    pub(crate) fn new(block_size: u32) -> Self {
+        let capacity = usize::try_from(CACHE_BYTES.checked_div(block_size).unwrap_or(16))
+            .unwrap_or(16)
+            .max(16);
+        BlockCache {
+            map: HashMap::new(),
+            tick: 0,
+            capacity,
+        }
+    }
+
+    pub(crate) fn get(&mut self, block: u64) -> Option<Arc<[u8]>> {
+        self.tick = self.tick.wrapping_add(1);
+        let tick = self.tick;
+        self.map.get_mut(&block).map(|(data, t)| {
+            *t = tick;
+            data.clone()
+        })
+    }
+
+    pub(crate) fn put(&mut self, block: u64, data: Arc<[u8]>) {
+        if self.map.len() >= self.capacity {
+            // Drop the older half at once so eviction cost is amortised.
+            let mut ticks: Vec<u64> = self.map.values().map(|(_, t)| *t).collect();
+            ticks.sort_unstable();
+            let cut = ticks.get(ticks.len() / 2).copied().unwrap_or(0);
+            self.map.retain(|_, (_, t)| *t > cut);
+        }
+        self.tick = self.tick.wrapping_add(1);
+        self.map.insert(block, (data, self.tick));
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.map.clear();
+    }
+}

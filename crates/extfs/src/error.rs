@@ -1,0 +1,81 @@
+//! The error type: every message names the object it is about.
+
+use std::io;
+
+/// What can go wrong while reading an ext2/3/4 filesystem.
+///
+/// `Corrupt` and `Unsupported` carry the object (`"superblock"`, `"inode 1234"`,
+/// `"group 7 descriptor"`, `"journal"`) and a detail, and display as
+/// `"<object>: <detail>"`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A path component does not exist.
+    #[error("path {path}: not found")]
+    NotFound {
+        /// The path as given, up to and including the missing component.
+        path: String,
+    },
+    /// A path component that must be a directory is not one.
+    #[error("{path}: not a directory")]
+    NotADirectory {
+        /// The path up to and including the offending component.
+        path: String,
+    },
+    /// Resolving a path followed more than 40 symbolic links.
+    #[error("{path}: too many levels of symbolic links")]
+    SymlinkLoop {
+        /// The path being resolved.
+        path: String,
+    },
+    /// An operation was asked of an inode of the wrong type (e.g. `read_link` on a file).
+    #[error("inode {ino}: {detail}")]
+    WrongType {
+        /// The inode number.
+        ino: u32,
+        /// What was expected.
+        detail: String,
+    },
+    /// The device could not be read.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// On-disk data is inconsistent.
+    #[error("{object}: {detail}")]
+    Corrupt {
+        /// Which structure ("superblock", "inode 12", "journal block 40").
+        object: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The filesystem or object uses a feature this reader does not read.
+    #[error("{object}: unsupported: {detail}")]
+    Unsupported {
+        /// Which structure.
+        object: String,
+        /// Which feature.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// Builds a [`Error::Corrupt`].
+    pub(crate) fn corrupt(object: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Corrupt {
+            object: object.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Builds an [`Error::Unsupported`].
+    pub(crate) fn unsupported(object: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Unsupported {
+            object: object.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Builds a [`Error::Corrupt`] about inode `ino`.
+    pub(crate) fn inode(ino: u32, detail: impl Into<String>) -> Self {
+        Error::corrupt(format!("inode {ino}"), detail)
+    }
+}

@@ -1,0 +1,185 @@
+//! Extent trees (Documentation/filesystems/ext4/ifork.rst, "Extent Tree").
+//!
+//! A lookup descends from the root in `i_block` to the leaf that covers one
+//! logical block, choosing at each level the last index entry whose `ei_block`
+//! is not above the target. Each lookup costs at most `depth` block reads (served
+//! from the metadata cache), so walking a file costs one lookup per extent, and a
+//! malformed tree (shared children, unsorted entries) cannot blow up the work.
+
+use crate::bytes::{le16, le32, lo_hi};
+use crate::crc::crc32c;
+use crate::{Error, Filesystem, Inode, Mapping};
+
+/// `eh_magic` (ifork.rst).
+const EXT4_EXT_MAGIC: u16 = 0xF30A;
+/// The kernel refuses trees deeper than this (`EXT4_MAX_EXTENT_DEPTH`).
+pub(crate) const EXT4_MAX_EXTENT_DEPTH: u16 = 5;
+/// `ee_len` above this marks an uninitialized extent (`EXT_INIT_MAX_LEN`).
+const EXT_INIT_MAX_LEN: u16 = 32768;
+/// Header and entry size.
+const ENTRY: usize = 12;
+
+struct Header {
+    entries: usize,
+    depth: u16,
+}
+
+fn header(ino: u32, node: &[u8], what: &str) -> Result<Header, Error> {
+    let magic = le16(node, 0);
+    if node.len() < ENTRY || magic != EXT4_EXT_MAGIC {
+        return Err(Error::inode(
+            ino,
+            format!("{what}: bad extent header magic {magic:#06x}"),
+        ));
+    }
+    let entries = usize::from(le16(node, 2));
+    let max = usize::from(le16(node, 4));
+    let depth = le16(node, 6);
+    let room = node.len().saturating_sub(ENTRY) / ENTRY;
+    if entries > max || max > room {
+        return Err(Error::inode(
+            ino,
+            format!("{what}: extent header has {entries} entries, max {max}, room for {room}"),
+        ));
+    }
+    if depth > EXT4_MAX_EXTENT_DEPTH {
+        return Err(Error::inode(
+            ino,
+            format!("extent tree depth {depth} exceeds {EXT4_MAX_EXTENT_DEPTH}"),
+        ));
+    }
+    Ok(Header { entries, depth })
+}
+
+/// Verifies the `ext4_extent_tail` checksum of a non-root node.
+fn check_tail(fs: &Filesystem, inode: &Inode, block: u64, node: &[u8]) {
+    if !fs.sb.metadata_csum() {
+        return;
+    }
+    let max = usize::from(le16(node, 4));
+    let Some(tail) = max.checked_mul(ENTRY).and_then(|x| x.checked_add(ENTRY)) else {
+        return;
+    };
+    let Some(covered) = node.get(..tail) else {
+        return;
+    };
+    if tail.checked_add(4).is_none_or(|end| end > node.len()) {
+        return;
+    }
+    let want = le32(node, tail);
+    let got = crc32c(fs.inode_csum_seed(inode), covered);
+    if want != got {
+        fs.warn(format!(
+            "inode {}: extent block {block} checksum mismatch (stored {want:#010x}, computed {got:#010x})",
+            inode.ino
+        ));
+    }
+}
+
+/// Maps logical block `lblk` of `inode` (which uses extents).
+pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, Error> {
+    let ino = inode.ino;
+    // Extents address 32-bit logical blocks; past that everything is a hole.
+    let Ok(target) = u32::try_from(lblk) else {
+        return Ok(Mapping::Hole { len: u64::MAX });
+    };
+    let root = inode.i_block();
+    let mut owned;
+    let mut node: &[u8] = root;
+    let mut hdr = header(ino, node, "extent root")?;
+    // Exclusive upper logical bound inherited from the parent index entries.
+    let mut bound: u64 = 1u64 << 32;
+    // Depth strictly decreases, so this loop runs at most 6 times.
+    loop {
+        if hdr.depth == 0 {
+            return Ok(leaf_lookup(node, hdr.entries, target, bound));
+        }
+        // Index node: last entry with ei_block <= target.
+        let mut chosen: Option<(u32, u64)> = None;
+        let mut next_start: Option<u32> = None;
+        for i in 0..hdr.entries {
+            let off = ENTRY.saturating_mul(i.saturating_add(1));
+            let ei_block = le32(node, off);
+            let leaf = lo_hi(
+                le32(node, off.saturating_add(4)),
+                u32::from(le16(node, off.saturating_add(8))),
+            );
+            if ei_block <= target {
+                if chosen.is_none_or(|(b, _)| ei_block >= b) {
+                    chosen = Some((ei_block, leaf));
+                }
+            } else if next_start.is_none_or(|n| ei_block < n) {
+                next_start = Some(ei_block);
+            }
+        }
+        if let Some(n) = next_start {
+            bound = bound.min(u64::from(n));
+        }
+        let Some((_, child)) = chosen else {
+            // Target lies before the first index entry: a hole up to it.
+            let len = bound.saturating_sub(u64::from(target)).max(1);
+            return Ok(Mapping::Hole { len });
+        };
+        let want_depth = hdr.depth.saturating_sub(1);
+        owned = fs
+            .read_block(child)
+            .map_err(|e| Error::inode(ino, format!("extent index block {child}: {e}")))?;
+        check_tail(fs, inode, child, &owned);
+        node = &owned;
+        hdr = header(ino, node, &format!("extent block {child}"))?;
+        if hdr.depth != want_depth {
+            return Err(Error::inode(
+                ino,
+                format!(
+                    "extent block {child} has depth {} where {want_depth} was expected",
+                    hdr.depth
+                ),
+            ));
+        }
+    }
+}
+
+fn leaf_lookup(node: &[u8], entries: usize, target: u32, bound: u64) -> Mapping {
+    let t = u64::from(target);
+    let mut best: Option<(u64, u64, u64, bool)> = None; // (start, len, phys, uninit)
+    let mut next_start: Option<u64> = None;
+    for i in 0..entries {
+        let off = ENTRY.saturating_mul(i.saturating_add(1));
+        let ee_block = u64::from(le32(node, off));
+        let raw_len = le16(node, off.saturating_add(4));
+        let (len, uninit) = if raw_len > EXT_INIT_MAX_LEN {
+            (raw_len.saturating_sub(EXT_INIT_MAX_LEN), true)
+        } else {
+            (raw_len, false)
+        };
+        let phys = lo_hi(
+            le32(node, off.saturating_add(8)),
+            u32::from(le16(node, off.saturating_add(6))),
+        );
+        if ee_block <= t {
+            if best.is_none_or(|(b, ..)| ee_block >= b) {
+                best = Some((ee_block, u64::from(len), phys, uninit));
+            }
+        } else if next_start.is_none_or(|n| ee_block < n) {
+            next_start = Some(ee_block);
+        }
+    }
+    let limit = next_start.map_or(bound, |n| n.min(bound));
+    if let Some((start, len, phys, uninit)) = best {
+        let end = start.saturating_add(len).min(limit);
+        if t < end {
+            let skip = t.saturating_sub(start);
+            let run = end.saturating_sub(t);
+            if uninit {
+                return Mapping::Hole { len: run };
+            }
+            return Mapping::Data {
+                phys: phys.saturating_add(skip),
+                len: run,
+            };
+        }
+    }
+    Mapping::Hole {
+        len: limit.saturating_sub(t).max(1),
+    }
+}

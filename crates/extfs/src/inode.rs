@@ -1,0 +1,164 @@
+//! Inodes (Documentation/filesystems/ext4/inodes.rst).
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::bytes::{le16, le32, lo_hi, slice};
+use crate::{FileType, Inode, Timestamp};
+
+// i_flags (inodes.rst, "i_flags").
+pub(crate) const EXT4_ENCRYPT_FL: u32 = 0x800;
+pub(crate) const EXT4_HUGE_FILE_FL: u32 = 0x40000;
+pub(crate) const EXT4_EXTENTS_FL: u32 = 0x80000;
+pub(crate) const EXT4_INLINE_DATA_FL: u32 = 0x1000_0000;
+
+/// Size of the original ext2 inode; fields past it exist only when `i_extra_isize` covers them.
+pub(crate) const EXT2_GOOD_OLD_INODE_SIZE: usize = 128;
+/// Offset and size of `i_block` (60 bytes: 15 block pointers or an extent root).
+pub(crate) const I_BLOCK_OFFSET: usize = 0x28;
+pub(crate) const I_BLOCK_SIZE: usize = 60;
+/// Offsets of the two halves of the inode checksum.
+pub(crate) const I_CHECKSUM_LO: usize = 0x7C;
+pub(crate) const I_CHECKSUM_HI: usize = 0x82;
+
+/// The raw on-disk inode bytes, kept so later reads (extent root, inline data,
+/// in-inode xattrs) need no second device read. Debug prints only the length.
+#[derive(Clone)]
+pub(crate) struct RawInode(pub(crate) Arc<[u8]>);
+
+impl fmt::Debug for RawInode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RawInode({} bytes)", self.0.len())
+    }
+}
+
+/// Maps the type bits of `i_mode` to a [`FileType`].
+pub(crate) fn file_type_from_mode(mode: u16) -> FileType {
+    match mode & 0xF000 {
+        0x1000 => FileType::Fifo,
+        0x2000 => FileType::CharDevice,
+        0x4000 => FileType::Directory,
+        0x6000 => FileType::BlockDevice,
+        0x8000 => FileType::Regular,
+        0xA000 => FileType::Symlink,
+        0xC000 => FileType::Socket,
+        _ => FileType::Unknown,
+    }
+}
+
+/// `i_extra_isize`, or 0 for 128-byte inodes.
+pub(crate) fn extra_isize(raw: &[u8]) -> usize {
+    if raw.len() > EXT2_GOOD_OLD_INODE_SIZE {
+        usize::from(le16(raw, 0x80))
+    } else {
+        0
+    }
+}
+
+/// Whether the extra area holds a field ending at `end` (offset from inode start).
+fn has_extra(raw: &[u8], end: usize) -> bool {
+    let extra = extra_isize(raw);
+    EXT2_GOOD_OLD_INODE_SIZE
+        .checked_add(extra)
+        .is_some_and(|limit| end <= limit && limit <= raw.len())
+}
+
+fn timestamp(raw: &[u8], secs_off: usize, extra_off: usize) -> Timestamp {
+    // The base is a signed 32-bit count; the low 2 bits of the extra field add
+    // epochs of 2^32 seconds and the upper 30 bits are nanoseconds (inodes.rst,
+    // "Inode Timestamps").
+    let base = i64::from(i32::from_le_bytes(le32(raw, secs_off).to_le_bytes()));
+    if has_extra(raw, extra_off.saturating_add(4)) {
+        let extra = le32(raw, extra_off);
+        let epoch = i64::from(extra & 0x3);
+        let nanos = (extra >> 2).min(999_999_999);
+        Timestamp {
+            secs: base.saturating_add(epoch << 32),
+            nanos,
+        }
+    } else {
+        Timestamp {
+            secs: base,
+            nanos: 0,
+        }
+    }
+}
+
+/// Builds the public [`Inode`] from the raw bytes (already read and length-checked).
+pub(crate) fn parse(ino: u32, raw: Arc<[u8]>, huge_file: bool, block_size: u32) -> Inode {
+    let r: &[u8] = &raw;
+    let mode = le16(r, 0x0);
+    let file_type = file_type_from_mode(mode);
+    let flags = le32(r, 0x20);
+    let uid = u32::from(le16(r, 0x2)) | (u32::from(le16(r, 0x78)) << 16);
+    let gid = u32::from(le16(r, 0x18)) | (u32::from(le16(r, 0x7A)) << 16);
+    let size = lo_hi(le32(r, 0x4), le32(r, 0x6C));
+    let blocks_lo = le32(r, 0x1C);
+    let blocks_hi = if huge_file { le16(r, 0x74) } else { 0 };
+    let raw_blocks = lo_hi(blocks_lo, u32::from(blocks_hi));
+    let blocks = if huge_file && flags & EXT4_HUGE_FILE_FL != 0 {
+        // Counted in filesystem blocks instead of 512-byte sectors.
+        raw_blocks.saturating_mul(u64::from(block_size / 512))
+    } else {
+        raw_blocks
+    };
+    let crtime = has_extra(r, 0x94).then(|| timestamp(r, 0x90, 0x94));
+    let rdev = match file_type {
+        FileType::CharDevice | FileType::BlockDevice => Some(decode_rdev(r)),
+        _ => None,
+    };
+    Inode {
+        ino,
+        mode,
+        file_type,
+        uid,
+        gid,
+        size,
+        nlink: u32::from(le16(r, 0x1A)),
+        atime: timestamp(r, 0x8, 0x8C),
+        mtime: timestamp(r, 0x10, 0x88),
+        ctime: timestamp(r, 0xC, 0x84),
+        crtime,
+        flags,
+        rdev,
+        generation: le32(r, 0x64),
+        blocks,
+        raw: RawInode(raw),
+    }
+}
+
+/// Device numbers: the old 16-bit encoding in `i_block[0]`, or the new 32-bit one
+/// in `i_block[1]` (the kernel's `old_decode_dev` / `new_decode_dev`).
+fn decode_rdev(r: &[u8]) -> (u32, u32) {
+    let old = le32(r, I_BLOCK_OFFSET);
+    if old != 0 {
+        ((old >> 8) & 0xFF, old & 0xFF)
+    } else {
+        let new = le32(r, I_BLOCK_OFFSET + 4);
+        (
+            (new & 0xF_FF00) >> 8,
+            (new & 0xFF) | ((new >> 12) & 0xF_FF00),
+        )
+    }
+}
+
+impl Inode {
+    /// The 60 bytes of `i_block`.
+    pub(crate) fn i_block(&self) -> &[u8] {
+        slice(&self.raw.0, I_BLOCK_OFFSET, I_BLOCK_SIZE).unwrap_or_default()
+    }
+
+    /// The raw on-disk bytes.
+    pub(crate) fn raw(&self) -> &[u8] {
+        &self.raw.0
+    }
+
+    /// `i_file_acl` (the xattr block), with the high 16 bits.
+    pub(crate) fn file_acl(&self) -> u64 {
+        lo_hi(le32(&self.raw.0, 0x68), u32::from(le16(&self.raw.0, 0x76)))
+    }
+
+    pub(crate) fn has_flag(&self, f: u32) -> bool {
+        self.flags & f != 0
+    }
+}

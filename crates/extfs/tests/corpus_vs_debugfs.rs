@@ -1,0 +1,148 @@
+//! Differential walk over the corpus against debugfs: for every corpus image
+//! that `e2fsck -fn` calls clean (and that is not encrypted), `debugfs -R
+//! "rdump / DIR"` extracts the tree and extfs must show the same names, kinds,
+//! file sizes, contents and symlink targets.
+//!
+//! Needs e2fsck and debugfs on PATH and ../shared/corpus; otherwise it says so
+//! loudly and passes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use sha2::{Digest, Sha256};
+
+/// (kind, size for files, sha256, target) per relative path.
+type View = BTreeMap<Vec<u8>, (char, u64, String, Vec<u8>)>;
+
+fn host_tree(root: &Path) -> View {
+    let mut out = View::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in std::fs::read_dir(root.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let rel_child = rel.join(e.file_name());
+            let key = rel_child.as_os_str().as_bytes().to_vec();
+            if key == b"lost+found" {
+                continue;
+            }
+            let md = std::fs::symlink_metadata(e.path()).unwrap();
+            let ft = md.file_type();
+            if ft.is_dir() {
+                out.insert(key, ('d', 0, "-".into(), Vec::new()));
+                stack.push(rel_child);
+            } else if ft.is_symlink() {
+                let t = std::fs::read_link(e.path()).unwrap();
+                out.insert(key, ('l', 0, "-".into(), t.as_os_str().as_bytes().to_vec()));
+            } else if ft.is_file() {
+                let d = std::fs::read(e.path()).unwrap();
+                out.insert(key, ('f', md.len(), hex(&Sha256::digest(&d)), Vec::new()));
+            }
+        }
+    }
+    out
+}
+
+fn ours(fs: &extfs::Filesystem) -> View {
+    walk(fs)
+        .into_iter()
+        .filter(|(_, r)| "fdl".contains(r.kind))
+        .map(|(p, r)| {
+            let size = if r.kind == 'f' { r.size } else { 0 };
+            (p, (r.kind, size, r.sha256, r.target))
+        })
+        .collect()
+}
+
+fn tools_available() -> bool {
+    Command::new("e2fsck").arg("-V").output().is_ok() && Command::new("debugfs").arg("-V").output().is_ok()
+}
+
+#[test]
+fn clean_corpus_images_match_debugfs() {
+    let root = corpus_dir();
+    if !root.is_dir() || !tools_available() {
+        eprintln!("\n*** SKIPPED: needs ../shared/corpus and e2fsck/debugfs on PATH ***\n");
+        return;
+    }
+    let mut images: Vec<(String, PathBuf)> = Vec::new();
+    for e in std::fs::read_dir(root.join("e2fsprogs/tests")).unwrap().flatten() {
+        if let Some(p) = e2fsprogs_image(&e.path()) {
+            images.push((e.file_name().to_string_lossy().into_owned(), p));
+        }
+    }
+    for p in ["ext4-view-rs/test_data/test_disk_ext2.bin.zst", "ext4-view-rs/test_data/test_disk_ext3.bin.zst"] {
+        images.push((p.to_string(), root.join(p)));
+    }
+    images.push(("util-linux ext3".into(), root.join("util-linux/tests/ts/blkid/images-fs/ext3.img.xz")));
+    images.push(("dfvfs ext2".into(), root.join("dfvfs/history-89103e38/test_data/ext2.raw.gz")));
+    images.sort();
+    let tmp = std::env::temp_dir().join(format!("extfs-debugfs-{}", std::process::id()));
+    let mut compared = Vec::new();
+    let mut failures = Vec::new();
+    for (label, path) in images {
+        let Ok(bytes) = load_image(&path) else { continue };
+        let Ok(fs) = open_mem(bytes.clone(), true) else { continue };
+        let info = fs.info();
+        if info.needs_recovery || info.features.iter().any(|f| f == "encrypt") {
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        let img = tmp.join("image");
+        std::fs::write(&img, &bytes).unwrap();
+        let clean = Command::new("e2fsck").arg("-fn").arg(&img).output().map(|o| o.status.success());
+        if clean.ok() != Some(true) {
+            continue;
+        }
+        let out = tmp.join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let status = Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("rdump / {}", out.display()))
+            .arg(&img)
+            .output()
+            .unwrap();
+        if !status.status.success() {
+            continue;
+        }
+        let want = host_tree(&out);
+        let got = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ours(&fs))) {
+            Ok(g) => g,
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| "walk failed".into());
+                failures.push(format!("{label}: extfs walk failed: {msg}"));
+                continue;
+            }
+        };
+        let mut d = Vec::new();
+        for (p, w) in &want {
+            match got.get(p) {
+                None => d.push(format!("missing {}", String::from_utf8_lossy(p))),
+                Some(g) if g != w => d.push(format!("{}: debugfs {w:?} extfs {g:?}", String::from_utf8_lossy(p))),
+                _ => {}
+            }
+        }
+        for p in got.keys() {
+            if !want.contains_key(p) {
+                d.push(format!("extra {}", String::from_utf8_lossy(p)));
+            }
+        }
+        if d.is_empty() {
+            compared.push(format!("{label} ({} paths)", want.len()));
+        } else {
+            failures.push(format!("{label}: {}", d[..d.len().min(5)].join("; ")));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    eprintln!("agree with debugfs rdump: {}", compared.join(", "));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(compared.len() >= 5, "only {} images compared", compared.len());
+}
