@@ -50,11 +50,13 @@ trap cleanup EXIT
 ########################################################################## build
 if [ ! -f bench.vmdk ] || [ ! -f root-lv.raw ]; then
     echo "== building the benchmark disk in $BENCH_DIR (once)"
-    rm -rf src && mkdir -p src/usr src/home/bench src/boot
-    cp -a /etc src/etc
-    cp -a /usr/share src/usr/share
-    head -c $GiB /dev/urandom >src/home/bench/big.bin
-    cp -a /boot/. src/boot/ 2>/dev/null || true
+    if [ ! -f root-lv.raw ]; then
+        rm -rf src && mkdir -p src/usr src/home/bench src/boot
+        cp -a /etc src/etc
+        cp -a /usr/share src/usr/share
+        head -c $GiB /dev/urandom >src/home/bench/big.bin
+    fi
+    mkdir -p src/boot
     echo "kernel placeholder" >src/boot/vmlinuz
     truncate -s $((8 * GiB)) bench-flat.vmdk
     sfdisk -q bench-flat.vmdk <<'EOF'
@@ -83,9 +85,8 @@ EOF
     echo "$((pv_start + pe_start + first * ext))" >root-lv.offset
     losetup -d "$l"; loops=()
     mke2fs -q -F -t ext3 -L boot -d src/boot -E offset=$((2048 * 512)) bench-flat.vmdk 512M
-    mke2fs -q -F -t ext4 -L root -d src root-lv.raw 6G
-    dd if=root-lv.raw of=bench-flat.vmdk bs=4M seek="$(($(cat root-lv.offset) / (4 * MiB)))" conv=notrunc,sparse status=none
-    [ $(($(cat root-lv.offset) % (4 * MiB))) = 0 ] || { echo "LV offset not 4 MiB aligned" >&2; exit 1; }
+    [ -f root-lv.raw ] || mke2fs -q -F -t ext4 -L root -d src root-lv.raw 6G
+    dd if=root-lv.raw of=bench-flat.vmdk bs=4M oflag=seek_bytes seek="$(cat root-lv.offset)" conv=notrunc,sparse status=none
     cat >bench.vmdk <<EOF
 # Disk DescriptorFile
 version=1
