@@ -7,7 +7,10 @@
 
 use super::{Common, Outcome};
 use anyhow::{anyhow, bail, Context, Result};
-use fuser::{FileAttr, FileType, MountOption, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyXattr, Request};
+use fuser::{
+    FileAttr, FileType, MountOption, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyXattr,
+    Request,
+};
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -62,7 +65,10 @@ fn time(t: extfs::Timestamp) -> SystemTime {
 }
 
 fn attr(i: &extfs::Inode) -> FileAttr {
-    let rdev = i.rdev.map(|(maj, min)| (maj << 8) | (min & 0xff) | ((min & !0xff) << 12)).unwrap_or(0);
+    let rdev = i
+        .rdev
+        .map(|(maj, min)| (maj << 8) | (min & 0xff) | ((min & !0xff) << 12))
+        .unwrap_or(0);
     FileAttr {
         ino: to_fuse(i.ino),
         size: i.size,
@@ -140,7 +146,11 @@ impl fuser::Filesystem for GuestFs {
     }
 
     fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
-        match self.fs.inode(to_ext(ino)).and_then(|i| self.fs.read_link(&i)) {
+        match self
+            .fs
+            .inode(to_ext(ino))
+            .and_then(|i| self.fs.read_link(&i))
+        {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(&e)),
         }
@@ -171,14 +181,30 @@ impl fuser::Filesystem for GuestFs {
         }
     }
 
-    fn readdir(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, offset: i64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        _fh: u64,
+        offset: i64,
+        mut reply: ReplyDirectory,
+    ) {
         let list = match self.dir(to_ext(ino)) {
             Ok(l) => l,
             Err(e) => return reply.error(e),
         };
         let start = usize::try_from(offset).unwrap_or(0);
-        let dots = [(ino, FileType::Directory, OsStr::new(".")), (ino, FileType::Directory, OsStr::new(".."))];
-        let all = dots.into_iter().chain(list.iter().map(|e| (to_fuse(e.ino), kind(e.file_type), OsStr::from_bytes(&e.name))));
+        let dots = [
+            (ino, FileType::Directory, OsStr::new(".")),
+            (ino, FileType::Directory, OsStr::new("..")),
+        ];
+        let all = dots.into_iter().chain(list.iter().map(|e| {
+            (
+                to_fuse(e.ino),
+                kind(e.file_type),
+                OsStr::from_bytes(&e.name),
+            )
+        }));
         for (i, (child, k, name)) in all.enumerate().skip(start) {
             if reply.add(child, i64::try_from(i + 1).unwrap_or(i64::MAX), k, name) {
                 break;
@@ -187,7 +213,14 @@ impl fuser::Filesystem for GuestFs {
         reply.ok();
     }
 
-    fn getxattr(&mut self, _req: &Request<'_>, ino: u64, name: &OsStr, size: u32, reply: ReplyXattr) {
+    fn getxattr(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        name: &OsStr,
+        size: u32,
+        reply: ReplyXattr,
+    ) {
         let attrs = match self.fs.inode(to_ext(ino)).and_then(|i| self.fs.xattrs(&i)) {
             Ok(a) => a,
             Err(e) => return reply.error(errno(&e)),
@@ -237,13 +270,20 @@ impl fuser::Filesystem for GuestFs {
 /// Runs `mount` (foreground, until unmounted or interrupted).
 pub fn run(common: &Common, volume: &str, mountpoint: &Path, allow_other: bool) -> Result<Outcome> {
     let stack = common.open()?;
-    let spec = if volume.contains(':') { volume.to_string() } else { format!("{volume}:/") };
+    let spec = if volume.contains(':') {
+        volume.to_string()
+    } else {
+        format!("{volume}:/")
+    };
     let target = common.target(&stack, &spec)?;
     if target.path != b"/" {
         bail!("mount takes a VOLUME (the whole filesystem is mounted), not a path inside it");
     }
     if !mountpoint.is_dir() {
-        bail!("{}: not a directory (create the mount point first)", mountpoint.display());
+        bail!(
+            "{}: not a directory (create the mount point first)",
+            mountpoint.display()
+        );
     }
     let mut options = vec![
         MountOption::RO,
@@ -257,9 +297,16 @@ pub fn run(common: &Common, volume: &str, mountpoint: &Path, allow_other: bool) 
     if allow_other {
         options.push(MountOption::AllowOther);
     }
-    let guest = GuestFs { fs: target.fs.fs.clone(), dirs: HashMap::new() };
-    let session = fuser::spawn_mount2(guest, mountpoint, &options)
-        .with_context(|| format!("{}: cannot mount (is /dev/fuse there, and fusermount3 installed for non-root users?)", mountpoint.display()))?;
+    let guest = GuestFs {
+        fs: target.fs.fs.clone(),
+        dirs: HashMap::new(),
+    };
+    let session = fuser::spawn_mount2(guest, mountpoint, &options).with_context(|| {
+        format!(
+            "{}: cannot mount (is /dev/fuse there, and fusermount3 installed for non-root users?)",
+            mountpoint.display()
+        )
+    })?;
     let (tx, rx) = std::sync::mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = tx.send(());

@@ -12,8 +12,12 @@ use crate::{Error, Filesystem, Inode, Mapping};
 
 /// `eh_magic` (ifork.rst).
 const EXT4_EXT_MAGIC: u16 = 0xF30A;
-/// The kernel refuses trees deeper than this (`EXT4_MAX_EXTENT_DEPTH`).
-pub(crate) const EXT4_MAX_EXTENT_DEPTH: u16 = 5;
+/// The deepest tree we follow. The kernel refuses trees deeper than 5
+/// (`EXT4_MAX_EXTENT_DEPTH`), but e2fsck calls deeper ones valid, merely "could be
+/// more shallow" (its `f_extent_too_deep` test), and debugfs reads them, so a
+/// recovery tool should too. Depth strictly decreases on the way down (checked in
+/// the descent), so this is the bound on block reads per lookup.
+pub(crate) const MAX_EXTENT_DEPTH: u16 = 32;
 /// `ee_len` above this marks an uninitialized extent (`EXT_INIT_MAX_LEN`).
 const EXT_INIT_MAX_LEN: u16 = 32768;
 /// Header and entry size.
@@ -42,10 +46,10 @@ fn header(ino: u32, node: &[u8], what: &str) -> Result<Header, Error> {
             format!("{what}: extent header has {entries} entries, max {max}, room for {room}"),
         ));
     }
-    if depth > EXT4_MAX_EXTENT_DEPTH {
+    if depth > MAX_EXTENT_DEPTH {
         return Err(Error::inode(
             ino,
-            format!("extent tree depth {depth} exceeds {EXT4_MAX_EXTENT_DEPTH}"),
+            format!("extent tree depth {depth} exceeds {MAX_EXTENT_DEPTH}"),
         ));
     }
     Ok(Header { entries, depth })

@@ -11,7 +11,7 @@
 //!   timestamps, 32-bit uid/gid, `huge_file` block counts, old and new device
 //!   number encodings, crc32c checksums.
 //! - File contents through extent trees (uninitialized extents read as zeros,
-//!   depth ≤ 5) or ext2/3 indirect block maps, and `inline_data`. A physically
+//!   depth ≤ 32) or ext2/3 indirect block maps, and `inline_data`. A physically
 //!   contiguous run becomes one read of the device.
 //! - Directories read linearly (htree index blocks are skipped naturally, checksum
 //!   tails verified), inline directories, fast, slow and inline symlinks.
