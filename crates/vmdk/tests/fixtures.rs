@@ -337,12 +337,15 @@ fn truncated_qemu_stream_reads_what_is_left() {
     assert!(e.contains("cut.vmdk: "), "{e}");
 }
 
+/// (offset, length, kind) runs of one disk, as `qemu-img map` reports them.
+type MapRuns = Vec<(u64, u64, Allocation)>;
+
 /// `allocation()` against `qemu-img map --output=json` (recorded by the fixture script).
 #[test]
 fn allocation_matches_qemu_img_map() {
     let dir = fixtures();
     let text = std::fs::read_to_string(format!("{TESTDATA}/expected.map")).unwrap();
-    let mut want: Vec<(String, Vec<(u64, u64, Allocation)>)> = Vec::new();
+    let mut want: Vec<(String, MapRuns)> = Vec::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split(' ').collect();
         let kind = match f[3] {
