@@ -137,6 +137,14 @@ if [ -z "${ORACLE_SKIP_EXTFS:-}" ]; then
 for gz in crates/extfs/tests/data/*.img.gz; do
     n=$(basename "$gz" .img.gz)
     gunzip -c "$gz" >"$work/$n.img" || { bad "extfs-$n: cannot decompress"; continue; }
+    bs=$(dumpe2fs -h "$work/$n.img" 2>/dev/null | awk -F: '/^Block size/ { gsub(/ /, "", $2); print $2 }')
+    if [ -n "$bs" ] && [ "$bs" -gt "$(getconf PAGESIZE)" ]; then
+        # This kernel mounts ext4 only with blocks no larger than a page; the crate's
+        # tests compare this image with debugfs rdump instead.
+        echo "SKIPPED extfs-$n: $bs-byte blocks exceed the kernel's page size (checked against debugfs in cargo test)"
+        rm -f "$work/$n.img"
+        continue
+    fi
     compare_mount "extfs-$n" "$work/$n.img" 0 "$(stat -c %s "$work/$n.img")" "$work/$n.img" sda:/
 done
 fi

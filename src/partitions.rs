@@ -112,7 +112,15 @@ pub fn read_table(disk_name: &str, disk: &dyn ByteSource) -> Table {
     }
     if sector0[510..512] != [0x55, 0xaa] {
         // No MBR signature; a GPT disk always has a protective MBR, but a damaged
-        // one may still carry a valid backup GPT header.
+        // one may still carry a valid GPT header. Only look when a header signature
+        // is there: a whole-disk PV or filesystem is not a damaged GPT.
+        if !has_gpt_signature(disk) {
+            return Table {
+                kind: TableKind::None,
+                partitions: vec![],
+                warnings,
+            };
+        }
         if let Some(t) = read_gpt(disk_name, disk, &mut warnings) {
             warnings.push(format!(
                 "{disk_name}: no MBR signature; using the GPT found anyway"
@@ -281,6 +289,17 @@ fn read_mbr(
         });
     }
     Some(parts)
+}
+
+/// Whether the primary (LBA 1) or backup (last LBA) GPT header signature
+/// `EFI PART` is present (UEFI spec, "GPT Header").
+fn has_gpt_signature(disk: &dyn ByteSource) -> bool {
+    const SIGNATURE: &[u8; 8] = b"EFI PART";
+    let last = disk.len().checked_sub(SECTOR).unwrap_or(0) & !(SECTOR - 1);
+    [SECTOR, last].iter().any(|&off| {
+        let mut sig = [0u8; 8];
+        off >= SECTOR && disk.read_at(off, &mut sig).is_ok() && &sig == SIGNATURE
+    })
 }
 
 fn read_gpt(
