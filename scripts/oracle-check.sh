@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Oracle checks (root): compares what vmdkrecover reads with independent readers.
 #
-#  1. qemu-img: `vmdkrecover export` of each sample disk == `qemu-img convert -O raw`.
+#  1. qemu-img: `vmdkrecover export` of each sample disk, and of a 3 GiB disk in every
+#     subformat qemu-img writes (and a child made with `convert -B`), == `qemu-img
+#     convert -O raw`.
 #  2. The kernel: every filesystem of the sample disks is loop-mounted read-only at the
 #     offsets that sfdisk and lvm2's own reports give (`losetup -r -o OFFSET
 #     --sizelimit SIZE`, `mount -o ro`), and the mounted tree is compared with
@@ -86,6 +88,50 @@ for d in vm vm_1; do
     "$B" export "testdata/$d.vmdk" -o "$work/$d.ours.raw" 2>/dev/null
     if cmp -s "$work/$d.qemu.raw" "$work/$d.ours.raw"; then ok "export $d.vmdk"; else bad "export $d.vmdk"; fi
 done
+
+echo "== qemu-img: every subformat it writes, on a 3 GiB disk"
+# Larger than 2 GiB so that the twoGbMaxExtent formats have several extents; random
+# data at the start, across the 2 GiB extent boundary and at the very end, a run of
+# written zeros, and unwritten space between.
+big="$work/big.raw"
+truncate -s 3G "$big"
+head -c 48M /dev/urandom | dd of="$big" conv=notrunc status=none
+dd if=/dev/zero of="$big" bs=1M seek=16 count=4 conv=notrunc status=none
+head -c 32M /dev/urandom | dd of="$big" bs=1M seek=$((2048 - 16)) conv=notrunc status=none
+head -c 8M /dev/urandom | dd of="$big" bs=1M seek=$((3072 - 8)) conv=notrunc status=none
+head -c 1000 /dev/urandom | dd of="$big" bs=1 seek=$((1536 * 1024 * 1024 + 12345)) conv=notrunc status=none
+# export_matches NAME VMDK: vmdkrecover export (to a file, and to a pipe) against
+# qemu-img convert -O raw of the same file.
+export_matches() {
+    local name="$1" vmdk="$2" want got piped
+    qemu-img convert -O raw "$vmdk" "$work/qemu.raw"
+    want=$(sha256sum <"$work/qemu.raw" | cut -d' ' -f1)
+    rm -f "$work/ours.raw"
+    "$B" export "$vmdk" -o "$work/ours.raw" 2>"$work/export-err"
+    got=$(sha256sum <"$work/ours.raw" | cut -d' ' -f1)
+    piped=$("$B" export "$vmdk" -o - 2>>"$work/export-err" | sha256sum | cut -d' ' -f1)
+    if [ "$want" = "$got" ] && [ "$want" = "$piped" ]; then
+        ok "export $name == qemu-img convert -O raw ($(du -k "$work/ours.raw" | cut -f1) KiB allocated of 3 GiB)"
+    else
+        bad "export $name differs from qemu-img convert -O raw: $(tail -1 "$work/export-err")"
+    fi
+    rm -f "$work/qemu.raw" "$work/ours.raw"
+}
+for sub in monolithicSparse monolithicFlat twoGbMaxExtentSparse twoGbMaxExtentFlat streamOptimized; do
+    mkdir -p "$work/$sub"
+    qemu-img convert -f raw -O vmdk -o subformat=$sub "$big" "$work/$sub/disk.vmdk"
+    export_matches "$sub" "$work/$sub/disk.vmdk"
+done
+# A child holding only what differs from its base (qemu-img convert -B).
+cp --sparse=always "$big" "$work/new.raw"
+head -c 4M /dev/urandom | dd of="$work/new.raw" bs=1M seek=100 conv=notrunc status=none
+dd if=/dev/zero of="$work/new.raw" bs=1M seek=2 count=1 conv=notrunc status=none
+head -c 777 /dev/urandom | dd of="$work/new.raw" bs=1 seek=$((2048 * 1024 * 1024 - 300)) conv=notrunc status=none
+qemu-img convert -f raw -O vmdk -B disk.vmdk -F vmdk "$work/new.raw" "$work/monolithicSparse/child.vmdk"
+export_matches "child of monolithicSparse (qemu-img convert -B)" "$work/monolithicSparse/child.vmdk"
+cmp -s <("$B" export "$work/monolithicSparse/child.vmdk" -o - 2>/dev/null) "$work/new.raw" &&
+    ok "export of the child == the raw file it was made from" || bad "export of the child differs from its source"
+rm -rf "$big" "$work/new.raw" "$work"/monolithic* "$work"/twoGb* "$work"/streamOptimized
 
 echo "== kernel: sample disk volumes"
 # Offsets from sfdisk and from lvm2's own reports (testdata/LAYOUT.txt).
