@@ -114,14 +114,14 @@ pub fn read_table(disk_name: &str, disk: &dyn ByteSource) -> Table {
         // No MBR signature; a GPT disk always has a protective MBR, but a damaged
         // one may still carry a valid GPT header. Only look when a header signature
         // is there: a whole-disk PV or filesystem is not a damaged GPT.
-        if !has_gpt_signature(disk) {
+        let Some(sector) = gpt_sector_size(disk) else {
             return Table {
                 kind: TableKind::None,
                 partitions: vec![],
                 warnings,
             };
-        }
-        if let Some(t) = read_gpt(disk_name, disk, &mut warnings) {
+        };
+        if let Some(t) = read_gpt(disk_name, disk, sector, &mut warnings) {
             warnings.push(format!(
                 "{disk_name}: no MBR signature; using the GPT found anyway"
             ));
@@ -144,7 +144,8 @@ pub fn read_table(disk_name: &str, disk: &dyn ByteSource) -> Table {
         .collect();
     let any_gpt = entries.iter().any(|e| e.get(4) == Some(&0xee));
     if any_gpt {
-        if let Some(parts) = read_gpt(disk_name, disk, &mut warnings) {
+        let sector = gpt_sector_size(disk).unwrap_or(SECTOR);
+        if let Some(parts) = read_gpt(disk_name, disk, sector, &mut warnings) {
             return Table {
                 kind: TableKind::Gpt,
                 partitions: parts,
@@ -190,10 +191,11 @@ fn checked_range(
     number: u32,
     first_sector: u64,
     sectors: u64,
+    sector_size: u64,
     warnings: &mut Vec<String>,
 ) -> Option<(u64, u64)> {
-    let start = first_sector.checked_mul(SECTOR);
-    let size = sectors.checked_mul(SECTOR);
+    let start = first_sector.checked_mul(sector_size);
+    let size = sectors.checked_mul(sector_size);
     match (start, size) {
         (Some(s), Some(z)) if s.checked_add(z).is_some_and(|e| e <= disk_len) => Some((s, z)),
         _ => {
@@ -241,6 +243,7 @@ fn read_mbr(
             number,
             u64::from(p.starting_lba),
             u64::from(p.sectors),
+            SECTOR,
             warnings,
         ) else {
             continue;
@@ -272,6 +275,7 @@ fn read_mbr(
             number,
             u64::from(p.starting_lba),
             u64::from(p.sectors),
+            SECTOR,
             warnings,
         ) else {
             continue;
@@ -291,27 +295,44 @@ fn read_mbr(
     Some(parts)
 }
 
-/// Whether the primary (LBA 1) or backup (last LBA) GPT header signature
-/// `EFI PART` is present (UEFI spec, "GPT Header").
-fn has_gpt_signature(disk: &dyn ByteSource) -> bool {
+/// The logical sector size of a GPT disk: where the header signature `EFI PART`
+/// is found at LBA 1 (or, when the primary header is gone, at the last LBA), for
+/// 512-byte and then 4096-byte sectors (UEFI spec, "GPT Header"). `None`: no GPT.
+fn gpt_sector_size(disk: &dyn ByteSource) -> Option<u64> {
     const SIGNATURE: &[u8; 8] = b"EFI PART";
-    let last = disk.len().checked_sub(SECTOR).unwrap_or(0) & !(SECTOR - 1);
-    [SECTOR, last].iter().any(|&off| {
+    let found = |off: u64| {
         let mut sig = [0u8; 8];
-        off >= SECTOR && disk.read_at(off, &mut sig).is_ok() && &sig == SIGNATURE
-    })
+        disk.read_at(off, &mut sig).is_ok() && &sig == SIGNATURE
+    };
+    let last = |sector: u64| {
+        let n = disk.len() / sector;
+        n.checked_sub(1).filter(|&l| l >= 1).map(|l| l * sector)
+    };
+    [SECTOR, 4096]
+        .into_iter()
+        .find(|&sector| found(sector))
+        .or_else(|| {
+            [SECTOR, 4096]
+                .into_iter()
+                .find(|&sector| last(sector).is_some_and(found))
+        })
 }
 
 fn read_gpt(
     disk_name: &str,
     disk: &dyn ByteSource,
+    sector: u64,
     warnings: &mut Vec<String>,
 ) -> Option<Vec<Partition>> {
     let cursor = Cursor::new(disk, MAX_TABLE_READS);
     let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         gpt::GptConfig::new()
             .writable(false)
-            .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)
+            .logical_block_size(if sector == 4096 {
+                gpt::disk::LogicalBlockSize::Lb4096
+            } else {
+                gpt::disk::LogicalBlockSize::Lb512
+            })
             .open_from_device(cursor)
     }));
     let gdisk = match parsed {
@@ -347,9 +368,15 @@ fn read_gpt(
             ));
             continue;
         };
-        let Some((start, size)) =
-            checked_range(disk_name, disk.len(), *idx, p.first_lba, sectors, warnings)
-        else {
+        let Some((start, size)) = checked_range(
+            disk_name,
+            disk.len(),
+            *idx,
+            p.first_lba,
+            sectors,
+            sector,
+            warnings,
+        ) else {
             continue;
         };
         parts.push(Partition {

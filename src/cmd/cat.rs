@@ -29,12 +29,11 @@ pub fn run(common: &Common, spec: &str) -> Result<Outcome> {
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut buf = vec![
-        0u8;
+    let mut buf = crate::io::AlignedBuf::new(
         CHUNK
             .min(usize::try_from(inode.size).unwrap_or(CHUNK))
-            .max(1)
-    ];
+            .max(1),
+    );
     let mut offset = 0u64;
     while offset < inode.size {
         let n = fs.read_at(&inode, offset, &mut buf)?;

@@ -51,7 +51,8 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
     if specs.is_empty() {
         bail!("cp: need at least one SPEC before DEST {dest}");
     }
-    let dest = PathBuf::from(dest);
+    // Absolute once, so that the temporary files need no getcwd each.
+    let dest = std::path::absolute(dest).with_context(|| format!("cp: {dest}"))?;
     let dest_is_dir = fs::metadata(&dest).map(|m| m.is_dir()).unwrap_or(false);
     if specs.len() > 1 && !dest_is_dir {
         bail!(
@@ -299,9 +300,11 @@ impl<'a> Copier<'a> {
             Ok(_) => bail!("{}: exists and is not a directory", dst.display()),
             Err(_) => {
                 // Owner-writable while we fill it; the final mode is set at the end.
-                fs::create_dir(dst)
+                use std::os::unix::fs::DirBuilderExt;
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(dst)
                     .with_context(|| format!("{}: cannot create directory", dst.display()))?;
-                fs::set_permissions(dst, fs::Permissions::from_mode(0o700))?;
                 Ok(())
             }
         }
@@ -383,8 +386,8 @@ impl<'a> Copier<'a> {
     /// into place).
     fn finish_special(&self, inode: &extfs::Inode, path: &Path, is_symlink: bool) -> Result<()> {
         if self.opts.archive {
-            self.chown(path, inode);
-            self.set_xattrs(path, inode);
+            self.chown(Target::Path(path), inode);
+            self.set_xattrs(Target::Path(path), inode);
         }
         if !is_symlink {
             fs::set_permissions(
@@ -397,8 +400,13 @@ impl<'a> Copier<'a> {
         Ok(())
     }
 
-    fn chown(&self, path: &Path, inode: &extfs::Inode) {
-        if let Err(e) = std::os::unix::fs::lchown(path, Some(inode.uid), Some(inode.gid)) {
+    fn chown(&self, target: Target, inode: &extfs::Inode) {
+        let (uid, gid) = (Some(inode.uid), Some(inode.gid));
+        let r = match target {
+            Target::Path(p) => std::os::unix::fs::lchown(p, uid, gid),
+            Target::File(f, _) => std::os::unix::fs::fchown(f, uid, gid),
+        };
+        if let Err(e) = r {
             if self.warned_chown.fetch_add(1, Ordering::Relaxed) == 0 {
                 self.progress.bar.suspend(|| {
                     eprintln!("vmdkrecover: warning: cannot set owners ({e}); files keep your user (run as root to keep them)")
@@ -407,7 +415,10 @@ impl<'a> Copier<'a> {
         }
     }
 
-    fn set_xattrs(&self, path: &Path, inode: &extfs::Inode) {
+    fn set_xattrs(&self, target: Target, inode: &extfs::Inode) {
+        let path = match target {
+            Target::Path(p) | Target::File(_, p) => p,
+        };
         let attrs = match self.fs.xattrs(inode) {
             Ok(a) => a,
             Err(e) => {
@@ -419,7 +430,12 @@ impl<'a> Copier<'a> {
             }
         };
         for a in attrs {
-            if let Err(e) = xattr::set(path, OsStr::from_bytes(&a.name), &a.value) {
+            let name = OsStr::from_bytes(&a.name);
+            let r = match target {
+                Target::Path(p) => xattr::set(p, name, &a.value),
+                Target::File(f, _) => xattr::FileExt::set_xattr(f, name, &a.value),
+            };
+            if let Err(e) = r {
                 self.progress.bar.suspend(|| {
                     eprintln!(
                         "vmdkrecover: warning: {}: cannot set xattr {}: {e}",
@@ -450,7 +466,7 @@ impl<'a> Copier<'a> {
         std::thread::scope(|s| {
             for _ in 0..threads {
                 s.spawn(|| {
-                    let mut buf = vec![0u8; CHUNK as usize];
+                    let mut buf = crate::io::AlignedBuf::new(CHUNK as usize);
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(job) = jobs.get(i) else { break };
@@ -481,13 +497,11 @@ impl<'a> Copier<'a> {
             .parent()
             .ok_or_else(|| anyhow!("{}: no parent directory", job.dst.display()))?;
         let file_name = job.dst.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{}.", truncate_name(&file_name)))
-            .suffix(".vmdkrecover-partial")
-            .tempfile_in(parent)
+        let staged = crate::io::StagedFile::new_in(parent, &file_name)
             .with_context(|| format!("{}: cannot create a temporary file", parent.display()))?;
-        let out = tmp.as_file();
+        let out = staged.file();
         let size = job.inode.size;
+        let mut written_to = 0u64;
         for run in self.fs.file_runs(&job.inode)? {
             let extfs::FileRun::Data { offset, len, .. } = run else {
                 continue;
@@ -505,42 +519,39 @@ impl<'a> Copier<'a> {
                 // A block that reads as zeros inside a data run (preallocated space
                 // the guest never wrote) stays data: cp keeps what the fs says.
                 out.write_all_at(data, pos)
-                    .with_context(|| format!("{}: write failed", tmp.path().display()))?;
+                    .with_context(|| format!("{}: write failed", job.dst.display()))?;
                 pos += n as u64;
+                written_to = pos;
                 self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
                 self.progress.bytes(n as u64);
             }
         }
         // Trailing hole (and files that are all hole): the size alone makes it.
-        out.set_len(size)?;
+        if written_to < size {
+            out.set_len(size)?;
+        }
         if self.opts.archive {
-            self.chown(tmp.path(), &job.inode);
+            self.chown(Target::File(out, &job.dst), &job.inode);
         }
         out.set_permissions(fs::Permissions::from_mode(u32::from(
             job.inode.mode & 0o7777,
         )))?;
         if self.opts.archive {
-            self.set_xattrs(tmp.path(), &job.inode);
+            self.set_xattrs(Target::File(out, &job.dst), &job.inode);
         }
         let (atime, mtime) = times(&job.inode);
         filetime::set_file_handle_times(out, Some(atime), Some(mtime))?;
-        if self.opts.force {
-            tmp.persist(&job.dst).map_err(|e| {
-                anyhow!(
-                    "{}: cannot rename into place: {}",
-                    job.dst.display(),
-                    e.error
-                )
+        staged
+            .place(&job.dst, self.opts.force)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => {
+                    anyhow!(
+                        "{}: already exists (use --force to replace)",
+                        job.dst.display()
+                    )
+                }
+                _ => anyhow!("{}: cannot put into place: {e}", job.dst.display()),
             })?;
-        } else {
-            tmp.persist_noclobber(&job.dst).map_err(|e| {
-                anyhow!(
-                    "{}: {} (use --force to replace)",
-                    job.dst.display(),
-                    e.error
-                )
-            })?;
-        }
         Ok(())
     }
 
@@ -565,8 +576,8 @@ impl<'a> Copier<'a> {
         for (src, inode, dst) in std::mem::take(&mut self.dirs).into_iter().rev() {
             let r = (|| -> Result<()> {
                 if self.opts.archive {
-                    self.chown(&dst, &inode);
-                    self.set_xattrs(&dst, &inode);
+                    self.chown(Target::Path(&dst), &inode);
+                    self.set_xattrs(Target::Path(&dst), &inode);
                 }
                 fs::set_permissions(
                     &dst,
@@ -643,18 +654,38 @@ fn truncate_name(s: &str) -> String {
     s.chars().take(100).collect()
 }
 
-/// Moves a finished object into place: replacing only with `force`, otherwise a hard
-/// link (which fails if `dst` exists) followed by removing the temporary name.
+/// Moves a finished object into place: replacing only with `force`, otherwise an
+/// atomic rename that refuses an existing `dst` (`RENAME_NOREPLACE`), or, where the
+/// filesystem lacks it, a hard link (which fails if `dst` exists) and an unlink.
 fn place(tmp: &Path, dst: &Path, force: bool) -> Result<()> {
     if force {
         fs::rename(tmp, dst)
             .with_context(|| format!("{}: cannot rename into place", dst.display()))?;
-    } else {
-        fs::hard_link(tmp, dst)
-            .with_context(|| format!("{}: cannot place (use --force to replace)", dst.display()))?;
-        fs::remove_file(tmp)?;
+        return Ok(());
     }
-    Ok(())
+    use nix::fcntl::{renameat2, RenameFlags};
+    match renameat2(None, tmp, None, dst, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {
+            fs::hard_link(tmp, dst).with_context(|| {
+                format!("{}: cannot place (use --force to replace)", dst.display())
+            })?;
+            fs::remove_file(tmp)?;
+            Ok(())
+        }
+        Err(e) => Err(anyhow!(
+            "{}: cannot place: {e} (use --force to replace)",
+            dst.display()
+        )),
+    }
+}
+
+/// Where to set owners and xattrs: a path (not followed if a symlink), or an open
+/// file (named by its destination in messages).
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Path(&'a Path),
+    File(&'a fs::File, &'a Path),
 }
 
 /// Re-exported for tests that check names the copier refuses.

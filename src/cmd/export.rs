@@ -48,7 +48,7 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = crate::io::AlignedBuf::new(CHUNK);
     if output == "-" {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
