@@ -2,7 +2,12 @@
 //! the partition-table crates (mbrman, gpt) expect.
 
 use bytesource::ByteSource;
+use rustix::fs::{self, AtFlags, Mode, OFlags};
+use std::ffi::OsStr;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Size of the block a [`Cursor`] reads and keeps: the table parsers read their
 /// structures a byte or a field at a time, which must not become one `pread` each.
@@ -125,49 +130,72 @@ impl std::ops::DerefMut for AlignedBuf {
     }
 }
 
+/// A destination directory, held open so that the files created in it are named
+/// relative to it: one path component to resolve per file instead of the whole path
+/// (path walking was a sixth of `cp`'s time on a 50,000-file tree).
+pub struct DestDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl DestDir {
+    /// Opens `path` (a directory) as a handle; nothing is read or written.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let fd = fs::openat(
+            fs::CWD,
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Self {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The directory's path, for messages and the named fallback.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// A file being written that appears under its final name only when complete.
 ///
 /// Where the filesystem supports it (ext4, xfs, btrfs, tmpfs), the data goes into an
 /// unnamed `O_TMPFILE` inode that is linked into place at the end: no temporary name
 /// is ever visible, nothing is left behind if the process dies, and the directory is
-/// touched once instead of three times (create, rename away, rename in), which is
+/// changed once instead of three times (create, then rename away and in), which is
 /// what file creation costs on a slow disk. Elsewhere (NFS, FUSE, ...) a named
 /// temporary file beside the destination is renamed into place.
 pub enum StagedFile {
-    Unnamed {
-        file: std::fs::File,
-        dir: std::path::PathBuf,
-    },
+    Unnamed(std::fs::File),
     Named(tempfile::NamedTempFile),
 }
+
+/// How an O_TMPFILE inode gets its name: `linkat(fd, "", AT_EMPTY_PATH)` where the
+/// kernel allows it to the opener (Linux 6.10 and later, or with
+/// CAP_DAC_READ_SEARCH), else through `/proc/self/fd/N` (open(2), O_TMPFILE).
+static EMPTY_PATH_LINK_FAILS: AtomicBool = AtomicBool::new(false);
 
 impl StagedFile {
     /// A new, empty file to be placed in `dir` later; `hint` names the temporary
     /// file where one is needed.
-    pub fn new_in(dir: &std::path::Path, hint: &str) -> io::Result<Self> {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Naming an O_TMPFILE inode goes through /proc (see `place`).
-        static PROC_FD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let unnamed_ok = *PROC_FD.get_or_init(|| std::path::Path::new("/proc/self/fd").is_dir());
-        let unnamed = if unnamed_ok {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .mode(0o600)
-                .custom_flags(nix::libc::O_TMPFILE)
-                .open(dir)
-        } else {
-            Err(io::Error::from(io::ErrorKind::Unsupported))
-        };
+    pub fn new_in(dir: &DestDir, hint: &OsStr) -> io::Result<Self> {
+        let unnamed = fs::openat(
+            &dir.fd,
+            ".",
+            OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        );
         match unnamed {
-            Ok(file) => Ok(StagedFile::Unnamed {
-                file,
-                dir: dir.to_path_buf(),
-            }),
+            Ok(fd) => Ok(StagedFile::Unnamed(std::fs::File::from(fd))),
             Err(_) => tempfile::Builder::new()
-                .prefix(&format!(".{}.", hint.chars().take(100).collect::<String>()))
+                .prefix(&format!(
+                    ".{}.",
+                    hint.to_string_lossy().chars().take(100).collect::<String>()
+                ))
                 .suffix(".vmdkrecover-partial")
-                .tempfile_in(dir)
+                .tempfile_in(&dir.path)
                 .map(StagedFile::Named),
         }
     }
@@ -175,56 +203,57 @@ impl StagedFile {
     /// The open file, for writing data and setting its metadata.
     pub fn file(&self) -> &std::fs::File {
         match self {
-            StagedFile::Unnamed { file, .. } => file,
+            StagedFile::Unnamed(file) => file,
             StagedFile::Named(t) => t.as_file(),
         }
     }
 
-    /// Gives the finished file its final name `dst` (in the directory given to
-    /// [`StagedFile::new_in`]). An existing `dst` is an error unless `replace`.
-    pub fn place(self, dst: &std::path::Path, replace: bool) -> io::Result<()> {
-        match self {
+    /// Gives the finished file its final `name` in `dir` (the directory given to
+    /// [`StagedFile::new_in`]). An existing `name` is an error unless `replace`.
+    pub fn place(self, dir: &DestDir, name: &OsStr, replace: bool) -> io::Result<()> {
+        let file = match self {
             StagedFile::Named(t) => {
-                if replace {
+                let dst = dir.path.join(name);
+                return if replace {
                     t.persist(dst).map(drop).map_err(|e| e.error)
                 } else {
                     t.persist_noclobber(dst).map(drop).map_err(|e| e.error)
-                }
-            }
-            StagedFile::Unnamed { file, dir } => {
-                use nix::fcntl::AtFlags;
-                use nix::unistd::linkat;
-                use std::os::fd::AsRawFd;
-                // linkat of /proc/self/fd/N is how an O_TMPFILE inode gets a name
-                // without privileges (open(2), O_TMPFILE); it fails if dst exists.
-                let proc_path =
-                    std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
-                let link = |to: &std::path::Path| {
-                    linkat(
-                        None,
-                        proc_path.as_path(),
-                        None,
-                        to,
-                        AtFlags::AT_SYMLINK_FOLLOW,
-                    )
-                    .map_err(io::Error::from)
                 };
-                match link(dst) {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && replace => {
-                        // Link under a fresh temporary name, then rename over dst.
-                        let tmp = tempfile::Builder::new()
-                            .prefix(".vmdkrecover-")
-                            .suffix(".partial")
-                            .make_in(&dir, |p| link(p))?;
-                        // Removed again on drop if the rename fails.
-                        let tmp = tmp.into_temp_path();
-                        std::fs::rename(&tmp, dst)?;
-                        tmp.keep().map(drop).map_err(|e| e.error)
-                    }
-                    Err(e) => Err(e),
+            }
+            StagedFile::Unnamed(file) => file,
+        };
+        let link = |to: &OsStr| -> io::Result<()> {
+            if !EMPTY_PATH_LINK_FAILS.load(Ordering::Relaxed) {
+                match fs::linkat(&file, "", &dir.fd, to, AtFlags::EMPTY_PATH) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e == rustix::io::Errno::EXIST => return Err(e.into()),
+                    Err(_) => EMPTY_PATH_LINK_FAILS.store(true, Ordering::Relaxed),
                 }
             }
+            let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+            fs::linkat(
+                fs::CWD,
+                proc_path.as_str(),
+                &dir.fd,
+                to,
+                AtFlags::SYMLINK_FOLLOW,
+            )
+            .map_err(io::Error::from)
+        };
+        match link(name) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && replace => {
+                // Link under a fresh temporary name, then rename over the old file;
+                // the temporary name is removed again if the rename fails.
+                let tmp = tempfile::Builder::new()
+                    .prefix(".vmdkrecover-")
+                    .suffix(".partial")
+                    .make_in(&dir.path, |p| link(p.file_name().unwrap_or_default()))?
+                    .into_temp_path();
+                let tmp_name = tmp.file_name().unwrap_or_default();
+                fs::renameat(&dir.fd, tmp_name, &dir.fd, name)?;
+                tmp.keep().map(drop).map_err(|e| e.error)
+            }
+            r => r,
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct CopyOptions {
 
 /// Size of each data read and write.
 const CHUNK: u64 = 1 << 20;
+/// Most files of one directory a worker takes at a time.
+const BATCH: usize = 64;
 
 /// Runs `cp`.
 pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outcome> {
@@ -226,13 +228,16 @@ impl<'a> Copier<'a> {
     /// Phase 1: walk the source tree, creating directories, symlinks and special
     /// files, and listing regular files.
     fn copy_tree(&mut self, src: &[u8], inode: extfs::Inode, dst: &Path, merge_root: bool) {
-        let mut stack = vec![(src.to_vec(), inode, dst.to_path_buf())];
+        // The flag says whether the object's destination directory was made by
+        // this copy, in which case nothing can be in the way and the existence
+        // checks are skipped (the final no-clobber placement still holds).
+        let mut stack = vec![(src.to_vec(), inode, dst.to_path_buf(), false)];
         let mut seen_dirs = HashSet::new();
         let mut first = true;
-        while let Some((src, inode, dst)) = stack.pop() {
+        while let Some((src, inode, dst, in_fresh_dir)) = stack.pop() {
             let is_top = std::mem::replace(&mut first, false);
             if inode.file_type != extfs::FileType::Directory {
-                if let Err(e) = self.copy_non_dir(&src, &inode, &dst) {
+                if let Err(e) = self.copy_non_dir(&src, &inode, &dst, in_fresh_dir) {
                     self.fail(&src, &e);
                 }
                 continue;
@@ -247,10 +252,13 @@ impl<'a> Copier<'a> {
                 );
                 continue;
             }
-            if let Err(e) = self.make_dir(&dst, is_top && merge_root) {
-                self.fail(&src, &e);
-                continue;
-            }
+            let fresh = match self.make_dir(&dst, is_top && merge_root) {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    self.fail(&src, &e);
+                    continue;
+                }
+            };
             self.stats.dirs.fetch_add(1, Ordering::Relaxed);
             let entries = match self.fs.read_dir(&inode) {
                 Ok(e) => e,
@@ -280,7 +288,9 @@ impl<'a> Copier<'a> {
                     continue;
                 }
                 match self.fs.inode(e.ino) {
-                    Ok(i) => children.push((child_src, i, dst.join(OsStr::from_bytes(&e.name)))),
+                    Ok(i) => {
+                        children.push((child_src, i, dst.join(OsStr::from_bytes(&e.name)), fresh))
+                    }
                     Err(err) => self.fail(&child_src, &anyhow::Error::new(err)),
                 }
             }
@@ -290,28 +300,40 @@ impl<'a> Copier<'a> {
         }
     }
 
-    fn make_dir(&self, dst: &Path, merge_root: bool) -> Result<()> {
+    /// Creates the directory `dst`, or merges into an existing one as `cp -r` does;
+    /// true when this call created it.
+    fn make_dir(&self, dst: &Path, merge_root: bool) -> Result<bool> {
+        use std::os::unix::fs::DirBuilderExt;
+        // Owner-writable while we fill it; the final mode is set at the end.
+        match fs::DirBuilder::new().mode(0o700).create(dst) {
+            Ok(()) => return Ok(true),
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("{}: cannot create directory", dst.display())))
+            }
+            Err(_) => {}
+        }
         match fs::symlink_metadata(dst) {
-            Ok(m) if m.is_dir() => Ok(()), // merge into an existing directory, as cp -r does
+            Ok(m) if m.is_dir() => Ok(false),
             Ok(m) if m.file_type().is_symlink() && !merge_root => {
                 bail!("{}: exists as a symlink; not following it", dst.display())
             }
-            Ok(_) if merge_root => Ok(()),
+            Ok(_) if merge_root => Ok(false),
             Ok(_) => bail!("{}: exists and is not a directory", dst.display()),
-            Err(_) => {
-                // Owner-writable while we fill it; the final mode is set at the end.
-                use std::os::unix::fs::DirBuilderExt;
-                fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(dst)
-                    .with_context(|| format!("{}: cannot create directory", dst.display()))?;
-                Ok(())
-            }
+            Err(e) => Err(anyhow::Error::new(e).context(format!("{}", dst.display()))),
         }
     }
 
-    fn copy_non_dir(&mut self, src: &[u8], inode: &extfs::Inode, dst: &Path) -> Result<()> {
-        refuse_existing(dst, self.opts.force)?;
+    fn copy_non_dir(
+        &mut self,
+        src: &[u8],
+        inode: &extfs::Inode,
+        dst: &Path,
+        in_fresh_dir: bool,
+    ) -> Result<()> {
+        if !in_fresh_dir {
+            refuse_existing(dst, self.opts.force)?;
+        }
         match inode.file_type {
             extfs::FileType::Regular => {
                 if inode.nlink > 1 {
@@ -460,25 +482,49 @@ impl<'a> Copier<'a> {
             })
             .clamp(1, 64)
             .min(jobs.len().max(1));
+        // Work goes out a directory at a time (in slices of at most BATCH files):
+        // each worker opens the directory once and names its files relative to it,
+        // and two workers rarely wait on the same directory's lock.
+        let mut jobs = jobs;
+        jobs.sort_by(|a, b| a.dst.parent().cmp(&b.dst.parent()));
+        let mut batches: Vec<&[FileJob]> = Vec::new();
+        for same_dir in jobs.chunk_by(|a, b| a.dst.parent() == b.dst.parent()) {
+            batches.extend(same_dir.chunks(BATCH));
+        }
         let next = AtomicUsize::new(0);
         let errors: Mutex<Vec<(Vec<u8>, anyhow::Error)>> = Mutex::new(Vec::new());
         let this = &*self;
+        let record = |job: &FileJob, e: anyhow::Error| {
+            if let Ok(mut v) = errors.lock() {
+                v.push((job.src.clone(), e));
+            }
+        };
         std::thread::scope(|s| {
             for _ in 0..threads {
                 s.spawn(|| {
                     let mut buf = crate::io::AlignedBuf::new(CHUNK as usize);
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(job) = jobs.get(i) else { break };
-                        this.progress.file(&job.dst);
-                        match this.copy_file(job, &mut buf) {
-                            Ok(()) => {
-                                this.stats.files.fetch_add(1, Ordering::Relaxed);
-                            }
+                        let Some(batch) = batches.get(i) else { break };
+                        let Some(parent) = batch.first().and_then(|j| j.dst.parent()) else {
+                            continue;
+                        };
+                        let dir = match crate::io::DestDir::open(parent) {
+                            Ok(d) => d,
                             Err(e) => {
-                                if let Ok(mut v) = errors.lock() {
-                                    v.push((job.src.clone(), e));
+                                for job in *batch {
+                                    record(job, anyhow!("{}: {e}", parent.display()));
                                 }
+                                continue;
+                            }
+                        };
+                        for job in *batch {
+                            this.progress.file(&job.dst);
+                            match this.copy_file(job, &dir, &mut buf) {
+                                Ok(()) => {
+                                    this.stats.files.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Err(e) => record(job, e),
                             }
                         }
                     }
@@ -491,14 +537,14 @@ impl<'a> Copier<'a> {
         }
     }
 
-    fn copy_file(&self, job: &FileJob, buf: &mut [u8]) -> Result<()> {
-        let parent = job
+    /// Copies one regular file into `dir`, the directory of `job.dst`.
+    fn copy_file(&self, job: &FileJob, dir: &crate::io::DestDir, buf: &mut [u8]) -> Result<()> {
+        let name = job
             .dst
-            .parent()
-            .ok_or_else(|| anyhow!("{}: no parent directory", job.dst.display()))?;
-        let file_name = job.dst.file_name().unwrap_or_default().to_string_lossy();
-        let staged = crate::io::StagedFile::new_in(parent, &file_name)
-            .with_context(|| format!("{}: cannot create a temporary file", parent.display()))?;
+            .file_name()
+            .ok_or_else(|| anyhow!("{}: no file name", job.dst.display()))?;
+        let staged = crate::io::StagedFile::new_in(dir, name)
+            .with_context(|| format!("{}: cannot create a temporary file", dir.path().display()))?;
         let out = staged.file();
         let size = job.inode.size;
         let mut written_to = 0u64;
@@ -542,7 +588,7 @@ impl<'a> Copier<'a> {
         let (atime, mtime) = times(&job.inode);
         filetime::set_file_handle_times(out, Some(atime), Some(mtime))?;
         staged
-            .place(&job.dst, self.opts.force)
+            .place(dir, name, self.opts.force)
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::AlreadyExists => {
                     anyhow!(
