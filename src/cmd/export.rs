@@ -7,17 +7,25 @@ use anyhow::{anyhow, bail, Context, Result};
 use bytesource::{ByteSource, SharedSource};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 const CHUNK: usize = 1 << 20;
 
+/// The allocation map is asked for this much of the disk at a time, so that a
+/// fragmented multi-terabyte disk never builds one huge list of runs.
+const MAP_WINDOW: u64 = 1 << 30;
+
 /// Runs `export`.
 pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> Result<Outcome> {
     let stack = common.open()?;
-    let (name, src): (String, SharedSource) = match volume {
+    // A whole disk also brings its allocation map: unallocated and zero grains are
+    // neither read nor written (as `qemu-img convert` skips them by block status).
+    let (name, src, disk): (String, SharedSource, Option<&vmdk::Disk>) = match volume {
         None => {
             let d = stack.disks.first().ok_or_else(|| anyhow!("no disk"))?;
-            (d.name.clone(), d.disk.clone())
+            (d.name.clone(), d.disk.clone(), Some(&*d.disk))
         }
         Some(v) => {
             if let Some(d) = stack
@@ -25,14 +33,14 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
                 .iter()
                 .find(|d| d.name == crate::stack::normalize_volume_name(v))
             {
-                (d.name.clone(), d.disk.clone())
+                (d.name.clone(), d.disk.clone(), Some(&*d.disk))
             } else {
                 let vol = stack.find_volume(v)?;
                 let s = vol
                     .source
                     .clone()
                     .map_err(|why| anyhow!("{}: cannot read this volume: {why}", vol.name))?;
-                (vol.name.clone(), s)
+                (vol.name.clone(), s, None)
             }
         }
     };
@@ -48,18 +56,45 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut buf = crate::io::AlignedBuf::new(CHUNK);
+    // The disk as (start, length, holds data) runs, a window at a time.
+    let runs = |window: u64, wlen: u64| -> Result<Vec<(u64, u64, bool)>> {
+        Ok(match disk {
+            Some(d) => d
+                .allocation(window, wlen)
+                .with_context(|| format!("{name}: allocation map at offset {window}"))?
+                .into_iter()
+                .map(|(start, len, kind)| (start, len, kind == vmdk::Allocation::Data))
+                .collect(),
+            None => vec![(window, wlen, true)],
+        })
+    };
+    let read = |pos: u64, buf: &mut [u8]| {
+        src.read_at(pos, buf)
+            .with_context(|| format!("{name}: read at offset {pos}"))
+    };
     if output == "-" {
+        // A stream takes every byte in order: one reader.
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
-        let mut pos = 0u64;
-        while pos < size {
-            let n = (size - pos).min(CHUNK as u64) as usize;
-            src.read_at(pos, &mut buf[..n])
-                .with_context(|| format!("{name}: read at offset {pos}"))?;
-            out.write_all(&buf[..n])?;
-            pos += n as u64;
-            bar.inc(n as u64);
+        let mut buf = crate::io::AlignedBuf::new(CHUNK);
+        let mut window = 0u64;
+        while window < size {
+            let wlen = (size - window).min(MAP_WINDOW);
+            for (start, len, data) in runs(window, wlen)? {
+                let mut pos = start;
+                while pos < start + len {
+                    let n = (start + len - pos).min(CHUNK as u64) as usize;
+                    if data {
+                        read(pos, &mut buf[..n])?;
+                    } else {
+                        buf[..n].fill(0);
+                    }
+                    out.write_all(&buf[..n])?;
+                    pos += n as u64;
+                    bar.inc(n as u64);
+                }
+            }
+            window += wlen;
         }
         out.flush()?;
     } else {
@@ -76,17 +111,61 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
             .tempfile_in(dir)
             .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
         let f = tmp.as_file();
-        let mut pos = 0u64;
-        while pos < size {
-            let n = (size - pos).min(CHUNK as u64) as usize;
-            src.read_at(pos, &mut buf[..n])
-                .with_context(|| format!("{name}: read at offset {pos}"))?;
-            // Zero chunks become holes; everything else is written where it belongs.
-            if buf[..n].iter().any(|b| *b != 0) {
-                f.write_all_at(&buf[..n], pos)?;
+        // A file takes writes at any offset, so the data is read by several threads
+        // (stream-optimized grains are inflated in parallel); zero chunks and
+        // unallocated runs are never written and stay holes.
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let mut window = 0u64;
+        while window < size {
+            let wlen = (size - window).min(MAP_WINDOW);
+            let mut pieces: Vec<(u64, usize)> = Vec::new();
+            for (start, len, data) in runs(window, wlen)? {
+                if !data {
+                    bar.inc(len);
+                    continue;
+                }
+                let mut pos = start;
+                while pos < start + len {
+                    let n = (start + len - pos).min(CHUNK as u64);
+                    pieces.push((pos, n as usize));
+                    pos += n;
+                }
             }
-            pos += n as u64;
-            bar.inc(n as u64);
+            let next = AtomicUsize::new(0);
+            let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+            std::thread::scope(|s| {
+                for _ in 0..threads.min(pieces.len()) {
+                    s.spawn(|| {
+                        let mut buf = crate::io::AlignedBuf::new(CHUNK);
+                        while let Some(&(pos, n)) = pieces.get(next.fetch_add(1, Ordering::Relaxed))
+                        {
+                            let chunk = &mut buf[..n];
+                            let r = read(pos, chunk).and_then(|()| {
+                                if chunk.iter().any(|b| *b != 0) {
+                                    f.write_all_at(chunk, pos)
+                                        .with_context(|| format!("{output}: write failed"))?;
+                                }
+                                Ok(())
+                            });
+                            if let Err(e) = r {
+                                if let Ok(mut slot) = failure.lock() {
+                                    slot.get_or_insert(e);
+                                }
+                                next.store(pieces.len(), Ordering::Relaxed);
+                                break;
+                            }
+                            bar.inc(n as u64);
+                        }
+                    });
+                }
+            });
+            if let Some(e) = failure.into_inner().ok().flatten() {
+                return Err(e);
+            }
+            window += wlen;
         }
         f.set_len(size)?;
         if force {
