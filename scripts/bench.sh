@@ -16,11 +16,13 @@
 #   RSS peak resident memory of each vmdkrecover job (/usr/bin/time -v)
 #
 # Usage: scripts/bench.sh [--quick | --build-only]   (--quick: fewer runs)
+#        RUNS=N, ONLY=REGEX (job titles) in the environment
 # Output: the tables on stdout and in $BENCH_DIR/results.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/var/tmp/vmdkrecover-bench}
 RUNS=${RUNS:-10}
+ONLY=${ONLY:-}   # a regex: run only the jobs whose title matches (e.g. ONLY='J1|export')
 BUILD_ONLY=
 case "${1:-}" in
     --quick) RUNS=3 ;;
@@ -126,11 +128,15 @@ results="$BENCH_DIR/results.md"
     echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -r); $(date -u +%Y-%m-%d)"
     echo
 } >"$results"
-hf() { # hf TITLE CMD...  (hyperfine through a shell: some --prepare steps need one)
+hf() { # hf TITLE CMD...: without a --prepare step, no shell (-N) for ms-exact timings
     local title="$1"; shift
+    if [ -n "$ONLY" ] && ! [[ "$title" =~ $ONLY ]]; then return 0; fi
     echo "== $title"
     echo "### $title" >>"$results"
-    hyperfine --warmup 2 --runs "$RUNS" --export-markdown "$BENCH_DIR/hf.md" "$@" >/dev/null
+    local shell=-N
+    case " $* " in *" --prepare "*) shell= ;; esac
+    # shellcheck disable=SC2086
+    hyperfine $shell --warmup 2 --runs "$RUNS" --export-markdown "$BENCH_DIR/hf.md" "$@" >/dev/null
     cat "$BENCH_DIR/hf.md" | tee -a "$results"
     echo >>"$results"
 }

@@ -25,7 +25,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -98,10 +98,8 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
             }
             (dest.clone(), false)
         };
-        let mut copier = Copier::new(fs_, opts, &progress);
-        copier.copy_tree(&target.path, inode, &dst, merge_root);
-        copier.copy_files();
-        copier.finish();
+        let copier = Copier::new(fs_, opts, &progress);
+        copier.copy(&target.path, inode, &dst, merge_root);
         failures += copier.failures.load(Ordering::Relaxed);
         total.add(&copier.stats);
     }
@@ -182,22 +180,26 @@ struct FileJob {
     dst: PathBuf,
 }
 
+/// What the walk of the source tree remembers until the end of the copy. It grows
+/// with the number of directories and hard-linked files only: regular files flow
+/// to the copying threads through a bounded queue as the walk finds them, so memory
+/// stays bounded however many files a tree holds.
+#[derive(Default)]
+struct WalkState {
+    /// Inode -> destination of its first copy, for hard links.
+    first_copy: HashMap<u32, PathBuf>,
+    /// (source path, existing destination, new link) to make once the files exist.
+    links: Vec<(Vec<u8>, PathBuf, PathBuf)>,
+    /// Directories to finish (mode, times) at the end: destination and inode number.
+    dirs: Vec<(PathBuf, u32)>,
+}
+
 struct Copier<'a> {
     fs: &'a extfs::Filesystem,
     opts: &'a CopyOptions,
     progress: &'a Progress,
     stats: Stats,
     failures: AtomicU64,
-    /// Regular files to copy (first occurrence of each inode).
-    jobs: Vec<FileJob>,
-    /// Inode -> destination of its first copy, for hard links.
-    first_copy: HashMap<u32, PathBuf>,
-    /// (source path, existing destination, new link) to make once the files exist.
-    links: Vec<(Vec<u8>, PathBuf, PathBuf)>,
-    /// Directories to finish (mode, times), in creation order.
-    dirs: Vec<(Vec<u8>, extfs::Inode, PathBuf)>,
-    /// Names created in each destination directory, to refuse duplicates.
-    created: HashMap<PathBuf, HashSet<Vec<u8>>>,
     warned_chown: AtomicU64,
 }
 
@@ -209,11 +211,6 @@ impl<'a> Copier<'a> {
             progress,
             stats: Stats::default(),
             failures: AtomicU64::new(0),
-            jobs: Vec::new(),
-            first_copy: HashMap::new(),
-            links: Vec::new(),
-            dirs: Vec::new(),
-            created: HashMap::new(),
             warned_chown: AtomicU64::new(0),
         }
     }
@@ -225,23 +222,72 @@ impl<'a> Copier<'a> {
         self.failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Phase 1: walk the source tree, creating directories, symlinks and special
-    /// files, and listing regular files.
-    fn copy_tree(&mut self, src: &[u8], inode: extfs::Inode, dst: &Path, merge_root: bool) {
-        // The flag says whether the object's destination directory was made by
-        // this copy, in which case nothing can be in the way and the existence
-        // checks are skipped (the final no-clobber placement still holds).
-        let mut stack = vec![(src.to_vec(), inode, dst.to_path_buf(), false)];
-        let mut seen_dirs = HashSet::new();
-        let mut first = true;
-        while let Some((src, inode, dst, in_fresh_dir)) = stack.pop() {
-            let is_top = std::mem::replace(&mut first, false);
-            if inode.file_type != extfs::FileType::Directory {
-                if let Err(e) = self.copy_non_dir(&src, &inode, &dst, in_fresh_dir) {
-                    self.fail(&src, &e);
-                }
-                continue;
+    /// Copies the tree at `src` to `dst`: one thread walks the source, creating
+    /// directories, symlinks and special files, and hands each directory's regular
+    /// files (at most BATCH at a time) to a pool of copying threads; then hard
+    /// links are made, then directory modes and times set, deepest first.
+    fn copy(&self, src: &[u8], inode: extfs::Inode, dst: &Path, merge_root: bool) {
+        let threads = self
+            .opts
+            .threads
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            })
+            .clamp(1, 64);
+        let (queue, batches) = std::sync::mpsc::sync_channel::<Vec<FileJob>>(threads * 4);
+        let batches = Mutex::new(batches);
+        let mut walk = WalkState::default();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    let mut buf = crate::io::AlignedBuf::new(CHUNK as usize);
+                    loop {
+                        let next = batches.lock().ok().and_then(|rx| rx.recv().ok());
+                        let Some(batch) = next else { break };
+                        self.copy_batch(&batch, &mut buf);
+                    }
+                });
             }
+            self.walk(src, inode, dst, merge_root, &mut walk, &queue);
+            // Closing the queue lets the copying threads finish.
+            drop(queue);
+        });
+        self.finish(walk);
+    }
+
+    /// The walk (see [`Copier::copy`]).
+    fn walk(
+        &self,
+        src: &[u8],
+        inode: extfs::Inode,
+        dst: &Path,
+        merge_root: bool,
+        walk: &mut WalkState,
+        queue: &std::sync::mpsc::SyncSender<Vec<FileJob>>,
+    ) {
+        // Full batches go out at once, so that a directory of a million files is
+        // never held as a whole.
+        let send = |jobs: &mut Vec<FileJob>, at_least: usize| {
+            if !jobs.is_empty() && jobs.len() >= at_least {
+                // Fails only if every copying thread is gone; nothing to do then.
+                let _ = queue.send(std::mem::replace(jobs, Vec::with_capacity(BATCH)));
+            }
+        };
+        if inode.file_type != extfs::FileType::Directory {
+            match self.copy_non_dir(src, &inode, dst, false, walk) {
+                Ok(job) => send(&mut job.into_iter().collect(), 1),
+                Err(e) => self.fail(src, &e),
+            }
+            return;
+        }
+        // Directories still to visit.
+        let mut stack = vec![(src.to_vec(), inode, dst.to_path_buf())];
+        let mut seen_dirs = HashSet::new();
+        let mut is_top = true;
+        while let Some((src, inode, dst)) = stack.pop() {
+            let top = std::mem::replace(&mut is_top, false);
             if !seen_dirs.insert(inode.ino) {
                 self.fail(
                     &src,
@@ -252,7 +298,10 @@ impl<'a> Copier<'a> {
                 );
                 continue;
             }
-            let fresh = match self.make_dir(&dst, is_top && merge_root) {
+            // In a directory this copy made, nothing can be in the way of its
+            // entries: their existence checks are skipped (the final no-clobber
+            // placement still holds).
+            let fresh = match self.make_dir(&dst, top && merge_root) {
                 Ok(fresh) => fresh,
                 Err(e) => {
                     self.fail(&src, &e);
@@ -260,43 +309,77 @@ impl<'a> Copier<'a> {
                 }
             };
             self.stats.dirs.fetch_add(1, Ordering::Relaxed);
-            let entries = match self.fs.read_dir(&inode) {
+            walk.dirs.push((dst.clone(), inode.ino));
+            let mut entries = match self.fs.read_dir(&inode) {
                 Ok(e) => e,
                 Err(e) => {
                     self.fail(&src, &anyhow::Error::new(e));
-                    self.dirs.push((src, inode, dst));
                     continue;
                 }
             };
-            let mut children = Vec::with_capacity(entries.len());
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            let mut names = HashSet::with_capacity(entries.len());
+            let mut subdirs = Vec::new();
+            let mut jobs = Vec::with_capacity(BATCH);
             for e in entries {
                 let child_src = join(&src, &e.name);
                 if let Err(err) = check_name(&e.name) {
                     self.fail(&child_src, &err);
                     continue;
                 }
-                if !self
-                    .created
-                    .entry(dst.clone())
-                    .or_default()
-                    .insert(e.name.clone())
-                {
+                if !names.insert(e.name.clone()) {
                     self.fail(
                         &child_src,
                         &anyhow!("duplicate name in directory; only the first copy is kept"),
                     );
                     continue;
                 }
-                match self.fs.inode(e.ino) {
-                    Ok(i) => {
-                        children.push((child_src, i, dst.join(OsStr::from_bytes(&e.name)), fresh))
+                let child = match self.fs.inode(e.ino) {
+                    Ok(i) => i,
+                    Err(err) => {
+                        self.fail(&child_src, &anyhow::Error::new(err));
+                        continue;
                     }
-                    Err(err) => self.fail(&child_src, &anyhow::Error::new(err)),
+                };
+                let child_dst = dst.join(OsStr::from_bytes(&e.name));
+                if child.file_type == extfs::FileType::Directory {
+                    subdirs.push((child_src, child, child_dst));
+                    continue;
                 }
+                match self.copy_non_dir(&child_src, &child, &child_dst, fresh, walk) {
+                    Ok(job) => jobs.extend(job),
+                    Err(err) => self.fail(&child_src, &err),
+                }
+                send(&mut jobs, BATCH);
             }
-            self.dirs.push((src, inode, dst));
-            children.sort_by(|a, b| b.0.cmp(&a.0));
-            stack.extend(children);
+            send(&mut jobs, 1);
+            // Popped in name order.
+            stack.extend(subdirs.into_iter().rev());
+        }
+    }
+
+    /// Copies one directory's batch of files, named relative to that directory.
+    fn copy_batch(&self, batch: &[FileJob], buf: &mut [u8]) {
+        let Some(parent) = batch.first().and_then(|j| j.dst.parent()) else {
+            return;
+        };
+        let dir = match crate::io::DestDir::open(parent) {
+            Ok(d) => d,
+            Err(e) => {
+                for job in batch {
+                    self.fail(&job.src, &anyhow!("{}: {e}", parent.display()));
+                }
+                return;
+            }
+        };
+        for job in batch {
+            self.progress.file(&job.dst);
+            match self.copy_file(job, &dir, buf) {
+                Ok(()) => {
+                    self.stats.files.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => self.fail(&job.src, &e),
+            }
         }
     }
 
@@ -324,32 +407,34 @@ impl<'a> Copier<'a> {
         }
     }
 
+    /// Creates a symlink or special file, or returns the job that copies a regular
+    /// file (none for a further hard link to an inode already copied).
     fn copy_non_dir(
-        &mut self,
+        &self,
         src: &[u8],
         inode: &extfs::Inode,
         dst: &Path,
         in_fresh_dir: bool,
-    ) -> Result<()> {
+        walk: &mut WalkState,
+    ) -> Result<Option<FileJob>> {
         if !in_fresh_dir {
             refuse_existing(dst, self.opts.force)?;
         }
         match inode.file_type {
             extfs::FileType::Regular => {
                 if inode.nlink > 1 {
-                    if let Some(first) = self.first_copy.get(&inode.ino) {
-                        self.links
+                    if let Some(first) = walk.first_copy.get(&inode.ino) {
+                        walk.links
                             .push((src.to_vec(), first.clone(), dst.to_path_buf()));
-                        return Ok(());
+                        return Ok(None);
                     }
-                    self.first_copy.insert(inode.ino, dst.to_path_buf());
+                    walk.first_copy.insert(inode.ino, dst.to_path_buf());
                 }
-                self.jobs.push(FileJob {
+                Ok(Some(FileJob {
                     src: src.to_vec(),
                     inode: inode.clone(),
                     dst: dst.to_path_buf(),
-                });
-                Ok(())
+                }))
             }
             extfs::FileType::Symlink => {
                 let target = self.fs.read_link(inode)?;
@@ -367,7 +452,7 @@ impl<'a> Copier<'a> {
                 }
                 r?;
                 self.stats.symlinks.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+                Ok(None)
             }
             extfs::FileType::Fifo
             | extfs::FileType::CharDevice
@@ -397,9 +482,9 @@ impl<'a> Copier<'a> {
                 }
                 r?;
                 self.stats.other.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+                Ok(None)
             }
-            extfs::FileType::Directory => unreachable_dir(),
+            extfs::FileType::Directory => unreachable_dir().map(|()| None),
             extfs::FileType::Unknown => bail!("unknown file type (mode {:o}); skipped", inode.mode),
         }
     }
@@ -469,74 +554,6 @@ impl<'a> Copier<'a> {
         }
     }
 
-    /// Phase 2: copy regular files' data with a pool of threads.
-    fn copy_files(&mut self) {
-        let jobs = std::mem::take(&mut self.jobs);
-        let threads = self
-            .opts
-            .threads
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            })
-            .clamp(1, 64)
-            .min(jobs.len().max(1));
-        // Work goes out a directory at a time (in slices of at most BATCH files):
-        // each worker opens the directory once and names its files relative to it,
-        // and two workers rarely wait on the same directory's lock.
-        let mut jobs = jobs;
-        jobs.sort_by(|a, b| a.dst.parent().cmp(&b.dst.parent()));
-        let mut batches: Vec<&[FileJob]> = Vec::new();
-        for same_dir in jobs.chunk_by(|a, b| a.dst.parent() == b.dst.parent()) {
-            batches.extend(same_dir.chunks(BATCH));
-        }
-        let next = AtomicUsize::new(0);
-        let errors: Mutex<Vec<(Vec<u8>, anyhow::Error)>> = Mutex::new(Vec::new());
-        let this = &*self;
-        let record = |job: &FileJob, e: anyhow::Error| {
-            if let Ok(mut v) = errors.lock() {
-                v.push((job.src.clone(), e));
-            }
-        };
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    let mut buf = crate::io::AlignedBuf::new(CHUNK as usize);
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(batch) = batches.get(i) else { break };
-                        let Some(parent) = batch.first().and_then(|j| j.dst.parent()) else {
-                            continue;
-                        };
-                        let dir = match crate::io::DestDir::open(parent) {
-                            Ok(d) => d,
-                            Err(e) => {
-                                for job in *batch {
-                                    record(job, anyhow!("{}: {e}", parent.display()));
-                                }
-                                continue;
-                            }
-                        };
-                        for job in *batch {
-                            this.progress.file(&job.dst);
-                            match this.copy_file(job, &dir, &mut buf) {
-                                Ok(()) => {
-                                    this.stats.files.fetch_add(1, Ordering::Relaxed);
-                                }
-                                Err(e) => record(job, e),
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        let errors = errors.into_inner().unwrap_or_default();
-        for (src, e) in errors {
-            self.fail(&src, &e);
-        }
-    }
-
     /// Copies one regular file into `dir`, the directory of `job.dst`.
     fn copy_file(&self, job: &FileJob, dir: &crate::io::DestDir, buf: &mut [u8]) -> Result<()> {
         let name = job
@@ -601,9 +618,9 @@ impl<'a> Copier<'a> {
         Ok(())
     }
 
-    /// Phases 3 and 4: hard links, then directory modes and times, deepest first.
-    fn finish(&mut self) {
-        for (src, first, dst) in std::mem::take(&mut self.links) {
+    /// Hard links, then directory modes and times, deepest first.
+    fn finish(&self, walk: WalkState) {
+        for (src, first, dst) in walk.links {
             let r = (|| -> Result<()> {
                 if self.opts.force && fs::symlink_metadata(&dst).is_ok() {
                     fs::remove_file(&dst)?;
@@ -619,8 +636,9 @@ impl<'a> Copier<'a> {
                 Err(e) => self.fail(&src, &e),
             }
         }
-        for (src, inode, dst) in std::mem::take(&mut self.dirs).into_iter().rev() {
+        for (dst, ino) in walk.dirs.into_iter().rev() {
             let r = (|| -> Result<()> {
+                let inode = self.fs.inode(ino)?;
                 if self.opts.archive {
                     self.chown(Target::Path(&dst), &inode);
                     self.set_xattrs(Target::Path(&dst), &inode);
@@ -634,7 +652,7 @@ impl<'a> Copier<'a> {
                 Ok(())
             })();
             if let Err(e) = r {
-                self.fail(&src, &e);
+                self.fail(dst.as_os_str().as_bytes(), &e);
             }
         }
     }
