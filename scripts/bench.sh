@@ -219,5 +219,8 @@ rss "J3 cp /usr/share" "$B" cp bench.vmdk $V:/usr/share "$out/share"
 rm -rf "$out"/*
 rss "J4 cp 1 GiB file (streamOptimized)" "$B" cp bench-stream.vmdk $V:/home/bench/big.bin "$out/big.bin"
 rss "J4 export (monolithicSparse)" "$B" export bench-sparse.vmdk -o "$out/exp.raw"
+rm -f "$out/exp.raw"
+rss "J4 export (streamOptimized)" "$B" export bench-stream.vmdk -o "$out/exp.raw"
+rss "J1 ls -l /etc (2 TiB disk)" "$B" ls -l big.vmdk $V:/etc
 rm -rf "$out"
 echo "results: $results"
