@@ -17,7 +17,8 @@
 #
 # Usage: scripts/bench.sh [--quick | --build-only]   (--quick: fewer runs)
 #        RUNS=N, ONLY=REGEX (job titles) in the environment
-# Output: the tables on stdout and in $BENCH_DIR/results.md.
+# Output: the tables (medians, via scripts/hf-medians.py) on stdout and in
+# $BENCH_DIR/results.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/var/tmp/vmdkrecover-bench}
@@ -136,8 +137,8 @@ hf() { # hf TITLE CMD...: without a --prepare step, no shell (-N) for ms-exact t
     local shell=-N
     case " $* " in *" --prepare "*) shell= ;; esac
     # shellcheck disable=SC2086
-    hyperfine $shell --warmup 2 --runs "$RUNS" --export-markdown "$BENCH_DIR/hf.md" "$@" >/dev/null
-    cat "$BENCH_DIR/hf.md" | tee -a "$results"
+    hyperfine $shell --warmup 2 --runs "$RUNS" --export-json "$BENCH_DIR/hf.json" "$@" >/dev/null
+    python3 "$here/scripts/hf-medians.py" "$BENCH_DIR/hf.json" | tee -a "$results"
     echo >>"$results"
 }
 rss() { # rss LABEL CMD...: peak RSS in MiB
