@@ -117,6 +117,9 @@ pub fn probe(src: &dyn ByteSource) -> Content {
         Content::Btrfs
     } else if far(0x8001, b"CD001") {
         Content::Iso9660
+    } else if extfs::Filesystem::probe_backup(src) {
+        // The primary superblock is gone but a backup is where mke2fs puts it.
+        Content::Ext
     } else if head.iter().all(|b| *b == 0) {
         Content::Empty
     } else {

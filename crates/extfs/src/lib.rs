@@ -293,6 +293,32 @@ impl std::fmt::Debug for Filesystem {
     }
 }
 
+/// The first backup superblock for each block size, where mke2fs puts it with its
+/// default geometry (8 × block-size blocks per group): the start of group 1, which
+/// is block 8193 with 1 KiB blocks (`s_first_data_block` 1) and 8 × block size
+/// otherwise. e2fsck tries the same places (`get_backup_sb`). A candidate counts
+/// only if it parses and describes its own block size.
+fn find_backup_superblock(dev: &dyn ByteSource) -> Option<(Superblock, u64)> {
+    (0u32..=6).find_map(|log| {
+        let block_size = 1024u32.checked_shl(log)?;
+        let per_group = u64::from(block_size).checked_mul(8)?;
+        let block = if block_size == 1024 {
+            per_group.checked_add(1)?
+        } else {
+            per_group
+        };
+        let offset = block.checked_mul(u64::from(block_size))?;
+        if offset.checked_add(u64_from(SUPERBLOCK_SIZE))? > dev.len() {
+            return None;
+        }
+        let mut buf = vec![0u8; SUPERBLOCK_SIZE];
+        dev.read_at(offset, &mut buf).ok()?;
+        let sb = Superblock::parse(&buf).ok()?;
+        (sb.block_size == block_size && u64::from(sb.s_blocks_per_group) == per_group)
+            .then_some((sb, block))
+    })
+}
+
 impl Filesystem {
     /// Cheap test for the ext2/3/4 superblock magic at byte 1024+56.
     pub fn probe(dev: &dyn ByteSource) -> bool {
@@ -301,7 +327,16 @@ impl Filesystem {
         dev.read_at(off, &mut m).is_ok() && u16::from_le_bytes(m) == superblock::EXT4_SUPER_MAGIC
     }
 
+    /// Whether a backup superblock sits where mke2fs puts the first one (see
+    /// [`Filesystem::open`]), for a device whose primary superblock is gone.
+    pub fn probe_backup(dev: &dyn ByteSource) -> bool {
+        find_backup_superblock(dev).is_some()
+    }
+
     /// Opens the filesystem on `dev`, replaying the journal in memory when asked.
+    ///
+    /// When the primary superblock is unusable, the first backup copy is used, as
+    /// e2fsck does ("Superblock invalid, trying backup blocks"), with a warning.
     pub fn open(dev: SharedSource, opts: &OpenOptions) -> Result<Filesystem, Error> {
         let mut buf = vec![0u8; SUPERBLOCK_SIZE];
         dev.read_at(SUPERBLOCK_OFFSET, &mut buf).map_err(|e| {
@@ -310,7 +345,13 @@ impl Filesystem {
                 format!("cannot read 1024 bytes at offset 1024: {e}"),
             )
         })?;
-        let sb = Superblock::parse(&buf)?;
+        let (sb, backup) = match Superblock::parse(&buf) {
+            Ok(sb) => (sb, None),
+            Err(primary) => match find_backup_superblock(&*dev) {
+                Some((sb, block)) => (sb, Some((primary, block))),
+                None => return Err(primary),
+            },
+        };
         let cache = BlockCache::new(sb.block_size);
         let mut fs = Filesystem {
             dev,
@@ -321,10 +362,26 @@ impl Filesystem {
             needs_recovery: false,
             journal_replayed: false,
         };
+        if let Some((primary, block)) = &backup {
+            fs.warn(format!(
+                "{primary}; using the backup superblock at block {block} ({}-byte blocks), as `e2fsck -b {block} -B {}` would",
+                fs.sb.block_size, fs.sb.block_size
+            ));
+        }
         fs.check_superblock();
         fs.needs_recovery = fs.sb.has_incompat(INCOMPAT_RECOVER);
+        // Backups are not updated at mount, so their "needs recovery" flag says
+        // nothing: look at the journal itself, as e2fsck does for a backup (a
+        // journal with s_start != 0 is replayed; a clean one changes nothing).
+        let look_at_journal = backup.is_some() && fs.sb.has_compat(COMPAT_HAS_JOURNAL);
+        if look_at_journal {
+            fs.needs_recovery = true;
+        }
         if fs.sb.has_compat(COMPAT_HAS_JOURNAL) || fs.needs_recovery {
-            fs.handle_journal(opts);
+            fs.handle_journal(opts, look_at_journal);
+        }
+        if look_at_journal && fs.overlay.is_empty() {
+            fs.needs_recovery = false;
         }
         if fs.sb.s_last_orphan != 0 || fs.sb.has_ro_compat(superblock::RO_COMPAT_ORPHAN_PRESENT) {
             // The kernel (at mount) and e2fsck delete or truncate these; we show
@@ -370,7 +427,9 @@ impl Filesystem {
         }
     }
 
-    fn handle_journal(&mut self, opts: &OpenOptions) {
+    /// `quiet_if_clean`: say nothing when there turns out to be nothing to replay
+    /// (a backup superblock made us look).
+    fn handle_journal(&mut self, opts: &OpenOptions, quiet_if_clean: bool) {
         let internal = self.sb.s_journal_inum != 0
             && self.sb.s_journal_dev == 0
             && self.sb.s_journal_uuid == [0u8; 16];
@@ -392,6 +451,7 @@ impl Filesystem {
             return;
         }
         match journal::replay(self) {
+            Ok(rep) if quiet_if_clean && rep.overlay.is_empty() => {}
             Ok(rep) => {
                 let n = rep.transactions;
                 self.overlay = rep.overlay;

@@ -213,3 +213,47 @@ fn clean_corpus_images_match_debugfs() {
         compared.len()
     );
 }
+
+/// `f_zero_super` has its primary superblock zeroed; e2fsck falls back to the first
+/// backup ("Superblock invalid, trying backup blocks"). extfs must do the same and
+/// show what `debugfs -s 8193 -b 1024` (debugfs told where the backup is) shows.
+#[test]
+fn zeroed_primary_superblock_reads_like_debugfs_on_the_backup() {
+    let path = corpus_dir().join("e2fsprogs/tests/f_zero_super/image.gz");
+    if !path.is_file() || !tools_available() {
+        eprintln!("\n*** SKIPPED: needs ../shared/corpus and debugfs on PATH ***\n");
+        return;
+    }
+    let bytes = load_image(&path).unwrap();
+    assert!(
+        !bytes[1024..2048].iter().any(|b| *b != 0),
+        "the primary superblock is expected to be zeroed"
+    );
+    let fs = open_mem(bytes.clone(), true).expect("opens from the backup superblock");
+    let warnings = fs.warnings().join("\n");
+    assert!(
+        warnings.contains("backup superblock at block 8193"),
+        "{warnings}"
+    );
+    let tmp = std::env::temp_dir().join(format!("extfs-zero-super-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(tmp.join("out")).unwrap();
+    let img = tmp.join("image");
+    std::fs::write(&img, &bytes).unwrap();
+    let status = Command::new("timeout")
+        .args(["120", "debugfs", "-s", "8193", "-b", "1024", "-R"])
+        .arg(format!("rdump / {}", tmp.join("out").display()))
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let want = host_tree(&tmp.join("out"));
+    let got = ours(&fs);
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(
+        want.len() >= 5,
+        "debugfs extracted only {} paths",
+        want.len()
+    );
+    assert_eq!(got, want);
+}
