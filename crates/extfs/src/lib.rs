@@ -6,7 +6,10 @@
 //!   and block group descriptors (32- and 64-byte, `meta_bg` placement,
 //!   crc32c/crc16 checksums), read lazily through a small bounded cache. A
 //!   primary descriptor whose inode table lies outside the filesystem is replaced
-//!   by its backup copy in group 1 (as e2fsck does), with a warning.
+//!   by its backup copy in group 1 (as e2fsck does), with a warning. An
+//!   unusable primary superblock is replaced by the first backup where mke2fs
+//!   puts it (block 8193 with 1 KiB blocks, else 8 × block size), as e2fsck's
+//!   "trying backup blocks" does, with a warning.
 //! - Inodes of any size (128 bytes and up), with nanosecond and post-2038
 //!   timestamps, 32-bit uid/gid, `huge_file` block counts, old and new device
 //!   number encodings, crc32c checksums.
