@@ -212,6 +212,24 @@ fn read_mbr(
     disk: &dyn ByteSource,
     warnings: &mut Vec<String>,
 ) -> Option<Vec<Partition>> {
+    // mbrman unwraps an empty range when every used entry starts at sector 0
+    // (`find_alignment`, found by the partition_table fuzz target): such a table
+    // describes nothing readable, so it is refused before mbrman sees it.
+    let mut sector0 = [0u8; 512];
+    if disk.read_at(0, &mut sector0).is_ok() {
+        let used_starts: Vec<u32> = (0..4usize)
+            .filter_map(|i| sector0.get(446 + i * 16..462 + i * 16))
+            .filter(|e| e.get(4).is_some_and(|t| *t != 0))
+            .filter_map(|e| e.get(8..12).and_then(|b| b.try_into().ok()))
+            .map(u32::from_le_bytes)
+            .collect();
+        if !used_starts.is_empty() && used_starts.iter().all(|s| *s == 0) {
+            warnings.push(format!(
+                "{disk_name}: MBR: every partition entry starts at sector 0; not a usable table"
+            ));
+            return None;
+        }
+    }
     let mut cursor = Cursor::new(disk, MAX_TABLE_READS);
     // mbrman does its own u32 arithmetic on EBR offsets; a hostile chain must not
     // take the process down with it, so a panic inside it becomes a warning.
@@ -392,4 +410,53 @@ fn read_gpt(
         });
     }
     Some(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytesource::MemSource;
+
+    /// A disk image with the given primary entries (type, start sector, sectors).
+    fn mbr_disk(entries: &[(u8, u32, u32)], sectors: usize) -> MemSource {
+        let mut d = vec![0u8; sectors * 512];
+        for (i, (kind, start, len)) in entries.iter().enumerate() {
+            let e = 446 + i * 16;
+            d[e + 4] = *kind;
+            d[e + 8..e + 12].copy_from_slice(&start.to_le_bytes());
+            d[e + 12..e + 16].copy_from_slice(&len.to_le_bytes());
+        }
+        d[510] = 0x55;
+        d[511] = 0xaa;
+        MemSource::new(d)
+    }
+
+    /// Regression (partition_table fuzz target): every used entry at sector 0 made
+    /// mbrman unwrap an empty range.
+    #[test]
+    fn entries_all_at_sector_zero_are_refused_without_a_panic() {
+        let disk = mbr_disk(&[(0x83, 0, 100), (0x8e, 0, 50)], 256);
+        let t = read_table("sda", &disk);
+        assert!(t.partitions.is_empty());
+        assert!(
+            t.warnings.iter().any(|w| w.contains("starts at sector 0")),
+            "{:?}",
+            t.warnings
+        );
+    }
+
+    #[test]
+    fn primary_partitions_are_read_in_bytes() {
+        let disk = mbr_disk(&[(0x83, 2, 10), (0x8e, 12, 100)], 256);
+        let t = read_table("sda", &disk);
+        let got: Vec<_> = t
+            .partitions
+            .iter()
+            .map(|p| (p.number, p.start, p.size, p.mbr_type))
+            .collect();
+        assert_eq!(
+            got,
+            [(1, 1024, 5120, Some(0x83)), (2, 6144, 51200, Some(0x8e))]
+        );
+    }
 }
