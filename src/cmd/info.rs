@@ -403,8 +403,9 @@ pub fn run(common: &Common, json: bool) -> Result<Outcome> {
             if let Some(p) = p {
                 writeln!(
                     out,
-                    "    start {} ({} sectors), type {}{}",
+                    "    start {} (sector {}), {} sectors, type {}{}",
                     p.start,
+                    p.start / 512,
                     p.size / 512,
                     p.type_name,
                     if p.bootable { ", bootable" } else { "" }
