@@ -237,39 +237,21 @@ fn read_seg(
                 return read_area(vg, only, in_seg, buf, depth, fails);
             }
             let n = len_u64_of(areas);
-            let ss = *stripe_size;
-            let mut off = in_seg;
-            let mut rest = buf;
-            while !rest.is_empty() {
-                let (stripe, area_off, within) = stripe_pos(off, ss, n).ok_or_else(|| {
-                    err(
-                        io::ErrorKind::InvalidData,
-                        format!("{}: bad stripe geometry", lv_name(vg, lv)),
-                    )
-                })?;
-                let take = ss.saturating_sub(within).min(len_u64(rest));
-                let take = usize::try_from(take).unwrap_or(rest.len()).min(rest.len());
-                let (now, later) = std::mem::take(&mut rest).split_at_mut(take);
+            let bad = || {
+                err(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: bad stripe geometry", lv_name(vg, lv)),
+                )
+            };
+            for_each_chunk(in_seg, *stripe_size, buf, bad, |chunk, within, now| {
+                let (stripe, area_off) =
+                    chunk_place(chunk, within, *stripe_size, n).ok_or_else(bad)?;
                 let area = usize::try_from(stripe)
                     .ok()
                     .and_then(|s| areas.get(s))
-                    .ok_or_else(|| {
-                        err(
-                            io::ErrorKind::InvalidData,
-                            format!("{}: bad stripe index", lv_name(vg, lv)),
-                        )
-                    })?;
-                read_area(vg, area, area_off, now, depth, fails)?;
-                off = off.saturating_add(len_u64(now));
-                rest = later;
-                if take == 0 {
-                    return Err(err(
-                        io::ErrorKind::InvalidData,
-                        format!("{}: zero-length stripe chunk", lv_name(vg, lv)),
-                    ));
-                }
-            }
-            Ok(())
+                    .ok_or_else(bad)?;
+                read_area(vg, area, area_off, now, depth, fails)
+            })
         }
         SegMap::Mirror { legs } => {
             let l: Vec<(&Area, u64)> = legs.iter().map(|a| (a, in_seg)).collect();
@@ -282,47 +264,28 @@ fn read_seg(
         } => {
             let n = len_u64_of(images);
             let ss = *stripe_size;
-            let mut off = in_seg;
-            let mut rest = buf;
-            while !rest.is_empty() {
-                let bad = || {
-                    err(
-                        io::ErrorKind::InvalidData,
-                        format!("{}: bad raid10 geometry", lv_name(vg, lv)),
-                    )
-                };
-                let chunk = off.checked_div(ss).ok_or_else(bad)?;
-                let within = off.checked_rem(ss).ok_or_else(bad)?;
+            let bad = || {
+                err(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: bad raid10 geometry", lv_name(vg, lv)),
+                )
+            };
+            // md's "near" layout: chunk c's copies are slots c*copies .. +copies,
+            // slot s on image s % n, row s / n.
+            for_each_chunk(in_seg, ss, buf, bad, |chunk, within, now| {
                 let slot = chunk.checked_mul(*copies).ok_or_else(bad)?;
                 let mut legs = Vec::new();
                 for c in 0..*copies {
                     let s = slot.checked_add(c).ok_or_else(bad)?;
-                    let dev = s.checked_rem(n).ok_or_else(bad)?;
-                    let row = s.checked_div(n).ok_or_else(bad)?;
-                    let area_off = row
-                        .checked_mul(ss)
-                        .and_then(|x| x.checked_add(within))
-                        .ok_or_else(bad)?;
+                    let (dev, area_off) = chunk_place(s, within, ss, n).ok_or_else(bad)?;
                     let a = usize::try_from(dev)
                         .ok()
                         .and_then(|d| images.get(d))
                         .ok_or_else(bad)?;
                     legs.push((a, area_off));
                 }
-                let take = ss.saturating_sub(within).min(len_u64(rest));
-                let take = usize::try_from(take).unwrap_or(rest.len()).min(rest.len());
-                let (now, later) = std::mem::take(&mut rest).split_at_mut(take);
-                read_any(vg, lv, &legs, now, depth, fails)?;
-                off = off.saturating_add(len_u64(now));
-                rest = later;
-                if take == 0 {
-                    return Err(err(
-                        io::ErrorKind::InvalidData,
-                        format!("{}: zero-length stripe chunk", lv_name(vg, lv)),
-                    ));
-                }
-            }
-            Ok(())
+                read_any(vg, lv, &legs, now, depth, fails)
+            })
         }
         SegMap::Raid5 {
             stripe_size,
@@ -331,28 +294,18 @@ fn read_seg(
         } => {
             let n = len_u64_of(images);
             let ss = *stripe_size;
-            let mut off = in_seg;
-            let mut rest = buf;
-            while !rest.is_empty() {
-                let bad = || {
-                    err(
-                        io::ErrorKind::InvalidData,
-                        format!("{}: bad raid5 geometry", lv_name(vg, lv)),
-                    )
-                };
-                let chunk = off.checked_div(ss).ok_or_else(bad)?;
-                let within = off.checked_rem(ss).ok_or_else(bad)?;
+            let bad = || {
+                err(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: bad raid5 geometry", lv_name(vg, lv)),
+                )
+            };
+            for_each_chunk(in_seg, ss, buf, bad, |chunk, within, now| {
                 let (row, dd, _pd) = layout.place(chunk, n).ok_or_else(bad)?;
                 let area_off = row
                     .checked_mul(ss)
                     .and_then(|x| x.checked_add(within))
                     .ok_or_else(bad)?;
-                let take = ss.saturating_sub(within).min(len_u64(rest));
-                let take = usize::try_from(take).unwrap_or(rest.len()).min(rest.len());
-                if take == 0 {
-                    return Err(bad());
-                }
-                let (now, later) = std::mem::take(&mut rest).split_at_mut(take);
                 let data = usize::try_from(dd)
                     .ok()
                     .and_then(|d| images.get(d))
@@ -378,10 +331,8 @@ fn read_seg(
                         }
                     }
                 }
-                off = off.saturating_add(len_u64(now));
-                rest = later;
-            }
-            Ok(())
+                Ok(())
+            })
         }
         SegMap::Zero => {
             buf.fill(0);
@@ -406,15 +357,40 @@ fn len_u64_of<T>(v: &[T]) -> u64 {
     u64::try_from(v.len()).unwrap_or(u64::MAX)
 }
 
-/// For byte `off` of a striped segment with `n` stripes of `ss`-byte chunks:
-/// (stripe index, byte offset inside that stripe's area, offset inside the chunk).
-pub(crate) fn stripe_pos(off: u64, ss: u64, n: u64) -> Option<(u64, u64, u64)> {
-    let chunk = off.checked_div(ss)?;
-    let within = off.checked_rem(ss)?;
-    let stripe = chunk.checked_rem(n)?;
+/// Splits a read of `buf` at byte `in_seg` of a segment laid out in `ss`-byte
+/// chunks into one piece per chunk, calling `f(chunk index, offset inside the
+/// chunk, piece)`: a read is split at chunk boundaries and nowhere else.
+fn for_each_chunk(
+    in_seg: u64,
+    ss: u64,
+    buf: &mut [u8],
+    bad: impl Fn() -> io::Error,
+    mut f: impl FnMut(u64, u64, &mut [u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut off = in_seg;
+    let mut rest = buf;
+    while !rest.is_empty() {
+        let chunk = off.checked_div(ss).ok_or_else(&bad)?;
+        let within = off.checked_rem(ss).ok_or_else(&bad)?;
+        let take = ss.saturating_sub(within).min(len_u64(rest));
+        let take = usize::try_from(take).unwrap_or(rest.len()).min(rest.len());
+        if take == 0 {
+            return Err(bad());
+        }
+        let (now, later) = std::mem::take(&mut rest).split_at_mut(take);
+        f(chunk, within, now)?;
+        off = off.saturating_add(len_u64(now));
+        rest = later;
+    }
+    Ok(())
+}
+
+/// Where chunk number `chunk` of a round-robin layout over `n` areas lives: (area
+/// index, byte offset in that area), `within` bytes into the chunk.
+fn chunk_place(chunk: u64, within: u64, ss: u64, n: u64) -> Option<(u64, u64)> {
+    let area = chunk.checked_rem(n)?;
     let row = chunk.checked_div(n)?;
-    let area_off = row.checked_mul(ss)?.checked_add(within)?;
-    Some((stripe, area_off, within))
+    Some((area, row.checked_mul(ss)?.checked_add(within)?))
 }
 
 #[cfg(test)]
@@ -423,11 +399,31 @@ mod tests {
 
     #[test]
     fn stripe_positions() {
-        // 3 stripes of 64 KiB.
+        // 3 stripes of 64 KiB: chunk 3 is the second row of stripe 0.
         let ss = 65536;
-        assert_eq!(stripe_pos(0, ss, 3), Some((0, 0, 0)));
-        assert_eq!(stripe_pos(65536, ss, 3), Some((1, 0, 0)));
-        assert_eq!(stripe_pos(3 * 65536 + 5, ss, 3), Some((0, 65536 + 5, 5)));
-        assert_eq!(stripe_pos(1, 0, 3), None);
+        assert_eq!(chunk_place(0, 0, ss, 3), Some((0, 0)));
+        assert_eq!(chunk_place(1, 0, ss, 3), Some((1, 0)));
+        assert_eq!(chunk_place(3, 5, ss, 3), Some((0, 65536 + 5)));
+        assert_eq!(chunk_place(1, 0, ss, 0), None);
+    }
+
+    #[test]
+    fn reads_split_at_chunk_boundaries_only() {
+        let mut buf = vec![0u8; 100_000];
+        let mut pieces = Vec::new();
+        for_each_chunk(
+            65_000,
+            65536,
+            &mut buf,
+            || io::Error::other("bad"),
+            |c, w, p| {
+                pieces.push((c, w, p.len()));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(pieces, [(0, 65_000, 536), (1, 0, 65536), (2, 0, 33_928)]);
+        let zero = for_each_chunk(0, 0, &mut buf, || io::Error::other("bad"), |_, _, _| Ok(()));
+        assert!(zero.is_err());
     }
 }
