@@ -171,6 +171,25 @@ pub fn read_table(disk_name: &str, disk: &dyn ByteSource) -> Table {
             warnings,
         };
     }
+    // mbrman unwraps an empty range when every used entry starts at sector 0
+    // (`find_alignment`, found by the partition_table fuzz target): such a table
+    // describes nothing readable, so it is refused before mbrman sees it.
+    let used_starts: Vec<u32> = entries
+        .iter()
+        .filter(|e| e.get(4).is_some_and(|t| *t != 0))
+        .filter_map(|e| e.get(8..12).and_then(|b| b.try_into().ok()))
+        .map(u32::from_le_bytes)
+        .collect();
+    if !used_starts.is_empty() && used_starts.iter().all(|s| *s == 0) {
+        warnings.push(format!(
+            "{disk_name}: MBR: every partition entry starts at sector 0; not a usable table"
+        ));
+        return Table {
+            kind: TableKind::None,
+            partitions: vec![],
+            warnings,
+        };
+    }
     match read_mbr(disk_name, disk, &mut warnings) {
         Some(parts) => Table {
             kind: TableKind::Mbr,
@@ -212,24 +231,6 @@ fn read_mbr(
     disk: &dyn ByteSource,
     warnings: &mut Vec<String>,
 ) -> Option<Vec<Partition>> {
-    // mbrman unwraps an empty range when every used entry starts at sector 0
-    // (`find_alignment`, found by the partition_table fuzz target): such a table
-    // describes nothing readable, so it is refused before mbrman sees it.
-    let mut sector0 = [0u8; 512];
-    if disk.read_at(0, &mut sector0).is_ok() {
-        let used_starts: Vec<u32> = (0..4usize)
-            .filter_map(|i| sector0.get(446 + i * 16..462 + i * 16))
-            .filter(|e| e.get(4).is_some_and(|t| *t != 0))
-            .filter_map(|e| e.get(8..12).and_then(|b| b.try_into().ok()))
-            .map(u32::from_le_bytes)
-            .collect();
-        if !used_starts.is_empty() && used_starts.iter().all(|s| *s == 0) {
-            warnings.push(format!(
-                "{disk_name}: MBR: every partition entry starts at sector 0; not a usable table"
-            ));
-            return None;
-        }
-    }
     let mut cursor = Cursor::new(disk, MAX_TABLE_READS);
     // mbrman does its own u32 arithmetic on EBR offsets; a hostile chain must not
     // take the process down with it, so a panic inside it becomes a warning.
