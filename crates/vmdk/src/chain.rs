@@ -198,21 +198,7 @@ fn open_depth(
         Kind::Raw => {
             let len = file.len();
             Ok(Disk {
-                info: DiskInfo {
-                    path: path.to_path_buf(),
-                    format: "raw".into(),
-                    size: len,
-                    extents: vec![ExtentInfo {
-                        access: "RW".into(),
-                        kind: "FLAT".into(),
-                        sectors: len / 512,
-                        file: Some(path.to_path_buf()),
-                        offset_sectors: 0,
-                    }],
-                    cid: None,
-                    parent_cid: None,
-                    parent: None,
-                },
+                info: one_file_info(path, len, "FLAT", "raw", None),
                 warnings: Vec::new(),
                 size: len,
                 slots: slot_list(vec![Box::new(Flat {
@@ -241,6 +227,34 @@ fn slot_list(extents: Vec<Box<dyn Extent>>) -> Vec<Slot> {
     slots
 }
 
+/// The description of a disk that is one whole file: createType from its embedded
+/// descriptor when it has one, else `default_type`; no parent yet.
+fn one_file_info(
+    path: &Path,
+    size: u64,
+    kind: &str,
+    default_type: &str,
+    d: Option<&Descriptor>,
+) -> DiskInfo {
+    DiskInfo {
+        path: path.to_path_buf(),
+        format: d
+            .and_then(|d| d.create_type.clone())
+            .unwrap_or_else(|| default_type.to_string()),
+        size,
+        extents: vec![ExtentInfo {
+            access: "RW".into(),
+            kind: kind.into(),
+            sectors: size / 512,
+            file: Some(path.to_path_buf()),
+            offset_sectors: 0,
+        }],
+        cid: d.and_then(|d| d.cid),
+        parent_cid: d.and_then(|d| d.parent_cid),
+        parent: None,
+    }
+}
+
 /// A disk made of one sparse file (monolithicSparse, streamOptimized, a lone COWD or
 /// SESparse file), with its embedded descriptor when it has one.
 #[allow(clippy::too_many_arguments)]
@@ -258,24 +272,7 @@ fn single(
     mut warnings: Vec<String>,
 ) -> Result<Disk, Error> {
     let size = extent.len();
-    let mut info = DiskInfo {
-        path: path.to_path_buf(),
-        format: d
-            .as_ref()
-            .and_then(|d| d.create_type.clone())
-            .unwrap_or_else(|| default_type.to_string()),
-        size,
-        extents: vec![ExtentInfo {
-            access: "RW".into(),
-            kind: kind.into(),
-            sectors: size / 512,
-            file: Some(path.to_path_buf()),
-            offset_sectors: 0,
-        }],
-        cid: d.as_ref().and_then(|d| d.cid),
-        parent_cid: d.as_ref().and_then(|d| d.parent_cid),
-        parent: None,
-    };
+    let mut info = one_file_info(path, size, kind, default_type, d.as_ref());
     let parent = match &d {
         Some(d) => open_parent(dir, name, d, opts, depth, seen, &mut warnings)?,
         None => None,
@@ -604,24 +601,7 @@ pub(crate) fn from_source(file: SharedSource) -> Result<Disk, Error> {
     };
     let size = extent.len();
     Ok(Disk {
-        info: DiskInfo {
-            path: path.clone(),
-            format: d
-                .as_ref()
-                .and_then(|d| d.create_type.clone())
-                .unwrap_or_else(|| fmt.to_string()),
-            size,
-            extents: vec![ExtentInfo {
-                access: "RW".into(),
-                kind: kind.into(),
-                sectors: size / 512,
-                file: Some(path),
-                offset_sectors: 0,
-            }],
-            cid: d.as_ref().and_then(|d| d.cid),
-            parent_cid: d.as_ref().and_then(|d| d.parent_cid),
-            parent: None,
-        },
+        info: one_file_info(&path, size, kind, fmt, d.as_ref()),
         warnings,
         size,
         slots: slot_list(vec![extent]),
