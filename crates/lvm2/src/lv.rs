@@ -246,10 +246,7 @@ fn read_seg(
             for_each_chunk(in_seg, *stripe_size, buf, bad, |chunk, within, now| {
                 let (stripe, area_off) =
                     chunk_place(chunk, within, *stripe_size, n).ok_or_else(bad)?;
-                let area = usize::try_from(stripe)
-                    .ok()
-                    .and_then(|s| areas.get(s))
-                    .ok_or_else(bad)?;
+                let area = at(areas, stripe).ok_or_else(bad)?;
                 read_area(vg, area, area_off, now, depth, fails)
             })
         }
@@ -278,10 +275,7 @@ fn read_seg(
                 for c in 0..*copies {
                     let s = slot.checked_add(c).ok_or_else(bad)?;
                     let (dev, area_off) = chunk_place(s, within, ss, n).ok_or_else(bad)?;
-                    let a = usize::try_from(dev)
-                        .ok()
-                        .and_then(|d| images.get(d))
-                        .ok_or_else(bad)?;
+                    let a = at(images, dev).ok_or_else(bad)?;
                     legs.push((a, area_off));
                 }
                 read_any(vg, lv, &legs, now, depth, fails)
@@ -306,10 +300,7 @@ fn read_seg(
                     .checked_mul(ss)
                     .and_then(|x| x.checked_add(within))
                     .ok_or_else(bad)?;
-                let data = usize::try_from(dd)
-                    .ok()
-                    .and_then(|d| images.get(d))
-                    .ok_or_else(bad)?;
+                let data = at(images, dd).ok_or_else(bad)?;
                 if let Err(e) = read_area(vg, data, area_off, now, depth, fails) {
                     // Rebuild the chunk from every other image of the row (the other
                     // data chunks and the parity chunk): XOR.
@@ -351,6 +342,11 @@ fn read_seg(
             format!("{}: {r}", lv_name(vg, lv)),
         )),
     }
+}
+
+/// Element `i` (a position computed from on-disk geometry) of `v`, if it exists.
+fn at<T>(v: &[T], i: u64) -> Option<&T> {
+    usize::try_from(i).ok().and_then(|i| v.get(i))
 }
 
 fn len_u64_of<T>(v: &[T]) -> u64 {
