@@ -56,9 +56,9 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    // The disk as (start, length, holds data) runs, a window at a time.
-    let runs = |window: u64, wlen: u64| -> Result<Vec<(u64, u64, bool)>> {
-        Ok(match disk {
+    // The window's bytes as pieces of at most CHUNK: (start, length, holds data).
+    let pieces = |window: u64, wlen: u64| -> Result<Vec<(u64, usize, bool)>> {
+        let runs = match disk {
             Some(d) => d
                 .allocation(window, wlen)
                 .with_context(|| format!("{name}: allocation map at offset {window}"))?
@@ -66,7 +66,17 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
                 .map(|(start, len, kind)| (start, len, kind == vmdk::Allocation::Data))
                 .collect(),
             None => vec![(window, wlen, true)],
-        })
+        };
+        let mut out = Vec::new();
+        for (start, len, data) in runs {
+            let mut pos = start;
+            while pos < start + len {
+                let n = (start + len - pos).min(CHUNK as u64);
+                out.push((pos, n as usize, data));
+                pos += n;
+            }
+        }
+        Ok(out)
     };
     let read = |pos: u64, buf: &mut [u8]| {
         src.read_at(pos, buf)
@@ -80,19 +90,14 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
         let mut window = 0u64;
         while window < size {
             let wlen = (size - window).min(MAP_WINDOW);
-            for (start, len, data) in runs(window, wlen)? {
-                let mut pos = start;
-                while pos < start + len {
-                    let n = (start + len - pos).min(CHUNK as u64) as usize;
-                    if data {
-                        read(pos, &mut buf[..n])?;
-                    } else {
-                        buf[..n].fill(0);
-                    }
-                    out.write_all(&buf[..n])?;
-                    pos += n as u64;
-                    bar.inc(n as u64);
+            for (pos, n, data) in pieces(window, wlen)? {
+                if data {
+                    read(pos, &mut buf[..n])?;
+                } else {
+                    buf[..n].fill(0);
                 }
+                out.write_all(&buf[..n])?;
+                bar.inc(n as u64);
             }
             window += wlen;
         }
@@ -128,26 +133,22 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
         let mut window = 0u64;
         while window < size {
             let wlen = (size - window).min(MAP_WINDOW);
-            let mut pieces: Vec<(u64, usize)> = Vec::new();
-            for (start, len, data) in runs(window, wlen)? {
-                if !data {
-                    bar.inc(len);
-                    continue;
-                }
-                let mut pos = start;
-                while pos < start + len {
-                    let n = (start + len - pos).min(CHUNK as u64);
-                    pieces.push((pos, n as usize));
-                    pos += n;
+            let mut data_pieces = Vec::new();
+            for (pos, n, data) in pieces(window, wlen)? {
+                if data {
+                    data_pieces.push((pos, n));
+                } else {
+                    bar.inc(n as u64);
                 }
             }
             let next = AtomicUsize::new(0);
             let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
             std::thread::scope(|s| {
-                for _ in 0..threads.min(pieces.len()) {
+                for _ in 0..threads.min(data_pieces.len()) {
                     s.spawn(|| {
                         let mut buf = crate::io::AlignedBuf::new(CHUNK);
-                        while let Some(&(pos, n)) = pieces.get(next.fetch_add(1, Ordering::Relaxed))
+                        while let Some(&(pos, n)) =
+                            data_pieces.get(next.fetch_add(1, Ordering::Relaxed))
                         {
                             let chunk = &mut buf[..n];
                             let r = read(pos, chunk).and_then(|()| {
@@ -161,7 +162,7 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
                                 if let Ok(mut slot) = failure.lock() {
                                     slot.get_or_insert(e);
                                 }
-                                next.store(pieces.len(), Ordering::Relaxed);
+                                next.store(data_pieces.len(), Ordering::Relaxed);
                                 break;
                             }
                             bar.inc(n as u64);
