@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cmd;
+pub mod guest;
 pub mod io;
 pub mod partitions;
 pub mod spec;
