@@ -391,14 +391,18 @@ mod tests {
     //! tests/guest_tree.rs).
     use super::*;
 
+    /// A node: its type, its entries (name, inode) and its content.
+    type Node = (FileType, Vec<(Vec<u8>, Ino)>, Vec<u8>);
+    /// How a test writes a node: inode, type, entries, content.
+    type NodeSpec<'a> = (Ino, FileType, &'a [(&'a str, Ino)], &'a str);
+
     #[derive(Debug)]
     struct Mem {
-        // ino -> (type, entries or content)
-        nodes: HashMap<Ino, (FileType, Vec<(Vec<u8>, Ino)>, Vec<u8>)>,
+        nodes: HashMap<Ino, Node>,
     }
 
     impl Mem {
-        fn new(spec: &[(Ino, FileType, &[(&str, Ino)], &str)]) -> Arc<Mem> {
+        fn new(spec: &[NodeSpec]) -> Arc<Mem> {
             let nodes = spec
                 .iter()
                 .map(|(i, t, ents, data)| {
