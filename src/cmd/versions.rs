@@ -1,0 +1,331 @@
+//! `versions IMAGE... SPEC`: the state of one path in every image (typically every
+//! storage snapshot of the same VM), grouped by content, newest first.
+//!
+//! A file's version is its type and contents (sha256; a symlink's target); a
+//! directory's is the digest of its whole manifest, and each older version lists
+//! the paths that differ from the newest one. Images are opened and read in
+//! parallel, since each is typically on a different snapshot of an NFS export.
+
+use super::{mode_string, type_name, Common, Outcome};
+use crate::manifest::{self, Manifest};
+use crate::spec::{resolve, Spec};
+use anyhow::{anyhow, Result};
+use fsapi::{FileType, Filesystem as _, Timestamp};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Images read at once.
+const PARALLEL_IMAGES: usize = 4;
+
+/// What one image says about the path.
+enum Seen {
+    Present(State),
+    Missing,
+    Error(String),
+}
+
+/// The path's state in one image.
+struct State {
+    file_type: FileType,
+    /// sha256 of a file, digest of a directory's manifest, sha256 of a symlink's target.
+    digest: [u8; 32],
+    size: u64,
+    mtime: Timestamp,
+    mode: u32,
+    target: Option<Vec<u8>>,
+    /// The whole tree, for directories.
+    tree: Option<Manifest>,
+}
+
+/// One version in the JSON output.
+#[derive(Serialize)]
+struct VersionJson {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    sha256: String,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: u32,
+    mode: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+    images: Vec<String>,
+    /// Directories: paths (relative to SPEC) that differ from the newest version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    differs_from_newest: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct ErrorJson {
+    image: String,
+    error: String,
+}
+
+#[derive(Serialize)]
+struct VersionsJson {
+    schema: u32,
+    path: String,
+    versions: Vec<VersionJson>,
+    missing: Vec<String>,
+    errors: Vec<ErrorJson>,
+}
+
+/// Runs `versions`.
+pub fn run(common: &Common, images: &[PathBuf], spec: &str, json: bool) -> Result<Outcome> {
+    let parsed = Spec::parse(spec)?;
+    let results: Mutex<Vec<(usize, Seen)>> = Mutex::new(Vec::new());
+    let next = Mutex::new(0usize);
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL_IMAGES.min(images.len()) {
+            s.spawn(|| loop {
+                let i = {
+                    let Ok(mut n) = next.lock() else { return };
+                    let i = *n;
+                    *n += 1;
+                    i
+                };
+                let Some(image) = images.get(i) else { return };
+                let seen = look(common, image, &parsed);
+                if let Ok(mut r) = results.lock() {
+                    r.push((i, seen));
+                }
+            });
+        }
+    });
+    let mut results = results
+        .into_inner()
+        .map_err(|_| anyhow!("a reader thread panicked"))?;
+    results.sort_by_key(|(i, _)| *i);
+    let shown = |i: usize| {
+        images
+            .get(i)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+
+    // Group by (type, digest); newest mtime first.
+    let mut groups: Vec<(State, Vec<usize>)> = Vec::new();
+    let mut missing = Vec::new();
+    let mut errors = Vec::new();
+    for (i, seen) in results {
+        match seen {
+            Seen::Present(st) => {
+                match groups
+                    .iter_mut()
+                    .find(|(g, _)| g.file_type == st.file_type && g.digest == st.digest)
+                {
+                    Some((_, imgs)) => imgs.push(i),
+                    None => groups.push((st, vec![i])),
+                }
+            }
+            Seen::Missing => missing.push(shown(i)),
+            Seen::Error(e) => errors.push(ErrorJson {
+                image: shown(i),
+                error: e,
+            }),
+        }
+    }
+    groups.sort_by(|a, b| b.0.mtime.cmp(&a.0.mtime));
+
+    let newest_tree = groups.first().and_then(|(s, _)| s.tree.as_ref());
+    let versions: Vec<VersionJson> = groups
+        .iter()
+        .enumerate()
+        .map(|(n, (st, imgs))| VersionJson {
+            kind: type_name(st.file_type),
+            sha256: manifest::hex(&st.digest),
+            size: st.size,
+            mtime: st.mtime.secs,
+            mtime_nsec: st.mtime.nanos,
+            mode: st.mode & 0o7777,
+            target: st
+                .target
+                .as_deref()
+                .map(|t| String::from_utf8_lossy(t).into_owned()),
+            images: imgs.iter().map(|&i| shown(i)).collect(),
+            differs_from_newest: match (&st.tree, newest_tree) {
+                (Some(t), Some(newest)) if n > 0 => Some(tree_differences(newest, t)),
+                (Some(_), _) => Some(Vec::new()),
+                _ => None,
+            },
+        })
+        .collect();
+    let out = VersionsJson {
+        schema: 1,
+        path: spec.to_string(),
+        versions,
+        missing,
+        errors,
+    };
+    let failures = u64::try_from(out.errors.len()).unwrap_or(u64::MAX);
+    if json {
+        super::print_json(&out)?;
+    } else {
+        print_text(&out, &groups);
+    }
+    Ok(Outcome { failures })
+}
+
+fn print_text(out: &VersionsJson, groups: &[(State, Vec<usize>)]) {
+    let total = out
+        .versions
+        .iter()
+        .map(|v| v.images.len())
+        .sum::<usize>()
+        .saturating_add(out.missing.len())
+        .saturating_add(out.errors.len());
+    println!(
+        "{}: {} version{} in {} image{}",
+        out.path,
+        out.versions.len(),
+        if out.versions.len() == 1 { "" } else { "s" },
+        total,
+        if total == 1 { "" } else { "s" }
+    );
+    for (n, (v, (st, _))) in out.versions.iter().zip(groups).enumerate() {
+        let what = match st.file_type {
+            FileType::Directory => "tree".to_string(),
+            FileType::Symlink => format!("-> {}", v.target.as_deref().unwrap_or_default()),
+            _ => format!("{} bytes", v.size),
+        };
+        println!(
+            "\nversion {}{}: sha256 {}  {}  mtime {}  {}",
+            n + 1,
+            if n == 0 { " (newest)" } else { "" },
+            v.sha256,
+            what,
+            super::format_time_ns(st.mtime),
+            mode_string(st.mode, st.file_type),
+        );
+        for i in &v.images {
+            println!("    {i}");
+        }
+        if let Some(d) = &v.differs_from_newest {
+            if n > 0 {
+                println!("  differs from the newest in {} path(s):", d.len());
+                for p in d.iter().take(50) {
+                    println!("    {p}");
+                }
+                if d.len() > 50 {
+                    println!("    ... and {} more (see --json)", d.len() - 50);
+                }
+            }
+        }
+    }
+    if !out.missing.is_empty() {
+        println!("\nmissing in:");
+        for m in &out.missing {
+            println!("    {m}");
+        }
+    }
+    if !out.errors.is_empty() {
+        println!("\ncould not read:");
+        for e in &out.errors {
+            println!("    {}: {}", e.image, e.error);
+        }
+    }
+}
+
+/// Paths added, removed or changed between two trees (relative to SPEC).
+fn tree_differences(newest: &Manifest, other: &Manifest) -> Vec<String> {
+    let keys: BTreeSet<&Vec<u8>> = newest.objects.keys().chain(other.objects.keys()).collect();
+    let mut out = Vec::new();
+    for k in keys {
+        let shown = if k.is_empty() {
+            "/".to_string()
+        } else {
+            super::show_name(k)
+        };
+        match (newest.objects.get(k), other.objects.get(k)) {
+            (Some(a), Some(b)) => {
+                let c = manifest::changes(b, a);
+                if !c.is_empty() {
+                    out.push(format!("{shown} ({})", c.join(", ")));
+                }
+            }
+            (Some(_), None) => out.push(format!("{shown} (only in the newest)")),
+            (None, Some(_)) => out.push(format!("{shown} (not in the newest)")),
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+/// Opens one image and looks at the path.
+fn look(common: &Common, image: &std::path::Path, spec: &Spec) -> Seen {
+    let mut c = common.clone();
+    c.request.image = image.to_path_buf();
+    let result = (|| -> Result<Option<State>> {
+        let stack = c.open()?;
+        let t = match resolve(&stack, spec, c.replay_journal) {
+            Ok(t) => t,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let fs = t.fs.fs.as_ref();
+        let ino = match fs.lookup(&t.path) {
+            Ok(i) => i,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let m = fs.metadata(ino)?;
+        let (digest, tree) = match m.file_type {
+            FileType::Directory => {
+                let tree = manifest::build(fs, ino, true)?;
+                if let Some((p, e)) = tree.errors.first() {
+                    return Err(anyhow!(
+                        "{}: {e} ({} objects unreadable)",
+                        super::show_name(p),
+                        tree.errors.len()
+                    ));
+                }
+                (tree.digest(), Some(tree))
+            }
+            FileType::Regular => (manifest::hash_file(fs, ino, m.size)?, None),
+            _ => {
+                let o = manifest::object(fs, &m, false)?;
+                let mut one = Manifest::default();
+                one.objects.insert(Vec::new(), o);
+                (one.digest(), None)
+            }
+        };
+        let target = if m.file_type == FileType::Symlink {
+            Some(fs.read_link(ino)?)
+        } else {
+            None
+        };
+        let mtime = match &tree {
+            Some(t) => t
+                .objects
+                .values()
+                .map(|o| o.mtime)
+                .max()
+                .unwrap_or(m.mtime),
+            None => m.mtime,
+        };
+        Ok(Some(State {
+            file_type: m.file_type,
+            digest,
+            size: m.size,
+            mtime,
+            mode: m.mode,
+            target,
+            tree,
+        }))
+    })();
+    match result {
+        Ok(Some(s)) => Seen::Present(s),
+        Ok(None) => Seen::Missing,
+        Err(e) => Seen::Error(super::error_chain(&e)),
+    }
+}
+
+/// True when the error chain says a path component does not exist.
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<fsapi::Error>()
+            .is_some_and(fsapi::Error::is_not_found)
+    })
+}
