@@ -14,6 +14,11 @@
 #   J3  copy /usr/share       vs  debugfs rdump; cp -a from the mount (and the mount itself)
 #   J4  J1-J3 on monolithicSparse and streamOptimized  vs  qemu-img convert + the raw path
 #   RSS peak resident memory of each vmdkrecover job (/usr/bin/time -v)
+#   L1-L3 J1-J3 with the flat file behind NFS-like latency (issue 13): nbdkit's delay
+#       filter (`--filter=delay file FLAT rdelay=D`) exposed as a file by nbdfuse, page
+#       cache dropped before every run, against debugfs on a read-only loop device over
+#       the slow file, dd of the bytes, and the kernel path (losetup -r + mount -o ro +
+#       ls/cp). D from LATENCIES (default "1ms 0.2ms 5ms"; L3 skipped at 5ms).
 #
 # Usage: scripts/bench.sh [--quick | --build-only]   (--quick: fewer runs)
 #        RUNS=N, ONLY=REGEX (job titles) in the environment
@@ -30,8 +35,8 @@ case "${1:-}" in
     --build-only) BUILD_ONLY=1 ;;
 esac
 [ "$(id -u)" = 0 ] || { echo "bench.sh: needs root (loop devices, mount)" >&2; exit 2; }
-for t in hyperfine debugfs mke2fs sfdisk lvm qemu-img /usr/bin/time; do
-    command -v "$t" >/dev/null || { echo "bench.sh: $t missing (apt-get install hyperfine e2fsprogs fdisk lvm2 qemu-utils time)" >&2; exit 2; }
+for t in hyperfine debugfs mke2fs sfdisk lvm qemu-img /usr/bin/time nbdkit nbdfuse fusermount3; do
+    command -v "$t" >/dev/null || { echo "bench.sh: $t missing (apt-get install hyperfine e2fsprogs fdisk lvm2 qemu-utils time nbdkit nbdfuse fuse3)" >&2; exit 2; }
 done
 export LVM_SUPPRESS_FD_WARNINGS=1
 MiB=$((1024 * 1024))
@@ -44,9 +49,12 @@ B="$here/target/release/vmdkrecover"
 
 loops=()
 mnt="$BENCH_DIR/mnt"
+slow="$BENCH_DIR/slow"
 cleanup() {
     umount "$mnt" 2>/dev/null || true
+    umount "$mnt-slow" 2>/dev/null || true
     for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+    fusermount3 -u "$slow" 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -223,5 +231,49 @@ rss "J4 export (monolithicSparse)" "$B" export bench-sparse.vmdk -o "$out/exp.ra
 rm -f "$out/exp.raw"
 rss "J4 export (streamOptimized)" "$B" export bench-stream.vmdk -o "$out/exp.raw"
 rss "J1 ls -l /etc (2 TiB disk)" "$B" ls -l big.vmdk $V:/etc
+rm -rf "$out"
+
+########################################################################## latency
+# The flat file behind D of delay per read request, cold cache before every run.
+umount "$mnt" 2>/dev/null || true
+LATENCIES=${LATENCIES:-1ms 0.2ms 5ms}
+drop="sync; echo 3 >/proc/sys/vm/drop_caches"
+slow_up() { # slow_up DELAY: $slow/bench-flat.vmdk reads bench-flat.vmdk with DELAY per request
+    mkdir -p "$slow"
+    nbdfuse -r "$slow/bench-flat.vmdk" --command nbdkit -s --filter=delay file "$BENCH_DIR/bench-flat.vmdk" rdelay="$1" &
+    for _ in $(seq 100); do [ -s "$slow/bench-flat.vmdk" ] && return 0; sleep 0.1; done
+    echo "bench.sh: nbdfuse did not come up" >&2; exit 2
+}
+slow_down() { fusermount3 -u "$slow" 2>/dev/null || true; wait 2>/dev/null || true; }
+mkdir -p "$mnt-slow" "$out"
+for d in $LATENCIES; do
+    slow_up "$d"
+    S="$slow/bench-flat.vmdk"
+    sl=$(losetup -r -f --show -o "$root_off" --sizelimit $((6 * GiB)) "$S"); loops+=("$sl")
+    RUNS_SAVED=$RUNS; RUNS=${LAT_RUNS:-5}
+    hf "L1 ($d per request, cold) ls -l /etc" --prepare "$drop" \
+        -n "vmdkrecover" "$B ls -l $S $V:/etc" \
+        -n "debugfs on a loop device over the slow file" "debugfs -R 'ls -l /etc' $sl" \
+        -n "kernel: mount -o ro + ls -l + umount" "mount -o ro $sl $mnt-slow && ls -l $mnt-slow/etc >/dev/null; umount $mnt-slow"
+    RUNS=${LAT_RUNS_BIG:-3}
+    hf "L2 ($d per request, cold) copy the 1 GiB file" --prepare "$drop; rm -f $out/big.bin $out/dd.bin $out/cp.bin" \
+        -n "vmdkrecover cp" "$B cp $S $V:/home/bench/big.bin $out/big.bin" \
+        -n "dd bs=1M of its bytes" "dd if=$S of=$out/dd.bin bs=1M iflag=skip_bytes skip=$big_off count=1024 status=none" \
+        -n "kernel: mount -o ro + cp + umount" "mount -o ro $sl $mnt-slow && cp $mnt-slow/home/bench/big.bin $out/cp.bin; umount $mnt-slow"
+    if [ "$d" != 5ms ]; then
+        shm=$(mktemp -d /dev/shm/vmdkrecover-bench.XXXXXX)
+        hf "L3 ($d per request, cold) copy /usr/share into tmpfs" \
+            --prepare "$drop; rm -rf $shm/share $shm/rdump $shm/cpa; mkdir -p $shm/rdump" \
+            -n "vmdkrecover cp" "$B cp $S $V:/usr/share $shm/share" \
+            -n "debugfs rdump" "debugfs -R 'rdump /usr/share $shm/rdump' $sl" \
+            -n "kernel: mount -o ro + cp -a + umount" "mount -o ro $sl $mnt-slow && cp -a $mnt-slow/usr/share $shm/cpa; umount $mnt-slow"
+        rm -rf "$shm"
+    fi
+    RUNS=$RUNS_SAVED
+    rss "L2 ($d) cp 1 GiB file" "$B" cp "$S" $V:/home/bench/big.bin "$out/rss.bin"
+    rm -f "$out"/*
+    losetup -d "$sl"
+    slow_down
+done
 rm -rf "$out"
 echo "results: $results"
