@@ -401,9 +401,77 @@ fn type_names_match_sfdisk() {
         }
         let line = dos
             .lines()
-            .find(|l| l.trim_start().split_whitespace().next() == Some(&format!("{t:x}")))
+            .find(|l| l.split_whitespace().next() == Some(&format!("{t:x}")))
             .unwrap_or_else(|| panic!("{t:#x} not in sfdisk -T"));
         let theirs = line.trim_start().split_once(char::is_whitespace).unwrap().1;
         assert_eq!(theirs.trim(), ours, "{t:#x}");
     }
+}
+
+fn bytes_of(name: &str) -> Vec<u8> {
+    let raw = std::fs::read(data(&format!("{name}.img.gz"))).unwrap();
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&raw[..])
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn gpt_without_mbr_signature_is_still_read() {
+    let mut d = bytes_of("gpt");
+    d[510] = 0;
+    d[511] = 0;
+    let t = partitions::detect(&MemSource::new(d)).unwrap().unwrap();
+    assert_eq!(t.kind, TableKind::Gpt);
+    let (_, _, want) = sfdisk("gpt");
+    assert_eq!(
+        sorted(t.partitions.iter().map(ours).collect()),
+        sorted(want)
+    );
+    assert!(t.warnings.contains(&Warning::NoProtectiveMbr));
+}
+
+#[test]
+fn hybrid_with_both_gpt_copies_gone_uses_its_mbr_entries() {
+    let mut d = bytes_of("hybrid");
+    let len = d.len();
+    d[512..520].fill(0); // primary header signature
+    d[len - 512..len - 504].fill(0); // backup header signature
+    let t = partitions::detect(&MemSource::new(d)).unwrap().unwrap();
+    assert_eq!(t.kind, TableKind::Mbr);
+    assert!(t.hybrid);
+    // sgdisk -O (hybrid.mbr.txt): "Number Boot Start End Status Code" rows.
+    let mut want: Vec<(u32, u64, u64, u8)> = text("hybrid.mbr.txt")
+        .lines()
+        .filter(|l| l.contains(" primary ") && !l.contains("0xEE"))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let code = u8::from_str_radix(f[f.len() - 1].trim_start_matches("0x"), 16).unwrap();
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                code,
+            )
+        })
+        .collect();
+    want.sort();
+    let got: Vec<(u32, u64, u64, u8)> = t
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.number,
+                p.first_sector,
+                p.first_sector + p.sectors - 1,
+                p.mbr_type.unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert!(matches!(
+        t.warnings.first(),
+        Some(Warning::GptUnusableUsingMbr(partitions::Error::Gpt { .. }))
+    ));
 }
