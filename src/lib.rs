@@ -10,6 +10,6 @@
 
 pub mod cmd;
 pub mod io;
-pub mod partitions;
+pub use partitions;
 pub mod spec;
 pub mod stack;
