@@ -96,7 +96,12 @@ fuzz_target!(|data: &[u8]| {
     } else {
         u64::from(ctl[15])
     };
-    let first = u64::from(ctl[16]);
+    // Mostly small; sometimes any u64 (a usable area far past the disk).
+    let first = if ctl[39] & 1 == 0 {
+        u64::from(ctl[16])
+    } else {
+        u64::from_le_bytes(ctl[24..32].try_into().unwrap_or_default())
+    };
     let last = last_lba.saturating_sub(u64::from(ctl[17]));
     let alt = if ctl[18] & 1 == 0 {
         last_lba

@@ -27,6 +27,8 @@ const MIN_HEADER: u32 = 92;
 const CRC_FIELD: usize = 16;
 /// Bytes of an entry that the spec defines (the rest of a larger entry is reserved).
 const ENTRY_DEFINED: usize = 128;
+/// Most bytes of one entry array read: 16 MiB, 128 times the usual 128 × 128 bytes.
+const MAX_ARRAY_BYTES: u64 = 16 << 20;
 /// Legacy BIOS bootable attribute (bit 2, 5.3.3 "Defined GPT Partition Entry -
 /// Attributes").
 const ATTR_LEGACY_BOOTABLE: u64 = 1 << 2;
@@ -43,6 +45,10 @@ enum Role {
 pub(crate) struct Header {
     /// Byte offset of the header on the disk.
     pub offset: u64,
+    role: Role,
+    my_lba: u64,
+    first_usable: u64,
+    last_usable: u64,
     pub alternate_lba: u64,
     pub disk_guid: Guid,
     pub entries_lba: u64,
@@ -144,6 +150,7 @@ fn load(
             error: e.to_string(),
         })?;
     let header = parse_header(&sector, offset, lba, ss, role)?;
+    check_array_room(&header, ss, disk.len())?;
     let array = read_array(disk, &header, ss)?;
     Ok((header, array))
 }
@@ -204,6 +211,10 @@ fn parse_header(b: &[u8], offset: u64, lba: u64, ss: u64, role: Role) -> Result<
     }
     let header = Header {
         offset,
+        role,
+        my_lba,
+        first_usable: first,
+        last_usable: last,
         alternate_lba: le::u64_at(b, 32),
         disk_guid: Guid(le::bytes(b, 56)),
         entries_lba: le::u64_at(b, 72),
@@ -211,27 +222,24 @@ fn parse_header(b: &[u8], offset: u64, lba: u64, ss: u64, role: Role) -> Result<
         entry_size,
         entries_crc: le::u32_at(b, 88),
     };
-    check_array_room(&header, my_lba, first, last, ss, role)?;
     Ok(header)
 }
 
 /// The entry array must lie after the primary header and end before the usable
 /// area (primary), or start after the usable area and end before the header
-/// (backup); at most [`MAX_GPT_ENTRIES`] entries. Checked before allocating.
-fn check_array_room(
-    h: &Header,
-    my_lba: u64,
-    first: u64,
-    last: u64,
-    ss: u64,
-    role: Role,
-) -> Result<(), GptFault> {
-    let (lo, hi) = match role {
-        Role::Primary => (my_lba.saturating_add(1), first),
-        Role::Backup => (last.saturating_add(1), my_lba),
+/// (backup), inside the disk; at most [`MAX_GPT_ENTRIES`] entries and
+/// [`MAX_ARRAY_BYTES`] bytes. Checked before allocating.
+fn check_array_room(h: &Header, ss: u64, disk_len: u64) -> Result<(), GptFault> {
+    let (lo, hi) = match h.role {
+        Role::Primary => (h.my_lba.saturating_add(1), h.first_usable),
+        Role::Backup => (h.last_usable.saturating_add(1), h.my_lba),
     };
+    let disk_sectors = disk_len.checked_div(ss).unwrap_or(0);
+    let hi = hi.min(disk_sectors);
     let room = if h.entries_lba >= lo && h.entries_lba < hi {
-        hi.saturating_sub(h.entries_lba).saturating_mul(ss)
+        hi.saturating_sub(h.entries_lba)
+            .saturating_mul(ss)
+            .min(MAX_ARRAY_BYTES)
     } else {
         0
     };

@@ -236,3 +236,24 @@ fn gpt_entry_past_the_disk_and_inverted_entry() {
         offset: 1024 + 128
     }));
 }
+
+/// A valid-CRC header whose usable area starts at LBA 2^40 and whose entries are
+/// 1 MiB each: 16384 of them would "fit" before that LBA (16 GiB). The room is
+/// what lies inside the 1 MiB disk, so the array is refused without allocating.
+#[test]
+fn entry_array_room_is_bounded_by_the_disk() {
+    let mut d = mbr_disk(&[(0xee, 1, 2047)], 2048);
+    let h = gpt_header(1, 2047, 1 << 40, 1 << 41, 2, 16384, 1 << 20, 0);
+    d[512..604].copy_from_slice(&h);
+    match partitions::detect(&MemSource::new(d)) {
+        Err(Error::Gpt {
+            primary: GptFault::EntryArray { count, fits, .. },
+            ..
+        }) => {
+            assert_eq!(count, 16384);
+            // 2046 sectors after LBA 2 inside the disk: 1 MiB - 1 KiB, no 1 MiB entry.
+            assert_eq!(fits, 0);
+        }
+        other => panic!("{other:?}"),
+    }
+}
