@@ -45,7 +45,8 @@ seed vmdk_cowd "$D"/vmdk/testdata/cowd-000001-delta.vmdk.gz
 seed lvm2_label "$D"/lvm2/tests/data/linear/pv1.img.gz
 seed lvm2_mda "$D"/lvm2/tests/data/linear/pv1.img.gz "$D"/lvm2/tests/data/wrap/pv1.img.gz
 seed lvm2_metadata_text "$D"/lvm2/tests/data/*/backup.vg
-seed partition_table "$here"/testdata/vm-flat.vmdk
+seed partition_table "$here"/testdata/vm-flat.vmdk "$D"/partitions/tests/data/*.img.gz
+seed partition_gpt "$D"/partitions/tests/data/*.img.gz
 if [ -d "$here/../shared/corpus" ]; then
     seed vmdk_sesparse "$here/../shared/corpus"/dissect.hypervisor/*/tests/data/sesparse.vmdk.gz
     seed partition_table "$here/../shared/corpus"/dissect.volume/*/tests/data/{gpt,gpt_4k,gpt_esxi,mbr}.bin

@@ -11,6 +11,6 @@
 pub mod cmd;
 pub mod guest;
 pub mod io;
-pub mod partitions;
+pub use partitions;
 pub mod spec;
 pub mod stack;

@@ -228,8 +228,8 @@ impl Stack {
             let disk = open_disk(&path, req.allow_outside_dir)?;
             warnings.extend(disk.warnings());
             let name = disk_name(i);
-            let table = partitions::read_table(&name, &disk);
-            warnings.extend(table.warnings.iter().cloned());
+            let table = partitions::read_table(&disk);
+            warnings.extend(table.warnings.iter().map(|w| format!("{name}: {w}")));
             disks.push(DiskEntry {
                 name,
                 slot,
@@ -263,6 +263,24 @@ impl Stack {
             }
             for p in &d.table.partitions {
                 let name = format!("{}{}", d.name, p.number);
+                if !p.readable {
+                    // Listed by the table but past the end of the disk: shown, never read.
+                    volumes.push(Volume {
+                        name,
+                        origin: Origin::Partition {
+                            disk: d.name.clone(),
+                            number: p.number,
+                        },
+                        size: p.size,
+                        source: Err("the partition runs past the end of the disk".to_string()),
+                        content: if p.extended {
+                            Content::Extended
+                        } else {
+                            Content::Unknown
+                        },
+                    });
+                    continue;
+                }
                 let src: SharedSource = match Window::new(disk_src.clone(), p.start, p.size) {
                     Ok(w) => Arc::new(w),
                     Err(e) => {

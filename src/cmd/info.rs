@@ -29,8 +29,61 @@ struct DiskJson {
     size: u64,
     extents: Vec<ExtentJson>,
     chain: Vec<String>,
+    #[serde(serialize_with = "table_kind_json")]
     partition_table: crate::partitions::TableKind,
+    #[serde(serialize_with = "partitions_json")]
     partitions: Vec<crate::partitions::Partition>,
+}
+
+/// `partition_table`: `none`, `mbr` or `gpt`.
+fn table_kind_json<S: serde::Serializer>(
+    k: &crate::partitions::TableKind,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(k.as_str())
+}
+
+/// One entry of `partitions` (the partitions crate has no serde; the fields are
+/// the documented ones, plus `type_guid`, `attributes` and `readable`).
+#[derive(Serialize)]
+struct PartitionJson {
+    number: u32,
+    start: u64,
+    size: u64,
+    type_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mbr_type: Option<u8>,
+    extended: bool,
+    bootable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpt_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    part_uuid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    type_guid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attributes: Option<u64>,
+    readable: bool,
+}
+
+fn partitions_json<S: serde::Serializer>(
+    parts: &[crate::partitions::Partition],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(parts.iter().map(|p| PartitionJson {
+        number: p.number,
+        start: p.start,
+        size: p.size,
+        type_name: p.type_name.clone(),
+        mbr_type: p.mbr_type,
+        extended: p.extended,
+        bootable: p.bootable,
+        gpt_name: p.gpt_name.clone(),
+        part_uuid: p.part_uuid.map(|g| g.to_string()),
+        type_guid: p.type_guid.map(|g| g.to_string()),
+        attributes: p.type_guid.map(|_| p.attributes),
+        readable: p.readable,
+    }))
 }
 
 #[derive(Serialize)]
