@@ -63,6 +63,7 @@ pub mod mda;
 pub mod metadata_text;
 pub mod pv_header;
 mod scan;
+pub mod thin;
 mod vg;
 
 pub use bytes::format_uuid;
