@@ -61,15 +61,18 @@ pub mod label;
 mod lv;
 pub mod mda;
 pub mod metadata_text;
+mod open;
 pub mod pv_header;
+mod raid6;
 mod scan;
+pub mod snapshot;
 pub mod thin;
 mod vg;
 
 pub use bytes::format_uuid;
 pub use error::Error;
 pub use lv::LogicalVolume;
-pub use vg::{LvInfo, SegmentInfo, VgPv, VolumeGroup};
+pub use vg::{LvInfo, LvRole, SegmentInfo, VgPv, VolumeGroup};
 
 use bytesource::ByteSource;
 
@@ -181,9 +184,7 @@ pub fn parse_vg_text(text: &[u8]) -> Result<VolumeGroup, Error> {
         reason: e.reason,
     })?;
     let inner = vg::build_vg(&root, &std::collections::HashMap::new())?;
-    Ok(VolumeGroup {
-        inner: std::sync::Arc::new(inner),
-    })
+    Ok(VolumeGroup::new(inner))
 }
 
 /// The device-mapper name lvm2 gives LV `lv` of VG `vg` (`/dev/mapper/<name>`):

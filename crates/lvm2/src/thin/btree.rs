@@ -176,7 +176,11 @@ pub fn lookup(
 }
 
 /// The largest key in the tree at `root` (follows the last child), if any.
-pub fn last_key(src: &dyn NodeSource, root: u64, leaf_value_size: usize) -> Result<Option<u64>, String> {
+pub fn last_key(
+    src: &dyn NodeSource,
+    root: u64,
+    leaf_value_size: usize,
+) -> Result<Option<u64>, String> {
     let mut block = root;
     for _ in 0..MAX_DEPTH {
         let node = src.node(block, leaf_value_size)?;
@@ -188,7 +192,9 @@ pub fn last_key(src: &dyn NodeSource, root: u64, leaf_value_size: usize) -> Resu
         }
         block = node.value_u64(last);
     }
-    Err(format!("btree at block {root}: deeper than {MAX_DEPTH} levels"))
+    Err(format!(
+        "btree at block {root}: deeper than {MAX_DEPTH} levels"
+    ))
 }
 
 /// Calls `f(key, value)` for every leaf entry in key order, visiting at most
@@ -215,7 +221,9 @@ fn walk_inner(
     f: &mut Visit<'_>,
 ) -> Result<(), String> {
     if depth >= MAX_DEPTH {
-        return Err(format!("btree node block {block}: deeper than {MAX_DEPTH} levels"));
+        return Err(format!(
+            "btree node block {block}: deeper than {MAX_DEPTH} levels"
+        ));
     }
     if !seen.insert(block) {
         return Err(format!("btree node block {block}: reached twice (loop)"));
@@ -228,7 +236,15 @@ fn walk_inner(
         if node.leaf {
             f(node.key(i), node.value(i))?;
         } else {
-            walk_inner(src, node.value_u64(i), lvs, depth.saturating_add(1), max_nodes, seen, f)?;
+            walk_inner(
+                src,
+                node.value_u64(i),
+                lvs,
+                depth.saturating_add(1),
+                max_nodes,
+                seen,
+                f,
+            )?;
         }
     }
     Ok(())

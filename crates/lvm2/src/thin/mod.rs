@@ -106,7 +106,9 @@ impl ThinPool {
             .map_err(|e| thin_err(name, format!("metadata superblock: {e}")))?;
         let sb = superblock::parse_superblock(&b).map_err(|e| thin_err(name, e))?;
         sb.data_sm.check("data").map_err(|e| thin_err(name, e))?;
-        sb.metadata_sm.check("metadata").map_err(|e| thin_err(name, e))?;
+        sb.metadata_sm
+            .check("metadata")
+            .map_err(|e| thin_err(name, e))?;
         let dev_blocks = meta.len().checked_div(4096).unwrap_or(0);
         let meta_blocks = if sb.metadata_nr_blocks == 0 {
             dev_blocks
@@ -252,7 +254,8 @@ impl ThinPool {
     /// outside the metadata.
     pub fn highest_mapped_block(&self, id: u64) -> Result<Option<u64>, crate::Error> {
         let root = self.device_root(id)?;
-        btree::last_key(self, root, 8).map_err(|e| thin_err(&self.name, format!("device {id}: {e}")))
+        btree::last_key(self, root, 8)
+            .map_err(|e| thin_err(&self.name, format!("device {id}: {e}")))
     }
 }
 
@@ -308,7 +311,9 @@ fn check_cached(n: &Arc<Node>, block: u64, lvs: usize) -> Result<Arc<Node>, Stri
     if ok {
         Ok(n.clone())
     } else {
-        Err(format!("btree node block {block}: value size does not fit this tree"))
+        Err(format!(
+            "btree node block {block}: value size does not fit this tree"
+        ))
     }
 }
 
@@ -324,7 +329,11 @@ pub struct ThinVolume {
 
 impl std::fmt::Debug for ThinVolume {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ThinVolume({} device {}, {} bytes)", self.pool.name, self.id, self.size)
+        write!(
+            f,
+            "ThinVolume({} device {}, {} bytes)",
+            self.pool.name, self.id, self.size
+        )
     }
 }
 
@@ -352,7 +361,9 @@ impl ThinVolume {
         if let Some(o) = &self.origin {
             let olen = o.len();
             if off < olen {
-                let n = usize::try_from(olen.saturating_sub(off)).unwrap_or(usize::MAX).min(buf.len());
+                let n = usize::try_from(olen.saturating_sub(off))
+                    .unwrap_or(usize::MAX)
+                    .min(buf.len());
                 if let Some(part) = buf.get_mut(..n) {
                     o.read_at(off, part)?;
                 }
@@ -376,7 +387,10 @@ impl ByteSource for ThinVolume {
             let bad = || self.io_err("data block size is 0".to_string());
             let vblock = off.checked_div(bs).ok_or_else(bad)?;
             let within = off.checked_rem(bs).ok_or_else(bad)?;
-            let first = self.pool.map_block(self.root, vblock).map_err(|e| self.io_err(e))?;
+            let first = self
+                .pool
+                .map_block(self.root, vblock)
+                .map_err(|e| self.io_err(e))?;
             // Extend the run while the next blocks map the same way (consecutive
             // data blocks, or all unmapped) and the read wants them.
             let want = within.saturating_add(u64::try_from(rest.len()).unwrap_or(u64::MAX));

@@ -35,7 +35,11 @@ const CRC32C_TABLE: [u32; 256] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0x82F6_3B78 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0x82F6_3B78
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         t[i] = c;
@@ -119,7 +123,8 @@ pub fn parse_superblock(b: &[u8]) -> Result<Superblock, String> {
             "superblock: magic {magic} at byte 32, expected {THIN_SUPERBLOCK_MAGIC}"
         ));
     }
-    if let Err((stored, computed)) = verify_block(b.get(..BLOCK_SIZE).unwrap_or(b), SUPERBLOCK_CSUM_XOR)
+    if let Err((stored, computed)) =
+        verify_block(b.get(..BLOCK_SIZE).unwrap_or(b), SUPERBLOCK_CSUM_XOR)
     {
         return Err(format!(
             "superblock: checksum {stored:#010x} at byte 0, computed {computed:#010x}"
@@ -127,7 +132,9 @@ pub fn parse_superblock(b: &[u8]) -> Result<Superblock, String> {
     }
     let blocknr = le64(b, 8);
     if blocknr != 0 {
-        return Err(format!("superblock: blocknr {blocknr} at byte 8, expected 0"));
+        return Err(format!(
+            "superblock: blocknr {blocknr} at byte 8, expected 0"
+        ));
     }
     let version = le32(b, 40);
     if !(1..=2).contains(&version) {
