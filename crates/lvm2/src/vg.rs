@@ -106,7 +106,9 @@ pub enum LvRole {
         /// An LV read where nothing is mapped.
         external_origin: Option<String>,
     },
-    /// The COW LV of a classic snapshot: opening it reads the snapshot.
+    /// The COW LV of a classic snapshot: opening it reads the snapshot. It is
+    /// listed visible (lvm2 shows the snapshot under this name), the `snapshotN`
+    /// LV hidden.
     SnapshotCow {
         /// The hidden `snapshotN` LV holding the `snapshot` segment.
         snapshot_lv: String,
@@ -947,6 +949,7 @@ fn assign_roles(inner: &mut VgInner, raw_lvs: &[RawLv], lv_index: &HashMap<&str,
     let mut thin_of_pool: HashMap<usize, Vec<String>> = HashMap::new();
     let mut snaps_of: HashMap<usize, Vec<String>> = HashMap::new();
     let mut warnings: Vec<(usize, String)> = Vec::new();
+    let mut show: Vec<(usize, bool)> = Vec::new();
     let size_of = |i: usize| inner.lvs.get(i).map(|l| l.size).unwrap_or(0);
     for (i, (lvname, _, _, segs, _)) in raw_lvs.iter().enumerate() {
         for rs in segs {
@@ -1005,6 +1008,11 @@ fn assign_roles(inner: &mut VgInner, raw_lvs: &[RawLv], lv_index: &HashMap<&str,
                         if let Some(slot) = inner.snap_of.get_mut(c) {
                             *slot = Some(i);
                         }
+                        // lvm2 marks the snapshotN LV visible and the COW hidden,
+                        // but shows (and names in /dev) the snapshot by the COW's
+                        // name: follow what users see.
+                        show.push((c, inner.lvs.get(i).is_some_and(|l| l.visible)));
+                        show.push((i, false));
                         roles.push((
                             c,
                             LvRole::SnapshotCow {
@@ -1048,6 +1056,11 @@ fn assign_roles(inner: &mut VgInner, raw_lvs: &[RawLv], lv_index: &HashMap<&str,
                 }
                 Extra::None | Extra::CachePool { .. } => {}
             }
+        }
+    }
+    for (i, vis) in show {
+        if let Some(l) = inner.lvs.get_mut(i) {
+            l.visible = vis;
         }
     }
     for (o, snapshots) in snaps_of {

@@ -412,3 +412,44 @@ fn wide_stacks_do_not_explode() {
         t.elapsed()
     );
 }
+
+/// Hostile exception stores: a table whose every area is full runs into the end
+/// of the COW (an error, not a hang), entries pointing past the COW are errors,
+/// and bad headers are named.
+#[test]
+fn hostile_snapshot_stores() {
+    use lvm2::snapshot::ExceptionStore;
+    let hdr = |magic: u32, valid: u32, version: u32, chunk: u32| {
+        let mut v = vec![0u8; 64 << 10];
+        v[0..4].copy_from_slice(&magic.to_le_bytes());
+        v[4..8].copy_from_slice(&valid.to_le_bytes());
+        v[8..12].copy_from_slice(&version.to_le_bytes());
+        v[12..16].copy_from_slice(&chunk.to_le_bytes());
+        v
+    };
+    let read = |v: Vec<u8>| ExceptionStore::read(&bytesource::MemSource::new(v), 4096);
+    // Every entry non-zero: all areas full, until the COW ends.
+    let mut full = hdr(0x7041_6e53, 1, 1, 8);
+    for (i, e) in full[4096..].chunks_mut(16).enumerate() {
+        e[0..8].copy_from_slice(&(i as u64).to_le_bytes());
+        e[8..16].copy_from_slice(&3u64.to_le_bytes());
+    }
+    let e = read(full).unwrap_err();
+    assert!(e.contains("never ends"), "{e}");
+    let mut past = hdr(0x7041_6e53, 1, 1, 8);
+    past[4096 + 8..4096 + 16].copy_from_slice(&1000u64.to_le_bytes());
+    assert!(read(past).unwrap_err().contains("past the COW"));
+    assert!(read(hdr(0x7041_6e53, 0, 1, 8))
+        .unwrap_err()
+        .contains("invalid"));
+    assert!(read(hdr(0x7041_6e53, 1, 2, 8))
+        .unwrap_err()
+        .contains("version"));
+    assert!(read(hdr(0x7041_6e53, 1, 1, 0))
+        .unwrap_err()
+        .contains("chunk_size"));
+    assert!(read(hdr(0x1234, 1, 1, 8)).unwrap_err().contains("magic"));
+    // An all-zero header: a snapshot never written to; no exceptions.
+    let (s, w) = read(vec![0u8; 8192]).unwrap();
+    assert!(s.is_empty() && !w.is_empty());
+}
