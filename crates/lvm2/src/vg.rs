@@ -601,6 +601,49 @@ fn parse_extra(sec: &Section, kind: &str, what: &str) -> Result<Extra, String> {
     })
 }
 
+/// The keys of raid segments (lvm2's `lib/raid/raid.c`, `_raid_text_import`).
+fn parse_raid(sec: &Section, kind: &str, what: &str, raw: &mut RawSeg) -> Result<(), String> {
+    // lvm2's raid.c: raid0 lists its images as "raid0_lvs", the others as
+    // "raids" (rmeta/rimage pairs); the count is "device_count", or
+    // "stripe_count" for raid0.
+    let names = if kind == "raid0" && sec.get("raid0_lvs").is_some() {
+        sec.str_list("raid0_lvs")
+    } else {
+        sec.str_list("raids")
+    };
+    let device_count = sec
+        .int("device_count")
+        .or_else(|| sec.int("stripe_count"))
+        .and_then(|c| u32::try_from(c).ok())
+        .unwrap_or(0);
+    raw.info.stripe_count = device_count;
+    raw.info.areas = names.clone();
+    if let Some(s) = sec.int("stripe_size").and_then(|s| u64::try_from(s).ok()) {
+        raw.info.stripe_size = sectors_to_bytes(s, what)?;
+    }
+    if let Some(c) = sec.int("data_copies").and_then(|c| u64::try_from(c).ok()) {
+        raw.copies = c;
+    }
+    // "raids" holds rmeta/rimage pairs; raid0 may have images only.
+    let dc = usize::try_from(device_count).unwrap_or(0);
+    let images: Vec<String> = if dc > 0 && names.len() == dc.saturating_mul(2) {
+        names.iter().skip(1).step_by(2).cloned().collect()
+    } else if dc > 0 && names.len() == dc {
+        names
+    } else {
+        raw.invalid = Some(format!(
+            "{what}: device_count = {device_count} does not match {} raids entries",
+            names.len()
+        ));
+        Vec::new()
+    };
+    if sec.int("data_offset").is_some_and(|o| o != 0) {
+        raw.unsupported = Some(format!("{kind} with a data_offset (reshaping)"));
+    }
+    raw.areas = images.into_iter().map(|n| (n, 0)).collect();
+    Ok(())
+}
+
 fn parse_segment(sec: &Section, what: &str) -> Result<RawSeg, String> {
     let start_extent = uint(sec, "start_extent", what)?;
     let extent_count = uint(sec, "extent_count", what)?;
@@ -661,44 +704,7 @@ fn parse_segment(sec: &Section, what: &str) -> Result<RawSeg, String> {
         "raid1" | "raid10" | "raid0" | "raid0_meta" | "raid4" | "raid5" | "raid5_la"
         | "raid5_ra" | "raid5_ls" | "raid5_rs" | "raid5_n" | "raid6" | "raid6_zr" | "raid6_nr"
         | "raid6_nc" | "raid6_la_6" | "raid6_ra_6" | "raid6_ls_6" | "raid6_rs_6" | "raid6_n_6" => {
-            // lvm2's raid.c: raid0 lists its images as "raid0_lvs", the others as
-            // "raids" (rmeta/rimage pairs); the count is "device_count", or
-            // "stripe_count" for raid0.
-            let names = if kind == "raid0" && sec.get("raid0_lvs").is_some() {
-                sec.str_list("raid0_lvs")
-            } else {
-                sec.str_list("raids")
-            };
-            let device_count = sec
-                .int("device_count")
-                .or_else(|| sec.int("stripe_count"))
-                .and_then(|c| u32::try_from(c).ok())
-                .unwrap_or(0);
-            raw.info.stripe_count = device_count;
-            raw.info.areas = names.clone();
-            if let Some(s) = sec.int("stripe_size").and_then(|s| u64::try_from(s).ok()) {
-                raw.info.stripe_size = sectors_to_bytes(s, what)?;
-            }
-            if let Some(c) = sec.int("data_copies").and_then(|c| u64::try_from(c).ok()) {
-                raw.copies = c;
-            }
-            // "raids" holds rmeta/rimage pairs; raid0 may have images only.
-            let dc = usize::try_from(device_count).unwrap_or(0);
-            let images: Vec<String> = if dc > 0 && names.len() == dc.saturating_mul(2) {
-                names.iter().skip(1).step_by(2).cloned().collect()
-            } else if dc > 0 && names.len() == dc {
-                names
-            } else {
-                raw.invalid = Some(format!(
-                    "{what}: device_count = {device_count} does not match {} raids entries",
-                    names.len()
-                ));
-                Vec::new()
-            };
-            if sec.int("data_offset").is_some_and(|o| o != 0) {
-                raw.unsupported = Some(format!("{kind} with a data_offset (reshaping)"));
-            }
-            raw.areas = images.into_iter().map(|n| (n, 0)).collect();
+            parse_raid(sec, &kind, what, &mut raw)?;
         }
         "zero" | "error" => {}
         "thin-pool" | "thin" | "snapshot" | "cache" | "writecache" | "cache-pool" => {
@@ -732,6 +738,42 @@ fn parse_segment(sec: &Section, what: &str) -> Result<RawSeg, String> {
     Ok(raw)
 }
 
+type PvList = (Vec<VgPv>, Vec<Option<SharedSource>>);
+
+/// The `physical_volumes` section, each PV matched to a device by uuid.
+fn parse_pvs(
+    sec: &Section,
+    sources: &HashMap<String, (String, SharedSource)>,
+) -> Result<PvList, String> {
+    let mut pvs = Vec::new();
+    let mut pv_sources = Vec::new();
+    if let Some(pvsec) = sec.section("physical_volumes") {
+        for (pvname, p) in pvsec.sections() {
+            if pvs.len() >= MAX_OBJECTS {
+                return Err("too many PVs".to_string());
+            }
+            let what = format!("PV {pvname}");
+            let pv_uuid = p
+                .str("id")
+                .ok_or_else(|| format!("{what}: id is missing"))?
+                .to_string();
+            let pe_start = sectors_to_bytes(uint(p, "pe_start", &what)?, &what)?;
+            let pe_count = uint(p, "pe_count", &what)?;
+            let found = sources.get(&uuid_key(&pv_uuid));
+            pvs.push(VgPv {
+                name: pvname.to_string(),
+                uuid: pv_uuid,
+                device_hint: p.str("device").unwrap_or("").to_string(),
+                pe_start,
+                pe_count,
+                present_on: found.map(|(d, _)| d.clone()),
+            });
+            pv_sources.push(found.map(|(_, s)| s.clone()));
+        }
+    }
+    Ok((pvs, pv_sources))
+}
+
 /// Builds a VG from the metadata root, attaching the given PV sources
 /// (keyed by dash-free uuid, with the device name).
 pub(crate) fn build_vg(
@@ -758,34 +800,7 @@ pub(crate) fn build_vg(
     }
     let extent_size = sectors_to_bytes(extent_sectors, "extent_size").map_err(verr)?;
 
-    // Physical volumes.
-    let mut pvs = Vec::new();
-    let mut pv_sources = Vec::new();
-    if let Some(pvsec) = sec.section("physical_volumes") {
-        for (pvname, p) in pvsec.sections() {
-            if pvs.len() >= MAX_OBJECTS {
-                return Err(verr("too many PVs".to_string()));
-            }
-            let what = format!("PV {pvname}");
-            let pv_uuid = p
-                .str("id")
-                .ok_or_else(|| verr(format!("{what}: id is missing")))?
-                .to_string();
-            let pe_start =
-                sectors_to_bytes(uint(p, "pe_start", &what).map_err(verr)?, &what).map_err(verr)?;
-            let pe_count = uint(p, "pe_count", &what).map_err(verr)?;
-            let found = sources.get(&uuid_key(&pv_uuid));
-            pvs.push(VgPv {
-                name: pvname.to_string(),
-                uuid: pv_uuid,
-                device_hint: p.str("device").unwrap_or("").to_string(),
-                pe_start,
-                pe_count,
-                present_on: found.map(|(d, _)| d.clone()),
-            });
-            pv_sources.push(found.map(|(_, s)| s.clone()));
-        }
-    }
+    let (pvs, pv_sources) = parse_pvs(sec, sources).map_err(verr)?;
     let pv_index: HashMap<&str, usize> = pvs
         .iter()
         .enumerate()
@@ -1032,27 +1047,9 @@ fn assign_roles(inner: &mut VgInner, raw_lvs: &[RawLv], lv_index: &HashMap<&str,
                     cache,
                     mode,
                 } => {
-                    let mode = mode
-                        .clone()
-                        .or_else(|| cache_pool_mode(raw_lvs, lv_index, cache))
-                        .unwrap_or_else(|| "writethrough".to_string());
-                    if mode != "writethrough" && mode != "passthrough" {
-                        warnings.push((
-                            i,
-                            format!(
-                                "read from the origin {origin}: blocks dirty in the cache \
-                                 {cache} ({mode} mode) may be newer than these"
-                            ),
-                        ));
-                    }
-                    roles.push((
-                        i,
-                        LvRole::Cache {
-                            origin: origin.clone(),
-                            cache: cache.clone(),
-                            mode,
-                        },
-                    ));
+                    let (role, warning) = cache_role(raw_lvs, lv_index, origin, cache, mode);
+                    roles.push((i, role));
+                    warnings.extend(warning.map(|w| (i, w)));
                 }
                 Extra::None | Extra::CachePool { .. } => {}
             }
@@ -1079,6 +1076,34 @@ fn assign_roles(inner: &mut VgInner, raw_lvs: &[RawLv], lv_index: &HashMap<&str,
             l.warnings.push(w);
         }
     }
+}
+
+/// The role of a cache/writecache LV, and the warning its mode calls for.
+fn cache_role(
+    raw_lvs: &[RawLv],
+    lv_index: &HashMap<&str, usize>,
+    origin: &str,
+    cache: &str,
+    mode: &Option<String>,
+) -> (LvRole, Option<String>) {
+    // lvm2 keeps the mode on the cache segment (cache volumes) or on the cache
+    // pool's segment; its default is writethrough.
+    let mode = mode
+        .clone()
+        .or_else(|| cache_pool_mode(raw_lvs, lv_index, cache))
+        .unwrap_or_else(|| "writethrough".to_string());
+    let warning = (mode != "writethrough" && mode != "passthrough").then(|| {
+        format!(
+            "read from the origin {origin}: blocks dirty in the cache {cache} ({mode} mode) \
+             may be newer than these"
+        )
+    });
+    let role = LvRole::Cache {
+        origin: origin.to_string(),
+        cache: cache.to_string(),
+        mode,
+    };
+    (role, warning)
 }
 
 /// `cache_mode` of the cache pool LV `name` (where lvm2 keeps it for cache pools).
@@ -1427,6 +1452,36 @@ fn readability(
     r
 }
 
+/// Err when some raid10 chunk has every copy on a bad image. In the near layout
+/// chunk c's copies sit on images (c*copies + j) % n, a pattern that repeats
+/// after n chunks.
+fn raid10_ok(status: &[Result<(), String>], copies: u64) -> Result<(), String> {
+    let n = len_u64_of(status);
+    for c in 0..n {
+        let mut first_err = None;
+        let mut any_ok = false;
+        for j in 0..copies {
+            let dev = c
+                .checked_mul(copies)
+                .and_then(|x| x.checked_add(j))
+                .and_then(|x| x.checked_rem(n))
+                .and_then(|d| usize::try_from(d).ok())
+                .and_then(|d| status.get(d));
+            match dev {
+                Some(Ok(())) => any_ok = true,
+                Some(Err(e)) if first_err.is_none() => first_err = Some(e.clone()),
+                _ => {}
+            }
+        }
+        if !any_ok {
+            if let Some(e) = first_err {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn readability_inner(
     vg: &VgInner,
     lv: usize,
@@ -1467,33 +1522,8 @@ fn readability_inner(
                 }
             }
             SegMap::Raid10 { images, copies, .. } => {
-                // Unreadable when some chunk has every copy on a bad image. In the
-                // near layout chunk c's copies sit on images (c*copies + j) % n, a
-                // pattern that repeats after n chunks.
                 let status: Vec<Result<(), String>> = images.iter().map(&mut area_ok).collect();
-                let n = len_u64_of(&status);
-                for c in 0..n {
-                    let mut first_err = None;
-                    let mut any_ok = false;
-                    for j in 0..*copies {
-                        let dev = c
-                            .checked_mul(*copies)
-                            .and_then(|x| x.checked_add(j))
-                            .and_then(|x| x.checked_rem(n))
-                            .and_then(|d| usize::try_from(d).ok())
-                            .and_then(|d| status.get(d));
-                        match dev {
-                            Some(Ok(())) => any_ok = true,
-                            Some(Err(e)) if first_err.is_none() => first_err = Some(e.clone()),
-                            _ => {}
-                        }
-                    }
-                    if !any_ok {
-                        if let Some(e) = first_err {
-                            return Err(e);
-                        }
-                    }
-                }
+                raid10_ok(&status, *copies)?;
             }
             SegMap::Striped { areas, .. } => {
                 for a in areas {
