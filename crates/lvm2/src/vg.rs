@@ -8,8 +8,12 @@
 //! (`stripe_count`, `stripe_size`, `stripes`), `lib/mirror/mirrored.c`
 //! (`mirror_count`, `mirrors`), `lib/raid/raid.c` (`device_count`, `raids` as
 //! rmeta/rimage pairs, `raid0_lvs`, `data_copies`, `data_offset`) and
-//! `lib/snapshot/snapshot.c` (`origin`, `cow_store`). The LV graph (LVs on LVs) is
-//! walked with memoisation and a depth bound.
+//! `lib/snapshot/snapshot.c` (`origin`, `cow_store`, `chunk_size`), `lib/thin/thin.c`
+//! (`metadata`, `pool`, `chunk_size`, `transaction_id`, `zero_new_blocks`;
+//! `thin_pool`, `device_id`, `origin`, `external_origin`), `lib/cache_segtype/cache.c`
+//! (`cache_pool`, `origin`, `cache_mode`) and `lib/writecache/writecache.c`
+//! (`origin`, `writecache`). The LV graph (LVs on LVs) is walked with memoisation
+//! and a depth bound.
 
 use crate::bytes::uuid_key;
 use crate::error::Error;

@@ -13,9 +13,14 @@ fn corpus() -> Option<PathBuf> {
     ));
     if p.is_dir() {
         Some(p)
-    } else {
+    } else if std::env::var("VMDKRECOVER_SKIP_MISSING").as_deref() == Ok("1") {
         eprintln!("SKIPPED: ../shared/corpus not found ({})", p.display());
         None
+    } else {
+        panic!(
+            "../shared/corpus not found ({}); set VMDKRECOVER_SKIP_MISSING=1 to skip",
+            p.display()
+        );
     }
 }
 
@@ -267,6 +272,10 @@ fn libvslvm_fragments() {
     let e = lvm2::mda::parse_mda_header(&mda, 4096).unwrap_err();
     assert!(e.contains("checksum"), "{e}");
 }
+
+// thin-provisioning-tools' `tests/testdata/*.pack` metadata (also in the corpus)
+// needs `thin_metadata_unpack` (thin-provisioning-tools 1.x) to become a metadata
+// device; Debian 12's 0.9.0 lacks it, so those images are not tested here.
 
 /// 4 KiB block i (1-based) of dissect.volume's thin test pattern: the 2-byte
 /// little-endian i repeated 2048 times (corpus README, `tests/dm/test_dm.py`).

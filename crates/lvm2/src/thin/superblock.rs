@@ -3,9 +3,9 @@
 //!
 //! Layout: `struct thin_disk_superblock` in the kernel's
 //! `drivers/md/dm-thin-metadata.c` (thin-provisioning-tools `src/thin/superblock.rs`
-//! reads the same): csum u32 @0, flags u32 @4, blocknr u64 @8, uuid[16] @16,
+//! reads the same): csum u32 @0, flags u32 @4, blocknr u64 @8, uuid: 16 bytes @16,
 //! magic u64 @32, version u32 @40, time u32 @44, trans_id u64 @48, held_root u64 @56
-//! (the metadata snapshot), data_space_map_root[128] @64, metadata_space_map_root[128]
+//! (the metadata snapshot), data_space_map_root (128 bytes) @64, metadata_space_map_root (128 bytes)
 //! @192, data_mapping_root u64 @320, device_details_root u64 @328, data_block_size u32
 //! @336 (sectors), metadata_block_size u32 @340 (sectors), metadata_nr_blocks u64 @344.
 
