@@ -16,14 +16,20 @@ fuzz_target!(|data: &[u8]| {
     meta.resize(blocks * 4096, 0);
     if data.first().is_some_and(|b| b & 1 == 0) {
         for (i, blk) in meta.chunks_mut(4096).enumerate() {
-            let salt = if i == 0 { superblock::SUPERBLOCK_CSUM_XOR } else { BTREE_CSUM_XOR };
+            let salt = if i == 0 {
+                superblock::SUPERBLOCK_CSUM_XOR
+            } else {
+                BTREE_CSUM_XOR
+            };
             let c = superblock::dm_checksum(&blk[4..], salt);
             blk[..4].copy_from_slice(&c.to_le_bytes());
         }
     }
     let meta: SharedSource = Arc::new(MemSource::new(meta));
     let dev: SharedSource = Arc::new(MemSource::new(vec![0u8; 1 << 20]));
-    let Ok(pool) = ThinPool::open(meta, dev) else { return };
+    let Ok(pool) = ThinPool::open(meta, dev) else {
+        return;
+    };
     let pool = Arc::new(pool);
     let _ = pool.devices();
     for id in 0..4u64 {

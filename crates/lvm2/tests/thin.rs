@@ -368,3 +368,29 @@ fn damaged_metadata_is_an_error_naming_the_block() {
         .to_string();
     assert!(e.contains("superblock: checksum"), "{e}");
 }
+
+/// Consecutive virtual blocks mapped to consecutive data blocks are read with one
+/// data-device request: thin_dump shows device 1 mapping origin blocks 18..25 to
+/// data blocks 3..10 as one range_mapping.
+#[test]
+fn contiguous_mappings_are_read_in_one_request() {
+    let vg = vg();
+    let d = dump("p1");
+    let m = &d.devs[&1].map;
+    let start = (0..1000u64)
+        .find(|&v| {
+            m.contains_key(&v)
+                && (0..7).all(|k| m.get(&(v + k)) == m.get(&v).map(|x| x + k).as_ref())
+        })
+        .expect("a run of 7 contiguous mappings in thin_dump");
+    let meta: SharedSource = Arc::new(vg.open_lv("p1_tmeta").unwrap());
+    let counting = Arc::new(bytesource::Counting::new(vg.open_lv("p1_tdata").unwrap()));
+    let data: SharedSource = counting.clone();
+    let pool = Arc::new(lvm2::thin::ThinPool::open(meta, data).unwrap());
+    let v = pool.open_thin(1, 16 << 20, None).unwrap();
+    let bs = pool.data_block_bytes();
+    let mut buf = vec![0u8; (7 * bs) as usize];
+    v.read_at(start * bs, &mut buf).unwrap();
+    assert_eq!(counting.reads(), 1);
+    assert_eq!(counting.bytes(), 7 * bs);
+}
