@@ -288,4 +288,44 @@ mod tests {
         let e = Node::parse(b, 5, 8).unwrap_err();
         assert!(e.contains("checksum"), "{e}");
     }
+
+    struct Blocks(std::collections::HashMap<u64, Vec<u8>>);
+    impl NodeSource for Blocks {
+        fn node(&self, block: u64, lvs: usize) -> Result<std::sync::Arc<Node>, String> {
+            let b = self.0.get(&block).ok_or("no such block")?.clone();
+            Node::parse(b, block, lvs).map(std::sync::Arc::new)
+        }
+    }
+
+    fn internal(blocknr: u64, keys: &[u64], children: &[u64]) -> Vec<u8> {
+        let mut b = node_block(blocknr, 1, keys, 10, 8);
+        for (i, c) in children.iter().enumerate() {
+            b[32 + 80 + 8 * i..32 + 88 + 8 * i].copy_from_slice(&c.to_le_bytes());
+        }
+        let c = dm_checksum(&b[4..], BTREE_CSUM_XOR);
+        b[0..4].copy_from_slice(&c.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn loops_end_in_errors() {
+        // Block 1 is an internal node whose only child is itself; block 2 points
+        // at 3 twice (a shared subtree inside one tree), 3 is a leaf.
+        let mut m = std::collections::HashMap::new();
+        m.insert(1, internal(1, &[0], &[1]));
+        m.insert(2, internal(2, &[0, 5], &[3, 3]));
+        m.insert(3, node_block(3, 2, &[0, 1], 10, 8));
+        let src = Blocks(m);
+        let e = lookup(&src, 1, 7, 8).unwrap_err();
+        assert!(e.contains("deeper than"), "{e}");
+        let e = last_key(&src, 1, 8).unwrap_err();
+        assert!(e.contains("deeper than"), "{e}");
+        let e = walk(&src, 1, 8, 100, &mut |_, _| Ok(())).unwrap_err();
+        assert!(e.contains("reached twice"), "{e}");
+        let e = walk(&src, 2, 8, 100, &mut |_, _| Ok(())).unwrap_err();
+        assert!(e.contains("reached twice"), "{e}");
+        // Lookups follow the last key <= the wanted one.
+        assert_eq!(lookup(&src, 2, 1, 8).unwrap(), Some(vec![0u8; 8]));
+        assert_eq!(lookup(&src, 2, 4, 8).unwrap(), None);
+    }
 }
