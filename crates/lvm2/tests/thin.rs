@@ -25,14 +25,21 @@ fn pv() -> SharedSource {
         // Under cargo's per-target temporary directory, reused across runs; written
         // under a unique name and renamed, so concurrent test binaries never see a
         // half-written file.
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lvm2-thin-pv1.img");
+        // Named by the compressed image's hash, so a regenerated fixture is never
+        // mistaken for the old one.
+        let gz = std::fs::read(data_dir().join("pv1.img.gz")).unwrap();
+        let tag: String = Sha256::digest(&gz)[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let out =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("lvm2-thin-pv1-{tag}.img"));
         let want = 320u64 << 20;
         if std::fs::metadata(&out).is_ok_and(|m| m.len() == want) {
             return out;
         }
         let tmp = out.with_extension(format!("{}.tmp", std::process::id()));
-        let raw = std::fs::File::open(data_dir().join("pv1.img.gz")).unwrap();
-        let mut gz = flate2::read::GzDecoder::new(raw);
+        let mut gz = flate2::read::GzDecoder::new(&gz[..]);
         let mut f = std::fs::File::create(&tmp).unwrap();
         let mut buf = vec![0u8; 1 << 16];
         let mut len = 0u64;
