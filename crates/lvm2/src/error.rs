@@ -99,4 +99,20 @@ pub enum Error {
         /// Requested LV name.
         lv: String,
     },
+    /// A thin pool's metadata is damaged or does not fit the request.
+    #[error("thin pool {pool}: {reason}")]
+    Thin {
+        /// "VG/pool", or "thin pool" for a bare metadata/data pair.
+        pool: String,
+        /// What is wrong, naming the metadata block.
+        reason: String,
+    },
+    /// A classic snapshot's exception store is damaged, invalid or overflowed.
+    #[error("snapshot {snapshot}: {reason}")]
+    Snapshot {
+        /// "VG/LV".
+        snapshot: String,
+        /// What is wrong.
+        reason: String,
+    },
 }

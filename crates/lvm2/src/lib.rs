@@ -15,16 +15,32 @@
 //! - LV mapping (`lv`) for `striped`/linear (dm-stripe), `mirror` and `raid1` (first
 //!   leg that reads), `raid0` and `raid10` (md's round-robin and "near" layouts),
 //!   `raid4` and `raid5_{la,ra,ls,rs,n}` (md's parity layouts; a chunk on a missing
-//!   image is rebuilt from the others by XOR), `zero` and `error` segments, LVs
-//!   stacked on sub-LVs, and several segments per LV. A PV that is missing fails
-//!   only the reads that need it.
+//!   image is rebuilt from the others by XOR), `raid6_{zr,nr,nc,la_6,ra_6,ls_6,rs_6,
+//!   n_6}` (up to two missing images rebuilt from P and Q — `raid6`), `zero` and
+//!   `error` segments, LVs stacked on sub-LVs, and several segments per LV. A PV
+//!   that is missing fails only the reads that need it.
+//! - Thin provisioning ([`thin`]): a `thin` LV reads through its pool's `_tmeta`
+//!   (dm-thin persistent-data metadata, checked and looked up lazily) and `_tdata`;
+//!   unmapped blocks read as zeros, or from the `external_origin`. Thin snapshots
+//!   are thin LVs. [`thin::ThinPool::open`] reads a bare metadata + data pair.
+//! - Classic snapshots ([`snapshot`]): the snapshot (opened by its COW LV's name,
+//!   as lvs shows it) reads the dm-snapshot persistent exception store on the COW
+//!   LV and the origin for every chunk not copied.
+//! - `cache` and `writecache` LVs read their origin sub-LV, with a warning that
+//!   blocks dirty in a writeback cache may be newer ([`LvInfo::warnings`]).
 //!
-//! What is not read: `thin`, `thin-pool`, `snapshot` (and the COW LV behind it),
-//! `cache`, `writecache`, `vdo`, `integrity`, `raid6*` segments and raid images
-//! with reshape space; those LVs are listed with [`LvInfo::readable`] =
-//! `Err("unsupported segment type …")` and [`VolumeGroup::open_lv`] fails naming the
-//! type. Nothing is ever written; lvmlockd/cluster state, historical LVs and older
-//! copies left in the metadata ring are ignored.
+//! For listings, [`LvInfo::role`] says what an LV is ([`LvRole`]: thin pool, thin
+//! LV, snapshot, origin, cache) from the text, and [`VolumeGroup::thin_pool`] /
+//! [`VolumeGroup::thin_device_details`] add the pool metadata's counts.
+//!
+//! What is not read: `vdo`, `integrity` and `cache-pool` segments, raid images
+//! with reshape space, a thin pool opened as a volume (an error: read its thin
+//! LVs), a thin LV or snapshot used as another LV's area, the thin metadata
+//! snapshot's view (its block is reported), and dirty cache blocks. Those LVs are
+//! listed with [`LvInfo::readable`] = `Err(…)` naming the reason, and
+//! [`VolumeGroup::open_lv`] fails the same way. Nothing is ever written;
+//! lvmlockd/cluster state, historical LVs and older copies left in the metadata
+//! ring are ignored.
 //!
 //! Recovery leniency, always with a warning: a metadata area header whose own
 //! checksum fails is still followed (its texts carry their own checksums), and a
@@ -61,14 +77,18 @@ pub mod label;
 mod lv;
 pub mod mda;
 pub mod metadata_text;
+mod open;
 pub mod pv_header;
+mod raid6;
 mod scan;
+pub mod snapshot;
+pub mod thin;
 mod vg;
 
 pub use bytes::format_uuid;
 pub use error::Error;
 pub use lv::LogicalVolume;
-pub use vg::{LvInfo, SegmentInfo, VgPv, VolumeGroup};
+pub use vg::{LvInfo, LvRole, SegmentInfo, VgPv, VolumeGroup};
 
 use bytesource::ByteSource;
 
@@ -180,9 +200,7 @@ pub fn parse_vg_text(text: &[u8]) -> Result<VolumeGroup, Error> {
         reason: e.reason,
     })?;
     let inner = vg::build_vg(&root, &std::collections::HashMap::new())?;
-    Ok(VolumeGroup {
-        inner: std::sync::Arc::new(inner),
-    })
+    Ok(VolumeGroup::new(inner))
 }
 
 /// The device-mapper name lvm2 gives LV `lv` of VG `vg` (`/dev/mapper/<name>`):

@@ -7,7 +7,7 @@
 //! mapping changes (segment ends, stripe chunks) and nowhere else.
 
 use crate::vg::{Area, Seg, SegMap, VgInner, MAX_STACK};
-use bytesource::ByteSource;
+use bytesource::{ByteSource, SharedSource};
 use std::cell::Cell;
 use std::io;
 use std::sync::Arc;
@@ -21,6 +21,9 @@ pub struct LogicalVolume {
     vg: Arc<VgInner>,
     lv: usize,
     size: u64,
+    /// For thin LVs and snapshots: the reader that replaces the segment map.
+    special: Option<SharedSource>,
+    warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for LogicalVolume {
@@ -38,7 +41,36 @@ impl std::fmt::Debug for LogicalVolume {
 impl LogicalVolume {
     pub(crate) fn new(vg: Arc<VgInner>, lv: usize) -> Self {
         let size = vg.lvs.get(lv).map(|l| l.size).unwrap_or(0);
-        Self { vg, lv, size }
+        Self {
+            vg,
+            lv,
+            size,
+            special: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// This LV read through `src` (a thin device, a snapshot) of `size` bytes.
+    pub(crate) fn with_source(
+        mut self,
+        src: SharedSource,
+        size: u64,
+        warnings: Vec<String>,
+    ) -> Self {
+        self.special = Some(src);
+        self.size = size;
+        self.warnings = warnings;
+        self
+    }
+
+    /// Caveats found while opening (pool or snapshot warnings) plus the LV's own
+    /// ([`crate::LvInfo::warnings`]).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = self.warnings.clone();
+        if let Some(i) = self.info() {
+            w.extend(i.warnings.iter().cloned());
+        }
+        w
     }
 
     /// The LV name.
@@ -68,6 +100,9 @@ impl ByteSource for LogicalVolume {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         bytesource::check_range(&self.full_name(), self.size, offset, buf.len())?;
+        if let Some(s) = &self.special {
+            return s.read_at(offset, buf);
+        }
         read_lv(&self.vg, self.lv, offset, buf, 0, &Cell::new(0))
     }
 }
@@ -285,46 +320,43 @@ fn read_seg(
             stripe_size,
             layout,
             images,
-        } => {
-            let n = len_u64_of(images);
-            let ss = *stripe_size;
-            let bad = || {
-                err(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: bad raid5 geometry", lv_name(vg, lv)),
-                )
-            };
-            for_each_chunk(in_seg, ss, buf, bad, |chunk, within, now| {
-                let (row, dd, _pd) = layout.place(chunk, n).ok_or_else(bad)?;
-                let area_off = row
-                    .checked_mul(ss)
-                    .and_then(|x| x.checked_add(within))
-                    .ok_or_else(bad)?;
-                let data = at(images, dd).ok_or_else(bad)?;
-                if let Err(e) = read_area(vg, data, area_off, now, depth, fails) {
-                    // Rebuild the chunk from every other image of the row (the other
-                    // data chunks and the parity chunk): XOR.
-                    fails.set(fails.get().saturating_add(1));
-                    if fails.get() > MAX_FAILED_LEGS {
-                        return Err(e);
-                    }
-                    now.fill(0);
-                    let mut tmp = vec![0u8; now.len()];
-                    for (j, other) in images.iter().enumerate() {
-                        if u64::try_from(j).ok() == Some(dd) {
-                            continue;
-                        }
-                        if read_area(vg, other, area_off, &mut tmp, depth, fails).is_err() {
-                            return Err(e);
-                        }
-                        for (a, b) in now.iter_mut().zip(&tmp) {
-                            *a ^= b;
-                        }
-                    }
-                }
-                Ok(())
-            })
-        }
+        } => read_raid5(
+            vg,
+            lv,
+            *stripe_size,
+            *layout,
+            images,
+            in_seg,
+            buf,
+            depth,
+            fails,
+        ),
+        SegMap::Raid6 {
+            stripe_size,
+            layout,
+            images,
+        } => read_raid6(
+            vg,
+            lv,
+            *stripe_size,
+            *layout,
+            images,
+            in_seg,
+            buf,
+            depth,
+            fails,
+        ),
+        SegMap::ThinPool { .. } => Err(err(
+            io::ErrorKind::Unsupported,
+            format!("{}: {}", lv_name(vg, lv), crate::vg::POOL_REFUSED),
+        )),
+        SegMap::Thin { .. } | SegMap::Snapshot { .. } => Err(err(
+            io::ErrorKind::Unsupported,
+            format!(
+                "{}: a thin LV or snapshot used as another LV's area is not read",
+                lv_name(vg, lv)
+            ),
+        )),
         SegMap::Zero => {
             buf.fill(0);
             Ok(())
@@ -342,6 +374,104 @@ fn read_seg(
             format!("{}: {r}", lv_name(vg, lv)),
         )),
     }
+}
+
+/// raid4/raid5: the data chunk from its image, or rebuilt by XOR of the row.
+#[allow(clippy::too_many_arguments)]
+fn read_raid5(
+    vg: &VgInner,
+    lv: usize,
+    stripe_size: u64,
+    layout: crate::vg::Raid5Layout,
+    images: &[Area],
+    in_seg: u64,
+    buf: &mut [u8],
+    depth: u32,
+    fails: &Cell<u32>,
+) -> io::Result<()> {
+    let n = len_u64_of(images);
+    let ss = stripe_size;
+    let bad = || {
+        err(
+            io::ErrorKind::InvalidData,
+            format!("{}: bad raid5 geometry", lv_name(vg, lv)),
+        )
+    };
+    for_each_chunk(in_seg, ss, buf, bad, |chunk, within, now| {
+        let (row, dd, _pd) = layout.place(chunk, n).ok_or_else(bad)?;
+        let area_off = row
+            .checked_mul(ss)
+            .and_then(|x| x.checked_add(within))
+            .ok_or_else(bad)?;
+        let data = at(images, dd).ok_or_else(bad)?;
+        if let Err(e) = read_area(vg, data, area_off, now, depth, fails) {
+            // Rebuild the chunk from every other image of the row (the other
+            // data chunks and the parity chunk): XOR.
+            fails.set(fails.get().saturating_add(1));
+            if fails.get() > MAX_FAILED_LEGS {
+                return Err(e);
+            }
+            now.fill(0);
+            let mut tmp = vec![0u8; now.len()];
+            for (j, other) in images.iter().enumerate() {
+                if u64::try_from(j).ok() == Some(dd) {
+                    continue;
+                }
+                if read_area(vg, other, area_off, &mut tmp, depth, fails).is_err() {
+                    return Err(e);
+                }
+                for (a, b) in now.iter_mut().zip(&tmp) {
+                    *a ^= b;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// raid6: the data chunk from its image, or rebuilt from P and/or Q.
+#[allow(clippy::too_many_arguments)]
+fn read_raid6(
+    vg: &VgInner,
+    lv: usize,
+    stripe_size: u64,
+    layout: crate::raid6::Raid6Layout,
+    images: &[Area],
+    in_seg: u64,
+    buf: &mut [u8],
+    depth: u32,
+    fails: &Cell<u32>,
+) -> io::Result<()> {
+    let n = len_u64_of(images);
+    let ss = stripe_size;
+    let bad = || {
+        err(
+            io::ErrorKind::InvalidData,
+            format!("{}: bad raid6 geometry", lv_name(vg, lv)),
+        )
+    };
+    let data_disks = n.saturating_sub(2);
+    for_each_chunk(in_seg, ss, buf, bad, |chunk, within, now| {
+        let row = chunk.checked_div(data_disks).ok_or_else(bad)?;
+        let k = chunk.checked_rem(data_disks).ok_or_else(bad)?;
+        let r = layout.row(row, n).ok_or_else(bad)?;
+        let area_off = row
+            .checked_mul(ss)
+            .and_then(|x| x.checked_add(within))
+            .ok_or_else(bad)?;
+        let k = usize::try_from(k).map_err(|_| bad())?;
+        crate::raid6::read_chunk(&r, k, now, |disk, b| {
+            let a = at(images, disk).ok_or_else(bad)?;
+            let res = read_area(vg, a, area_off, b, depth, fails);
+            if res.is_err() {
+                fails.set(fails.get().saturating_add(1));
+                if fails.get() > MAX_FAILED_LEGS {
+                    return Err(err(io::ErrorKind::Other, "too many failed images".into()));
+                }
+            }
+            res
+        })
+    })
 }
 
 /// Element `i` (a position computed from on-disk geometry) of `v`, if it exists.

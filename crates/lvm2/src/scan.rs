@@ -18,7 +18,6 @@ use crate::vg::{build_vg, vg_head, VgHead, VolumeGroup};
 use crate::{Device, FoundPv, Scan};
 use bytesource::{ByteSource, SharedSource};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// Metadata areas read per PV (lvm2's `pvmetadatacopies` is at most 2).
 const MAX_MDAS: usize = 2;
@@ -309,9 +308,7 @@ pub(crate) fn scan_impl(devices: &[Device], replacement: Option<&Section>) -> Re
             "VG {}: using the metadata file given (seqno {}) instead of the copies on disk",
             head.name, head.seqno
         ));
-        scan.vgs.push(VolumeGroup {
-            inner: Arc::new(inner),
-        });
+        scan.vgs.push(VolumeGroup::new(inner));
     }
 
     // Group copies by VG uuid, in order of first appearance.
@@ -393,9 +390,7 @@ pub(crate) fn scan_impl(devices: &[Device], replacement: Option<&Section>) -> Re
             }
         }
         match build_vg(&chosen.root, &sources) {
-            Ok(inner) => scan.vgs.push(VolumeGroup {
-                inner: Arc::new(inner),
-            }),
+            Ok(inner) => scan.vgs.push(VolumeGroup::new(inner)),
             Err(e) => {
                 // The chosen copy parses but describes an impossible VG: fall back to
                 // the next valid copy that builds, if any.
@@ -409,9 +404,7 @@ pub(crate) fn scan_impl(devices: &[Device], replacement: Option<&Section>) -> Re
                         "{}: using metadata copy seqno {} of VG {} instead",
                         c.device, c.head.seqno, c.head.name
                     ));
-                    scan.vgs.push(VolumeGroup {
-                        inner: Arc::new(inner),
-                    });
+                    scan.vgs.push(VolumeGroup::new(inner));
                 }
             }
         }

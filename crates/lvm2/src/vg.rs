@@ -8,12 +8,17 @@
 //! (`stripe_count`, `stripe_size`, `stripes`), `lib/mirror/mirrored.c`
 //! (`mirror_count`, `mirrors`), `lib/raid/raid.c` (`device_count`, `raids` as
 //! rmeta/rimage pairs, `raid0_lvs`, `data_copies`, `data_offset`) and
-//! `lib/snapshot/snapshot.c` (`origin`, `cow_store`). The LV graph (LVs on LVs) is
-//! walked with memoisation and a depth bound.
+//! `lib/snapshot/snapshot.c` (`origin`, `cow_store`, `chunk_size`), `lib/thin/thin.c`
+//! (`metadata`, `pool`, `chunk_size`, `transaction_id`, `zero_new_blocks`;
+//! `thin_pool`, `device_id`, `origin`, `external_origin`), `lib/cache_segtype/cache.c`
+//! (`cache_pool`, `origin`, `cache_mode`) and `lib/writecache/writecache.c`
+//! (`origin`, `writecache`). The LV graph (LVs on LVs) is walked with memoisation
+//! and a depth bound.
 
 use crate::bytes::uuid_key;
 use crate::error::Error;
 use crate::metadata_text::{Section, Value};
+use crate::raid6::Raid6Layout;
 use bytesource::SharedSource;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -63,6 +68,82 @@ pub struct LvInfo {
     pub segments: Vec<SegmentInfo>,
     /// Whether the LV can be read, and why not.
     pub readable: Result<(), String>,
+    /// What the LV is beyond its segments (thin pool, thin volume, snapshot…).
+    pub role: LvRole,
+    /// Caveats about reading it ("cache in writeback mode: …").
+    pub warnings: Vec<String>,
+}
+
+/// What an LV is, from the metadata text, for listings (`info`). Names are LV
+/// names of the same VG.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LvRole {
+    /// A plain LV (linear, striped, mirror, raid, or a sub-LV of one).
+    Plain,
+    /// A thin pool (`thin-pool` segment). Open it with
+    /// [`VolumeGroup::thin_pool`] for the counts in its metadata.
+    ThinPool {
+        /// The `_tmeta` LV.
+        metadata_lv: String,
+        /// The `_tdata` LV.
+        data_lv: String,
+        /// `chunk_size` in bytes (the superblock's data block size is trusted).
+        chunk_size: u64,
+        /// `transaction_id` in the VG text.
+        transaction_id: u64,
+        /// `zero_new_blocks`.
+        zero_new_blocks: bool,
+        /// The thin LVs using this pool.
+        thin_lvs: Vec<String>,
+    },
+    /// A thin LV (`thin` segment).
+    Thin {
+        /// The pool LV.
+        pool: String,
+        /// `device_id` in the pool's metadata.
+        device_id: u64,
+        /// `transaction_id` when created.
+        transaction_id: u64,
+        /// The thin LV it is a snapshot of (only a record: it reads as itself).
+        origin: Option<String>,
+        /// An LV read where nothing is mapped.
+        external_origin: Option<String>,
+    },
+    /// The COW LV of a classic snapshot: opening it reads the snapshot. It is
+    /// listed visible (lvm2 shows the snapshot under this name), the `snapshotN`
+    /// LV hidden.
+    SnapshotCow {
+        /// The hidden `snapshotN` LV holding the `snapshot` segment.
+        snapshot_lv: String,
+        /// The origin LV.
+        origin: String,
+        /// `chunk_size` in bytes.
+        chunk_size: u64,
+        /// Size of the snapshot as read (the origin's size at creation).
+        snapshot_size: u64,
+    },
+    /// The hidden LV holding a `snapshot` segment (reads the same as its COW LV).
+    Snapshot {
+        /// The origin LV.
+        origin: String,
+        /// The COW LV.
+        cow_store: String,
+    },
+    /// An LV with classic snapshots.
+    Origin {
+        /// COW LVs of its snapshots.
+        snapshots: Vec<String>,
+    },
+    /// A `cache` or `writecache` LV: it reads its origin sub-LV.
+    Cache {
+        /// The origin sub-LV (`_corig`, `_wcorig`).
+        origin: String,
+        /// The cache pool or cache volume.
+        cache: String,
+        /// `writethrough`, `writeback`, `passthrough`, or `writecache`.
+        mode: String,
+    },
 }
 
 /// One segment of an LV.
@@ -109,6 +190,30 @@ pub(crate) enum SegMap {
         stripe_size: u64,
         layout: Raid5Layout,
         images: Vec<Area>,
+    },
+    /// `raid6*`: P and Q chunks per row, placed by `layout`.
+    Raid6 {
+        stripe_size: u64,
+        layout: Raid6Layout,
+        images: Vec<Area>,
+    },
+    /// `thin-pool`: not a volume; its thin LVs are.
+    ThinPool {
+        meta: usize,
+        data: usize,
+        chunk: u64,
+    },
+    /// `thin`: read through the pool (opened by `open_lv`).
+    Thin {
+        pool: usize,
+        device_id: u64,
+        external_origin: Option<usize>,
+    },
+    /// `snapshot`: read through the COW store (opened by `open_lv`).
+    Snapshot {
+        origin: usize,
+        cow: usize,
+        chunk: u64,
     },
     /// `zero`: reads as zeros.
     Zero,
@@ -195,18 +300,27 @@ pub(crate) struct VgInner {
     pub lv_segs: Vec<Vec<Seg>>,
     /// Why an LV cannot be opened (unsupported or invalid), if so.
     pub lv_block: Vec<Option<Blocker>>,
+    /// For a snapshot's COW LV: the LV holding its `snapshot` segment.
+    pub snap_of: Vec<Option<usize>>,
 }
 
 #[derive(Clone, Debug)]
 pub(crate) enum Blocker {
     Unsupported(String),
     Invalid(String),
+    /// Readable in principle, but not as a volume (a thin pool).
+    Refused(String),
 }
+
+/// Why a thin pool LV is not opened.
+pub(crate) const POOL_REFUSED: &str = "thin pool: read its thin volumes instead";
 
 /// A volume group found on the devices (or given as a metadata file).
 #[derive(Clone)]
 pub struct VolumeGroup {
     pub(crate) inner: Arc<VgInner>,
+    /// Thin pools opened so far, by pool LV index (their superblock is read once).
+    pub(crate) pools: Arc<std::sync::Mutex<HashMap<usize, Arc<crate::thin::ThinPool>>>>,
 }
 
 impl std::fmt::Debug for VolumeGroup {
@@ -259,29 +373,52 @@ impl VolumeGroup {
             .filter(|p| p.present_on.is_none())
             .collect()
     }
-    /// Opens LV `name` for reading.
+    /// Opens LV `name` for reading. A thin LV reads through its pool, a
+    /// snapshot's COW LV (or its hidden `snapshotN` LV) reads as the snapshot, a
+    /// cache LV reads its origin; a thin pool itself is refused.
     pub fn open_lv(&self, name: &str) -> Result<crate::lv::LogicalVolume, Error> {
-        let idx = self
-            .inner
+        let idx = self.lv_index(name)?;
+        self.open_idx(idx, 0)
+    }
+
+    pub(crate) fn new(inner: VgInner) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            pools: Arc::default(),
+        }
+    }
+
+    pub(crate) fn lv_index(&self, name: &str) -> Result<usize, Error> {
+        self.inner
             .lvs
             .iter()
             .position(|l| l.name == name)
             .ok_or_else(|| Error::UnknownLv {
                 vg: self.inner.name.clone(),
                 lv: name.to_string(),
-            })?;
+            })
+    }
+
+    /// Err when LV `idx` has a blocker (unsupported, invalid, refused).
+    pub(crate) fn check_blocker(&self, idx: usize) -> Result<(), Error> {
+        let name = self
+            .inner
+            .lvs
+            .get(idx)
+            .map(|l| l.name.clone())
+            .unwrap_or_default();
         match self.inner.lv_block.get(idx) {
             Some(Some(Blocker::Unsupported(kind))) => Err(Error::UnsupportedSegment {
                 vg: self.inner.name.clone(),
-                lv: name.to_string(),
+                lv: name,
                 kind: kind.clone(),
             }),
-            Some(Some(Blocker::Invalid(reason))) => Err(Error::Lv {
+            Some(Some(Blocker::Invalid(reason) | Blocker::Refused(reason))) => Err(Error::Lv {
                 vg: self.inner.name.clone(),
-                lv: name.to_string(),
+                lv: name,
                 reason: reason.clone(),
             }),
-            _ => Ok(crate::lv::LogicalVolume::new(self.inner.clone(), idx)),
+            _ => Ok(()),
         }
     }
 }
@@ -368,8 +505,147 @@ struct RawSeg {
     /// Set when the type cannot be read.
     unsupported: Option<String>,
     invalid: Option<String>,
-    /// For a `snapshot` segment: the COW LV, which must not be read as plain data.
-    cow_store: Option<String>,
+    /// Keys of the thin, snapshot and cache types.
+    extra: Extra,
+}
+
+/// The LV references and settings of segment types that stack on other LVs by
+/// name rather than by areas (lvm2's `lib/thin/thin.c`, `lib/snapshot/snapshot.c`,
+/// `lib/cache_segtype/cache.c`, `lib/writecache/writecache.c`).
+#[derive(Clone, Debug, Default)]
+enum Extra {
+    #[default]
+    None,
+    /// `thin-pool`: `metadata`, `pool`, `chunk_size` (sectors), `transaction_id`,
+    /// `zero_new_blocks`.
+    Pool {
+        metadata: String,
+        data: String,
+        chunk_sectors: u64,
+        transaction_id: u64,
+        zero: bool,
+    },
+    /// `thin`: `thin_pool`, `device_id`, `transaction_id`, `origin`,
+    /// `external_origin`.
+    Thin {
+        pool: String,
+        device_id: u64,
+        transaction_id: u64,
+        origin: Option<String>,
+        external_origin: Option<String>,
+    },
+    /// `snapshot`: `origin`, `cow_store`, `chunk_size` (sectors).
+    Snapshot {
+        origin: String,
+        cow: String,
+        chunk_sectors: u64,
+    },
+    /// `cache` (`origin`, `cache_pool`, `cache_mode`) and `writecache`
+    /// (`origin`, `writecache`).
+    Cache {
+        origin: String,
+        cache: String,
+        mode: Option<String>,
+    },
+    /// `cache-pool`: its `cache_mode` (older lvm2 keeps the mode here).
+    CachePool { mode: Option<String> },
+}
+
+/// dm-thin device ids are 24 bits (`MAX_DEV_ID` in dm-thin.c).
+const MAX_THIN_DEV_ID: u64 = (1 << 24) - 1;
+
+/// Reads the name-referencing keys of thin, snapshot and cache segments.
+fn parse_extra(sec: &Section, kind: &str, what: &str) -> Result<Extra, String> {
+    let name = |k: &str| {
+        sec.str(k)
+            .map(str::to_string)
+            .ok_or_else(|| format!("{what}: {kind} segment has no {k}"))
+    };
+    let num = |k: &str| sec.int(k).and_then(|v| u64::try_from(v).ok());
+    Ok(match kind {
+        "thin-pool" => Extra::Pool {
+            metadata: name("metadata")?,
+            data: name("pool")?,
+            chunk_sectors: num("chunk_size").ok_or_else(|| format!("{what}: no chunk_size"))?,
+            transaction_id: num("transaction_id").unwrap_or(0),
+            zero: num("zero_new_blocks") == Some(1),
+        },
+        "thin" => {
+            let device_id = num("device_id").ok_or_else(|| format!("{what}: no device_id"))?;
+            if device_id > MAX_THIN_DEV_ID {
+                return Err(format!("{what}: device_id {device_id} is over 24 bits"));
+            }
+            Extra::Thin {
+                pool: name("thin_pool")?,
+                device_id,
+                transaction_id: num("transaction_id").unwrap_or(0),
+                origin: sec.str("origin").map(str::to_string),
+                external_origin: sec.str("external_origin").map(str::to_string),
+            }
+        }
+        "snapshot" => Extra::Snapshot {
+            origin: name("origin")?,
+            cow: name("cow_store")?,
+            chunk_sectors: num("chunk_size").ok_or_else(|| format!("{what}: no chunk_size"))?,
+        },
+        "cache" => Extra::Cache {
+            origin: name("origin")?,
+            cache: name("cache_pool")?,
+            mode: sec.str("cache_mode").map(str::to_string),
+        },
+        "writecache" => Extra::Cache {
+            origin: name("origin")?,
+            cache: name("writecache")?,
+            mode: Some("writecache".to_string()),
+        },
+        "cache-pool" => Extra::CachePool {
+            mode: sec.str("cache_mode").map(str::to_string),
+        },
+        _ => Extra::None,
+    })
+}
+
+/// The keys of raid segments (lvm2's `lib/raid/raid.c`, `_raid_text_import`).
+fn parse_raid(sec: &Section, kind: &str, what: &str, raw: &mut RawSeg) -> Result<(), String> {
+    // lvm2's raid.c: raid0 lists its images as "raid0_lvs", the others as
+    // "raids" (rmeta/rimage pairs); the count is "device_count", or
+    // "stripe_count" for raid0.
+    let names = if kind == "raid0" && sec.get("raid0_lvs").is_some() {
+        sec.str_list("raid0_lvs")
+    } else {
+        sec.str_list("raids")
+    };
+    let device_count = sec
+        .int("device_count")
+        .or_else(|| sec.int("stripe_count"))
+        .and_then(|c| u32::try_from(c).ok())
+        .unwrap_or(0);
+    raw.info.stripe_count = device_count;
+    raw.info.areas = names.clone();
+    if let Some(s) = sec.int("stripe_size").and_then(|s| u64::try_from(s).ok()) {
+        raw.info.stripe_size = sectors_to_bytes(s, what)?;
+    }
+    if let Some(c) = sec.int("data_copies").and_then(|c| u64::try_from(c).ok()) {
+        raw.copies = c;
+    }
+    // "raids" holds rmeta/rimage pairs; raid0 may have images only.
+    let dc = usize::try_from(device_count).unwrap_or(0);
+    let images: Vec<String> = if dc > 0 && names.len() == dc.saturating_mul(2) {
+        names.iter().skip(1).step_by(2).cloned().collect()
+    } else if dc > 0 && names.len() == dc {
+        names
+    } else {
+        raw.invalid = Some(format!(
+            "{what}: device_count = {device_count} does not match {} raids entries",
+            names.len()
+        ));
+        Vec::new()
+    };
+    if sec.int("data_offset").is_some_and(|o| o != 0) {
+        raw.unsupported = Some(format!("{kind} with a data_offset (reshaping)"));
+    }
+    raw.areas = images.into_iter().map(|n| (n, 0)).collect();
+    Ok(())
 }
 
 fn parse_segment(sec: &Section, what: &str) -> Result<RawSeg, String> {
@@ -392,7 +668,7 @@ fn parse_segment(sec: &Section, what: &str) -> Result<RawSeg, String> {
         copies: 2,
         unsupported: None,
         invalid: None,
-        cow_store: None,
+        extra: Extra::None,
     };
     let fill_pairs = |raw: &mut RawSeg, key: &str, count_key: &str| {
         match area_pairs(sec, key) {
@@ -430,50 +706,30 @@ fn parse_segment(sec: &Section, what: &str) -> Result<RawSeg, String> {
         }
         "mirror" => fill_pairs(&mut raw, "mirrors", "mirror_count"),
         "raid1" | "raid10" | "raid0" | "raid0_meta" | "raid4" | "raid5" | "raid5_la"
-        | "raid5_ra" | "raid5_ls" | "raid5_rs" | "raid5_n" => {
-            // lvm2's raid.c: raid0 lists its images as "raid0_lvs", the others as
-            // "raids" (rmeta/rimage pairs); the count is "device_count", or
-            // "stripe_count" for raid0.
-            let names = if kind == "raid0" && sec.get("raid0_lvs").is_some() {
-                sec.str_list("raid0_lvs")
-            } else {
-                sec.str_list("raids")
-            };
-            let device_count = sec
-                .int("device_count")
-                .or_else(|| sec.int("stripe_count"))
-                .and_then(|c| u32::try_from(c).ok())
-                .unwrap_or(0);
-            raw.info.stripe_count = device_count;
-            raw.info.areas = names.clone();
-            if let Some(s) = sec.int("stripe_size").and_then(|s| u64::try_from(s).ok()) {
-                raw.info.stripe_size = sectors_to_bytes(s, what)?;
-            }
-            if let Some(c) = sec.int("data_copies").and_then(|c| u64::try_from(c).ok()) {
-                raw.copies = c;
-            }
-            // "raids" holds rmeta/rimage pairs; raid0 may have images only.
-            let dc = usize::try_from(device_count).unwrap_or(0);
-            let images: Vec<String> = if dc > 0 && names.len() == dc.saturating_mul(2) {
-                names.iter().skip(1).step_by(2).cloned().collect()
-            } else if dc > 0 && names.len() == dc {
-                names
-            } else {
-                raw.invalid = Some(format!(
-                    "{what}: device_count = {device_count} does not match {} raids entries",
-                    names.len()
-                ));
-                Vec::new()
-            };
-            if sec.int("data_offset").is_some_and(|o| o != 0) {
-                raw.unsupported = Some(format!("{kind} with a data_offset (reshaping)"));
-            }
-            raw.areas = images.into_iter().map(|n| (n, 0)).collect();
+        | "raid5_ra" | "raid5_ls" | "raid5_rs" | "raid5_n" | "raid6" | "raid6_zr" | "raid6_nr"
+        | "raid6_nc" | "raid6_la_6" | "raid6_ra_6" | "raid6_ls_6" | "raid6_rs_6" | "raid6_n_6" => {
+            parse_raid(sec, &kind, what, &mut raw)?;
         }
         "zero" | "error" => {}
-        "snapshot" => {
-            raw.cow_store = sec.str("cow_store").map(str::to_string);
-            raw.unsupported = Some(kind.clone());
+        "thin-pool" | "thin" | "snapshot" | "cache" | "writecache" | "cache-pool" => {
+            match parse_extra(sec, &kind, what) {
+                Ok(e) => raw.extra = e,
+                Err(e) => raw.invalid = Some(e),
+            }
+            if kind == "cache-pool" {
+                raw.unsupported = Some("cache-pool (a cache's fast device, not a volume)".into());
+            }
+        }
+        "vdo" | "vdo-pool" => {
+            raw.unsupported = Some(format!(
+                "{kind} (VDO deduplicates and compresses; its block map is not read)"
+            ))
+        }
+        "integrity" => {
+            raw.unsupported = Some(
+                "integrity (dm-integrity interleaves checksum tags with the data; not read)"
+                    .to_string(),
+            )
         }
         _ => raw.unsupported = Some(kind.clone()),
     }
@@ -484,6 +740,42 @@ fn parse_segment(sec: &Section, what: &str) -> Result<RawSeg, String> {
         raw.unsupported = Some(format!("{kind} with reshape space"));
     }
     Ok(raw)
+}
+
+type PvList = (Vec<VgPv>, Vec<Option<SharedSource>>);
+
+/// The `physical_volumes` section, each PV matched to a device by uuid.
+fn parse_pvs(
+    sec: &Section,
+    sources: &HashMap<String, (String, SharedSource)>,
+) -> Result<PvList, String> {
+    let mut pvs = Vec::new();
+    let mut pv_sources = Vec::new();
+    if let Some(pvsec) = sec.section("physical_volumes") {
+        for (pvname, p) in pvsec.sections() {
+            if pvs.len() >= MAX_OBJECTS {
+                return Err("too many PVs".to_string());
+            }
+            let what = format!("PV {pvname}");
+            let pv_uuid = p
+                .str("id")
+                .ok_or_else(|| format!("{what}: id is missing"))?
+                .to_string();
+            let pe_start = sectors_to_bytes(uint(p, "pe_start", &what)?, &what)?;
+            let pe_count = uint(p, "pe_count", &what)?;
+            let found = sources.get(&uuid_key(&pv_uuid));
+            pvs.push(VgPv {
+                name: pvname.to_string(),
+                uuid: pv_uuid,
+                device_hint: p.str("device").unwrap_or("").to_string(),
+                pe_start,
+                pe_count,
+                present_on: found.map(|(d, _)| d.clone()),
+            });
+            pv_sources.push(found.map(|(_, s)| s.clone()));
+        }
+    }
+    Ok((pvs, pv_sources))
 }
 
 /// Builds a VG from the metadata root, attaching the given PV sources
@@ -512,34 +804,7 @@ pub(crate) fn build_vg(
     }
     let extent_size = sectors_to_bytes(extent_sectors, "extent_size").map_err(verr)?;
 
-    // Physical volumes.
-    let mut pvs = Vec::new();
-    let mut pv_sources = Vec::new();
-    if let Some(pvsec) = sec.section("physical_volumes") {
-        for (pvname, p) in pvsec.sections() {
-            if pvs.len() >= MAX_OBJECTS {
-                return Err(verr("too many PVs".to_string()));
-            }
-            let what = format!("PV {pvname}");
-            let pv_uuid = p
-                .str("id")
-                .ok_or_else(|| verr(format!("{what}: id is missing")))?
-                .to_string();
-            let pe_start =
-                sectors_to_bytes(uint(p, "pe_start", &what).map_err(verr)?, &what).map_err(verr)?;
-            let pe_count = uint(p, "pe_count", &what).map_err(verr)?;
-            let found = sources.get(&uuid_key(&pv_uuid));
-            pvs.push(VgPv {
-                name: pvname.to_string(),
-                uuid: pv_uuid,
-                device_hint: p.str("device").unwrap_or("").to_string(),
-                pe_start,
-                pe_count,
-                present_on: found.map(|(d, _)| d.clone()),
-            });
-            pv_sources.push(found.map(|(_, s)| s.clone()));
-        }
-    }
+    let (pvs, pv_sources) = parse_pvs(sec, sources).map_err(verr)?;
     let pv_index: HashMap<&str, usize> = pvs
         .iter()
         .enumerate()
@@ -590,71 +855,8 @@ pub(crate) fn build_vg(
         .enumerate()
         .map(|(i, l)| (l.0.as_str(), i))
         .collect();
-    // COW stores of snapshots: their bytes are exception tables, not a volume.
-    let mut cow_of: HashMap<String, ()> = HashMap::new();
-    for l in &raw_lvs {
-        for s in &l.3 {
-            if let Some(c) = &s.cow_store {
-                cow_of.insert(c.clone(), ());
-            }
-        }
-    }
-
     // Second pass: resolve areas, compute sizes.
-    let mut lvs = Vec::new();
-    let mut lv_segs = Vec::new();
-    let mut lv_block = Vec::new();
-    for (lvname, id, status, segs, problem) in &raw_lvs {
-        let mut block: Option<Blocker> = problem.clone().map(Blocker::Invalid);
-        let mut out = Vec::new();
-        let mut expect_ext: u64 = 0;
-        let mut size: u64 = 0;
-        for rs in segs {
-            let what = format!("segment at extent {}", rs.info.start_extent);
-            let seg = resolve_segment(rs, &what, extent_size, &pvs, &pv_index, &lv_index);
-            match seg {
-                Ok(seg) => {
-                    if rs.info.start_extent != expect_ext && block.is_none() {
-                        block = Some(Blocker::Invalid(format!(
-                            "{what}: expected a segment at extent {expect_ext} (gap or overlap)"
-                        )));
-                    }
-                    expect_ext = rs.info.start_extent.saturating_add(rs.info.extent_count);
-                    size = size.max(seg.start.saturating_add(seg.len));
-                    match &seg.map {
-                        SegMap::Unsupported(k) if block.is_none() => {
-                            block = Some(Blocker::Unsupported(k.clone()))
-                        }
-                        SegMap::Invalid(r) if block.is_none() => {
-                            block = Some(Blocker::Invalid(r.clone()))
-                        }
-                        _ => {}
-                    }
-                    out.push(seg);
-                }
-                Err(e) => {
-                    if block.is_none() {
-                        block = Some(Blocker::Invalid(e));
-                    }
-                }
-            }
-        }
-        if cow_of.contains_key(lvname) && block.is_none() {
-            block = Some(Blocker::Unsupported("snapshot".to_string()));
-        }
-        lvs.push(LvInfo {
-            name: lvname.clone(),
-            uuid: id.clone(),
-            size,
-            visible: status.iter().any(|s| s == "VISIBLE"),
-            status: status.clone(),
-            segments: segs.iter().map(|s| s.info.clone()).collect(),
-            readable: Ok(()),
-        });
-        lv_segs.push(out);
-        lv_block.push(block);
-    }
-
+    let (lvs, lv_segs, lv_block) = resolve_lvs(&raw_lvs, extent_size, &pvs, &pv_index, &lv_index);
     let mut inner = VgInner {
         name: vg.clone(),
         uuid,
@@ -665,7 +867,9 @@ pub(crate) fn build_vg(
         lvs,
         lv_segs,
         lv_block,
+        snap_of: Vec::new(),
     };
+    assign_roles(&mut inner, &raw_lvs, &lv_index);
     // Third pass: propagate blockers from sub-LVs, and work out readability. Both
     // are memoised walks over the LV graph, so a hostile graph (wide fan-out, or a
     // cycle) costs one visit per LV, never an exponential walk.
@@ -683,6 +887,240 @@ pub(crate) fn build_vg(
         }
     }
     Ok(inner)
+}
+
+type Resolved = (Vec<LvInfo>, Vec<Vec<Seg>>, Vec<Option<Blocker>>);
+
+/// Resolves every LV's segments; an LV's first problem becomes its blocker.
+fn resolve_lvs(
+    raw_lvs: &[RawLv],
+    extent_size: u64,
+    pvs: &[VgPv],
+    pv_index: &HashMap<&str, usize>,
+    lv_index: &HashMap<&str, usize>,
+) -> Resolved {
+    let mut lvs = Vec::new();
+    let mut lv_segs = Vec::new();
+    let mut lv_block = Vec::new();
+    for (lvname, id, status, segs, problem) in raw_lvs {
+        let mut block: Option<Blocker> = problem.clone().map(Blocker::Invalid);
+        let mut out = Vec::new();
+        let mut expect_ext: u64 = 0;
+        let mut size: u64 = 0;
+        for rs in segs {
+            let what = format!("segment at extent {}", rs.info.start_extent);
+            match resolve_segment(rs, &what, extent_size, pvs, pv_index, lv_index) {
+                Ok(seg) => {
+                    if rs.info.start_extent != expect_ext && block.is_none() {
+                        block = Some(Blocker::Invalid(format!(
+                            "{what}: expected a segment at extent {expect_ext} (gap or overlap)"
+                        )));
+                    }
+                    expect_ext = rs.info.start_extent.saturating_add(rs.info.extent_count);
+                    size = size.max(seg.start.saturating_add(seg.len));
+                    let b = match &seg.map {
+                        SegMap::Unsupported(k) => Some(Blocker::Unsupported(k.clone())),
+                        SegMap::Invalid(r) => Some(Blocker::Invalid(r.clone())),
+                        SegMap::ThinPool { .. } => Some(Blocker::Refused(POOL_REFUSED.into())),
+                        SegMap::Thin { .. } | SegMap::Snapshot { .. } if segs.len() != 1 => {
+                            Some(Blocker::Invalid(format!(
+                                "{what}: a {} segment must be the LV's only one",
+                                rs.info.kind
+                            )))
+                        }
+                        _ => None,
+                    };
+                    if block.is_none() {
+                        block = b;
+                    }
+                    out.push(seg);
+                }
+                Err(e) => {
+                    if block.is_none() {
+                        block = Some(Blocker::Invalid(e));
+                    }
+                }
+            }
+        }
+        lvs.push(LvInfo {
+            name: lvname.clone(),
+            uuid: id.clone(),
+            size,
+            visible: status.iter().any(|s| s == "VISIBLE"),
+            status: status.clone(),
+            segments: segs.iter().map(|s| s.info.clone()).collect(),
+            readable: Ok(()),
+            role: LvRole::Plain,
+            warnings: Vec::new(),
+        });
+        lv_segs.push(out);
+        lv_block.push(block);
+    }
+    (lvs, lv_segs, lv_block)
+}
+
+/// Fills in each LV's [`LvRole`] and warnings from the thin, snapshot and cache
+/// segments, and links snapshot COW LVs to their snapshot.
+fn assign_roles(inner: &mut VgInner, raw_lvs: &[RawLv], lv_index: &HashMap<&str, usize>) {
+    let n = inner.lvs.len();
+    inner.snap_of = vec![None; n];
+    let mut roles: Vec<(usize, LvRole)> = Vec::new();
+    let mut thin_of_pool: HashMap<usize, Vec<String>> = HashMap::new();
+    let mut snaps_of: HashMap<usize, Vec<String>> = HashMap::new();
+    let mut warnings: Vec<(usize, String)> = Vec::new();
+    let mut show: Vec<(usize, bool)> = Vec::new();
+    let size_of = |i: usize| inner.lvs.get(i).map(|l| l.size).unwrap_or(0);
+    for (i, (lvname, _, _, segs, _)) in raw_lvs.iter().enumerate() {
+        for rs in segs {
+            match &rs.extra {
+                Extra::Pool {
+                    metadata,
+                    data,
+                    chunk_sectors,
+                    transaction_id,
+                    zero,
+                } => roles.push((
+                    i,
+                    LvRole::ThinPool {
+                        metadata_lv: metadata.clone(),
+                        data_lv: data.clone(),
+                        chunk_size: chunk_sectors.saturating_mul(SECTOR),
+                        transaction_id: *transaction_id,
+                        zero_new_blocks: *zero,
+                        thin_lvs: Vec::new(),
+                    },
+                )),
+                Extra::Thin {
+                    pool,
+                    device_id,
+                    transaction_id,
+                    origin,
+                    external_origin,
+                } => {
+                    if let Some(&p) = lv_index.get(pool.as_str()) {
+                        thin_of_pool.entry(p).or_default().push(lvname.clone());
+                    }
+                    roles.push((
+                        i,
+                        LvRole::Thin {
+                            pool: pool.clone(),
+                            device_id: *device_id,
+                            transaction_id: *transaction_id,
+                            origin: origin.clone(),
+                            external_origin: external_origin.clone(),
+                        },
+                    ));
+                }
+                Extra::Snapshot {
+                    origin,
+                    cow,
+                    chunk_sectors,
+                } => {
+                    roles.push((
+                        i,
+                        LvRole::Snapshot {
+                            origin: origin.clone(),
+                            cow_store: cow.clone(),
+                        },
+                    ));
+                    if let Some(&c) = lv_index.get(cow.as_str()) {
+                        if let Some(slot) = inner.snap_of.get_mut(c) {
+                            *slot = Some(i);
+                        }
+                        // lvm2 marks the snapshotN LV visible and the COW hidden,
+                        // but shows (and names in /dev) the snapshot by the COW's
+                        // name: follow what users see.
+                        show.push((c, inner.lvs.get(i).is_some_and(|l| l.visible)));
+                        show.push((i, false));
+                        roles.push((
+                            c,
+                            LvRole::SnapshotCow {
+                                snapshot_lv: lvname.clone(),
+                                origin: origin.clone(),
+                                chunk_size: chunk_sectors.saturating_mul(SECTOR),
+                                snapshot_size: size_of(i),
+                            },
+                        ));
+                    }
+                    if let Some(&o) = lv_index.get(origin.as_str()) {
+                        snaps_of.entry(o).or_default().push(cow.clone());
+                    }
+                }
+                Extra::Cache {
+                    origin,
+                    cache,
+                    mode,
+                } => {
+                    let (role, warning) = cache_role(raw_lvs, lv_index, origin, cache, mode);
+                    roles.push((i, role));
+                    warnings.extend(warning.map(|w| (i, w)));
+                }
+                Extra::None | Extra::CachePool { .. } => {}
+            }
+        }
+    }
+    for (i, vis) in show {
+        if let Some(l) = inner.lvs.get_mut(i) {
+            l.visible = vis;
+        }
+    }
+    for (o, snapshots) in snaps_of {
+        roles.push((o, LvRole::Origin { snapshots }));
+    }
+    for (i, mut role) in roles {
+        if let LvRole::ThinPool { thin_lvs, .. } = &mut role {
+            *thin_lvs = thin_of_pool.remove(&i).unwrap_or_default();
+        }
+        if let Some(l) = inner.lvs.get_mut(i) {
+            l.role = role;
+        }
+    }
+    for (i, w) in warnings {
+        if let Some(l) = inner.lvs.get_mut(i) {
+            l.warnings.push(w);
+        }
+    }
+}
+
+/// The role of a cache/writecache LV, and the warning its mode calls for.
+fn cache_role(
+    raw_lvs: &[RawLv],
+    lv_index: &HashMap<&str, usize>,
+    origin: &str,
+    cache: &str,
+    mode: &Option<String>,
+) -> (LvRole, Option<String>) {
+    // lvm2 keeps the mode on the cache segment (cache volumes) or on the cache
+    // pool's segment; its default is writethrough.
+    let mode = mode
+        .clone()
+        .or_else(|| cache_pool_mode(raw_lvs, lv_index, cache))
+        .unwrap_or_else(|| "writethrough".to_string());
+    let warning = (mode != "writethrough" && mode != "passthrough").then(|| {
+        format!(
+            "read from the origin {origin}: blocks dirty in the cache {cache} ({mode} mode) \
+             may be newer than these"
+        )
+    });
+    let role = LvRole::Cache {
+        origin: origin.to_string(),
+        cache: cache.to_string(),
+        mode,
+    };
+    (role, warning)
+}
+
+/// `cache_mode` of the cache pool LV `name` (where lvm2 keeps it for cache pools).
+fn cache_pool_mode(
+    raw_lvs: &[RawLv],
+    lv_index: &HashMap<&str, usize>,
+    name: &str,
+) -> Option<String> {
+    let l = raw_lvs.get(*lv_index.get(name)?)?;
+    l.3.iter().find_map(|s| match &s.extra {
+        Extra::CachePool { mode } => mode.clone(),
+        _ => None,
+    })
 }
 
 fn resolve_segment(
@@ -713,48 +1151,18 @@ fn resolve_segment(
     if let Some(k) = &rs.unsupported {
         return mk(SegMap::Unsupported(k.clone()));
     }
+    if let Some(map) = named_map(&rs.extra, what, lv_index) {
+        return mk(map);
+    }
     let n = u64::try_from(rs.areas.len()).unwrap_or(u64::MAX);
     if n > MAX_AREAS {
         return mk(SegMap::Invalid(format!(
             "{what}: {n} areas is more than lvm2 allows"
         )));
     }
-    // Extents each area covers.
-    let area_extents = match rs.info.kind.as_str() {
-        "striped" | "linear" | "raid0" | "raid0_meta" => {
-            if n == 0 || rs.info.extent_count.checked_rem(n) != Some(0) {
-                return mk(SegMap::Invalid(format!(
-                    "{what}: {} extents do not divide into {n} stripes",
-                    rs.info.extent_count
-                )));
-            }
-            rs.info.extent_count.checked_div(n).unwrap_or(0)
-        }
-        "raid10" => {
-            let copies = rs.copies.max(1);
-            // Each image holds extent_count * copies / n extents.
-            match rs
-                .info
-                .extent_count
-                .checked_mul(copies)
-                .and_then(|x| x.checked_div(n))
-            {
-                Some(e) => e,
-                None => return mk(SegMap::Invalid(format!("{what}: raid10 with no images"))),
-            }
-        }
-        k if Raid5Layout::from_kind(k).is_some() => {
-            // Each image holds extent_count / (n - 1) extents of data.
-            let data = n.saturating_sub(1);
-            if data == 0 || rs.info.extent_count.checked_rem(data) != Some(0) {
-                return mk(SegMap::Invalid(format!(
-                    "{what}: {} extents do not divide into {data} data images",
-                    rs.info.extent_count
-                )));
-            }
-            rs.info.extent_count.checked_div(data).unwrap_or(0)
-        }
-        _ => rs.info.extent_count,
+    let area_extents = match area_extents(rs, n, what) {
+        Ok(a) => a,
+        Err(r) => return mk(SegMap::Invalid(r)),
     };
     let mut areas = Vec::new();
     for (name, ext) in &rs.areas {
@@ -786,11 +1194,122 @@ fn resolve_segment(
             )));
         }
     }
-    let map = match rs.info.kind.as_str() {
-        "striped" | "linear" | "raid0" | "raid0_meta" => SegMap::Striped {
-            stripe_size: if n > 1 { rs.info.stripe_size } else { 0 },
-            areas,
-        },
+    mk(area_map(rs, n, areas, what))
+}
+
+/// The map of a segment that names other LVs instead of listing areas (thin
+/// pool, thin, snapshot, cache, writecache); None for the others.
+fn named_map(extra: &Extra, what: &str, lv_index: &HashMap<&str, usize>) -> Option<SegMap> {
+    let lv = |n: &str| {
+        lv_index
+            .get(n)
+            .copied()
+            .ok_or_else(|| format!("{what}: LV {n:?} is not in this VG"))
+    };
+    let r: Result<SegMap, String> = (|| {
+        Ok(match extra {
+            Extra::None | Extra::CachePool { .. } => return Err(String::new()),
+            Extra::Pool {
+                metadata,
+                data,
+                chunk_sectors,
+                ..
+            } => SegMap::ThinPool {
+                meta: lv(metadata)?,
+                data: lv(data)?,
+                chunk: sectors_to_bytes(*chunk_sectors, what)?,
+            },
+            Extra::Thin {
+                pool,
+                device_id,
+                external_origin,
+                ..
+            } => SegMap::Thin {
+                pool: lv(pool)?,
+                device_id: *device_id,
+                external_origin: external_origin.as_deref().map(lv).transpose()?,
+            },
+            Extra::Snapshot {
+                origin,
+                cow,
+                chunk_sectors,
+            } => SegMap::Snapshot {
+                origin: lv(origin)?,
+                cow: lv(cow)?,
+                chunk: sectors_to_bytes(*chunk_sectors, what)?,
+            },
+            // A cache LV reads its origin sub-LV whole (the caveat about dirty
+            // blocks is in the LV's warnings).
+            Extra::Cache { origin, .. } => SegMap::Striped {
+                stripe_size: 0,
+                areas: vec![Area::Lv {
+                    lv: lv(origin)?,
+                    offset: 0,
+                }],
+            },
+        })
+    })();
+    match r {
+        Ok(m) => Some(m),
+        Err(e) if e.is_empty() => None,
+        Err(e) => Some(SegMap::Invalid(e)),
+    }
+}
+
+/// Extents each area of a segment covers.
+fn area_extents(rs: &RawSeg, n: u64, what: &str) -> Result<u64, String> {
+    let ec = rs.info.extent_count;
+    let kind = rs.info.kind.as_str();
+    // Data images of the parity raids.
+    let parity = if Raid5Layout::from_kind(kind).is_some() {
+        Some(1)
+    } else if Raid6Layout::from_kind(kind).is_some() {
+        Some(2)
+    } else {
+        None
+    };
+    Ok(match (kind, parity) {
+        ("striped" | "linear" | "raid0" | "raid0_meta", _) => {
+            if n == 0 || ec.checked_rem(n) != Some(0) {
+                return Err(format!(
+                    "{what}: {ec} extents do not divide into {n} stripes"
+                ));
+            }
+            ec.checked_div(n).unwrap_or(0)
+        }
+        ("raid10", _) => {
+            // Each image holds extent_count * copies / n extents.
+            ec.checked_mul(rs.copies.max(1))
+                .and_then(|x| x.checked_div(n))
+                .ok_or_else(|| format!("{what}: raid10 with no images"))?
+        }
+        (_, Some(p)) => {
+            let data = n.saturating_sub(p);
+            if data == 0 || ec.checked_rem(data) != Some(0) {
+                return Err(format!(
+                    "{what}: {ec} extents do not divide into {data} data images"
+                ));
+            }
+            ec.checked_div(data).unwrap_or(0)
+        }
+        _ => ec,
+    })
+}
+
+/// The map of a segment listing areas, once they are resolved.
+fn area_map(rs: &RawSeg, n: u64, areas: Vec<Area>, what: &str) -> SegMap {
+    let kind = rs.info.kind.as_str();
+    let ss = rs.info.stripe_size;
+    match kind {
+        "striped" | "linear" | "raid0" | "raid0_meta" => {
+            if areas.len() > 1 && ss == 0 {
+                return SegMap::Invalid(format!("{what}: striped with stripe_size 0"));
+            }
+            SegMap::Striped {
+                stripe_size: if n > 1 { ss } else { 0 },
+                areas,
+            }
+        }
         "mirror" | "raid1" => {
             if areas.is_empty() {
                 SegMap::Invalid(format!("{what}: no legs"))
@@ -799,40 +1318,48 @@ fn resolve_segment(
             }
         }
         "raid10" => {
-            if rs.info.stripe_size == 0 || rs.copies == 0 || rs.copies > n {
+            if ss == 0 || rs.copies == 0 || rs.copies > n {
                 SegMap::Invalid(format!(
                     "{what}: raid10 needs a stripe_size and 1..={n} copies"
                 ))
             } else {
                 SegMap::Raid10 {
-                    stripe_size: rs.info.stripe_size,
+                    stripe_size: ss,
                     copies: rs.copies,
                     images: areas,
                 }
             }
         }
-        k if Raid5Layout::from_kind(k).is_some() => match Raid5Layout::from_kind(k) {
-            Some(layout) if rs.info.stripe_size > 0 && n >= 2 => SegMap::Raid5 {
-                stripe_size: rs.info.stripe_size,
-                layout,
-                images: areas,
-            },
-            _ => SegMap::Invalid(format!(
-                "{what}: {k} needs a stripe_size and at least 2 images"
-            )),
-        },
         "zero" => SegMap::Zero,
         "error" => SegMap::ErrorTarget,
-        other => SegMap::Unsupported(other.to_string()),
-    };
-    if let SegMap::Striped { stripe_size, areas } = &map {
-        if areas.len() > 1 && *stripe_size == 0 {
-            return mk(SegMap::Invalid(format!(
-                "{what}: striped with stripe_size 0"
-            )));
+        k => {
+            if let Some(layout) = Raid5Layout::from_kind(k) {
+                if ss > 0 && n >= 2 {
+                    return SegMap::Raid5 {
+                        stripe_size: ss,
+                        layout,
+                        images: areas,
+                    };
+                }
+                return SegMap::Invalid(format!(
+                    "{what}: {k} needs a stripe_size and at least 2 images"
+                ));
+            }
+            if let Some(layout) = Raid6Layout::from_kind(k) {
+                if ss > 0 && n >= 3 {
+                    return SegMap::Raid6 {
+                        stripe_size: ss,
+                        layout,
+                        images: areas,
+                    };
+                }
+                return SegMap::Invalid(format!(
+                    "{what}: {k} needs a stripe_size and at least 3 images"
+                ));
+            }
+            SegMap::Unsupported(k.to_string())
         }
     }
-    mk(map)
 }
 
 fn len_u64_of<T>(v: &[T]) -> u64 {
@@ -845,6 +1372,7 @@ fn areas_of(seg: &Seg) -> &[Area] {
         SegMap::Mirror { legs } => legs,
         SegMap::Raid10 { images, .. } => images,
         SegMap::Raid5 { images, .. } => images,
+        SegMap::Raid6 { images, .. } => images,
         _ => &[],
     }
 }
@@ -928,6 +1456,36 @@ fn readability(
     r
 }
 
+/// Err when some raid10 chunk has every copy on a bad image. In the near layout
+/// chunk c's copies sit on images (c*copies + j) % n, a pattern that repeats
+/// after n chunks.
+fn raid10_ok(status: &[Result<(), String>], copies: u64) -> Result<(), String> {
+    let n = len_u64_of(status);
+    for c in 0..n {
+        let mut first_err = None;
+        let mut any_ok = false;
+        for j in 0..copies {
+            let dev = c
+                .checked_mul(copies)
+                .and_then(|x| x.checked_add(j))
+                .and_then(|x| x.checked_rem(n))
+                .and_then(|d| usize::try_from(d).ok())
+                .and_then(|d| status.get(d));
+            match dev {
+                Some(Ok(())) => any_ok = true,
+                Some(Err(e)) if first_err.is_none() => first_err = Some(e.clone()),
+                _ => {}
+            }
+        }
+        if !any_ok {
+            if let Some(e) = first_err {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn readability_inner(
     vg: &VgInner,
     lv: usize,
@@ -936,8 +1494,16 @@ fn readability_inner(
 ) -> Result<(), String> {
     match vg.lv_block.get(lv) {
         Some(Some(Blocker::Unsupported(k))) => return Err(format!("unsupported segment type {k}")),
-        Some(Some(Blocker::Invalid(r))) => return Err(r.clone()),
+        Some(Some(Blocker::Invalid(r) | Blocker::Refused(r))) => return Err(r.clone()),
         _ => {}
+    }
+    // A snapshot's COW LV also needs its origin.
+    if let Some(Some(s)) = vg.snap_of.get(lv) {
+        for seg in vg.lv_segs.get(*s).map(Vec::as_slice).unwrap_or_default() {
+            if let SegMap::Snapshot { origin, .. } = &seg.map {
+                readability(vg, *origin, depth.saturating_add(1), memo)?;
+            }
+        }
     }
     let mut area_ok = |a: &Area| -> Result<(), String> {
         match a {
@@ -960,45 +1526,59 @@ fn readability_inner(
                 }
             }
             SegMap::Raid10 { images, copies, .. } => {
-                // Unreadable when some chunk has every copy on a bad image. In the
-                // near layout chunk c's copies sit on images (c*copies + j) % n, a
-                // pattern that repeats after n chunks.
                 let status: Vec<Result<(), String>> = images.iter().map(&mut area_ok).collect();
-                let n = len_u64_of(&status);
-                for c in 0..n {
-                    let mut first_err = None;
-                    let mut any_ok = false;
-                    for j in 0..*copies {
-                        let dev = c
-                            .checked_mul(*copies)
-                            .and_then(|x| x.checked_add(j))
-                            .and_then(|x| x.checked_rem(n))
-                            .and_then(|d| usize::try_from(d).ok())
-                            .and_then(|d| status.get(d));
-                        match dev {
-                            Some(Ok(())) => any_ok = true,
-                            Some(Err(e)) if first_err.is_none() => first_err = Some(e.clone()),
-                            _ => {}
-                        }
-                    }
-                    if !any_ok {
-                        if let Some(e) = first_err {
-                            return Err(e);
-                        }
-                    }
-                }
+                raid10_ok(&status, *copies)?;
             }
             SegMap::Striped { areas, .. } => {
                 for a in areas {
                     area_ok(a)?;
                 }
             }
-            SegMap::Raid5 { images, .. } => {
-                // Parity rebuilds any one missing image, not two.
+            SegMap::Raid5 { images, .. } | SegMap::Raid6 { images, .. } => {
+                // Parity rebuilds any one missing image (raid5), P and Q any two.
+                let tolerated = if matches!(seg.map, SegMap::Raid6 { .. }) {
+                    2
+                } else {
+                    1
+                };
                 let bad: Vec<String> = images.iter().filter_map(|a| area_ok(a).err()).collect();
-                if bad.len() > 1 {
+                if bad.len() > tolerated {
                     if let Some(e) = bad.into_iter().next() {
                         return Err(e);
+                    }
+                }
+            }
+            SegMap::Thin {
+                pool,
+                external_origin,
+                ..
+            } => {
+                let pool_segs = vg.lv_segs.get(*pool).map(Vec::as_slice).unwrap_or_default();
+                for ps in pool_segs {
+                    if let SegMap::ThinPool { meta, data, .. } = &ps.map {
+                        area_ok(&Area::Lv {
+                            lv: *meta,
+                            offset: 0,
+                        })?;
+                        area_ok(&Area::Lv {
+                            lv: *data,
+                            offset: 0,
+                        })?;
+                    }
+                }
+                if let Some(e) = external_origin {
+                    area_ok(&Area::Lv { lv: *e, offset: 0 })?;
+                }
+            }
+            SegMap::Snapshot { origin, cow, .. } => {
+                area_ok(&Area::Lv {
+                    lv: *origin,
+                    offset: 0,
+                })?;
+                // The COW LV's own segments (its readability includes the origin).
+                for cs in vg.lv_segs.get(*cow).map(Vec::as_slice).unwrap_or_default() {
+                    for a in areas_of(cs) {
+                        area_ok(a)?;
                     }
                 }
             }

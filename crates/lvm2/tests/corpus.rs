@@ -13,9 +13,14 @@ fn corpus() -> Option<PathBuf> {
     ));
     if p.is_dir() {
         Some(p)
-    } else {
+    } else if std::env::var("VMDKRECOVER_SKIP_MISSING").as_deref() == Ok("1") {
         eprintln!("SKIPPED: ../shared/corpus not found ({})", p.display());
         None
+    } else {
+        panic!(
+            "../shared/corpus not found ({}); set VMDKRECOVER_SKIP_MISSING=1 to skip",
+            p.display()
+        );
     }
 }
 
@@ -137,24 +142,91 @@ fn dissect_lvm_mirror() {
     check(&[dev("sdb", s2)], true);
 }
 
+/// dissect.volume's LVM thin PV (corpus README): lv-1 (device 1) and lv-2
+/// (device 2) read the 512-block pattern, each maps 32 blocks, and the pool
+/// itself is refused.
 #[test]
-fn dissect_lvm_thin_is_reported_unsupported() {
+fn dissect_lvm_thin() {
+    let Some(c) = corpus() else { return };
+    let p = c.join("dissect.volume/tests/_data/lvm/lvm-thin.bin.gz");
+    let scan = lvm2::scan(&[dev("sda", load(&p))]);
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    let vg = &scan.vgs[0];
+    for (name, id) in [("lv-1", 1), ("lv-2", 2)] {
+        let info = vg.lv(name).unwrap();
+        assert_eq!(info.readable, Ok(()), "{name}");
+        match &info.role {
+            lvm2::LvRole::Thin {
+                pool, device_id, ..
+            } => assert_eq!((pool.as_str(), *device_id), ("data", id)),
+            r => panic!("{name}: {r:?}"),
+        }
+        let lv = vg.open_lv(name).unwrap();
+        assert!(lv.len() >= 2 << 20);
+        let mut buf = vec![0u8; 2 << 20];
+        lv.read_at(0, &mut buf).unwrap();
+        for (i, blk) in buf.chunks(4096).enumerate() {
+            assert!(blk == pattern_block(i as u16 + 1), "{name} block {i}");
+        }
+        // thin_dump (README): each device maps 32 blocks.
+        let d = vg.thin_device_details(name).unwrap().unwrap();
+        assert_eq!(d.mapped_blocks, 32);
+    }
+    let e = vg.open_lv("data").unwrap_err().to_string();
+    assert!(
+        e.contains("thin pool: read its thin volumes instead"),
+        "{e}"
+    );
+    assert!(vg.lv("data").unwrap().readable.is_err());
+    let pool = vg.thin_pool("data").unwrap();
+    assert_eq!(pool.data_block_bytes(), 128 * 512);
+    // README: transaction_id 2.
+    assert_eq!(pool.transaction_id(), 2);
+    match &vg.lv("data").unwrap().role {
+        lvm2::LvRole::ThinPool {
+            chunk_size,
+            thin_lvs,
+            transaction_id,
+            metadata_lv,
+            data_lv,
+            ..
+        } => {
+            assert_eq!(*chunk_size, 128 * 512);
+            assert_eq!(*transaction_id, 2);
+            assert_eq!(thin_lvs, &["lv-1", "lv-2"]);
+            assert_eq!(
+                (metadata_lv.as_str(), data_lv.as_str()),
+                ("data_tmeta", "data_tdata")
+            );
+        }
+        r => panic!("{r:?}"),
+    }
+}
+
+/// The older dissect.volume thin PV: the VG is the one the mda header points to
+/// (README: VG KxjyPJ-…, seqno 10, not the stale seqno 17 text), and its thin LVs
+/// open and read through the pool. Its content is not described by any oracle in
+/// the corpus, so only readability is asserted.
+#[test]
+fn dissect_lvm_thin_older() {
     let Some(c) = corpus() else { return };
     let p = glob_one(&c, "dissect.volume", "tests/data/lvm-thin.bin.gz").unwrap();
     let scan = lvm2::scan(&[dev("sda", load(&p))]);
     assert!(scan.errors.is_empty(), "{:?}", scan.errors);
     let vg = &scan.vgs[0];
-    for name in ["lv-1", "lv-2"] {
-        let info = vg.lvs().iter().find(|l| l.name == name).unwrap();
-        assert_eq!(
-            info.readable,
-            Err("unsupported segment type thin".to_string())
-        );
-        let e = vg.open_lv(name).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            format!("{}/{name}: unsupported segment type thin", vg.name())
-        );
+    assert!(vg.uuid().starts_with("KxjyPJ"), "{}", vg.uuid());
+    assert_eq!(vg.seqno(), 10);
+    let thins: Vec<_> = vg
+        .lvs()
+        .iter()
+        .filter(|l| matches!(l.role, lvm2::LvRole::Thin { .. }))
+        .collect();
+    assert!(!thins.is_empty(), "{:?}", vg.lvs());
+    for t in thins {
+        assert_eq!(t.readable, Ok(()), "{}", t.name);
+        let lv = vg.open_lv(&t.name).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        lv.read_at(0, &mut buf).unwrap();
     }
 }
 
@@ -199,4 +271,74 @@ fn libvslvm_fragments() {
     // Same for the metadata area header: magic recognised, checksum refused.
     let e = lvm2::mda::parse_mda_header(&mda, 4096).unwrap_err();
     assert!(e.contains("checksum"), "{e}");
+}
+
+// thin-provisioning-tools' `tests/testdata/*.pack` metadata (also in the corpus)
+// needs `thin_metadata_unpack` (thin-provisioning-tools 1.x) to become a metadata
+// device; Debian 12's 0.9.0 lacks it, so those images are not tested here.
+
+/// 4 KiB block i (1-based) of dissect.volume's thin test pattern: the 2-byte
+/// little-endian i repeated 2048 times (corpus README, `tests/dm/test_dm.py`).
+fn pattern_block(i: u16) -> Vec<u8> {
+    i.to_le_bytes().repeat(2048)
+}
+
+fn dm_pair(c: &std::path::Path, meta: &str, data: &str) -> lvm2::thin::ThinPool {
+    let d = c.join("dissect.volume/tests/_data/dm");
+    lvm2::thin::ThinPool::open(load(&d.join(meta)), load(&d.join(data))).unwrap()
+}
+
+#[test]
+fn dissect_dm_thin_pair() {
+    let Some(c) = corpus() else { return };
+    let pool = Arc::new(dm_pair(
+        &c,
+        "dm-thin-metadata.bin.gz",
+        "dm-thin-data.bin.gz",
+    ));
+    // thin_dump 0.9.0 (corpus README): data_block_size 128, 64 data blocks, two
+    // devices of 32 mapped blocks.
+    assert_eq!(pool.superblock().data_block_size, 128);
+    assert_eq!(pool.data_space().nr_blocks, 64);
+    assert_eq!(pool.data_space().nr_allocated, 64);
+    let devs = pool.devices().unwrap();
+    assert_eq!(
+        devs.iter()
+            .map(|d| (d.device_id, d.mapped_blocks))
+            .collect::<Vec<_>>(),
+        vec![(0, 32), (1, 32)]
+    );
+    for id in [0, 1] {
+        let v = pool.open_thin(id, 2 << 20, None).unwrap();
+        let mut buf = vec![0u8; 2 << 20];
+        v.read_at(0, &mut buf).unwrap();
+        for (i, blk) in buf.chunks(4096).enumerate() {
+            assert_eq!(blk, pattern_block(i as u16 + 1), "device {id} block {i}");
+        }
+    }
+    assert!(pool.open_thin(2, 1 << 20, None).is_err());
+}
+
+#[test]
+fn dissect_dm_thin_empty_pair() {
+    let Some(c) = corpus() else { return };
+    let pool = Arc::new(dm_pair(
+        &c,
+        "dm-thin-empty-metadata.bin.gz",
+        "dm-thin-empty-data.bin.gz",
+    ));
+    // Device 0 maps only origin block 8 -> data block 0: zeros except at 512 KiB.
+    let v = pool.open_thin(0, 4 << 20, None).unwrap();
+    let mut buf = vec![0u8; 4 << 20];
+    v.read_at(0, &mut buf).unwrap();
+    let bs = pool.data_block_bytes() as usize;
+    assert_eq!(bs, 64 << 10);
+    assert!(buf[..512 << 10].iter().all(|&b| b == 0));
+    assert!(buf[(512 << 10) + bs..].iter().all(|&b| b == 0));
+    assert_eq!(pool.highest_mapped_block(0).unwrap(), Some(8));
+    let v1 = pool.open_thin(1, 1 << 20, None).unwrap();
+    let mut b1 = vec![1u8; 1 << 20];
+    v1.read_at(0, &mut b1).unwrap();
+    assert!(b1.iter().all(|&b| b == 0));
+    assert_eq!(pool.highest_mapped_block(1).unwrap(), None);
 }

@@ -264,32 +264,67 @@ b { status = [] segment1 { start_extent = 0 extent_count = 1 type = "striped" st
 #[test]
 fn unsupported_types_are_named() {
     let lvs = r#"
-pool { status = ["VISIBLE"] segment1 { start_extent = 0 extent_count = 1 type = "thin-pool" metadata = "m" pool = "d" } }
+v { status = ["VISIBLE"] segment1 { start_extent = 0 extent_count = 1 type = "vdo" vdo_pool = "vp" } }
+i { status = ["VISIBLE"] segment1 { start_extent = 0 extent_count = 1 type = "integrity" origin = "x" } }
+"#;
+    let vg = lvm2::parse_vg_text(vg_with(lvs, "8").as_bytes()).unwrap();
+    for (name, kind) in [("v", "vdo"), ("i", "integrity")] {
+        let info = vg.lvs().iter().find(|l| l.name == name).unwrap();
+        let r = info.readable.clone().unwrap_err();
+        assert!(
+            r.starts_with(&format!("unsupported segment type {kind} (")),
+            "{r}"
+        );
+        let e = vg.open_lv(name).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("vg/{name}: unsupported segment type {kind}")),
+            "{e}"
+        );
+    }
+}
+
+/// Thin, snapshot and raid6 segments in text alone (every PV missing): the
+/// pool is refused, references to LVs that do not exist are invalid, and
+/// nothing panics or opens what cannot be read.
+#[test]
+fn thin_snapshot_raid6_text_without_devices() {
+    let lvs = r#"
+pool { status = ["VISIBLE"] segment1 { start_extent = 0 extent_count = 1 type = "thin-pool" metadata = "m" pool = "d" chunk_size = 128 } }
+m { status = [] segment1 { start_extent = 0 extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 0] } }
+d { status = [] segment1 { start_extent = 0 extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 1] } }
 t { status = ["VISIBLE"] segment1 { start_extent = 0 extent_count = 1 type = "thin" thin_pool = "pool" device_id = 1 } }
+t2 { status = ["VISIBLE"] segment1 { start_extent = 0 extent_count = 1 type = "thin" thin_pool = "nopool" device_id = 1 } }
+t3 { status = ["VISIBLE"] segment1 { start_extent = 0 extent_count = 1 type = "thin" thin_pool = "pool" device_id = 16777216 } }
 r6 { status = ["VISIBLE"] segment1 { start_extent = 0 extent_count = 1 type = "raid6_zr" device_count = 3 stripe_size = 128 raids = ["a", "b", "c", "d", "e", "f"] } }
-origin { status = ["VISIBLE"] segment1 { start_extent = 0 extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 0] } }
-snap { status = ["VISIBLE"] segment1 { start_extent = 0 extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 1] } }
+origin { status = ["VISIBLE"] segment1 { start_extent = 0 extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 2] } }
+snap { status = ["VISIBLE"] segment1 { start_extent = 0 extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 3] } }
 snapshot0 { status = [] segment1 { start_extent = 0 extent_count = 1 type = "snapshot" chunk_size = 8 origin = "origin" cow_store = "snap" } }
 "#;
     let vg = lvm2::parse_vg_text(vg_with(lvs, "8").as_bytes()).unwrap();
-    for (name, kind) in [
-        ("pool", "thin-pool"),
-        ("t", "thin"),
-        ("r6", "raid6_zr"),
-        ("snap", "snapshot"),
-    ] {
+    let e = vg.open_lv("pool").unwrap_err().to_string();
+    assert_eq!(e, "vg/pool: thin pool: read its thin volumes instead");
+    for name in ["t", "snap", "snapshot0", "r6"] {
         let info = vg.lvs().iter().find(|l| l.name == name).unwrap();
-        assert_eq!(
-            info.readable,
-            Err(format!("unsupported segment type {kind}"))
-        );
-        assert_eq!(
-            vg.open_lv(name).unwrap_err().to_string(),
-            format!("vg/{name}: unsupported segment type {kind}")
-        );
+        assert!(info.readable.is_err(), "{name}: PVs are missing");
+        assert!(vg.open_lv(name).is_err() || name == "r6", "{name}");
     }
-    // The origin itself is a plain LV (its PV is missing here, but it opens).
-    assert!(vg.open_lv("origin").is_ok());
+    for name in ["t2", "t3"] {
+        let info = vg.lvs().iter().find(|l| l.name == name).unwrap();
+        assert!(info.readable.is_err(), "{name}");
+        assert!(vg.open_lv(name).is_err(), "{name}");
+    }
+    assert!(matches!(
+        vg.lv("snap").unwrap().role,
+        lvm2::LvRole::SnapshotCow { .. }
+    ));
+    assert!(matches!(
+        vg.lv("origin").unwrap().role,
+        lvm2::LvRole::Origin { .. }
+    ));
+    match &vg.lv("pool").unwrap().role {
+        lvm2::LvRole::ThinPool { thin_lvs, .. } => assert_eq!(thin_lvs, &["t"]),
+        r => panic!("{r:?}"),
+    }
 }
 
 #[test]
@@ -376,4 +411,45 @@ fn wide_stacks_do_not_explode() {
         "{:?}",
         t.elapsed()
     );
+}
+
+/// Hostile exception stores: a table whose every area is full runs into the end
+/// of the COW (an error, not a hang), entries pointing past the COW are errors,
+/// and bad headers are named.
+#[test]
+fn hostile_snapshot_stores() {
+    use lvm2::snapshot::ExceptionStore;
+    let hdr = |magic: u32, valid: u32, version: u32, chunk: u32| {
+        let mut v = vec![0u8; 64 << 10];
+        v[0..4].copy_from_slice(&magic.to_le_bytes());
+        v[4..8].copy_from_slice(&valid.to_le_bytes());
+        v[8..12].copy_from_slice(&version.to_le_bytes());
+        v[12..16].copy_from_slice(&chunk.to_le_bytes());
+        v
+    };
+    let read = |v: Vec<u8>| ExceptionStore::read(&bytesource::MemSource::new(v), 4096);
+    // Every entry non-zero: all areas full, until the COW ends.
+    let mut full = hdr(0x7041_6e53, 1, 1, 8);
+    for (i, e) in full[4096..].chunks_mut(16).enumerate() {
+        e[0..8].copy_from_slice(&(i as u64).to_le_bytes());
+        e[8..16].copy_from_slice(&3u64.to_le_bytes());
+    }
+    let e = read(full).unwrap_err();
+    assert!(e.contains("never ends"), "{e}");
+    let mut past = hdr(0x7041_6e53, 1, 1, 8);
+    past[4096 + 8..4096 + 16].copy_from_slice(&1000u64.to_le_bytes());
+    assert!(read(past).unwrap_err().contains("past the COW"));
+    assert!(read(hdr(0x7041_6e53, 0, 1, 8))
+        .unwrap_err()
+        .contains("invalid"));
+    assert!(read(hdr(0x7041_6e53, 1, 2, 8))
+        .unwrap_err()
+        .contains("version"));
+    assert!(read(hdr(0x7041_6e53, 1, 1, 0))
+        .unwrap_err()
+        .contains("chunk_size"));
+    assert!(read(hdr(0x1234, 1, 1, 8)).unwrap_err().contains("magic"));
+    // An all-zero header: a snapshot never written to; no exceptions.
+    let (s, w) = read(vec![0u8; 8192]).unwrap();
+    assert!(s.is_empty() && !w.is_empty());
 }
