@@ -70,13 +70,14 @@ mod crc;
 mod dir;
 mod error;
 mod extent;
+mod fsapi_impl;
 mod group_desc;
 mod inode;
 mod journal;
 mod superblock;
 mod xattr;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use bytesource::{ByteSource, SharedSource};
@@ -107,70 +108,16 @@ impl Default for OpenOptions {
     }
 }
 
-/// Summary of the superblock.
-#[derive(Clone, Debug)]
-pub struct FsInfo {
-    /// "ext2", "ext3" or "ext4".
-    pub kind: &'static str,
-    /// `s_volume_name`.
-    pub label: String,
-    /// `s_uuid`, 8-4-4-4-12 lowercase.
-    pub uuid: String,
-    /// Block size in bytes.
-    pub block_size: u32,
-    /// `s_blocks_count`.
-    pub blocks_count: u64,
-    /// `s_free_blocks_count`.
-    pub free_blocks: u64,
-    /// `s_inodes_count`.
-    pub inodes_count: u32,
-    /// `s_free_inodes_count`.
-    pub free_inodes: u32,
-    /// Feature names as e2fsprogs prints them.
-    pub features: Vec<String>,
-    /// The journal needed recovery when opened (before any replay).
-    pub needs_recovery: bool,
-    /// The journal was replayed in memory.
-    pub journal_replayed: bool,
-    /// `s_last_mounted`.
-    pub last_mounted: String,
-    /// `s_state` says cleanly unmounted.
-    pub state_clean: bool,
-    /// Last mount time (seconds since the epoch).
-    pub mtime: i64,
-    /// Last write time.
-    pub wtime: i64,
+impl From<&fsapi::OpenOptions> for OpenOptions {
+    fn from(o: &fsapi::OpenOptions) -> Self {
+        OpenOptions {
+            replay_journal: o.replay_journal,
+        }
+    }
 }
 
-/// The type of a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileType {
-    /// Regular file.
-    Regular,
-    /// Directory.
-    Directory,
-    /// Symbolic link.
-    Symlink,
-    /// Character device.
-    CharDevice,
-    /// Block device.
-    BlockDevice,
-    /// Named pipe.
-    Fifo,
-    /// Unix socket.
-    Socket,
-    /// Unknown or not recorded.
-    Unknown,
-}
-
-/// A timestamp: seconds since the epoch (may be negative) and nanoseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timestamp {
-    /// Seconds since 1970-01-01 UTC.
-    pub secs: i64,
-    /// Nanoseconds, below 10^9.
-    pub nanos: u32,
-}
+// The shared filesystem-interface types: one definition for every reader.
+pub use fsapi::{FileRun, FileType, FsInfo, Timestamp, Xattr};
 
 /// An inode's metadata.
 #[derive(Clone, Debug)]
@@ -219,36 +166,6 @@ pub struct DirEntry {
     pub file_type: FileType,
 }
 
-/// A piece of a file: data at a device byte offset, or a hole.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileRun {
-    /// `len` bytes at file offset `offset` are stored at device byte offset `physical`.
-    Data {
-        /// File offset.
-        offset: u64,
-        /// Length in bytes.
-        len: u64,
-        /// Device byte offset.
-        physical: u64,
-    },
-    /// `len` bytes at `offset` read as zeros.
-    Hole {
-        /// File offset.
-        offset: u64,
-        /// Length in bytes.
-        len: u64,
-    },
-}
-
-/// An extended attribute with its full name.
-#[derive(Clone, Debug)]
-pub struct Xattr {
-    /// Full name with prefix ("user.foo", "system.posix_acl_access").
-    pub name: Vec<u8>,
-    /// Value (ACLs in the generic posix_acl xattr format, version 2).
-    pub value: Vec<u8>,
-}
-
 /// Where logical blocks of a file live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mapping {
@@ -258,21 +175,12 @@ pub(crate) enum Mapping {
     Hole { len: u64 },
 }
 
-/// Most warnings kept; later ones are counted, not stored.
-const MAX_WARNINGS: usize = 500;
 /// Symlinks followed while resolving one path (the kernel's MAXSYMLINKS).
 const MAX_SYMLINK_HOPS: u32 = 40;
 /// Largest symlink target read.
 const MAX_SYMLINK_LEN: u64 = 65536;
 /// Most runs `file_runs` returns for one file.
 const MAX_RUNS: usize = 1 << 22;
-
-#[derive(Default)]
-struct Warnings {
-    list: Vec<String>,
-    seen: HashSet<String>,
-    dropped: u64,
-}
 
 /// An open ext2/3/4 filesystem. Cheap to share between threads (`Send + Sync`).
 pub struct Filesystem {
@@ -281,7 +189,7 @@ pub struct Filesystem {
     /// Journal replay: filesystem block -> newest committed copy in the journal.
     overlay: BTreeMap<u64, journal::Redirect>,
     cache: Mutex<BlockCache>,
-    warnings: Mutex<Warnings>,
+    warnings: fsapi::Warnings,
     needs_recovery: bool,
     journal_replayed: bool,
 }
@@ -361,7 +269,7 @@ impl Filesystem {
             sb,
             overlay: BTreeMap::new(),
             cache: Mutex::new(cache),
-            warnings: Mutex::new(Warnings::default()),
+            warnings: fsapi::Warnings::new(),
             needs_recovery: false,
             journal_replayed: false,
         };
@@ -499,54 +407,42 @@ impl Filesystem {
         }
     }
 
-    /// Filesystem summary.
+    /// Filesystem summary (the superblock's counts as it records them).
     pub fn info(&self) -> FsInfo {
         let sb = &self.sb;
-        FsInfo {
-            kind: sb.kind(),
-            label: sb.s_volume_name.clone(),
-            uuid: sb.uuid_string(),
-            block_size: sb.block_size,
-            blocks_count: sb.s_blocks_count,
-            free_blocks: sb.s_free_blocks_count,
-            inodes_count: sb.s_inodes_count,
-            free_inodes: sb.s_free_inodes_count,
-            features: sb.feature_names(),
-            needs_recovery: self.needs_recovery,
-            journal_replayed: self.journal_replayed,
-            last_mounted: sb.s_last_mounted.clone(),
-            state_clean: sb.s_state & 1 != 0,
-            mtime: sb.s_mtime,
-            wtime: sb.s_wtime,
-        }
+        let mut info = FsInfo::new(sb.kind());
+        info.label = sb.s_volume_name.clone();
+        info.uuid = sb.uuid_string();
+        info.block_size = sb.block_size;
+        info.blocks = sb.s_blocks_count;
+        info.free_blocks = sb.s_free_blocks_count;
+        info.inodes = u64::from(sb.s_inodes_count);
+        info.free_inodes = u64::from(sb.s_free_inodes_count);
+        info.features = sb.feature_names();
+        info.needs_recovery = self.needs_recovery;
+        info.journal_replayed = self.journal_replayed;
+        info.clean = sb.s_state & 1 != 0;
+        info.last_mounted = Some(sb.s_last_mounted.clone());
+        info.details = vec![
+            ("last mount time".into(), sb.s_mtime.to_string()),
+            ("last write time".into(), sb.s_wtime.to_string()),
+        ];
+        info
     }
 
-    /// Problems seen so far (checksum mismatches, journal state, skipped entries).
+    /// Problems seen so far (checksum mismatches, journal state, skipped entries),
+    /// each once, in the order they were found.
     pub fn warnings(&self) -> Vec<String> {
-        match self.warnings.lock() {
-            Ok(w) => {
-                let mut v = w.list.clone();
-                if w.dropped > 0 {
-                    v.push(format!("{} further warnings not shown", w.dropped));
-                }
-                v
-            }
-            Err(_) => Vec::new(),
-        }
+        self.warnings.list()
+    }
+
+    /// Distinct warnings raised so far, including any not kept.
+    pub fn warning_count(&self) -> u64 {
+        self.warnings.count()
     }
 
     pub(crate) fn warn(&self, msg: String) {
-        if let Ok(mut w) = self.warnings.lock() {
-            if w.seen.contains(&msg) {
-                return;
-            }
-            if w.list.len() >= MAX_WARNINGS {
-                w.dropped = w.dropped.saturating_add(1);
-                return;
-            }
-            w.seen.insert(msg.clone());
-            w.list.push(msg);
-        }
+        self.warnings.push(msg);
     }
 
     /// The root directory's inode number.
@@ -562,12 +458,13 @@ impl Filesystem {
 
     /// Reads from the device (no journal redirection), naming the offset on error.
     pub(crate) fn read_raw(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
-        self.dev.read_at(offset, buf).map_err(|e| {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("device read of {} bytes at byte {offset}: {e}", buf.len()),
-            ))
-        })
+        self.dev
+            .read_at(offset, buf)
+            .map_err(|source| Error::DeviceRead {
+                offset,
+                len: buf.len(),
+                source,
+            })
     }
 
     /// Reads bytes at a device offset through the journal overlay, splitting only
@@ -971,7 +868,7 @@ impl Filesystem {
     }
 
     /// Device byte offset of inode `ino`'s on-disk copy.
-    fn inode_location(&self, ino: u32) -> Result<u64, Error> {
+    pub(crate) fn inode_location(&self, ino: u32) -> Result<u64, Error> {
         let ipg = self.sb.s_inodes_per_group;
         let idx0 = ino.saturating_sub(1);
         let gd = self.group_desc(idx0.checked_div(ipg).unwrap_or(0))?;

@@ -146,7 +146,9 @@ fn file_runs_cover_holes() {
         let mut pos = 0;
         for r in &runs {
             let (o, l) = match *r {
-                FileRun::Data { offset, len, .. } | FileRun::Hole { offset, len } => (offset, len),
+                FileRun::Data { offset, len, .. }
+                | FileRun::Hole { offset, len }
+                | FileRun::Unwritten { offset, len } => (offset, len),
             };
             assert_eq!(o, pos, "{name}: runs are contiguous");
             pos += l;
@@ -256,7 +258,7 @@ fn fixtures_exercise_their_features() {
     let info = open_mem(fixture("ext4-meta-bg"), true).unwrap().info();
     // 64-byte descriptors, 1 KiB blocks: 16 per block; more groups than that
     // means descriptors in more than one meta group.
-    assert!(info.blocks_count / 512 > 16, "{} blocks", info.blocks_count);
+    assert!(info.blocks / 512 > 16, "{} blocks", info.blocks);
 }
 
 /// metadata_csum mismatches are reported as warnings and reading goes on.
