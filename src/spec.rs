@@ -101,6 +101,12 @@ impl OpenFs {
     /// Prints every warning not printed yet through `emit` (one line each, already
     /// prefixed `vmdkrecover: VOLUME: warning: `). Cheap when there is none.
     pub fn print_new_warnings(&self, emit: &dyn Fn(&str)) {
+        self.print_new_warnings_in(None, emit);
+    }
+
+    /// Same, naming the path that was being read when they were raised (after a
+    /// `read_dir`, the directory), since a reader names only its inode.
+    pub fn print_new_warnings_in(&self, path: Option<&[u8]>, emit: &dyn Fn(&str)) {
         let count = self.fs.warning_count();
         let Ok(mut st) = self.warnings.lock() else {
             return;
@@ -116,8 +122,11 @@ impl OpenFs {
             .len()
             .min(usize::try_from(count).unwrap_or(usize::MAX))
             .min(fsapi::MAX_WARNINGS);
+        let at = path
+            .map(|p| format!("{}: ", crate::cmd::show_name(p)))
+            .unwrap_or_default();
         for w in list.get(st.printed..real).unwrap_or_default() {
-            emit(&format!("vmdkrecover: {}: warning: {w}", self.volume));
+            emit(&format!("vmdkrecover: {}: warning: {at}{w}", self.volume));
         }
         st.printed = st.printed.max(real);
     }

@@ -326,8 +326,9 @@ impl<'a> Copier<'a> {
             let entries = self.fs.read_dir(inode.ino);
             // The warnings reading this directory raised (a dropped entry, a bad
             // block), now rather than at the end of a long copy.
-            self.ofs
-                .print_new_warnings(&|l| self.progress.bar.suspend(|| eprintln!("{l}")));
+            self.ofs.print_new_warnings_in(Some(&src), &|l| {
+                self.progress.bar.suspend(|| eprintln!("{l}"))
+            });
             let mut entries = match entries {
                 Ok(e) => e,
                 Err(e) => {

@@ -45,7 +45,11 @@ pub fn run(
                 &mut on_err,
             )?;
         } else {
-            for e in sorted_dir(&target.fs, &target.path, &top)? {
+            let listed = sorted_dir(&target.fs, &target.path, &top);
+            target
+                .fs
+                .print_new_warnings_in(Some(&target.path), &eprint_line);
+            for e in listed? {
                 let p = join(&target.path, &e.name);
                 match fs.metadata(e.ino) {
                     Ok(i) => entries.push(EntryJson::new(fs, &p, &i)),
@@ -87,8 +91,8 @@ pub fn run(
         if recursive {
             // Long listings: the warnings this directory raised, as they come.
             out.flush()?;
-            target.fs.print_new_warnings(&eprint_line);
         }
+        target.fs.print_new_warnings_in(Some(&path), &eprint_line);
         let entries = match entries {
             Ok(e) => e,
             Err(e) => {

@@ -359,7 +359,7 @@ pub fn walk(
             continue;
         }
         let entries = fs.read_dir(md.ino);
-        ofs.print_new_warnings(&eprint_line);
+        ofs.print_new_warnings_in(Some(&path), &eprint_line);
         let entries = match entries {
             Ok(e) => e,
             Err(e) => {

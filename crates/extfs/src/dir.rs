@@ -241,6 +241,8 @@ fn parse_region(
                     file_type: file_type_from_dirent(ft),
                 });
             }
+        } else if ino != 0 {
+            fs.warn(format!("inode {}: {what}: entry at byte {pos} names inode {ino} with an empty name; skipped", dir.ino));
         }
         pos = end;
     }

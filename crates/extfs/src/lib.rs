@@ -424,8 +424,8 @@ impl Filesystem {
         info.clean = sb.s_state & 1 != 0;
         info.last_mounted = Some(sb.s_last_mounted.clone());
         info.details = vec![
-            ("last mount time".into(), sb.s_mtime.to_string()),
-            ("last write time".into(), sb.s_wtime.to_string()),
+            ("last_mount_time".into(), sb.s_mtime.to_string()),
+            ("last_write_time".into(), sb.s_wtime.to_string()),
         ];
         info
     }
@@ -728,7 +728,47 @@ impl Filesystem {
                 "encrypted (fscrypt) contents cannot be read without the key",
             ));
         }
+        let max = self.max_file_size(inode);
+        if inode.size > max {
+            // Reading it would stream zeros for longer than any disk holds
+            // (i_size 2^63-1 with no blocks never ends).
+            return Err(Error::inode(
+                inode.ino,
+                format!(
+                    "i_size {} exceeds the largest file this filesystem can hold ({max} bytes)",
+                    inode.size
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// The largest `i_size` a file of this mapping kind can have, as the kernel
+    /// computes `s_maxbytes` (fs/ext4/super.c, `ext4_max_size` and
+    /// `ext4_max_bitmap_size`): logical block numbers are 32-bit; an indirect map
+    /// reaches 12 + n + n² + n³ blocks (n = block size / 4); without `huge_file`
+    /// `i_blocks` counts 512-byte sectors in 32 bits, which bounds it too.
+    fn max_file_size(&self, inode: &Inode) -> u64 {
+        let bs = self.block_size();
+        let bits = bs.trailing_zeros();
+        let u32_max = u64::from(u32::MAX);
+        // Inline-data files may be sparse past their inline bytes (mke2fs -d makes
+        // an all-hole file inline): they get the extent bound.
+        let mut blocks = if inode.has_flag(EXT4_EXTENTS_FL) || inode.has_flag(EXT4_INLINE_DATA_FL) {
+            u32_max
+        } else {
+            let n = bs.checked_div(4).unwrap_or(0);
+            12u64
+                .saturating_add(n)
+                .saturating_add(n.saturating_mul(n))
+                .saturating_add(n.saturating_mul(n).saturating_mul(n))
+                .min(u32_max)
+        };
+        if !self.sb.huge_file() {
+            blocks = blocks.min(u32_max.checked_shr(bits.saturating_sub(9)).unwrap_or(0));
+        }
+        // MAX_LFS_FILESIZE: loff_t is signed.
+        blocks.saturating_mul(bs).min(i64::MAX.unsigned_abs())
     }
 
     /// Maps logical block `lblk` of a file.
@@ -911,10 +951,44 @@ impl Filesystem {
     // ---- directories, symlinks, paths ----------------------------------
 
     /// Entries of a directory, without "." and "..".
+    ///
+    /// The real `.` and `..` are the first two entries (of the first block, or the
+    /// ones an inline directory implies; directory.rst, "Linear Directories"). Any
+    /// other entry with one of those names is dropped with a warning: it cannot be
+    /// a file, and a tool that trusted it would walk somewhere else.
     pub fn read_dir(&self, dir: &Inode) -> Result<Vec<DirEntry>, Error> {
-        let mut all = dir::read_entries(self, dir)?;
-        all.retain(|e| e.name != b"." && e.name != b"..");
-        Ok(all)
+        let all = dir::read_entries(self, dir)?;
+        let mut out = Vec::with_capacity(all.len().saturating_sub(2));
+        for (i, e) in all.into_iter().enumerate() {
+            let real = match (i, e.name.as_slice()) {
+                (0, b".") => {
+                    if e.ino != dir.ino {
+                        self.warn(format!(
+                            "inode {}: directory entry \".\" names inode {} instead of the directory itself",
+                            dir.ino, e.ino
+                        ));
+                    }
+                    true
+                }
+                (1, b"..") => true,
+                _ => false,
+            };
+            if real {
+                continue;
+            }
+            if e.name == b"." || e.name == b".." {
+                self.warn(format!(
+                    "inode {}: directory entry {} \"{}\" (inode {}) is not the real one; skipped",
+                    dir.ino,
+                    i,
+                    String::from_utf8_lossy(&e.name),
+                    e.ino
+                ));
+                continue;
+            }
+            out.push(e);
+        }
+        Ok(out)
     }
 
     /// The target of a symbolic link.
