@@ -144,3 +144,40 @@ fn names_with_a_slash_are_refused_everywhere() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("menu.lst/x"));
 }
+
+/// Warnings that describe the state found at open (here: a journal that needs
+/// recovery, replayed in memory) are printed with the volume name but do not change
+/// the exit status. The image is extfs's journal fixture (scripts/fixtures/extfs.sh:
+/// debugfs logged `/new-in-journal.txt` into the journal only), used as a raw disk;
+/// the kernel's own replay lists that file (journal-ext3.kernel.tsv.gz).
+#[test]
+fn warnings_at_open_do_not_fail_the_command() {
+    use std::io::Read;
+    let data = root().join("crates/extfs/tests/data");
+    let mut img = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(data.join("journal-ext3.img.gz")).unwrap())
+        .read_to_end(&mut img)
+        .unwrap();
+    let mut kernel = String::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(data.join("journal-ext3.kernel.tsv.gz")).unwrap(),
+    )
+    .read_to_string(&mut kernel)
+    .unwrap();
+    assert!(
+        kernel.contains("new-in-journal.txt"),
+        "oracle lists the file"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("journal.img");
+    std::fs::write(&raw, img).unwrap();
+    let out = run_ok(&["ls", "-R", raw.to_str().unwrap(), "sda:/"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("vmdkrecover: sda: warning: journal needs recovery"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l == "new-in-journal.txt"));
+}

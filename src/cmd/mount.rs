@@ -360,3 +360,25 @@ pub fn run(common: &Common, volume: &str, mountpoint: &Path, allow_other: bool) 
         warnings,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::swap_root;
+
+    #[test]
+    fn root_and_one_trade_places_and_nothing_else_moves() {
+        for root in [2u64, 128, 1 << 40] {
+            assert_eq!(swap_root(root, root), fuser::FUSE_ROOT_ID);
+            assert_eq!(swap_root(fuser::FUSE_ROOT_ID, root), root);
+            for ino in [3u64, 11, 127, 129, u64::MAX] {
+                if ino != root {
+                    assert_eq!(swap_root(ino, root), ino);
+                }
+            }
+            // An involution: applying it twice gives the number back.
+            for ino in [1u64, 2, 11, 128, 1 << 40] {
+                assert_eq!(swap_root(swap_root(ino, root), root), ino);
+            }
+        }
+    }
+}
