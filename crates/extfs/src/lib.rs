@@ -171,8 +171,11 @@ pub struct DirEntry {
 pub(crate) enum Mapping {
     /// `len` blocks starting at physical block `phys`.
     Data { phys: u64, len: u64 },
-    /// `len` blocks of zeros (a hole or uninitialized extent).
+    /// `len` blocks of zeros: not allocated.
     Hole { len: u64 },
+    /// `len` blocks allocated but uninitialized (an extent with the "unwritten"
+    /// bit, `ee_len` > 32768, from fallocate): they read as zeros.
+    Unwritten { len: u64 },
 }
 
 /// Symlinks followed while resolving one path (the kernel's MAXSYMLINKS).
@@ -827,7 +830,7 @@ impl Filesystem {
             let m = self.map_block(inode, lblk)?;
             let (len, phys) = match m {
                 Mapping::Data { phys, len } => (len, Some(phys)),
-                Mapping::Hole { len } => (len, None),
+                Mapping::Hole { len } | Mapping::Unwritten { len } => (len, None),
             };
             let bytes = len.saturating_mul(bs).saturating_sub(in_blk).max(1);
             let n = usize::try_from(bytes)
@@ -853,7 +856,8 @@ impl Filesystem {
         Ok(want)
     }
 
-    /// The file as data runs and holes covering `[0, i_size)`, coalesced.
+    /// The file as data runs, holes and unwritten runs covering `[0, i_size)`,
+    /// coalesced.
     pub fn file_runs(&self, inode: &Inode) -> Result<Vec<FileRun>, Error> {
         self.check_content(inode)?;
         let mut runs: Vec<FileRun> = Vec::new();
@@ -880,7 +884,9 @@ impl Filesystem {
         while lblk < nblocks {
             let m = self.map_block(inode, lblk)?;
             let len = match m {
-                Mapping::Data { len, .. } | Mapping::Hole { len } => len.max(1),
+                Mapping::Data { len, .. } | Mapping::Hole { len } | Mapping::Unwritten { len } => {
+                    len.max(1)
+                }
             };
             let len = len.min(nblocks.saturating_sub(lblk));
             let offset = lblk.saturating_mul(bs);
@@ -894,6 +900,7 @@ impl Filesystem {
                     physical: phys.saturating_mul(bs),
                 },
                 Mapping::Hole { .. } => FileRun::Hole { offset, len: blen },
+                Mapping::Unwritten { .. } => FileRun::Unwritten { offset, len: blen },
             };
             push_run(&mut runs, run);
             if runs.len() > MAX_RUNS {
@@ -1118,6 +1125,13 @@ fn push_run(runs: &mut Vec<FileRun>, run: FileRun) {
             (
                 FileRun::Hole { offset, len },
                 FileRun::Hole {
+                    offset: o2,
+                    len: l2,
+                },
+            )
+            | (
+                FileRun::Unwritten { offset, len },
+                FileRun::Unwritten {
                     offset: o2,
                     len: l2,
                 },
