@@ -865,17 +865,36 @@ impl Filesystem {
             return Ok(runs);
         }
         if inode.has_flag(EXT4_INLINE_DATA_FL) {
-            // Inline data lives inside the inode (i_block, then the in-inode
-            // `system.data` xattr): report one data run at the start of i_block.
-            // Callers should read it with read_at, not from `physical`.
-            let phys = self
-                .inode_location(inode.ino)?
-                .saturating_add(u64_from(inode::I_BLOCK_OFFSET));
+            // Inline data lives inside the inode: the 60 bytes of i_block, then
+            // the value of the in-inode `system.data` xattr (inline_data.rst);
+            // anything past those reads as zeros.
+            let loc = self.inode_location(inode.ino)?;
+            let first = inode.size.min(u64_from(inode::I_BLOCK_SIZE));
             runs.push(FileRun::Data {
                 offset: 0,
-                len: inode.size,
-                physical: phys,
+                len: first,
+                physical: loc.saturating_add(u64_from(inode::I_BLOCK_OFFSET)),
             });
+            let mut pos = first;
+            if pos < inode.size {
+                if let Some((at, len)) = xattr::inline_data_span(self, inode)? {
+                    let n = u64_from(len).min(inode.size.saturating_sub(pos));
+                    if n > 0 {
+                        runs.push(FileRun::Data {
+                            offset: pos,
+                            len: n,
+                            physical: loc.saturating_add(u64_from(at)),
+                        });
+                        pos = pos.saturating_add(n);
+                    }
+                }
+            }
+            if pos < inode.size {
+                runs.push(FileRun::Hole {
+                    offset: pos,
+                    len: inode.size.saturating_sub(pos),
+                });
+            }
             return Ok(runs);
         }
         let bs = self.block_size();
