@@ -29,37 +29,30 @@ pub struct Reader {
     pub open: fn(SharedSource, &fsapi::OpenOptions) -> fsapi::Result<Arc<dyn fsapi::Filesystem>>,
 }
 
-fn ext_probe(src: &dyn ByteSource) -> bool {
-    extfs::Filesystem::probe(src)
-}
-
-fn ext_probe_backup(src: &dyn ByteSource) -> bool {
-    extfs::Filesystem::probe_backup(src)
-}
-
-fn ext_open(
-    src: SharedSource,
-    opts: &fsapi::OpenOptions,
-) -> fsapi::Result<Arc<dyn fsapi::Filesystem>> {
-    let fs = extfs::Filesystem::open(src, &extfs::OpenOptions::from(opts))?;
-    Ok(Arc::new(fs))
-}
-
-/// Every reader, in probe order.
+/// Every reader, in probe order. Each entry is the whole of what the front end
+/// knows about a reader.
 pub static READERS: &[Reader] = &[
     Reader {
         name: "ext",
         reads: "ext2/3/4",
         content: Content::Ext,
-        probe: ext_probe,
-        probe_damaged: Some(ext_probe_backup),
-        open: ext_open,
+        probe: |src| extfs::Filesystem::probe(src),
+        probe_damaged: Some(|src| extfs::Filesystem::probe_backup(src)),
+        open: |src, opts| {
+            let fs = extfs::Filesystem::open(src, &extfs::OpenOptions::from(opts))?;
+            Ok(Arc::new(fs))
+        },
     },
-    // XFS goes here, one entry:
-    // Reader { name: "xfs", reads: "XFS v4/v5", content: Content::Xfs,
-    //          probe: xfs_probe, probe_damaged: None, open: xfs_open },
-    // with `fn xfs_probe(src: &dyn ByteSource) -> bool { xfs::Filesystem::probe(src) }`
-    // and `fn xfs_open(..)` shaped like `ext_open` above.
+    // XFS: one more entry here (the integrator's; `xfs::Filesystem` implements
+    // fsapi::Filesystem):
+    // Reader {
+    //     name: "xfs",
+    //     reads: "XFS v4/v5",
+    //     content: Content::Xfs,
+    //     probe: |src| xfs::Filesystem::probe(src),
+    //     probe_damaged: None,
+    //     open: |src, opts| Ok(Arc::new(xfs::Filesystem::open(src, opts)?)),
+    // },
 ];
 
 /// The reader whose signature `src` carries (only the cheap probes).
