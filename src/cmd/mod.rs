@@ -1,5 +1,7 @@
-//! The front ends. Each command returns an [`Outcome`]: how many items failed
-//! (exit status 1 when some did), or an error that stopped it (exit status 2).
+//! The front ends. Each command returns an [`Outcome`]: how many items failed and
+//! how many filesystem warnings its reading raised (exit status 1 when either is
+//! not zero), or an error that stopped it (exit status 2). Commands see
+//! filesystems only through `fsapi`.
 
 pub mod cat;
 pub mod cp;
