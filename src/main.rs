@@ -20,8 +20,9 @@ SPEC is VOLUME:PATH, where VOLUME is VG/LV, /dev/VG/LV, /dev/mapper/VG-LV, sda1,
 /dev/sda1, p1 (first disk), sdb (whole disk), LABEL=x or UUID=x; or just an absolute
 path, resolved the way the guest would mount it (root = the volume with /etc/fstab).
 
-Exit status: 0 all done, 1 done with some files or volumes failing, 2 bad usage or
-the image, volume or path cannot be opened.";
+Exit status: 0 all done, 1 done with some files or volumes failing (or the filesystem
+warned while it was read: something may be missing), 2 bad usage or the image,
+volume or path cannot be opened.";
 
 #[derive(Parser)]
 #[command(name = "vmdkrecover", version, about = "Recover files from VMware virtual disks (VMDK -> partitions -> LVM2 -> ext2/3/4), read-only, without root", after_help = EXAMPLES)]

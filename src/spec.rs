@@ -1,9 +1,10 @@
 //! SPECs (`VOLUME:PATH`, or a guest path resolved through the guest's own fstab) and
 //! the filesystems behind them.
 
+use crate::filesystems;
 use crate::stack::{normalize_volume_name, Content, Stack, Volume};
 use anyhow::{anyhow, bail, Context, Result};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A parsed SPEC.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,15 +65,115 @@ fn absolute(p: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A filesystem opened on a volume.
+/// A filesystem opened on a volume, with the bookkeeping that prints each of its
+/// warnings once (prefixed with the volume name) and counts those raised after
+/// open, which decide the exit status (README, "Exit status").
 pub struct OpenFs {
     /// Volume name (canonical).
     pub volume: String,
     /// The filesystem.
-    pub fs: Arc<extfs::Filesystem>,
+    pub fs: Arc<dyn fsapi::Filesystem>,
+    warnings: Mutex<WarnState>,
 }
 
-/// Opens the ext filesystem on `vol`.
+#[derive(Default)]
+struct WarnState {
+    /// `warning_count()` when the filesystem had been opened.
+    at_open: u64,
+    /// `warning_count()` at the last look.
+    seen: u64,
+    /// Entries of `warnings()` already printed.
+    printed: usize,
+    /// Warnings the front end raised about this filesystem (refused names).
+    own: u64,
+}
+
+impl OpenFs {
+    /// Wraps an opened filesystem; nothing is printed yet.
+    pub fn new(volume: String, fs: Arc<dyn fsapi::Filesystem>) -> Self {
+        OpenFs {
+            volume,
+            fs,
+            warnings: Mutex::new(WarnState::default()),
+        }
+    }
+
+    /// Prints every warning not printed yet through `emit` (one line each, already
+    /// prefixed `vmdkrecover: VOLUME: warning: `). Cheap when there is none.
+    pub fn print_new_warnings(&self, emit: &dyn Fn(&str)) {
+        self.print_new_warnings_in(None, emit);
+    }
+
+    /// Same, naming the path that was being read when they were raised (after a
+    /// `read_dir`, the directory), since a reader names only its inode.
+    pub fn print_new_warnings_in(&self, path: Option<&[u8]>, emit: &dyn Fn(&str)) {
+        let count = self.fs.warning_count();
+        let Ok(mut st) = self.warnings.lock() else {
+            return;
+        };
+        if count <= st.seen {
+            return;
+        }
+        st.seen = count;
+        let list = self.fs.warnings();
+        // Readers keep at most fsapi::MAX_WARNINGS and then append a line counting
+        // the rest; that line is printed once, at the end (`finish_warnings`).
+        let real = list
+            .len()
+            .min(usize::try_from(count).unwrap_or(usize::MAX))
+            .min(fsapi::MAX_WARNINGS);
+        let at = path
+            .map(|p| format!("{}: ", crate::cmd::show_name(p)))
+            .unwrap_or_default();
+        for w in list.get(st.printed..real).unwrap_or_default() {
+            emit(&format!("vmdkrecover: {}: warning: {at}{w}", self.volume));
+        }
+        st.printed = st.printed.max(real);
+    }
+
+    /// Marks everything raised so far as seen at open: printed now, never counted.
+    pub fn opened(&self, emit: &dyn Fn(&str)) {
+        self.print_new_warnings(emit);
+        if let Ok(mut st) = self.warnings.lock() {
+            st.at_open = self.fs.warning_count();
+        }
+    }
+
+    /// A warning the front end raises about this filesystem (a refused name):
+    /// printed now and counted like the filesystem's own.
+    pub fn warn(&self, msg: &str, emit: &dyn Fn(&str)) {
+        emit(&format!("vmdkrecover: {}: warning: {msg}", self.volume));
+        if let Ok(mut st) = self.warnings.lock() {
+            st.own = st.own.saturating_add(1);
+        }
+    }
+
+    /// Prints what is left and returns how many warnings were raised since open
+    /// (by the filesystem or the front end).
+    pub fn finish_warnings(&self, emit: &dyn Fn(&str)) -> u64 {
+        self.print_new_warnings(emit);
+        let count = self.fs.warning_count();
+        let Ok(st) = self.warnings.lock() else {
+            return 0;
+        };
+        let shown = u64::try_from(st.printed).unwrap_or(u64::MAX);
+        if count > shown {
+            emit(&format!(
+                "vmdkrecover: {}: warning: {} further warnings not shown",
+                self.volume,
+                count.saturating_sub(shown)
+            ));
+        }
+        count.saturating_sub(st.at_open).saturating_add(st.own)
+    }
+}
+
+/// Prints to standard error.
+pub fn eprint_line(line: &str) {
+    eprintln!("{line}");
+}
+
+/// Opens the filesystem on `vol` through the registry ([`crate::filesystems`]).
 pub fn open_fs(vol: &Volume, replay_journal: bool) -> Result<OpenFs> {
     let src = vol.source.clone().map_err(|why| {
         let hint = if why.contains("missing") {
@@ -82,7 +183,7 @@ pub fn open_fs(vol: &Volume, replay_journal: bool) -> Result<OpenFs> {
         };
         anyhow!("{}: cannot read this volume: {why}{hint}", vol.name)
     })?;
-    if vol.content != Content::Ext {
+    let not_fs = || {
         let what = match vol.content {
             Content::Lvm2Pv => "an LVM2 physical volume; name one of its logical volumes (VG/LV) instead".to_string(),
             Content::Extended => "the extended partition container; name a logical partition (sda5, ...)".to_string(),
@@ -92,16 +193,22 @@ pub fn open_fs(vol: &Volume, replay_journal: bool) -> Result<OpenFs> {
                 "no filesystem vmdkrecover recognises (no ext, LVM2, swap, XFS, btrfs, LUKS, NTFS or FAT signature; damaged superblock?)"
                     .to_string()
             }
-            ref c => format!("{}, which vmdkrecover does not read yet (only ext2/3/4)", c.name()),
+            ref c => format!(
+                "{}, which vmdkrecover does not read yet (only {})",
+                c.name(),
+                filesystems::readable_kinds()
+            ),
         };
-        bail!("{}: {what}", vol.name);
+        anyhow!("{}: {what}", vol.name)
+    };
+    if filesystems::reader_for(&vol.content).is_none() {
+        return Err(not_fs());
     }
-    let fs = extfs::Filesystem::open(src, &extfs::OpenOptions { replay_journal })
-        .with_context(|| format!("{}: ext filesystem", vol.name))?;
-    Ok(OpenFs {
-        volume: vol.name.clone(),
-        fs: Arc::new(fs),
-    })
+    let opts = fsapi::OpenOptions::with_replay(replay_journal);
+    let fs = filesystems::open(src, &opts)
+        .with_context(|| vol.name.clone())?
+        .ok_or_else(not_fs)?;
+    Ok(OpenFs::new(vol.name.clone(), fs))
 }
 
 /// A SPEC resolved to a filesystem and a path in it.
@@ -161,11 +268,15 @@ fn is_under(path: &[u8], mount: &[u8]) -> bool {
 /// places the others. Returns (mount point, canonical volume name).
 pub fn guest_mounts(stack: &Stack, replay_journal: bool) -> Result<Vec<(String, String)>> {
     let mut root = None;
-    for v in stack.volumes.iter().filter(|v| v.content == Content::Ext) {
+    for v in stack
+        .volumes
+        .iter()
+        .filter(|v| filesystems::reader_for(&v.content).is_some())
+    {
         let Ok(fs) = open_fs(v, replay_journal) else {
             continue;
         };
-        if let Ok(text) = read_small_file(&fs.fs, b"/etc/fstab", 1 << 20) {
+        if let Ok(text) = read_small_file(&*fs.fs, b"/etc/fstab", 1 << 20) {
             root = Some((v.name.clone(), text));
             break;
         }
@@ -211,29 +322,32 @@ fn fstab_unescape(s: &str) -> String {
 }
 
 /// Reads a whole file of at most `cap` bytes.
-pub fn read_small_file(fs: &extfs::Filesystem, path: &[u8], cap: u64) -> Result<Vec<u8>> {
+pub fn read_small_file(fs: &dyn fsapi::Filesystem, path: &[u8], cap: u64) -> Result<Vec<u8>> {
     let ino = fs.lookup(path)?;
-    let inode = fs.inode(ino)?;
-    if inode.size > cap {
+    let md = fs.metadata(ino)?;
+    if md.size > cap {
         bail!("{}: larger than {cap} bytes", String::from_utf8_lossy(path));
     }
-    let mut buf = vec![0u8; usize::try_from(inode.size)?];
-    let n = fs.read_at(&inode, 0, &mut buf)?;
+    let mut buf = vec![0u8; usize::try_from(md.size)?];
+    let n = fs.read_at(ino, 0, &mut buf)?;
     buf.truncate(n);
     Ok(buf)
 }
 
 /// Looks up `path`, following symlinks in the last component too (bounded), the way
 /// `cat` and `stat -L` would inside the guest.
-pub fn lookup_follow(fs: &extfs::Filesystem, path: &[u8]) -> Result<(Vec<u8>, extfs::Inode)> {
+pub fn lookup_follow(
+    fs: &dyn fsapi::Filesystem,
+    path: &[u8],
+) -> Result<(Vec<u8>, fsapi::Metadata)> {
     let mut path = path.to_vec();
-    for _ in 0..40 {
+    for _ in 0..fsapi::MAX_SYMLINK_HOPS {
         let ino = fs.lookup(&path)?;
-        let inode = fs.inode(ino)?;
-        if inode.file_type != extfs::FileType::Symlink {
-            return Ok((path, inode));
+        let md = fs.metadata(ino)?;
+        if md.file_type != fsapi::FileType::Symlink {
+            return Ok((path, md));
         }
-        let target = fs.read_link(&inode)?;
+        let target = fs.read_link(ino)?;
         path = if target.starts_with(b"/") {
             absolute(&target)
         } else {

@@ -4,7 +4,7 @@
 //! Opening a stack reads only the metadata it needs: partition tables, LVM labels and
 //! metadata areas, and the first 68 KiB or so of each volume for its signature.
 
-use crate::partitions::{self, Partition, Table, TableKind};
+use crate::partitions::{self, Table, TableKind};
 use anyhow::{bail, Context, Result};
 use bytesource::{ByteSource, SharedSource, Window};
 use serde::Serialize;
@@ -99,8 +99,8 @@ pub fn probe(src: &dyn ByteSource) -> Content {
         let mut b = vec![0u8; sig.len()];
         src.read_at(off, &mut b).is_ok() && b == sig
     };
-    if at(&head, 1080, &[0x53, 0xef]) {
-        Content::Ext
+    if let Some(reader) = crate::filesystems::probe(src) {
+        reader.content.clone()
     } else if lvm2::probe(src) {
         Content::Lvm2Pv
     } else if at(&head, 4086, b"SWAPSPACE2") || at(&head, 4086, b"SWAP-SPACE") {
@@ -117,9 +117,9 @@ pub fn probe(src: &dyn ByteSource) -> Content {
         Content::Btrfs
     } else if far(0x8001, b"CD001") {
         Content::Iso9660
-    } else if extfs::Filesystem::probe_backup(src) {
-        // The primary superblock is gone but a backup is where mke2fs puts it.
-        Content::Ext
+    } else if let Some(reader) = crate::filesystems::probe_damaged(src) {
+        // E.g. the primary ext superblock is gone but a backup is where mke2fs puts it.
+        reader.content.clone()
     } else if head.iter().all(|b| *b == 0) {
         Content::Empty
     } else {
@@ -388,21 +388,14 @@ impl Stack {
         )
     }
 
-    fn find_by_fs(&self, spec: &str, pred: impl Fn(&extfs::FsInfo) -> bool) -> Result<&Volume> {
+    fn find_by_fs(&self, spec: &str, pred: impl Fn(&fsapi::FsInfo) -> bool) -> Result<&Volume> {
         for v in &self.volumes {
-            if v.content != Content::Ext {
+            if crate::filesystems::reader_for(&v.content).is_none() {
                 continue;
             }
             let Ok(src) = &v.source else { continue };
-            if let Ok(fs) = extfs::Filesystem::open(
-                src.clone(),
-                &extfs::OpenOptions {
-                    replay_journal: false,
-                },
-            ) {
-                if pred(&fs.info()) {
-                    return Ok(v);
-                }
+            if crate::filesystems::identify(src.clone()).is_some_and(|i| pred(&i)) {
+                return Ok(v);
             }
         }
         bail!("{spec}: no filesystem with that label or UUID; see `vmdkrecover info`")
@@ -431,21 +424,10 @@ pub fn normalize_volume_name(spec: &str) -> String {
     let s = spec.strip_prefix("/dev/").unwrap_or(spec);
     if let Some(dm) = s.strip_prefix("mapper/") {
         // device-mapper doubles dashes inside VG and LV names and joins with one.
-        let bytes = dm.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'-' {
-                if bytes.get(i + 1) == Some(&b'-') {
-                    i += 2;
-                    continue;
-                }
-                let vg = dm[..i].replace("--", "-");
-                let lv = dm[i + 1..].replace("--", "-");
-                return format!("{vg}/{lv}");
-            }
-            i += 1;
-        }
-        return dm.to_string();
+        return match lvm2::split_mapper_name(dm) {
+            Some((vg, lv)) => format!("{vg}/{lv}"),
+            None => dm.to_string(),
+        };
     }
     if let Some(num) = s.strip_prefix('p') {
         if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) {
@@ -460,18 +442,6 @@ pub fn normalize_volume_name(spec: &str) -> String {
         }
     }
     s.to_string()
-}
-
-/// Unused in normal runs; kept for `info` to show partitions beside volumes.
-pub fn partition_of<'a>(stack: &'a Stack, disk: &str, number: u32) -> Option<&'a Partition> {
-    stack
-        .disks
-        .iter()
-        .find(|d| d.name == disk)?
-        .table
-        .partitions
-        .iter()
-        .find(|p| p.number == number)
 }
 
 #[cfg(test)]

@@ -55,6 +55,20 @@ fn walk(fs: &Filesystem) {
     for p in [&b"/"[..], b"/lost+found", b"/a/b/../c", b"/etc/passwd"] {
         let _ = fs.lookup(p);
     }
+    // The same filesystem through the interface the front end uses.
+    let dynfs: &dyn fsapi::Filesystem = fs;
+    let root = dynfs.root();
+    if let Ok(list) = dynfs.read_dir(root) {
+        for e in list.iter().take(64) {
+            let _ = dynfs.metadata(e.ino);
+            let _ = dynfs.file_runs(e.ino);
+            let _ = dynfs.read_at(e.ino, 0, &mut buf);
+        }
+    }
+    for p in [&b"/lost+found/.."[..], b"/a/../../b/c"] {
+        let _ = dynfs.lookup(p);
+    }
+    let _ = dynfs.warning_count();
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -14,13 +14,13 @@ pub fn run(common: &Common, spec: &str) -> Result<Outcome> {
     let target = common.target(&stack, spec)?;
     let fs = &*target.fs.fs;
     let (_, inode) = lookup_follow(fs, &target.path)?;
-    if inode.file_type == extfs::FileType::Directory {
+    if inode.file_type == fsapi::FileType::Directory {
         bail!(
             "{}: is a directory (use ls, or cp to copy it out)",
             target.display
         );
     }
-    if inode.file_type != extfs::FileType::Regular {
+    if inode.file_type != fsapi::FileType::Regular {
         bail!(
             "{}: not a regular file ({})",
             target.display,
@@ -36,7 +36,7 @@ pub fn run(common: &Common, spec: &str) -> Result<Outcome> {
     );
     let mut offset = 0u64;
     while offset < inode.size {
-        let n = fs.read_at(&inode, offset, &mut buf)?;
+        let n = fs.read_at(inode.ino, offset, &mut buf)?;
         if n == 0 {
             break;
         }
@@ -44,5 +44,7 @@ pub fn run(common: &Common, spec: &str) -> Result<Outcome> {
         offset += n as u64;
     }
     out.flush()?;
-    Ok(Outcome::default())
+    let mut outcome = Outcome::default();
+    outcome.end_walk(&target);
+    Ok(outcome)
 }

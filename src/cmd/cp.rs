@@ -17,8 +17,10 @@
 //! does not disturb their mtime.
 
 use super::{join, show_name, Common, Outcome};
+use crate::spec::OpenFs;
 use anyhow::{anyhow, bail, Context, Result};
 use filetime::FileTime;
+use fsapi::{FileType, Metadata};
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs;
@@ -67,13 +69,14 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
     let progress = Progress::new();
     let mut total = Stats::default();
     let mut failures = 0u64;
+    let mut warnings = 0u64;
     for spec in specs {
         let target = common.target(&stack, spec)?;
         let fs_ = &*target.fs.fs;
         let ino = fs_
             .lookup(&target.path)
             .with_context(|| target.display.clone())?;
-        let inode = fs_.inode(ino)?;
+        let inode = fs_.metadata(ino)?;
         let is_root = target.path == b"/";
         // Where this SPEC lands, by cp's rules.
         let (dst, merge_root) = if dest_is_dir {
@@ -98,16 +101,19 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
             }
             (dest.clone(), false)
         };
-        let copier = Copier::new(fs_, opts, &progress);
+        let copier = Copier::new(&target.fs, opts, &progress);
         copier.copy(&target.path, inode, &dst, merge_root);
         failures += copier.failures.load(Ordering::Relaxed);
+        warnings += target
+            .fs
+            .finish_warnings(&|l| progress.bar.suspend(|| eprintln!("{l}")));
         total.add(&copier.stats);
     }
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
     let mib = total.bytes.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0);
     eprintln!(
-        "vmdkrecover: copied {} files, {} directories, {} symlinks, {} other ({:.1} MiB) in {:.2} s ({:.0} MiB/s){}",
+        "vmdkrecover: copied {} files, {} directories, {} symlinks, {} other ({:.1} MiB) in {:.2} s ({:.0} MiB/s){}{}",
         total.files.load(Ordering::Relaxed),
         total.dirs.load(Ordering::Relaxed),
         total.symlinks.load(Ordering::Relaxed),
@@ -115,9 +121,14 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
         mib,
         secs,
         if secs > 0.0 { mib / secs } else { 0.0 },
-        if failures > 0 { format!("; {failures} failed (see above)") } else { String::new() }
+        if failures > 0 { format!("; {failures} failed (see above)") } else { String::new() },
+        if warnings > 0 {
+            format!("; {warnings} filesystem warnings (something may be missing; see above)")
+        } else {
+            String::new()
+        }
     );
-    Ok(Outcome { failures })
+    Ok(Outcome { failures, warnings })
 }
 
 #[derive(Default)]
@@ -176,7 +187,7 @@ impl Progress {
 
 struct FileJob {
     src: Vec<u8>,
-    inode: extfs::Inode,
+    inode: Metadata,
     dst: PathBuf,
 }
 
@@ -187,15 +198,16 @@ struct FileJob {
 #[derive(Default)]
 struct WalkState {
     /// Inode -> destination of its first copy, for hard links.
-    first_copy: HashMap<u32, PathBuf>,
+    first_copy: HashMap<u64, PathBuf>,
     /// (source path, existing destination, new link) to make once the files exist.
     links: Vec<(Vec<u8>, PathBuf, PathBuf)>,
     /// Directories to finish (mode, times) at the end: destination and inode number.
-    dirs: Vec<(PathBuf, u32)>,
+    dirs: Vec<(PathBuf, u64)>,
 }
 
 struct Copier<'a> {
-    fs: &'a extfs::Filesystem,
+    ofs: &'a OpenFs,
+    fs: &'a dyn fsapi::Filesystem,
     opts: &'a CopyOptions,
     progress: &'a Progress,
     stats: Stats,
@@ -204,9 +216,10 @@ struct Copier<'a> {
 }
 
 impl<'a> Copier<'a> {
-    fn new(fs: &'a extfs::Filesystem, opts: &'a CopyOptions, progress: &'a Progress) -> Self {
+    fn new(ofs: &'a OpenFs, opts: &'a CopyOptions, progress: &'a Progress) -> Self {
         Copier {
-            fs,
+            ofs,
+            fs: &*ofs.fs,
             opts,
             progress,
             stats: Stats::default(),
@@ -226,7 +239,7 @@ impl<'a> Copier<'a> {
     /// directories, symlinks and special files, and hands each directory's regular
     /// files (at most BATCH at a time) to a pool of copying threads; then hard
     /// links are made, then directory modes and times set, deepest first.
-    fn copy(&self, src: &[u8], inode: extfs::Inode, dst: &Path, merge_root: bool) {
+    fn copy(&self, src: &[u8], inode: Metadata, dst: &Path, merge_root: bool) {
         let threads = self
             .opts
             .threads
@@ -261,7 +274,7 @@ impl<'a> Copier<'a> {
     fn walk(
         &self,
         src: &[u8],
-        inode: extfs::Inode,
+        inode: Metadata,
         dst: &Path,
         merge_root: bool,
         walk: &mut WalkState,
@@ -275,7 +288,7 @@ impl<'a> Copier<'a> {
                 let _ = queue.send(std::mem::replace(jobs, Vec::with_capacity(BATCH)));
             }
         };
-        if inode.file_type != extfs::FileType::Directory {
+        if inode.file_type != FileType::Directory {
             match self.copy_non_dir(src, &inode, dst, false, walk) {
                 Ok(job) => send(&mut job.into_iter().collect(), 1),
                 Err(e) => self.fail(src, &e),
@@ -310,7 +323,13 @@ impl<'a> Copier<'a> {
             };
             self.stats.dirs.fetch_add(1, Ordering::Relaxed);
             walk.dirs.push((dst.clone(), inode.ino));
-            let mut entries = match self.fs.read_dir(&inode) {
+            let entries = self.fs.read_dir(inode.ino);
+            // The warnings reading this directory raised (a dropped entry, a bad
+            // block), now rather than at the end of a long copy.
+            self.ofs.print_new_warnings_in(Some(&src), &|l| {
+                self.progress.bar.suspend(|| eprintln!("{l}"))
+            });
+            let mut entries = match entries {
                 Ok(e) => e,
                 Err(e) => {
                     self.fail(&src, &anyhow::Error::new(e));
@@ -318,23 +337,18 @@ impl<'a> Copier<'a> {
                 }
             };
             entries.sort_by(|a, b| a.name.cmp(&b.name));
-            let mut names = HashSet::with_capacity(entries.len());
+            let mut names = crate::names::DirNames::new();
             let mut subdirs = Vec::new();
             let mut jobs = Vec::with_capacity(BATCH);
             for e in entries {
                 let child_src = join(&src, &e.name);
-                if let Err(err) = check_name(&e.name) {
-                    self.fail(&child_src, &err);
+                if let Err(why) = names.admit(&e.name) {
+                    self.ofs.warn(&format!("{}: {why}", show_name(&src)), &|l| {
+                        self.progress.bar.suspend(|| eprintln!("{l}"))
+                    });
                     continue;
                 }
-                if !names.insert(e.name.clone()) {
-                    self.fail(
-                        &child_src,
-                        &anyhow!("duplicate name in directory; only the first copy is kept"),
-                    );
-                    continue;
-                }
-                let child = match self.fs.inode(e.ino) {
+                let child = match self.fs.metadata(e.ino) {
                     Ok(i) => i,
                     Err(err) => {
                         self.fail(&child_src, &anyhow::Error::new(err));
@@ -342,7 +356,7 @@ impl<'a> Copier<'a> {
                     }
                 };
                 let child_dst = dst.join(OsStr::from_bytes(&e.name));
-                if child.file_type == extfs::FileType::Directory {
+                if child.file_type == FileType::Directory {
                     subdirs.push((child_src, child, child_dst));
                     continue;
                 }
@@ -412,7 +426,7 @@ impl<'a> Copier<'a> {
     fn copy_non_dir(
         &self,
         src: &[u8],
-        inode: &extfs::Inode,
+        inode: &Metadata,
         dst: &Path,
         in_fresh_dir: bool,
         walk: &mut WalkState,
@@ -421,7 +435,7 @@ impl<'a> Copier<'a> {
             refuse_existing(dst, self.opts.force)?;
         }
         match inode.file_type {
-            extfs::FileType::Regular => {
+            FileType::Regular => {
                 if inode.nlink > 1 {
                     if let Some(first) = walk.first_copy.get(&inode.ino) {
                         walk.links
@@ -436,8 +450,8 @@ impl<'a> Copier<'a> {
                     dst: dst.to_path_buf(),
                 }))
             }
-            extfs::FileType::Symlink => {
-                let target = self.fs.read_link(inode)?;
+            FileType::Symlink => {
+                let target = self.fs.read_link(inode.ino)?;
                 if target.is_empty() || target.contains(&0) {
                     bail!("symlink target is empty or contains NUL; skipped");
                 }
@@ -454,15 +468,12 @@ impl<'a> Copier<'a> {
                 self.stats.symlinks.fetch_add(1, Ordering::Relaxed);
                 Ok(None)
             }
-            extfs::FileType::Fifo
-            | extfs::FileType::CharDevice
-            | extfs::FileType::BlockDevice
-            | extfs::FileType::Socket => {
+            FileType::Fifo | FileType::CharDevice | FileType::BlockDevice | FileType::Socket => {
                 use nix::sys::stat::{mknod, Mode, SFlag};
                 let kind = match inode.file_type {
-                    extfs::FileType::Fifo => SFlag::S_IFIFO,
-                    extfs::FileType::CharDevice => SFlag::S_IFCHR,
-                    extfs::FileType::BlockDevice => SFlag::S_IFBLK,
+                    FileType::Fifo => SFlag::S_IFIFO,
+                    FileType::CharDevice => SFlag::S_IFCHR,
+                    FileType::BlockDevice => SFlag::S_IFBLK,
                     _ => SFlag::S_IFSOCK,
                 };
                 let (maj, min) = inode.rdev.unwrap_or((0, 0));
@@ -484,30 +495,27 @@ impl<'a> Copier<'a> {
                 self.stats.other.fetch_add(1, Ordering::Relaxed);
                 Ok(None)
             }
-            extfs::FileType::Directory => unreachable_dir().map(|()| None),
-            extfs::FileType::Unknown => bail!("unknown file type (mode {:o}); skipped", inode.mode),
+            FileType::Directory => unreachable_dir().map(|()| None),
+            FileType::Unknown => bail!("unknown file type (mode {:o}); skipped", inode.mode),
         }
     }
 
     /// Owner, mode, xattrs and times on a just-created object (before it is renamed
     /// into place).
-    fn finish_special(&self, inode: &extfs::Inode, path: &Path, is_symlink: bool) -> Result<()> {
+    fn finish_special(&self, inode: &Metadata, path: &Path, is_symlink: bool) -> Result<()> {
         if self.opts.archive {
             self.chown(Target::Path(path), inode);
             self.set_xattrs(Target::Path(path), inode);
         }
         if !is_symlink {
-            fs::set_permissions(
-                path,
-                fs::Permissions::from_mode(u32::from(inode.mode & 0o7777)),
-            )?;
+            fs::set_permissions(path, fs::Permissions::from_mode(inode.mode & 0o7777))?;
         }
         let (atime, mtime) = times(inode);
         filetime::set_symlink_file_times(path, atime, mtime)?;
         Ok(())
     }
 
-    fn chown(&self, target: Target, inode: &extfs::Inode) {
+    fn chown(&self, target: Target, inode: &Metadata) {
         let (uid, gid) = (Some(inode.uid), Some(inode.gid));
         let r = match target {
             Target::Path(p) => std::os::unix::fs::lchown(p, uid, gid),
@@ -522,11 +530,11 @@ impl<'a> Copier<'a> {
         }
     }
 
-    fn set_xattrs(&self, target: Target, inode: &extfs::Inode) {
+    fn set_xattrs(&self, target: Target, inode: &Metadata) {
         let path = match target {
             Target::Path(p) | Target::File(_, p) => p,
         };
-        let attrs = match self.fs.xattrs(inode) {
+        let attrs = match self.fs.xattrs(inode.ino) {
             Ok(a) => a,
             Err(e) => {
                 self.fail(
@@ -565,8 +573,9 @@ impl<'a> Copier<'a> {
         let out = staged.file();
         let size = job.inode.size;
         let mut written_to = 0u64;
-        for run in self.fs.file_runs(&job.inode)? {
-            let extfs::FileRun::Data { offset, len, .. } = run else {
+        for run in self.fs.file_runs(job.inode.ino)? {
+            // Holes and unwritten (preallocated) runs read as zeros: both stay holes.
+            let fsapi::FileRun::Data { offset, len, .. } = run else {
                 continue;
             };
             let end = offset.saturating_add(len).min(size);
@@ -574,7 +583,7 @@ impl<'a> Copier<'a> {
             while pos < end {
                 let want = (end - pos).min(buf.len() as u64) as usize;
                 let chunk = &mut buf[..want];
-                let n = self.fs.read_at(&job.inode, pos, chunk)?;
+                let n = self.fs.read_at(job.inode.ino, pos, chunk)?;
                 if n == 0 {
                     bail!("unexpected end of file data at offset {pos} of {size}");
                 }
@@ -596,9 +605,7 @@ impl<'a> Copier<'a> {
         if self.opts.archive {
             self.chown(Target::File(out, &job.dst), &job.inode);
         }
-        out.set_permissions(fs::Permissions::from_mode(u32::from(
-            job.inode.mode & 0o7777,
-        )))?;
+        out.set_permissions(fs::Permissions::from_mode(job.inode.mode & 0o7777))?;
         if self.opts.archive {
             self.set_xattrs(Target::File(out, &job.dst), &job.inode);
         }
@@ -638,15 +645,12 @@ impl<'a> Copier<'a> {
         }
         for (dst, ino) in walk.dirs.into_iter().rev() {
             let r = (|| -> Result<()> {
-                let inode = self.fs.inode(ino)?;
+                let inode = self.fs.metadata(ino)?;
                 if self.opts.archive {
                     self.chown(Target::Path(&dst), &inode);
                     self.set_xattrs(Target::Path(&dst), &inode);
                 }
-                fs::set_permissions(
-                    &dst,
-                    fs::Permissions::from_mode(u32::from(inode.mode & 0o7777)),
-                )?;
+                fs::set_permissions(&dst, fs::Permissions::from_mode(inode.mode & 0o7777))?;
                 let (atime, mtime) = times(&inode);
                 filetime::set_file_times(&dst, atime, mtime)?;
                 Ok(())
@@ -663,23 +667,11 @@ fn unreachable_dir() -> Result<()> {
 }
 
 /// The (atime, mtime) pair of an inode, nanoseconds included.
-fn times(inode: &extfs::Inode) -> (FileTime, FileTime) {
+fn times(inode: &Metadata) -> (FileTime, FileTime) {
     (
         FileTime::from_unix_time(inode.atime.secs, inode.atime.nanos),
         FileTime::from_unix_time(inode.mtime.secs, inode.mtime.nanos),
     )
-}
-
-/// A name from the image must be a single, ordinary path component.
-fn check_name(name: &[u8]) -> Result<()> {
-    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
-    {
-        bail!(
-            "unsafe file name {:?} in the image; skipped",
-            show_name(name)
-        );
-    }
-    Ok(())
 }
 
 /// Refuses to replace an existing destination object unless `force`; never follows
@@ -752,13 +744,13 @@ enum Target<'a> {
     File(&'a fs::File, &'a Path),
 }
 
-/// Re-exported for tests that check names the copier refuses.
+/// Re-exported for tests that check names the copier refuses ([`crate::names`]).
 pub fn name_is_safe(name: &[u8]) -> bool {
-    check_name(name).is_ok()
+    crate::names::is_safe(name)
 }
 
 #[allow(dead_code)]
 fn _assert_send_sync() {
     fn is<T: Send + Sync>() {}
-    is::<Arc<extfs::Filesystem>>();
+    is::<Arc<dyn fsapi::Filesystem>>();
 }

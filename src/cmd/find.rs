@@ -19,23 +19,23 @@ pub fn run(
     };
     let want_type = match kind {
         None => None,
-        Some("f") => Some(extfs::FileType::Regular),
-        Some("d") => Some(extfs::FileType::Directory),
-        Some("l") => Some(extfs::FileType::Symlink),
+        Some("f") => Some(fsapi::FileType::Regular),
+        Some("d") => Some(fsapi::FileType::Directory),
+        Some("l") => Some(fsapi::FileType::Symlink),
         Some(other) => bail!("--type {other}: expected f, d or l"),
     };
     let newer = newer_than.map(parse_time).transpose()?;
     let stack = common.open()?;
     let target = common.target(&stack, spec)?;
     let fs = &*target.fs.fs;
-    let top = fs.inode(fs.lookup(&target.path)?)?;
+    let top = fs.metadata(fs.lookup(&target.path)?)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut outcome = Outcome::default();
     let mut entries = Vec::new();
     let mut failures = 0;
     walk(
-        fs,
+        &target.fs,
         &target.path,
         top,
         &mut |path, inode| {
@@ -70,5 +70,6 @@ pub fn run(
         writeln!(out)?;
     }
     out.flush()?;
+    outcome.end_walk(&target);
     Ok(outcome)
 }

@@ -168,23 +168,24 @@ struct FsJson {
     block_size: u32,
     blocks: u64,
     free_blocks: u64,
-    inodes: u32,
-    free_inodes: u32,
+    inodes: u64,
+    free_inodes: u64,
     features: Vec<String>,
     needs_recovery: bool,
     clean: bool,
     last_mounted: String,
+    /// Further facts the reader reports, by name (absent when there are none).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    details: std::collections::BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
 fn fs_json(v: &crate::stack::Volume) -> Option<FsJson> {
-    if v.content != Content::Ext {
-        return None;
-    }
+    crate::filesystems::reader_for(&v.content)?;
     let src = v.source.as_ref().ok()?;
     let empty = |error: String| FsJson {
-        kind: "ext".into(),
+        kind: v.content.name().into(),
         label: String::new(),
         uuid: String::new(),
         block_size: 0,
@@ -196,37 +197,39 @@ fn fs_json(v: &crate::stack::Volume) -> Option<FsJson> {
         needs_recovery: false,
         clean: false,
         last_mounted: String::new(),
+        details: Default::default(),
         error: Some(error),
     };
     // The journal is not replayed for `info`: it reports the on-disk state.
-    Some(
-        match extfs::Filesystem::open(
-            src.clone(),
-            &extfs::OpenOptions {
-                replay_journal: false,
-            },
-        ) {
-            Ok(fs) => {
-                let i = fs.info();
-                FsJson {
-                    kind: i.kind.to_string(),
-                    label: i.label,
-                    uuid: i.uuid,
-                    block_size: i.block_size,
-                    blocks: i.blocks_count,
-                    free_blocks: i.free_blocks,
-                    inodes: i.inodes_count,
-                    free_inodes: i.free_inodes,
-                    features: i.features,
-                    needs_recovery: i.needs_recovery,
-                    clean: i.state_clean,
-                    last_mounted: i.last_mounted,
-                    error: None,
-                }
+    let opened = crate::filesystems::open(src.clone(), &fsapi::OpenOptions::with_replay(false));
+    Some(match opened {
+        Ok(Some(fs)) => {
+            let i = fs.info();
+            FsJson {
+                kind: i.kind,
+                label: i.label,
+                uuid: i.uuid,
+                block_size: i.block_size,
+                blocks: i.blocks,
+                free_blocks: i.free_blocks,
+                inodes: i.inodes,
+                free_inodes: i.free_inodes,
+                features: i.features,
+                needs_recovery: i.needs_recovery,
+                clean: i.clean,
+                last_mounted: i.last_mounted.unwrap_or_default(),
+                details: i.details.into_iter().collect(),
+                error: None,
             }
-            Err(e) => empty(e.to_string()),
-        },
-    )
+        }
+        Ok(None) => empty("no filesystem signature found".into()),
+        // The reader's own message, without the registry's "ext filesystem" context.
+        Err(e) => empty(
+            e.chain()
+                .nth(1)
+                .map_or_else(|| e.to_string(), |c| c.to_string()),
+        ),
+    })
 }
 
 fn build(stack: &Stack) -> InfoJson {
@@ -372,6 +375,7 @@ pub fn run(common: &Common, json: bool) -> Result<Outcome> {
             .iter()
             .filter(|v| v.unreadable.is_some())
             .count() as u64,
+        warnings: 0,
     };
     if json {
         serde_json::to_writer_pretty(&mut out, &info)?;

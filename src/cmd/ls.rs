@@ -1,7 +1,9 @@
 //! `vmdkrecover ls`: list a directory, like `ls -1`, `ls -l`, `ls -R`.
 
 use super::{format_time, join, mode_string, show_name, walk, Common, EntryJson, Outcome};
+use crate::spec::{eprint_line, OpenFs};
 use anyhow::Result;
+use fsapi::{FileType, Metadata};
 use std::io::Write;
 
 /// Runs `ls`.
@@ -16,14 +18,14 @@ pub fn run(
     let target = common.target(&stack, spec)?;
     let fs = &*target.fs.fs;
     let ino = fs.lookup(&target.path)?;
-    let top = fs.inode(ino)?;
+    let top = fs.metadata(ino)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut outcome = Outcome::default();
 
     if json {
         let mut entries = Vec::new();
-        if top.file_type != extfs::FileType::Directory {
+        if top.file_type != FileType::Directory {
             entries.push(EntryJson::new(fs, &target.path, &top));
         } else if recursive {
             let mut on_err = |p: &[u8], e: &anyhow::Error| {
@@ -31,7 +33,7 @@ pub fn run(
                 outcome.failures += 1;
             };
             walk(
-                fs,
+                &target.fs,
                 &target.path,
                 top,
                 &mut |p, i| {
@@ -43,9 +45,13 @@ pub fn run(
                 &mut on_err,
             )?;
         } else {
-            for e in sorted_dir(fs, &top)? {
+            let listed = sorted_dir(&target.fs, &target.path, &top);
+            target
+                .fs
+                .print_new_warnings_in(Some(&target.path), &eprint_line);
+            for e in listed? {
                 let p = join(&target.path, &e.name);
-                match fs.inode(e.ino) {
+                match fs.metadata(e.ino) {
                     Ok(i) => entries.push(EntryJson::new(fs, &p, &i)),
                     Err(err) => {
                         eprintln!("vmdkrecover: {}: {err}", show_name(&p));
@@ -57,12 +63,14 @@ pub fn run(
         serde_json::to_writer_pretty(&mut out, &entries)?;
         writeln!(out)?;
         out.flush()?;
+        outcome.end_walk(&target);
         return Ok(outcome);
     }
 
-    if top.file_type != extfs::FileType::Directory {
-        print_entry(&mut out, fs, &target.path, &top, long, &target.path)?;
+    if top.file_type != FileType::Directory {
+        print_entry(&mut out, fs, &target.path, &top, long)?;
         out.flush()?;
+        outcome.end_walk(&target);
         return Ok(outcome);
     }
     let mut dirs = vec![(target.path.clone(), top)];
@@ -79,7 +87,13 @@ pub fn run(
             writeln!(out, "{}:", show_name(&path))?;
         }
         first = false;
-        let entries = match sorted_dir(fs, &dir) {
+        let entries = sorted_dir(&target.fs, &path, &dir);
+        if recursive {
+            // Long listings: the warnings this directory raised, as they come.
+            out.flush()?;
+        }
+        target.fs.print_new_warnings_in(Some(&path), &eprint_line);
+        let entries = match entries {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("vmdkrecover: {}: {e}", show_name(&path));
@@ -93,10 +107,10 @@ pub fn run(
         let mut subdirs = Vec::new();
         for e in entries {
             let p = join(&path, &e.name);
-            match fs.inode(e.ino) {
+            match fs.metadata(e.ino) {
                 Ok(i) => {
-                    print_entry(&mut out, fs, &e.name, &i, long, &p)?;
-                    if recursive && i.file_type == extfs::FileType::Directory {
+                    print_entry(&mut out, fs, &e.name, &i, long)?;
+                    if recursive && i.file_type == FileType::Directory {
                         subdirs.push((p, i));
                     }
                 }
@@ -110,24 +124,33 @@ pub fn run(
         dirs.extend(subdirs);
     }
     out.flush()?;
+    outcome.end_walk(&target);
     Ok(outcome)
 }
 
-fn sorted_dir(fs: &extfs::Filesystem, dir: &extfs::Inode) -> Result<Vec<extfs::DirEntry>> {
-    let mut entries = fs.read_dir(dir)?;
+/// A directory's entries in name order, without the names [`crate::names`]
+/// refuses (each refused with a warning naming the directory).
+fn sorted_dir(ofs: &OpenFs, path: &[u8], dir: &Metadata) -> Result<Vec<fsapi::DirEntry>> {
+    let mut entries = ofs.fs.read_dir(dir.ino)?;
+    let mut names = crate::names::DirNames::new();
+    entries.retain(|e| match names.admit(&e.name) {
+        Ok(()) => true,
+        Err(why) => {
+            ofs.warn(&format!("{}: {why}", show_name(path)), &eprint_line);
+            false
+        }
+    });
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(entries)
 }
 
 fn print_entry(
     out: &mut dyn Write,
-    fs: &extfs::Filesystem,
+    fs: &dyn fsapi::Filesystem,
     name: &[u8],
-    inode: &extfs::Inode,
+    inode: &Metadata,
     long: bool,
-    full: &[u8],
 ) -> Result<()> {
-    let _ = full;
     if !long {
         writeln!(out, "{}", show_name(name))?;
         return Ok(());
@@ -136,7 +159,7 @@ fn print_entry(
         Some((maj, min))
             if matches!(
                 inode.file_type,
-                extfs::FileType::CharDevice | extfs::FileType::BlockDevice
+                FileType::CharDevice | FileType::BlockDevice
             ) =>
         {
             format!("{maj}, {min}")
@@ -154,8 +177,8 @@ fn print_entry(
         &format_time(inode.mtime.secs)[..16],
         show_name(name)
     )?;
-    if inode.file_type == extfs::FileType::Symlink {
-        match fs.read_link(inode) {
+    if inode.file_type == FileType::Symlink {
+        match fs.read_link(inode.ino) {
             Ok(t) => write!(out, " -> {}", show_name(&t))?,
             Err(e) => write!(out, " -> (unreadable: {e})")?,
         }

@@ -1,5 +1,7 @@
-//! The front ends. Each command returns an [`Outcome`]: how many items failed
-//! (exit status 1 when some did), or an error that stopped it (exit status 2).
+//! The front ends. Each command returns an [`Outcome`]: how many items failed and
+//! how many filesystem warnings its reading raised (exit status 1 when either is
+//! not zero), or an error that stopped it (exit status 2). Commands see
+//! filesystems only through `fsapi`.
 
 pub mod cat;
 pub mod cp;
@@ -12,9 +14,10 @@ pub mod mount;
 pub mod stat;
 pub mod tar;
 
-use crate::spec::{resolve, Spec, Target};
+use crate::spec::{eprint_line, resolve, OpenFs, Spec, Target};
 use crate::stack::{OpenRequest, Stack};
 use anyhow::Result;
+use fsapi::{FileType, Metadata, Timestamp};
 use serde::Serialize;
 use std::io::Write;
 use std::process::ExitCode;
@@ -39,9 +42,9 @@ impl Common {
     pub fn target(&self, stack: &Stack, spec: &str) -> Result<Target> {
         let spec = Spec::parse(spec)?;
         let t = resolve(stack, &spec, self.replay_journal)?;
-        for w in t.fs.fs.warnings() {
-            eprintln!("vmdkrecover: {}: {w}", t.fs.volume);
-        }
+        // What the filesystem found when it was opened (journal replayed, orphans
+        // pending) is printed but does not change the exit status.
+        t.fs.opened(&eprint_line);
         Ok(t)
     }
 }
@@ -51,12 +54,23 @@ impl Common {
 pub struct Outcome {
     /// Items (files, volumes) that could not be handled.
     pub failures: u64,
+    /// Warnings raised while the command read the filesystem (after it was opened):
+    /// each means something may be missing or wrong in the output.
+    pub warnings: u64,
+}
+
+impl Outcome {
+    /// Prints the target filesystem's warnings not printed yet and counts those
+    /// raised since it was opened.
+    pub fn end_walk(&mut self, target: &Target) {
+        self.warnings += target.fs.finish_warnings(&eprint_line);
+    }
 }
 
 /// Prints the error, if any, and maps the result to the exit status of the contract.
 pub fn finish(result: Result<Outcome>) -> ExitCode {
     match result {
-        Ok(o) if o.failures == 0 => ExitCode::SUCCESS,
+        Ok(o) if o.failures == 0 && o.warnings == 0 => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(e) => {
             if is_broken_pipe(&e) {
@@ -83,19 +97,19 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// `drwxr-xr-x` from an i_mode.
-pub fn mode_string(mode: u16, ft: extfs::FileType) -> String {
+pub fn mode_string(mode: u32, ft: FileType) -> String {
     let t = match ft {
-        extfs::FileType::Directory => 'd',
-        extfs::FileType::Symlink => 'l',
-        extfs::FileType::CharDevice => 'c',
-        extfs::FileType::BlockDevice => 'b',
-        extfs::FileType::Fifo => 'p',
-        extfs::FileType::Socket => 's',
+        FileType::Directory => 'd',
+        FileType::Symlink => 'l',
+        FileType::CharDevice => 'c',
+        FileType::BlockDevice => 'b',
+        FileType::Fifo => 'p',
+        FileType::Socket => 's',
         _ => '-',
     };
     let mut s = String::with_capacity(10);
     s.push(t);
-    let bit = |m: u16, c: char| if mode & m != 0 { c } else { '-' };
+    let bit = |m: u32, c: char| if mode & m != 0 { c } else { '-' };
     s.push(bit(0o400, 'r'));
     s.push(bit(0o200, 'w'));
     s.push(match (mode & 0o100 != 0, mode & 0o4000 != 0) {
@@ -124,16 +138,16 @@ pub fn mode_string(mode: u16, ft: extfs::FileType) -> String {
 }
 
 /// Short type name used in JSON and find.
-pub fn type_name(ft: extfs::FileType) -> &'static str {
+pub fn type_name(ft: FileType) -> &'static str {
     match ft {
-        extfs::FileType::Regular => "file",
-        extfs::FileType::Directory => "directory",
-        extfs::FileType::Symlink => "symlink",
-        extfs::FileType::CharDevice => "char-device",
-        extfs::FileType::BlockDevice => "block-device",
-        extfs::FileType::Fifo => "fifo",
-        extfs::FileType::Socket => "socket",
-        extfs::FileType::Unknown => "unknown",
+        FileType::Regular => "file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symlink",
+        FileType::CharDevice => "char-device",
+        FileType::BlockDevice => "block-device",
+        FileType::Fifo => "fifo",
+        FileType::Socket => "socket",
+        FileType::Unknown => "unknown",
     }
 }
 
@@ -176,7 +190,7 @@ pub fn format_time(secs: i64) -> String {
 }
 
 /// `2024-03-01 12:00:00.123456789 +0000` as stat(1) prints.
-pub fn format_time_ns(t: extfs::Timestamp) -> String {
+pub fn format_time_ns(t: Timestamp) -> String {
     format!("{}.{:09} +0000", format_time(t.secs), t.nanos)
 }
 
@@ -241,9 +255,9 @@ pub struct EntryJson {
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// Inode number.
-    pub ino: u32,
+    pub ino: u64,
     /// Permission bits (incl. setuid/setgid/sticky), as a number.
-    pub mode: u16,
+    pub mode: u32,
     /// Same, as `ls -l` shows it.
     pub mode_string: String,
     /// Hard link count.
@@ -265,14 +279,14 @@ pub struct EntryJson {
 
 impl EntryJson {
     /// Builds the JSON view of an inode.
-    pub fn new(fs: &extfs::Filesystem, path: &[u8], inode: &extfs::Inode) -> Self {
+    pub fn new(fs: &dyn fsapi::Filesystem, path: &[u8], inode: &Metadata) -> Self {
         let name = path
             .rsplit(|b| *b == b'/')
             .next()
             .filter(|n| !n.is_empty())
             .unwrap_or(b"/");
-        let target = if inode.file_type == extfs::FileType::Symlink {
-            fs.read_link(inode)
+        let target = if inode.file_type == FileType::Symlink {
+            fs.read_link(inode.ino)
                 .ok()
                 .map(|t| String::from_utf8_lossy(&t).into_owned())
         } else {
@@ -325,34 +339,45 @@ pub fn show_name(name: &[u8]) -> String {
     out
 }
 
-/// Depth-first walk of a tree, calling `visit(path, inode)` for every object below
-/// (and including) `root`. Directories already visited (a corrupt tree with a loop)
-/// are not entered twice. Errors on single objects are passed to `on_error`.
+/// Depth-first walk of a tree, calling `visit(path, metadata)` for every object
+/// below (and including) `root`, children in name order. Directories already
+/// visited (a corrupt tree with a loop) are not entered twice. Errors on single
+/// objects are passed to `on_error`. Names that are not a single safe path
+/// component, and repeated names, are refused with a warning ([`crate::names`]).
+/// The filesystem's warnings are printed as the walk runs into them.
 pub fn walk(
-    fs: &extfs::Filesystem,
+    ofs: &OpenFs,
     root_path: &[u8],
-    root: extfs::Inode,
-    visit: &mut dyn FnMut(&[u8], &extfs::Inode) -> Result<()>,
+    root: Metadata,
+    visit: &mut dyn FnMut(&[u8], &Metadata) -> Result<()>,
     on_error: &mut dyn FnMut(&[u8], &anyhow::Error),
 ) -> Result<()> {
+    let fs = &*ofs.fs;
     let mut seen = std::collections::HashSet::new();
     let mut stack = vec![(root_path.to_vec(), root)];
-    while let Some((path, inode)) = stack.pop() {
-        visit(&path, &inode)?;
-        if inode.file_type != extfs::FileType::Directory || !seen.insert(inode.ino) {
+    while let Some((path, md)) = stack.pop() {
+        visit(&path, &md)?;
+        if md.file_type != FileType::Directory || !seen.insert(md.ino) {
             continue;
         }
-        let entries = match fs.read_dir(&inode) {
+        let entries = fs.read_dir(md.ino);
+        ofs.print_new_warnings_in(Some(&path), &eprint_line);
+        let entries = match entries {
             Ok(e) => e,
             Err(e) => {
                 on_error(&path, &anyhow::Error::new(e));
                 continue;
             }
         };
+        let mut names = crate::names::DirNames::new();
         let mut children = Vec::with_capacity(entries.len());
         for e in entries {
+            if let Err(why) = names.admit(&e.name) {
+                ofs.warn(&format!("{}: {why}", show_name(&path)), &eprint_line);
+                continue;
+            }
             let p = join(&path, &e.name);
-            match fs.inode(e.ino) {
+            match fs.metadata(e.ino) {
                 Ok(i) => children.push((p, i)),
                 Err(err) => on_error(&p, &anyhow::Error::new(err)),
             }
@@ -381,11 +406,8 @@ mod tests {
 
     #[test]
     fn modes() {
-        assert_eq!(mode_string(0o4755, extfs::FileType::Regular), "-rwsr-xr-x");
-        assert_eq!(
-            mode_string(0o1777, extfs::FileType::Directory),
-            "drwxrwxrwt"
-        );
-        assert_eq!(mode_string(0o777, extfs::FileType::Symlink), "lrwxrwxrwx");
+        assert_eq!(mode_string(0o4755, FileType::Regular), "-rwsr-xr-x");
+        assert_eq!(mode_string(0o1777, FileType::Directory), "drwxrwxrwt");
+        assert_eq!(mode_string(0o777, FileType::Symlink), "lrwxrwxrwx");
     }
 }

@@ -3,9 +3,11 @@
 //! the mount point is unmounted (`fusermount -u`/`umount`) or the process gets
 //! Ctrl-C/SIGTERM, which unmounts it.
 //!
-//! Inode numbers are the ext ones, except that the root (ext inode 2) is FUSE's 1.
+//! Inode numbers are the filesystem's own, except that its root and number 1 trade
+//! places (FUSE's root is 1; ext's root is 2).
 
 use super::{Common, Outcome};
+use crate::spec::{eprint_line, OpenFs};
 use anyhow::{anyhow, bail, Context, Result};
 use fuser::{
     FileAttr, FileType, MountOption, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyXattr,
@@ -24,39 +26,40 @@ const TTL: Duration = Duration::from_secs(3600);
 const DIR_CACHE: usize = 64;
 
 struct GuestFs {
-    fs: Arc<extfs::Filesystem>,
-    dirs: HashMap<u32, Arc<Vec<extfs::DirEntry>>>,
+    ofs: Arc<OpenFs>,
+    fs: Arc<dyn fsapi::Filesystem>,
+    /// The filesystem's root inode, which FUSE calls 1.
+    root: u64,
+    dirs: HashMap<u64, Arc<Vec<fsapi::DirEntry>>>,
 }
 
-fn to_ext(ino: u64) -> u32 {
-    if ino == fuser::FUSE_ROOT_ID {
-        2
-    } else {
-        u32::try_from(ino).unwrap_or(0)
-    }
-}
-
-fn to_fuse(ino: u32) -> u64 {
-    if ino == 2 {
+/// FUSE numbers the root 1; the filesystem's root may be any number (ext 2, XFS
+/// often 128). Swapping the two numbers keeps the mapping one-to-one: the
+/// filesystem's own inode 1 (ext's bad-blocks inode), should an entry name it,
+/// appears under the root's number.
+fn swap_root(ino: u64, root: u64) -> u64 {
+    if ino == root {
         fuser::FUSE_ROOT_ID
+    } else if ino == fuser::FUSE_ROOT_ID {
+        root
     } else {
-        u64::from(ino)
+        ino
     }
 }
 
-fn kind(ft: extfs::FileType) -> FileType {
+fn kind(ft: fsapi::FileType) -> FileType {
     match ft {
-        extfs::FileType::Directory => FileType::Directory,
-        extfs::FileType::Symlink => FileType::Symlink,
-        extfs::FileType::CharDevice => FileType::CharDevice,
-        extfs::FileType::BlockDevice => FileType::BlockDevice,
-        extfs::FileType::Fifo => FileType::NamedPipe,
-        extfs::FileType::Socket => FileType::Socket,
+        fsapi::FileType::Directory => FileType::Directory,
+        fsapi::FileType::Symlink => FileType::Symlink,
+        fsapi::FileType::CharDevice => FileType::CharDevice,
+        fsapi::FileType::BlockDevice => FileType::BlockDevice,
+        fsapi::FileType::Fifo => FileType::NamedPipe,
+        fsapi::FileType::Socket => FileType::Socket,
         _ => FileType::RegularFile,
     }
 }
 
-fn time(t: extfs::Timestamp) -> SystemTime {
+fn time(t: fsapi::Timestamp) -> SystemTime {
     let nanos = Duration::from_nanos(u64::from(t.nanos));
     match u64::try_from(t.secs) {
         Ok(s) => UNIX_EPOCH + Duration::from_secs(s) + nanos,
@@ -64,13 +67,13 @@ fn time(t: extfs::Timestamp) -> SystemTime {
     }
 }
 
-fn attr(i: &extfs::Inode) -> FileAttr {
+fn attr(i: &fsapi::Metadata, root: u64) -> FileAttr {
     let rdev = i
         .rdev
         .map(|(maj, min)| (maj << 8) | (min & 0xff) | ((min & !0xff) << 12))
         .unwrap_or(0);
     FileAttr {
-        ino: to_fuse(i.ino),
+        ino: swap_root(i.ino, root),
         size: i.size,
         blocks: i.blocks,
         atime: time(i.atime),
@@ -78,7 +81,7 @@ fn attr(i: &extfs::Inode) -> FileAttr {
         ctime: time(i.ctime),
         crtime: time(i.crtime.unwrap_or(i.ctime)),
         kind: kind(i.file_type),
-        perm: i.mode & 0o7777,
+        perm: u16::try_from(i.mode & 0o7777).unwrap_or(0),
         nlink: i.nlink,
         uid: i.uid,
         gid: i.gid,
@@ -90,11 +93,11 @@ fn attr(i: &extfs::Inode) -> FileAttr {
 
 /// Maps our errors to errno: missing things are ENOENT, everything else EIO (and
 /// logged, since the reader of a FUSE mount only sees "Input/output error").
-fn errno(e: &extfs::Error) -> i32 {
+fn errno(e: &fsapi::Error) -> i32 {
     match e {
-        extfs::Error::NotFound { .. } => ENOENT,
-        extfs::Error::NotADirectory { .. } => ENOTDIR,
-        extfs::Error::SymlinkLoop { .. } => 40, // ELOOP
+        fsapi::Error::NotFound { .. } => ENOENT,
+        fsapi::Error::NotADirectory { .. } => ENOTDIR,
+        fsapi::Error::SymlinkLoop { .. } => 40, // ELOOP
         _ => {
             eprintln!("vmdkrecover: mount: {e}");
             5 // EIO
@@ -106,15 +109,35 @@ const ENOENT: i32 = 2;
 const ENOTDIR: i32 = 20;
 
 impl GuestFs {
-    fn dir(&mut self, ino: u32) -> Result<Arc<Vec<extfs::DirEntry>>, i32> {
+    fn to_fs(&self, ino: u64) -> u64 {
+        swap_root(ino, self.root)
+    }
+
+    fn attr(&self, i: &fsapi::Metadata) -> FileAttr {
+        attr(i, self.root)
+    }
+
+    /// A directory's entries as the mount shows them: names [`crate::names`]
+    /// refuses are left out, with a warning naming the directory.
+    fn dir(&mut self, ino: u64) -> Result<Arc<Vec<fsapi::DirEntry>>, i32> {
         if let Some(d) = self.dirs.get(&ino) {
             return Ok(d.clone());
         }
-        let inode = self.fs.inode(ino).map_err(|e| errno(&e))?;
-        if inode.file_type != extfs::FileType::Directory {
+        let md = self.fs.metadata(ino).map_err(|e| errno(&e))?;
+        if md.file_type != fsapi::FileType::Directory {
             return Err(ENOTDIR);
         }
-        let list = Arc::new(self.fs.read_dir(&inode).map_err(|e| errno(&e))?);
+        let mut list = self.fs.read_dir(ino).map_err(|e| errno(&e))?;
+        let mut names = crate::names::DirNames::new();
+        list.retain(|e| match names.admit(&e.name) {
+            Ok(()) => true,
+            Err(why) => {
+                self.ofs.warn(&format!("inode {ino}: {why}"), &eprint_line);
+                false
+            }
+        });
+        self.ofs.print_new_warnings(&eprint_line);
+        let list = Arc::new(list);
         if self.dirs.len() >= DIR_CACHE {
             self.dirs.clear();
         }
@@ -125,32 +148,28 @@ impl GuestFs {
 
 impl fuser::Filesystem for GuestFs {
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
-        let list = match self.dir(to_ext(parent)) {
+        let list = match self.dir(self.to_fs(parent)) {
             Ok(l) => l,
             Err(e) => return reply.error(e),
         };
         let Some(entry) = list.iter().find(|e| e.name == name.as_bytes()) else {
             return reply.error(ENOENT);
         };
-        match self.fs.inode(entry.ino) {
-            Ok(i) => reply.entry(&TTL, &attr(&i), u64::from(i.generation)),
+        match self.fs.metadata(entry.ino) {
+            Ok(i) => reply.entry(&TTL, &self.attr(&i), u64::from(i.generation)),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
-        match self.fs.inode(to_ext(ino)) {
-            Ok(i) => reply.attr(&TTL, &attr(&i)),
+        match self.fs.metadata(self.to_fs(ino)) {
+            Ok(i) => reply.attr(&TTL, &self.attr(&i)),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
     fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
-        match self
-            .fs
-            .inode(to_ext(ino))
-            .and_then(|i| self.fs.read_link(&i))
-        {
+        match self.fs.read_link(self.to_fs(ino)) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(&e)),
         }
@@ -168,14 +187,15 @@ impl fuser::Filesystem for GuestFs {
         _lock_owner: Option<u64>,
         reply: ReplyData,
     ) {
-        let inode = match self.fs.inode(to_ext(ino)) {
+        let ino = self.to_fs(ino);
+        let inode = match self.fs.metadata(ino) {
             Ok(i) => i,
             Err(e) => return reply.error(errno(&e)),
         };
         let offset = u64::try_from(offset).unwrap_or(0);
         let want = u64::from(size).min(inode.size.saturating_sub(offset));
         let mut buf = vec![0u8; usize::try_from(want).unwrap_or(0)];
-        match self.fs.read_at(&inode, offset, &mut buf) {
+        match self.fs.read_at(ino, offset, &mut buf) {
             Ok(n) => reply.data(&buf[..n]),
             Err(e) => reply.error(errno(&e)),
         }
@@ -189,7 +209,7 @@ impl fuser::Filesystem for GuestFs {
         offset: i64,
         mut reply: ReplyDirectory,
     ) {
-        let list = match self.dir(to_ext(ino)) {
+        let list = match self.dir(self.to_fs(ino)) {
             Ok(l) => l,
             Err(e) => return reply.error(e),
         };
@@ -200,7 +220,7 @@ impl fuser::Filesystem for GuestFs {
         ];
         let all = dots.into_iter().chain(list.iter().map(|e| {
             (
-                to_fuse(e.ino),
+                swap_root(e.ino, self.root),
                 kind(e.file_type),
                 OsStr::from_bytes(&e.name),
             )
@@ -221,7 +241,7 @@ impl fuser::Filesystem for GuestFs {
         size: u32,
         reply: ReplyXattr,
     ) {
-        let attrs = match self.fs.inode(to_ext(ino)).and_then(|i| self.fs.xattrs(&i)) {
+        let attrs = match self.fs.xattrs(self.to_fs(ino)) {
             Ok(a) => a,
             Err(e) => return reply.error(errno(&e)),
         };
@@ -234,7 +254,7 @@ impl fuser::Filesystem for GuestFs {
     }
 
     fn listxattr(&mut self, _req: &Request<'_>, ino: u64, size: u32, reply: ReplyXattr) {
-        let attrs = match self.fs.inode(to_ext(ino)).and_then(|i| self.fs.xattrs(&i)) {
+        let attrs = match self.fs.xattrs(self.to_fs(ino)) {
             Ok(a) => a,
             Err(e) => return reply.error(errno(&e)),
         };
@@ -255,11 +275,11 @@ impl fuser::Filesystem for GuestFs {
     fn statfs(&mut self, _req: &Request<'_>, _ino: u64, reply: fuser::ReplyStatfs) {
         let i = self.fs.info();
         reply.statfs(
-            i.blocks_count,
+            i.blocks,
             i.free_blocks,
             i.free_blocks,
-            u64::from(i.inodes_count),
-            u64::from(i.free_inodes),
+            i.inodes,
+            i.free_inodes,
             i.block_size,
             255,
             i.block_size,
@@ -297,8 +317,11 @@ pub fn run(common: &Common, volume: &str, mountpoint: &Path, allow_other: bool) 
     if allow_other {
         options.push(MountOption::AllowOther);
     }
+    let ofs = Arc::new(target.fs);
     let guest = GuestFs {
-        fs: target.fs.fs.clone(),
+        ofs: ofs.clone(),
+        fs: ofs.fs.clone(),
+        root: ofs.fs.root(),
         dirs: HashMap::new(),
     };
     let session = fuser::spawn_mount2(guest, mountpoint, &options).with_context(|| {
@@ -314,7 +337,7 @@ pub fn run(common: &Common, volume: &str, mountpoint: &Path, allow_other: bool) 
     .map_err(|e| anyhow!("cannot handle Ctrl-C: {e}"))?;
     eprintln!(
         "vmdkrecover: {} mounted read-only at {}; unmount with `fusermount -u {}` (or umount as root), or press Ctrl-C",
-        target.fs.volume,
+        ofs.volume,
         mountpoint.display(),
         mountpoint.display()
     );
@@ -326,9 +349,36 @@ pub fn run(common: &Common, volume: &str, mountpoint: &Path, allow_other: bool) 
                 if session.guard.is_finished() {
                     break;
                 }
+                ofs.print_new_warnings(&eprint_line);
             }
         }
     }
     drop(session); // unmounts if still mounted
-    Ok(Outcome::default())
+    let warnings = ofs.finish_warnings(&eprint_line);
+    Ok(Outcome {
+        failures: 0,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::swap_root;
+
+    #[test]
+    fn root_and_one_trade_places_and_nothing_else_moves() {
+        for root in [2u64, 128, 1 << 40] {
+            assert_eq!(swap_root(root, root), fuser::FUSE_ROOT_ID);
+            assert_eq!(swap_root(fuser::FUSE_ROOT_ID, root), root);
+            for ino in [3u64, 11, 127, 129, u64::MAX] {
+                if ino != root {
+                    assert_eq!(swap_root(ino, root), ino);
+                }
+            }
+            // An involution: applying it twice gives the number back.
+            for ino in [1u64, 2, 11, 128, 1 << 40] {
+                assert_eq!(swap_root(swap_root(ino, root), root), ino);
+            }
+        }
+    }
 }

@@ -11,7 +11,7 @@ struct StatJson {
     #[serde(flatten)]
     entry: EntryJson,
     blocks: u64,
-    flags: u32,
+    flags: u64,
     generation: u32,
     atime: i64,
     atime_nsec: u32,
@@ -40,9 +40,9 @@ pub fn run(common: &Common, spec: &str, json: bool) -> Result<Outcome> {
     let stack = common.open()?;
     let target = common.target(&stack, spec)?;
     let fs = &*target.fs.fs;
-    let inode = fs.inode(fs.lookup(&target.path)?)?;
+    let inode = fs.metadata(fs.lookup(&target.path)?)?;
     let mut outcome = Outcome::default();
-    let xattrs = match fs.xattrs(&inode) {
+    let xattrs = match fs.xattrs(inode.ino) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("vmdkrecover: {}: extended attributes: {e}", target.display);
@@ -80,11 +80,12 @@ pub fn run(common: &Common, spec: &str, json: bool) -> Result<Outcome> {
         };
         serde_json::to_writer_pretty(&mut out, &s)?;
         writeln!(out)?;
+        outcome.end_walk(&target);
         return Ok(outcome);
     }
     let mut file_line = show_name(&target.path);
-    if inode.file_type == extfs::FileType::Symlink {
-        if let Ok(t) = fs.read_link(&inode) {
+    if inode.file_type == fsapi::FileType::Symlink {
+        if let Ok(t) = fs.read_link(inode.ino) {
             file_line = format!("{file_line} -> {}", show_name(&t));
         }
     }
@@ -135,5 +136,6 @@ pub fn run(common: &Common, spec: &str, json: bool) -> Result<Outcome> {
         };
         writeln!(out, " Xattr: {}={v}", show_name(&x.name))?;
     }
+    outcome.end_walk(&target);
     Ok(outcome)
 }

@@ -8,8 +8,8 @@ use std::io::{Read, Write};
 
 /// A `Read` over one file's bytes in the guest filesystem.
 struct FileReader<'a> {
-    fs: &'a extfs::Filesystem,
-    inode: &'a extfs::Inode,
+    fs: &'a dyn fsapi::Filesystem,
+    inode: &'a fsapi::Metadata,
     pos: u64,
 }
 
@@ -20,7 +20,7 @@ impl Read for FileReader<'_> {
         }
         let n = self
             .fs
-            .read_at(self.inode, self.pos, buf)
+            .read_at(self.inode.ino, self.pos, buf)
             .map_err(std::io::Error::other)?;
         self.pos += n as u64;
         Ok(n)
@@ -32,7 +32,7 @@ pub fn run(common: &Common, spec: &str, output: &str, force: bool) -> Result<Out
     let stack = common.open()?;
     let target = common.target(&stack, spec)?;
     let fs = &*target.fs.fs;
-    let top = fs.inode(fs.lookup(&target.path)?)?;
+    let top = fs.metadata(fs.lookup(&target.path)?)?;
     // Names in the archive are relative to the parent of the SPEC's path, like
     // `tar -C parent -c name`; for "/" the root's contents.
     let strip = match target.path.iter().rposition(|b| *b == b'/') {
@@ -67,10 +67,10 @@ pub fn run(common: &Common, spec: &str, output: &str, force: bool) -> Result<Out
     let mut builder = tar::Builder::new(sink);
     builder.mode(tar::HeaderMode::Complete);
     let mut outcome = Outcome::default();
-    let mut first_path: HashMap<u32, Vec<u8>> = HashMap::new();
+    let mut first_path: HashMap<u64, Vec<u8>> = HashMap::new();
     let failures = std::cell::Cell::new(0u64);
     walk(
-        fs,
+        &target.fs,
         &target.path,
         top,
         &mut |path, inode| {
@@ -80,18 +80,18 @@ pub fn run(common: &Common, spec: &str, output: &str, force: bool) -> Result<Out
             }
             let rel_path = std::path::Path::new(std::ffi::OsStr::from_bytes_compat(rel));
             let mut h = tar::Header::new_gnu();
-            h.set_mode(u32::from(inode.mode & 0o7777));
+            h.set_mode(inode.mode & 0o7777);
             h.set_uid(u64::from(inode.uid));
             h.set_gid(u64::from(inode.gid));
             h.set_mtime(u64::try_from(inode.mtime.secs).unwrap_or(0));
             let r: Result<()> = (|| {
                 match inode.file_type {
-                    extfs::FileType::Directory => {
+                    fsapi::FileType::Directory => {
                         h.set_entry_type(tar::EntryType::Directory);
                         h.set_size(0);
                         builder.append_data(&mut h, rel_path, std::io::empty())?;
                     }
-                    extfs::FileType::Regular => {
+                    fsapi::FileType::Regular => {
                         if inode.nlink > 1 {
                             if let Some(first) = first_path.get(&inode.ino) {
                                 h.set_entry_type(tar::EntryType::Link);
@@ -107,8 +107,8 @@ pub fn run(common: &Common, spec: &str, output: &str, force: bool) -> Result<Out
                         h.set_size(inode.size);
                         builder.append_data(&mut h, rel_path, FileReader { fs, inode, pos: 0 })?;
                     }
-                    extfs::FileType::Symlink => {
-                        let t = fs.read_link(inode)?;
+                    fsapi::FileType::Symlink => {
+                        let t = fs.read_link(inode.ino)?;
                         h.set_entry_type(tar::EntryType::Symlink);
                         h.set_size(0);
                         builder.append_link(
@@ -117,12 +117,12 @@ pub fn run(common: &Common, spec: &str, output: &str, force: bool) -> Result<Out
                             std::path::Path::new(std::ffi::OsStr::from_bytes_compat(&t)),
                         )?;
                     }
-                    extfs::FileType::Fifo
-                    | extfs::FileType::CharDevice
-                    | extfs::FileType::BlockDevice => {
+                    fsapi::FileType::Fifo
+                    | fsapi::FileType::CharDevice
+                    | fsapi::FileType::BlockDevice => {
                         h.set_entry_type(match inode.file_type {
-                            extfs::FileType::Fifo => tar::EntryType::Fifo,
-                            extfs::FileType::CharDevice => tar::EntryType::Char,
+                            fsapi::FileType::Fifo => tar::EntryType::Fifo,
+                            fsapi::FileType::CharDevice => tar::EntryType::Char,
                             _ => tar::EntryType::Block,
                         });
                         if let Some((maj, min)) = inode.rdev {
@@ -157,6 +157,7 @@ pub fn run(common: &Common, spec: &str, output: &str, force: bool) -> Result<Out
         },
     )?;
     outcome.failures = failures.get();
+    outcome.end_walk(&target);
     let mut sink = builder.into_inner().context("finishing the archive")?;
     sink.flush()?;
     drop(sink);

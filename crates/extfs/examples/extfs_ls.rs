@@ -41,8 +41,7 @@ fn main() {
     println!("{:#?}", fs.info());
     if let Some(out) = args.iter().find_map(|a| a.strip_prefix("--export=")) {
         // Writes the device as this reader sees it (journal replayed in memory).
-        let len =
-            usize::try_from(fs.info().blocks_count * u64::from(fs.info().block_size)).unwrap_or(0);
+        let len = usize::try_from(fs.info().blocks * u64::from(fs.info().block_size)).unwrap_or(0);
         let mut buf = vec![0u8; len];
         if let Err(e) = fs.read_device_at(0, &mut buf) {
             eprintln!("export: {e}");

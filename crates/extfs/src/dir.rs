@@ -106,7 +106,7 @@ pub(crate) fn read_entries(fs: &Filesystem, dir: &Inode) -> Result<Vec<DirEntry>
     while lblk < nblocks {
         let (len, phys) = match fs.map_block(dir, lblk)? {
             Mapping::Data { phys, len } => (len, Some(phys)),
-            Mapping::Hole { len } => (len, None),
+            Mapping::Hole { len } | Mapping::Unwritten { len } => (len, None),
         };
         let len = len.max(1).min(nblocks.saturating_sub(lblk));
         if let Some(phys) = phys {
@@ -241,6 +241,8 @@ fn parse_region(
                     file_type: file_type_from_dirent(ft),
                 });
             }
+        } else if ino != 0 {
+            fs.warn(format!("inode {}: {what}: entry at byte {pos} names inode {ino} with an empty name; skipped", dir.ino));
         }
         pos = end;
     }

@@ -39,6 +39,16 @@ pub enum Error {
     /// The device could not be read.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+    /// The device could not be read at a known position.
+    #[error("I/O error: device read of {len} bytes at byte {offset}: {source}")]
+    DeviceRead {
+        /// Device byte offset of the failed read.
+        offset: u64,
+        /// Bytes asked for.
+        len: usize,
+        /// The error from the layer below.
+        source: io::Error,
+    },
     /// On-disk data is inconsistent.
     #[error("{object}: {detail}")]
     Corrupt {

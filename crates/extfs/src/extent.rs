@@ -175,7 +175,7 @@ fn leaf_lookup(node: &[u8], entries: usize, target: u32, bound: u64) -> Mapping 
             let skip = t.saturating_sub(start);
             let run = end.saturating_sub(t);
             if uninit {
-                return Mapping::Hole { len: run };
+                return Mapping::Unwritten { len: run };
             }
             return Mapping::Data {
                 phys: phys.saturating_add(skip),

@@ -155,7 +155,7 @@ pub(crate) fn replay(fs: &Filesystem) -> Result<Replay, Error> {
                     len,
                     physical,
                 } => Some((offset, len, physical)),
-                FileRun::Hole { .. } => None,
+                FileRun::Hole { .. } | FileRun::Unwritten { .. } => None,
             })
             .collect(),
         block_size: bs,

@@ -70,13 +70,14 @@ mod crc;
 mod dir;
 mod error;
 mod extent;
+mod fsapi_impl;
 mod group_desc;
 mod inode;
 mod journal;
 mod superblock;
 mod xattr;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use bytesource::{ByteSource, SharedSource};
@@ -107,70 +108,16 @@ impl Default for OpenOptions {
     }
 }
 
-/// Summary of the superblock.
-#[derive(Clone, Debug)]
-pub struct FsInfo {
-    /// "ext2", "ext3" or "ext4".
-    pub kind: &'static str,
-    /// `s_volume_name`.
-    pub label: String,
-    /// `s_uuid`, 8-4-4-4-12 lowercase.
-    pub uuid: String,
-    /// Block size in bytes.
-    pub block_size: u32,
-    /// `s_blocks_count`.
-    pub blocks_count: u64,
-    /// `s_free_blocks_count`.
-    pub free_blocks: u64,
-    /// `s_inodes_count`.
-    pub inodes_count: u32,
-    /// `s_free_inodes_count`.
-    pub free_inodes: u32,
-    /// Feature names as e2fsprogs prints them.
-    pub features: Vec<String>,
-    /// The journal needed recovery when opened (before any replay).
-    pub needs_recovery: bool,
-    /// The journal was replayed in memory.
-    pub journal_replayed: bool,
-    /// `s_last_mounted`.
-    pub last_mounted: String,
-    /// `s_state` says cleanly unmounted.
-    pub state_clean: bool,
-    /// Last mount time (seconds since the epoch).
-    pub mtime: i64,
-    /// Last write time.
-    pub wtime: i64,
+impl From<&fsapi::OpenOptions> for OpenOptions {
+    fn from(o: &fsapi::OpenOptions) -> Self {
+        OpenOptions {
+            replay_journal: o.replay_journal,
+        }
+    }
 }
 
-/// The type of a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileType {
-    /// Regular file.
-    Regular,
-    /// Directory.
-    Directory,
-    /// Symbolic link.
-    Symlink,
-    /// Character device.
-    CharDevice,
-    /// Block device.
-    BlockDevice,
-    /// Named pipe.
-    Fifo,
-    /// Unix socket.
-    Socket,
-    /// Unknown or not recorded.
-    Unknown,
-}
-
-/// A timestamp: seconds since the epoch (may be negative) and nanoseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timestamp {
-    /// Seconds since 1970-01-01 UTC.
-    pub secs: i64,
-    /// Nanoseconds, below 10^9.
-    pub nanos: u32,
-}
+// The shared filesystem-interface types: one definition for every reader.
+pub use fsapi::{FileRun, FileType, FsInfo, Timestamp, Xattr};
 
 /// An inode's metadata.
 #[derive(Clone, Debug)]
@@ -219,60 +166,24 @@ pub struct DirEntry {
     pub file_type: FileType,
 }
 
-/// A piece of a file: data at a device byte offset, or a hole.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileRun {
-    /// `len` bytes at file offset `offset` are stored at device byte offset `physical`.
-    Data {
-        /// File offset.
-        offset: u64,
-        /// Length in bytes.
-        len: u64,
-        /// Device byte offset.
-        physical: u64,
-    },
-    /// `len` bytes at `offset` read as zeros.
-    Hole {
-        /// File offset.
-        offset: u64,
-        /// Length in bytes.
-        len: u64,
-    },
-}
-
-/// An extended attribute with its full name.
-#[derive(Clone, Debug)]
-pub struct Xattr {
-    /// Full name with prefix ("user.foo", "system.posix_acl_access").
-    pub name: Vec<u8>,
-    /// Value (ACLs in the generic posix_acl xattr format, version 2).
-    pub value: Vec<u8>,
-}
-
 /// Where logical blocks of a file live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mapping {
     /// `len` blocks starting at physical block `phys`.
     Data { phys: u64, len: u64 },
-    /// `len` blocks of zeros (a hole or uninitialized extent).
+    /// `len` blocks of zeros: not allocated.
     Hole { len: u64 },
+    /// `len` blocks allocated but uninitialized (an extent with the "unwritten"
+    /// bit, `ee_len` > 32768, from fallocate): they read as zeros.
+    Unwritten { len: u64 },
 }
 
-/// Most warnings kept; later ones are counted, not stored.
-const MAX_WARNINGS: usize = 500;
 /// Symlinks followed while resolving one path (the kernel's MAXSYMLINKS).
 const MAX_SYMLINK_HOPS: u32 = 40;
 /// Largest symlink target read.
 const MAX_SYMLINK_LEN: u64 = 65536;
 /// Most runs `file_runs` returns for one file.
 const MAX_RUNS: usize = 1 << 22;
-
-#[derive(Default)]
-struct Warnings {
-    list: Vec<String>,
-    seen: HashSet<String>,
-    dropped: u64,
-}
 
 /// An open ext2/3/4 filesystem. Cheap to share between threads (`Send + Sync`).
 pub struct Filesystem {
@@ -281,7 +192,7 @@ pub struct Filesystem {
     /// Journal replay: filesystem block -> newest committed copy in the journal.
     overlay: BTreeMap<u64, journal::Redirect>,
     cache: Mutex<BlockCache>,
-    warnings: Mutex<Warnings>,
+    warnings: fsapi::Warnings,
     needs_recovery: bool,
     journal_replayed: bool,
 }
@@ -361,7 +272,7 @@ impl Filesystem {
             sb,
             overlay: BTreeMap::new(),
             cache: Mutex::new(cache),
-            warnings: Mutex::new(Warnings::default()),
+            warnings: fsapi::Warnings::new(),
             needs_recovery: false,
             journal_replayed: false,
         };
@@ -499,54 +410,42 @@ impl Filesystem {
         }
     }
 
-    /// Filesystem summary.
+    /// Filesystem summary (the superblock's counts as it records them).
     pub fn info(&self) -> FsInfo {
         let sb = &self.sb;
-        FsInfo {
-            kind: sb.kind(),
-            label: sb.s_volume_name.clone(),
-            uuid: sb.uuid_string(),
-            block_size: sb.block_size,
-            blocks_count: sb.s_blocks_count,
-            free_blocks: sb.s_free_blocks_count,
-            inodes_count: sb.s_inodes_count,
-            free_inodes: sb.s_free_inodes_count,
-            features: sb.feature_names(),
-            needs_recovery: self.needs_recovery,
-            journal_replayed: self.journal_replayed,
-            last_mounted: sb.s_last_mounted.clone(),
-            state_clean: sb.s_state & 1 != 0,
-            mtime: sb.s_mtime,
-            wtime: sb.s_wtime,
-        }
+        let mut info = FsInfo::new(sb.kind());
+        info.label = sb.s_volume_name.clone();
+        info.uuid = sb.uuid_string();
+        info.block_size = sb.block_size;
+        info.blocks = sb.s_blocks_count;
+        info.free_blocks = sb.s_free_blocks_count;
+        info.inodes = u64::from(sb.s_inodes_count);
+        info.free_inodes = u64::from(sb.s_free_inodes_count);
+        info.features = sb.feature_names();
+        info.needs_recovery = self.needs_recovery;
+        info.journal_replayed = self.journal_replayed;
+        info.clean = sb.s_state & 1 != 0;
+        info.last_mounted = Some(sb.s_last_mounted.clone());
+        info.details = vec![
+            ("last_mount_time".into(), sb.s_mtime.to_string()),
+            ("last_write_time".into(), sb.s_wtime.to_string()),
+        ];
+        info
     }
 
-    /// Problems seen so far (checksum mismatches, journal state, skipped entries).
+    /// Problems seen so far (checksum mismatches, journal state, skipped entries),
+    /// each once, in the order they were found.
     pub fn warnings(&self) -> Vec<String> {
-        match self.warnings.lock() {
-            Ok(w) => {
-                let mut v = w.list.clone();
-                if w.dropped > 0 {
-                    v.push(format!("{} further warnings not shown", w.dropped));
-                }
-                v
-            }
-            Err(_) => Vec::new(),
-        }
+        self.warnings.list()
+    }
+
+    /// Distinct warnings raised so far, including any not kept.
+    pub fn warning_count(&self) -> u64 {
+        self.warnings.count()
     }
 
     pub(crate) fn warn(&self, msg: String) {
-        if let Ok(mut w) = self.warnings.lock() {
-            if w.seen.contains(&msg) {
-                return;
-            }
-            if w.list.len() >= MAX_WARNINGS {
-                w.dropped = w.dropped.saturating_add(1);
-                return;
-            }
-            w.seen.insert(msg.clone());
-            w.list.push(msg);
-        }
+        self.warnings.push(msg);
     }
 
     /// The root directory's inode number.
@@ -562,12 +461,13 @@ impl Filesystem {
 
     /// Reads from the device (no journal redirection), naming the offset on error.
     pub(crate) fn read_raw(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
-        self.dev.read_at(offset, buf).map_err(|e| {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("device read of {} bytes at byte {offset}: {e}", buf.len()),
-            ))
-        })
+        self.dev
+            .read_at(offset, buf)
+            .map_err(|source| Error::DeviceRead {
+                offset,
+                len: buf.len(),
+                source,
+            })
     }
 
     /// Reads bytes at a device offset through the journal overlay, splitting only
@@ -831,7 +731,47 @@ impl Filesystem {
                 "encrypted (fscrypt) contents cannot be read without the key",
             ));
         }
+        let max = self.max_file_size(inode);
+        if inode.size > max {
+            // Reading it would stream zeros for longer than any disk holds
+            // (i_size 2^63-1 with no blocks never ends).
+            return Err(Error::inode(
+                inode.ino,
+                format!(
+                    "i_size {} exceeds the largest file this filesystem can hold ({max} bytes)",
+                    inode.size
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// The largest `i_size` a file of this mapping kind can have, as the kernel
+    /// computes `s_maxbytes` (fs/ext4/super.c, `ext4_max_size` and
+    /// `ext4_max_bitmap_size`): logical block numbers are 32-bit; an indirect map
+    /// reaches 12 + n + n² + n³ blocks (n = block size / 4); without `huge_file`
+    /// `i_blocks` counts 512-byte sectors in 32 bits, which bounds it too.
+    fn max_file_size(&self, inode: &Inode) -> u64 {
+        let bs = self.block_size();
+        let bits = bs.trailing_zeros();
+        let u32_max = u64::from(u32::MAX);
+        // Inline-data files may be sparse past their inline bytes (mke2fs -d makes
+        // an all-hole file inline): they get the extent bound.
+        let mut blocks = if inode.has_flag(EXT4_EXTENTS_FL) || inode.has_flag(EXT4_INLINE_DATA_FL) {
+            u32_max
+        } else {
+            let n = bs.checked_div(4).unwrap_or(0);
+            12u64
+                .saturating_add(n)
+                .saturating_add(n.saturating_mul(n))
+                .saturating_add(n.saturating_mul(n).saturating_mul(n))
+                .min(u32_max)
+        };
+        if !self.sb.huge_file() {
+            blocks = blocks.min(u32_max.checked_shr(bits.saturating_sub(9)).unwrap_or(0));
+        }
+        // MAX_LFS_FILESIZE: loff_t is signed.
+        blocks.saturating_mul(bs).min(i64::MAX.unsigned_abs())
     }
 
     /// Maps logical block `lblk` of a file.
@@ -890,7 +830,7 @@ impl Filesystem {
             let m = self.map_block(inode, lblk)?;
             let (len, phys) = match m {
                 Mapping::Data { phys, len } => (len, Some(phys)),
-                Mapping::Hole { len } => (len, None),
+                Mapping::Hole { len } | Mapping::Unwritten { len } => (len, None),
             };
             let bytes = len.saturating_mul(bs).saturating_sub(in_blk).max(1);
             let n = usize::try_from(bytes)
@@ -916,7 +856,8 @@ impl Filesystem {
         Ok(want)
     }
 
-    /// The file as data runs and holes covering `[0, i_size)`, coalesced.
+    /// The file as data runs, holes and unwritten runs covering `[0, i_size)`,
+    /// coalesced.
     pub fn file_runs(&self, inode: &Inode) -> Result<Vec<FileRun>, Error> {
         self.check_content(inode)?;
         let mut runs: Vec<FileRun> = Vec::new();
@@ -924,17 +865,36 @@ impl Filesystem {
             return Ok(runs);
         }
         if inode.has_flag(EXT4_INLINE_DATA_FL) {
-            // Inline data lives inside the inode (i_block, then the in-inode
-            // `system.data` xattr): report one data run at the start of i_block.
-            // Callers should read it with read_at, not from `physical`.
-            let phys = self
-                .inode_location(inode.ino)?
-                .saturating_add(u64_from(inode::I_BLOCK_OFFSET));
+            // Inline data lives inside the inode: the 60 bytes of i_block, then
+            // the value of the in-inode `system.data` xattr (inline_data.rst);
+            // anything past those reads as zeros.
+            let loc = self.inode_location(inode.ino)?;
+            let first = inode.size.min(u64_from(inode::I_BLOCK_SIZE));
             runs.push(FileRun::Data {
                 offset: 0,
-                len: inode.size,
-                physical: phys,
+                len: first,
+                physical: loc.saturating_add(u64_from(inode::I_BLOCK_OFFSET)),
             });
+            let mut pos = first;
+            if pos < inode.size {
+                if let Some((at, len)) = xattr::inline_data_span(self, inode)? {
+                    let n = u64_from(len).min(inode.size.saturating_sub(pos));
+                    if n > 0 {
+                        runs.push(FileRun::Data {
+                            offset: pos,
+                            len: n,
+                            physical: loc.saturating_add(u64_from(at)),
+                        });
+                        pos = pos.saturating_add(n);
+                    }
+                }
+            }
+            if pos < inode.size {
+                runs.push(FileRun::Hole {
+                    offset: pos,
+                    len: inode.size.saturating_sub(pos),
+                });
+            }
             return Ok(runs);
         }
         let bs = self.block_size();
@@ -943,7 +903,9 @@ impl Filesystem {
         while lblk < nblocks {
             let m = self.map_block(inode, lblk)?;
             let len = match m {
-                Mapping::Data { len, .. } | Mapping::Hole { len } => len.max(1),
+                Mapping::Data { len, .. } | Mapping::Hole { len } | Mapping::Unwritten { len } => {
+                    len.max(1)
+                }
             };
             let len = len.min(nblocks.saturating_sub(lblk));
             let offset = lblk.saturating_mul(bs);
@@ -957,6 +919,7 @@ impl Filesystem {
                     physical: phys.saturating_mul(bs),
                 },
                 Mapping::Hole { .. } => FileRun::Hole { offset, len: blen },
+                Mapping::Unwritten { .. } => FileRun::Unwritten { offset, len: blen },
             };
             push_run(&mut runs, run);
             if runs.len() > MAX_RUNS {
@@ -971,7 +934,7 @@ impl Filesystem {
     }
 
     /// Device byte offset of inode `ino`'s on-disk copy.
-    fn inode_location(&self, ino: u32) -> Result<u64, Error> {
+    pub(crate) fn inode_location(&self, ino: u32) -> Result<u64, Error> {
         let ipg = self.sb.s_inodes_per_group;
         let idx0 = ino.saturating_sub(1);
         let gd = self.group_desc(idx0.checked_div(ipg).unwrap_or(0))?;
@@ -1014,10 +977,44 @@ impl Filesystem {
     // ---- directories, symlinks, paths ----------------------------------
 
     /// Entries of a directory, without "." and "..".
+    ///
+    /// The real `.` and `..` are the first two entries (of the first block, or the
+    /// ones an inline directory implies; directory.rst, "Linear Directories"). Any
+    /// other entry with one of those names is dropped with a warning: it cannot be
+    /// a file, and a tool that trusted it would walk somewhere else.
     pub fn read_dir(&self, dir: &Inode) -> Result<Vec<DirEntry>, Error> {
-        let mut all = dir::read_entries(self, dir)?;
-        all.retain(|e| e.name != b"." && e.name != b"..");
-        Ok(all)
+        let all = dir::read_entries(self, dir)?;
+        let mut out = Vec::with_capacity(all.len().saturating_sub(2));
+        for (i, e) in all.into_iter().enumerate() {
+            let real = match (i, e.name.as_slice()) {
+                (0, b".") => {
+                    if e.ino != dir.ino {
+                        self.warn(format!(
+                            "inode {}: directory entry \".\" names inode {} instead of the directory itself",
+                            dir.ino, e.ino
+                        ));
+                    }
+                    true
+                }
+                (1, b"..") => true,
+                _ => false,
+            };
+            if real {
+                continue;
+            }
+            if e.name == b"." || e.name == b".." {
+                self.warn(format!(
+                    "inode {}: directory entry {} \"{}\" (inode {}) is not the real one; skipped",
+                    dir.ino,
+                    i,
+                    String::from_utf8_lossy(&e.name),
+                    e.ino
+                ));
+                continue;
+            }
+            out.push(e);
+        }
+        Ok(out)
     }
 
     /// The target of a symbolic link.
@@ -1147,6 +1144,13 @@ fn push_run(runs: &mut Vec<FileRun>, run: FileRun) {
             (
                 FileRun::Hole { offset, len },
                 FileRun::Hole {
+                    offset: o2,
+                    len: l2,
+                },
+            )
+            | (
+                FileRun::Unwritten { offset, len },
+                FileRun::Unwritten {
                     offset: o2,
                     len: l2,
                 },

@@ -30,6 +30,8 @@ struct RawEntry {
     index: u8,
     name: Vec<u8>,
     value: Vec<u8>,
+    /// Where the value starts in the region's bytes (None: in an EA inode).
+    at: Option<usize>,
 }
 
 fn prefix(index: u8) -> Option<&'static [u8]> {
@@ -90,6 +92,7 @@ fn parse_entries(
                 )
             })?
             .to_vec();
+        let mut at = None;
         let value = if value_inum != 0 {
             if !follow_ea {
                 // Only inline data is wanted here, and it never lives in an EA
@@ -100,6 +103,7 @@ fn parse_entries(
             ea_inode_value(fs, inode, value_inum, value_size)?
         } else {
             let off = value_base.checked_add(value_offs);
+            at = off;
             off.and_then(|o| slice(region, o, usize_from(value_size)))
                 .ok_or_else(|| {
                     Error::inode(
@@ -118,7 +122,12 @@ fn parse_entries(
                 format!("{what}: attributes exceed {MAX_TOTAL} bytes"),
             ));
         }
-        out.push(RawEntry { index, name, value });
+        out.push(RawEntry {
+            index,
+            name,
+            value,
+            at,
+        });
         // Entries are padded to 4 bytes (EXT4_XATTR_LEN).
         let step = ENTRY_HEADER.saturating_add(name_len).saturating_add(3) & !3;
         pos = pos.saturating_add(step);
@@ -235,6 +244,22 @@ pub(crate) fn inline_data_xattr(fs: &Filesystem, inode: &Inode) -> Result<Option
         .into_iter()
         .find(|e| e.index == INDEX_SYSTEM && e.name == b"data")
         .map(|e| e.value))
+}
+
+/// Where the `system.data` value sits inside the inode's on-disk copy: (byte
+/// offset from the start of the inode, length). The in-inode attribute region
+/// starts after `i_extra_isize`, values count from its first entry.
+pub(crate) fn inline_data_span(
+    fs: &Filesystem,
+    inode: &Inode,
+) -> Result<Option<(usize, usize)>, Error> {
+    let mut entries = Vec::new();
+    ibody_entries(fs, inode, false, &mut entries)?;
+    let start = EXT2_GOOD_OLD_INODE_SIZE.saturating_add(extra_isize(inode.raw()));
+    Ok(entries
+        .into_iter()
+        .find(|e| e.index == INDEX_SYSTEM && e.name == b"data")
+        .and_then(|e| Some((start.checked_add(e.at?)?, e.value.len()))))
 }
 
 /// All attributes of `inode`, in-inode first, with full names.

@@ -146,7 +146,9 @@ fn file_runs_cover_holes() {
         let mut pos = 0;
         for r in &runs {
             let (o, l) = match *r {
-                FileRun::Data { offset, len, .. } | FileRun::Hole { offset, len } => (offset, len),
+                FileRun::Data { offset, len, .. }
+                | FileRun::Hole { offset, len }
+                | FileRun::Unwritten { offset, len } => (offset, len),
             };
             assert_eq!(o, pos, "{name}: runs are contiguous");
             pos += l;
@@ -256,7 +258,7 @@ fn fixtures_exercise_their_features() {
     let info = open_mem(fixture("ext4-meta-bg"), true).unwrap().info();
     // 64-byte descriptors, 1 KiB blocks: 16 per block; more groups than that
     // means descriptors in more than one meta group.
-    assert!(info.blocks_count / 512 > 16, "{} blocks", info.blocks_count);
+    assert!(info.blocks / 512 > 16, "{} blocks", info.blocks);
 }
 
 /// metadata_csum mismatches are reported as warnings and reading goes on.
@@ -287,4 +289,56 @@ fn checksum_mismatches_warn_and_continue() {
         w.contains("inode 2: directory block 0 checksum mismatch"),
         "{w}"
     );
+}
+
+/// An inode table entry's device offset, from the on-disk superblock and group
+/// descriptor fields (Documentation/filesystems/ext4/super.rst, group_descr.rst).
+fn inode_offset(img: &[u8], ino: u32) -> usize {
+    let le32 = |o: usize| u32::from_le_bytes(img[o..o + 4].try_into().unwrap());
+    let le16 = |o: usize| u16::from_le_bytes(img[o..o + 2].try_into().unwrap());
+    let sb = 1024;
+    let bs = 1024usize << le32(sb + 0x18);
+    let first_data_block = le32(sb + 0x14) as usize;
+    let ipg = le32(sb + 0x28);
+    let isz = le16(sb + 0x58) as usize;
+    let is64 = le32(sb + 0x60) & 0x80 != 0;
+    let desc = if is64 { le16(sb + 0xFE) as usize } else { 32 };
+    let group = ((ino - 1) / ipg) as usize;
+    let index = ((ino - 1) % ipg) as usize;
+    let gd = (first_data_block + 1) * bs + group * desc;
+    let mut table = le32(gd + 8) as usize;
+    if is64 && desc >= 64 {
+        table |= (le32(gd + 0x28) as usize) << 32;
+    }
+    table * bs + index * isz
+}
+
+/// i_size 2^63-1 on a file without blocks: reading must stop with an error naming
+/// the inode instead of streaming zeros for ever (the kernel's s_maxbytes is far
+/// smaller, fs/ext4/super.c ext4_max_size).
+#[test]
+fn absurd_i_size_is_an_error_not_an_endless_read() {
+    for name in ["ext4", "ext2-1k"] {
+        let mut img = fixture(name);
+        let ino = open_mem(img.clone(), true)
+            .unwrap()
+            .lookup(b"/empty-file")
+            .unwrap();
+        let at = inode_offset(&img, ino);
+        let size: u64 = i64::MAX as u64;
+        img[at + 0x4..at + 0x8].copy_from_slice(&(size as u32).to_le_bytes());
+        img[at + 0x6C..at + 0x70].copy_from_slice(&((size >> 32) as u32).to_le_bytes());
+        // The inode checksum (metadata_csum) may now mismatch: a warning, not a stop.
+        let fs = open_mem(img, true).unwrap();
+        let inode = fs.inode(ino).unwrap();
+        assert_eq!(inode.size, size, "{name}: the patch landed on the inode");
+        let mut buf = vec![0u8; 4096];
+        let e = fs.read_at(&inode, 1 << 40, &mut buf).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!("inode {ino}")),
+            "{name}: {e}"
+        );
+        assert!(e.to_string().contains("exceeds"), "{name}: {e}");
+        assert!(fs.file_runs(&inode).is_err(), "{name}");
+    }
 }

@@ -46,7 +46,7 @@ fn compare(label: &str, bytes: Vec<u8>) -> Option<(usize, Vec<u64>)> {
     let sb_block = 1024 / bs;
     let mut bad = Vec::new();
     let mut ours = vec![0u8; bs as usize];
-    let nblocks = (bytes.len() as u64 / bs).min(info.blocks_count);
+    let nblocks = (bytes.len() as u64 / bs).min(info.blocks);
     for b in 0..nblocks {
         let off = b * bs;
         if fs.read_device_at(off, &mut ours).is_err() {
@@ -85,7 +85,7 @@ fn gdt_len(bytes: &[u8], fs: &extfs::Filesystem) -> u64 {
     } else {
         32
     };
-    let groups = (info.blocks_count - u64::from(le32(0x14))).div_ceil(u64::from(le32(0x20)));
+    let groups = (info.blocks - u64::from(le32(0x14))).div_ceil(u64::from(le32(0x20)));
     (groups * desc).div_ceil(bs)
 }
 
