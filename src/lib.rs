@@ -12,6 +12,7 @@
 
 pub mod cmd;
 pub mod filesystems;
+pub mod fstab;
 pub mod guest;
 pub mod io;
 pub mod names;

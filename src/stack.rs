@@ -366,6 +366,15 @@ impl Stack {
             let uuid = uuid.to_ascii_lowercase();
             return self.find_by_fs(spec, |i| i.uuid == uuid);
         }
+        if let Some(uuid) = spec.strip_prefix("PARTUUID=") {
+            let uuid = uuid.to_ascii_lowercase();
+            return self.find_partition(spec, |p| {
+                p.part_uuid.is_some_and(|g| g.to_string() == uuid)
+            });
+        }
+        if let Some(name) = spec.strip_prefix("PARTLABEL=") {
+            return self.find_partition(spec, |p| p.gpt_name.as_deref() == Some(name));
+        }
         let want = normalize_volume_name(spec);
         if let Some(v) = self.volumes.iter().find(|v| v.name == want) {
             return Ok(v);
@@ -386,6 +395,23 @@ impl Stack {
             "{spec}: no such volume; volumes here: {}{hint}",
             self.volume_names()
         )
+    }
+
+    /// The volume of the partition `pred` picks (GPT `PARTUUID=` / `PARTLABEL=`).
+    fn find_partition(
+        &self,
+        spec: &str,
+        pred: impl Fn(&partitions::Partition) -> bool,
+    ) -> Result<&Volume> {
+        for d in &self.disks {
+            if let Some(p) = d.table.partitions.iter().find(|p| pred(p)) {
+                let name = format!("{}{}", d.name, p.number);
+                if let Some(v) = self.volumes.iter().find(|v| v.name == name) {
+                    return Ok(v);
+                }
+            }
+        }
+        bail!("{spec}: no partition with that GPT unique GUID or name; see `vmdkrecover info`")
     }
 
     fn find_by_fs(&self, spec: &str, pred: impl Fn(&fsapi::FsInfo) -> bool) -> Result<&Volume> {
