@@ -10,7 +10,9 @@
 //!
 //! This crate holds the trait and the small adapters that every layer needs
 //! ([`FileSource`], [`MemSource`], [`Window`], [`Counting`]); it knows nothing about
-//! any on-disk format.
+//! any on-disk format. Every input file is opened through [`open_input`] (via
+//! [`FileSource::open`] or [`read_small_file`]), which refuses FIFOs and devices that
+//! would hang or never end.
 
 use std::fs::File;
 use std::io;
@@ -90,20 +92,104 @@ pub fn check_range(
     }
 }
 
+/// `O_NONBLOCK` on Linux (`include/uapi/asm-generic/fcntl.h`, `00004000`): opening a
+/// FIFO read-only with it returns at once instead of waiting for a writer, so the type
+/// check below can refuse the FIFO rather than hang. It does nothing to regular files
+/// and block devices (reads of those never return `EAGAIN`), so it is left set.
+const O_NONBLOCK: i32 = 0o4000;
+
+/// What kind of file this is, in words, when it is not one a disk can live in.
+fn unusable_kind(ft: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_file() || ft.is_block_device() {
+        None
+    } else if ft.is_fifo() {
+        Some("a FIFO")
+    } else if ft.is_char_device() {
+        Some("a character device")
+    } else if ft.is_dir() {
+        Some("a directory")
+    } else if ft.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// Opens `path` read-only and non-blocking, and refuses anything that is not a regular
+/// file or a block device: the one place every input file is opened, so a FIFO, a
+/// character device (`/dev/zero`) or a directory is an error naming the file instead
+/// of a hang or an endless read.
+pub fn open_input(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    // Read-only, no locking: the input may sit in a storage snapshot (rule 1).
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if let Some(kind) = unusable_kind(&meta.file_type()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name}: is {kind}, not a disk file"),
+        ));
+    }
+    Ok(file)
+}
+
+/// Reads a small text input (a descriptor, a `.vmx`, an LVM metadata backup) whole,
+/// opened like [`FileSource::open`] and refused when larger than `cap` bytes, so
+/// neither a FIFO nor `/dev/zero` nor a huge file can hang or exhaust memory.
+pub fn read_small_file(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
+    let src = FileSource::open(path)?;
+    if src.len() > cap {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: {} bytes is more than the {cap} bytes such a file can be",
+                path.display(),
+                src.len()
+            ),
+        ));
+    }
+    let n = usize::try_from(src.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large"))?;
+    let mut buf = vec![0u8; n];
+    src.read_at(0, &mut buf)?;
+    Ok(buf)
+}
+
+/// Raises the soft limit on open files to the hard limit (best effort): a disk split
+/// into a thousand extent files needs a thousand descriptors.
+pub fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current < l.maximum {
+        l.current = l.maximum;
+        let _ = setrlimit(Resource::Nofile, l);
+    }
+}
+
 /// A file on the host, opened read-only.
 #[derive(Debug)]
 pub struct FileSource {
     file: File,
     len: u64,
     path: PathBuf,
+    id: (u64, u64),
 }
 
 impl FileSource {
-    /// Opens `path` read-only and records its current length.
+    /// Opens `path` read-only (see [`open_input`]: FIFOs, character devices and
+    /// directories are refused) and records its current length.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
         let path = path.as_ref();
-        // Read-only, no locking: the input may sit in a storage snapshot (rule 1).
-        let file = File::open(path)?;
+        let file = open_input(path)?;
         let meta = file.metadata()?;
         let len = if meta.file_type().is_file() {
             meta.len()
@@ -117,7 +203,14 @@ impl FileSource {
             file,
             len,
             path: path.to_path_buf(),
+            id: (meta.dev(), meta.ino()),
         })
+    }
+
+    /// The (device, inode) pair of the open file: two paths naming one file give the
+    /// same pair, so callers can open each file once.
+    pub fn id(&self) -> (u64, u64) {
+        self.id
     }
 
     /// The path this source was opened from.
@@ -293,6 +386,50 @@ mod tests {
             io::ErrorKind::UnexpectedEof
         );
         assert!(Window::new(mem, 250, 7).is_err());
+    }
+
+    #[test]
+    fn fifo_and_char_devices_are_refused_at_once() {
+        let dir = std::env::temp_dir().join(format!("bytesource-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("vm-flat.vmdk");
+        let _ = std::fs::remove_file(&fifo);
+        let st = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f2 = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(FileSource::open(&f2).map(|_| ()).map_err(|e| e.to_string()));
+        });
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("opening a FIFO hangs");
+        assert_eq!(r.unwrap_err(), "vm-flat.vmdk: is a FIFO, not a disk file");
+        let e = read_small_file(Path::new("/dev/zero"), 1 << 20).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "zero: is a character device, not a disk file"
+        );
+        let e = FileSource::open(&dir).unwrap_err();
+        assert!(e.to_string().contains("is a directory"), "{e}");
+        std::fs::remove_file(&fifo).unwrap();
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn read_small_file_caps_the_size() {
+        let p = std::env::temp_dir().join(format!("bytesource-small-{}", std::process::id()));
+        std::fs::write(&p, b"0123456789").unwrap();
+        assert_eq!(read_small_file(&p, 10).unwrap(), b"0123456789");
+        let e = read_small_file(&p, 9).unwrap_err();
+        assert!(e.to_string().contains("more than the 9 bytes"), "{e}");
+        let a = FileSource::open(&p).unwrap();
+        let b = FileSource::open(&p).unwrap();
+        assert_eq!(a.id(), b.id());
+        std::fs::remove_file(&p).unwrap();
     }
 
     #[test]
