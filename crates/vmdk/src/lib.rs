@@ -43,6 +43,7 @@ mod stream;
 pub mod vmx;
 
 pub use error::Error;
+pub use grain::MAX_CACHE_BYTES;
 
 use bytesource::{ByteSource, SharedSource};
 use extent::{Extent, Piece};
