@@ -35,11 +35,14 @@ pub(crate) const DIR_CHUNK_BYTES: u64 = 64 * 1024;
 const DIR_CACHE_CHUNKS: usize = 4;
 /// Decompressed grains kept per extent.
 const GRAIN_CACHE_GRAINS: usize = 4;
+/// [`DIR_CACHE_CHUNKS`] and [`GRAIN_CACHE_GRAINS`] as u64 (keep them equal).
+const DIR_CACHE_CHUNKS_U64: u64 = 4;
+const GRAIN_CACHE_GRAINS_U64: u64 = 4;
 /// Most bytes of tables, directory pieces and inflated grains one extent keeps cached
 /// (a grain is at most `MAX_GRAIN_SECTORS` * 512 = 8 MiB).
 pub const MAX_CACHE_BYTES: u64 = TABLE_CACHE_BYTES
-    + DIR_CHUNK_BYTES * DIR_CACHE_CHUNKS as u64
-    + GRAIN_CACHE_GRAINS as u64 * crate::sparse::MAX_GRAIN_SECTORS * 512;
+    + DIR_CHUNK_BYTES * DIR_CACHE_CHUNKS_U64
+    + GRAIN_CACHE_GRAINS_U64 * crate::sparse::MAX_GRAIN_SECTORS * 512;
 
 /// How a grain directory entry locates its grain table.
 #[derive(Clone, Copy, Debug)]
@@ -213,8 +216,9 @@ impl GrainMap {
         if gd_index >= d.count {
             return Ok(None);
         }
-        let per_chunk = DIR_CHUNK_BYTES / d.entry_size;
-        let chunk_no = gd_index / per_chunk;
+        let internal = || Error::corrupt(&self.name, "internal: grain directory chunk");
+        let per_chunk = d.per_chunk();
+        let chunk_no = gd_index.checked_div(per_chunk).ok_or_else(internal)?;
         let cached = self
             .dir_chunks
             .lock()
@@ -230,13 +234,13 @@ impl GrainMap {
                 c
             }
         };
-        let within = usize::try_from((gd_index % per_chunk).saturating_mul(d.entry_size))
-            .unwrap_or(usize::MAX);
+        let within = gd_index.checked_rem(per_chunk).ok_or_else(internal)?;
+        let within = usize::try_from(within.saturating_mul(d.entry_size)).unwrap_or(usize::MAX);
         let raw = within
             .checked_add(usize::try_from(d.entry_size).unwrap_or(usize::MAX))
             .and_then(|end| chunk.get(within..end))
             .map(|b| le(b, d.entry_size))
-            .ok_or_else(|| Error::corrupt(&self.name, "internal: grain directory chunk"))?;
+            .ok_or_else(internal)?;
         d.decode(&self.name, self.file.len(), gd_index, raw)
             .map(Some)
     }
@@ -539,6 +543,7 @@ pub(crate) const MAX_GD_ENTRIES: u64 = 32 * 1024 * 1024;
 /// must lie inside the file (so a hostile count is capped by the file size) and every
 /// entry must locate a table of `table_bytes` inside the file. The directory is read
 /// in [`DIR_CHUNK_BYTES`] pieces and not kept, so memory stays bounded.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn open_dir(
     file: &SharedSource,
     name: &str,
@@ -577,7 +582,7 @@ pub(crate) fn open_dir(
         encoding,
         table_bytes,
     };
-    let per_chunk = DIR_CHUNK_BYTES / entry_size.max(1);
+    let per_chunk = d.per_chunk();
     let chunks = count.div_ceil(per_chunk);
     for c in 0..chunks {
         let buf = d.read_chunk(file, name, c)?;
@@ -594,9 +599,17 @@ pub(crate) fn open_dir(
 }
 
 impl Dir {
+    /// Entries in one directory piece (entry_size is 4 or 8).
+    fn per_chunk(&self) -> u64 {
+        DIR_CHUNK_BYTES
+            .checked_div(self.entry_size)
+            .unwrap_or(DIR_CHUNK_BYTES)
+            .max(1)
+    }
+
     /// Reads directory piece `chunk_no` (the last one may be short).
     fn read_chunk(&self, file: &SharedSource, name: &str, chunk_no: u64) -> Result<Vec<u8>, Error> {
-        let per_chunk = DIR_CHUNK_BYTES / self.entry_size.max(1);
+        let per_chunk = self.per_chunk();
         let first = chunk_no.saturating_mul(per_chunk);
         let n = self.count.saturating_sub(first).min(per_chunk);
         let at = first

@@ -102,9 +102,7 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<(GrainMap, Vec<Stri
         gd_at,
         gd_entries.min(needed),
         8,
-        DirEncoding::SeSparse {
-            tables_at: tables_at,
-        },
+        DirEncoding::SeSparse { tables_at },
         gt_bytes,
     )?;
     Ok((
