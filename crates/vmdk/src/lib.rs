@@ -42,6 +42,7 @@ mod sparse;
 mod stream;
 pub mod vmx;
 
+pub use chain::MAX_EXTENT_LINES;
 pub use error::Error;
 pub use grain::MAX_CACHE_BYTES;
 
@@ -55,7 +56,16 @@ use std::path::{Path, PathBuf};
 pub struct OpenOptions {
     /// Allow extent and parent paths that leave the descriptor's folder (`../x`, or an
     /// absolute path when no file of that name is beside the descriptor).
+    /// The command line's `--allow-outside-dir`.
     pub allow_extents_outside_dir: bool,
+    /// Extent and parent files to read from another file: (OLD, NEW) reads the file
+    /// a descriptor names OLD (as written, or its last component) from NEW (as given,
+    /// or else beside the descriptor). Reads a renamed restore copy without rewriting
+    /// its descriptor. The command line's `--extent-map OLD=NEW`.
+    pub extent_map: Vec<(String, PathBuf)>,
+    /// Read a `.vmdk` that is neither a descriptor nor a known extent header as a raw
+    /// disk even when it does not look like one. The command line's `--raw`.
+    pub raw: bool,
 }
 
 /// What a range of the virtual disk is backed by.

@@ -264,7 +264,7 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
 }
 
 /// Reads the descriptor embedded in a sparse file (descriptorOffset/Size, sectors).
-fn read_embedded_descriptor(
+pub(crate) fn read_embedded_descriptor(
     file: &SharedSource,
     name: &str,
     h: &Header,
