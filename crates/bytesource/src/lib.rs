@@ -174,6 +174,11 @@ pub fn raise_open_file_limit() {
     }
 }
 
+/// The soft limit on open files, when there is one.
+pub fn open_file_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
 /// A file on the host, opened read-only.
 #[derive(Debug)]
 pub struct FileSource {

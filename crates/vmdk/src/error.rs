@@ -96,15 +96,10 @@ pub enum Error {
     },
 }
 
-/// " (limit N)" from /proc/self/limits when it can be read, else nothing.
+/// " (limit N)" when the open-file limit is known, else nothing.
 fn nofile_limit_hint() -> String {
-    std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3).map(|n| format!(" (limit {n})")))
-        })
+    bytesource::open_file_limit()
+        .map(|n| format!(" (limit {n})"))
         .unwrap_or_default()
 }
 

@@ -428,16 +428,17 @@ impl Extent for GrainMap {
             let mut take = self.grain.saturating_sub(within).min(left);
             let piece = match &self.dir {
                 Directory::Scanned(grains) => match grains.get(&gi) {
-                    Some(&sector) => match self.decode(sector, gi)? {
-                        Loc::At(g) => {
-                            if first.is_none() {
-                                return Ok((take, Piece::Compressed { at: g, within }));
-                            }
-                            break;
+                    Some(&sector) => {
+                        // The sector of a marker the scan found inside the file (not
+                        // a GTE: sector 1 is a real marker here, not "zeroed").
+                        let g = sector
+                            .checked_mul(512)
+                            .ok_or_else(|| Error::corrupt(&self.name, "grain offset overflows"))?;
+                        if first.is_none() {
+                            return Ok((take, Piece::Compressed { at: g, within }));
                         }
-                        Loc::Zero => Piece::Zero,
-                        Loc::Unallocated => Piece::Unallocated,
-                    },
+                        break;
+                    }
                     None => {
                         // Unallocated up to the next grain the stream holds.
                         let next = gi
