@@ -9,7 +9,7 @@
 //!
 //! Each distinct file (by device and inode) is opened once per [`crate::Disk::open`]
 //! and shared by every extent line and parent that names it, and a descriptor may list
-//! at most [`MAX_EXTENT_LINES`] extents, so neither a split disk of a thousand pieces
+//! at most [`crate::descriptor::MAX_EXTENT_LINES`] extents, so neither a split disk of a thousand pieces
 //! nor a descriptor repeating one name runs out of file descriptors. A missing extent
 //! or parent is looked for among the files beside the descriptor under its likely
 //! renamed name (a restore tool's `vm-restore-flat.vmdk`), and the error says how to
@@ -17,7 +17,7 @@
 //! A `.vmdk` that is neither a descriptor nor a known extent header is refused unless
 //! it looks like a raw disk or [`OpenOptions::raw`] is set.
 
-use crate::descriptor::{self, Descriptor, MAX_DESCRIPTOR_BYTES};
+use crate::descriptor::{self, Descriptor, MAX_DESCRIPTOR_BYTES, MAX_EXTENT_LINES};
 use crate::extent::{Extent, Flat, Zero};
 use crate::{
     cowd, file_name, sesparse, sparse, Disk, DiskInfo, Error, ExtentInfo, OpenOptions, Slot,
@@ -29,9 +29,6 @@ use std::sync::Arc;
 
 /// Deepest snapshot chain followed.
 pub(crate) const MAX_DEPTH: usize = 64;
-/// Most extent lines one descriptor may list (a 2 TiB twoGbMaxExtentSparse disk has
-/// 1024; VMware's largest, 62 TiB in 2 GiB pieces, about 32 thousand).
-pub const MAX_EXTENT_LINES: usize = 1 << 16;
 /// Directory entries looked at when searching for a renamed extent or parent.
 const MAX_DIR_SCAN: usize = 4096;
 /// Candidate files whose CID is read when searching for a renamed parent.

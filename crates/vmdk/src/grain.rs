@@ -33,16 +33,21 @@ const TABLE_CACHE_BYTES: u64 = 2 * 1024 * 1024;
 pub(crate) const DIR_CHUNK_BYTES: u64 = 64 * 1024;
 /// Grain directory pieces kept per extent.
 const DIR_CACHE_CHUNKS: usize = 4;
-/// Decompressed grains kept per extent.
-const GRAIN_CACHE_GRAINS: usize = 4;
-/// [`DIR_CACHE_CHUNKS`] and [`GRAIN_CACHE_GRAINS`] as u64 (keep them equal).
+/// Most decompressed grains kept per extent (64 KiB grains: 256 KiB)...
+const GRAIN_CACHE_GRAINS: u64 = 4;
+/// ...and at most this many bytes of them, but always one grain.
+const GRAIN_CACHE_BYTES: u64 = 1024 * 1024;
+/// [`DIR_CACHE_CHUNKS`] as u64 (keep them equal).
 const DIR_CACHE_CHUNKS_U64: u64 = 4;
-const GRAIN_CACHE_GRAINS_U64: u64 = 4;
 /// Most bytes of tables, directory pieces and inflated grains one extent keeps cached
-/// (a grain is at most `MAX_GRAIN_SECTORS` * 512 = 8 MiB).
+/// (one grain is at most `MAX_GRAIN_SECTORS` * 512 = 8 MiB): about 10 MiB.
 pub const MAX_CACHE_BYTES: u64 = TABLE_CACHE_BYTES
     + DIR_CHUNK_BYTES * DIR_CACHE_CHUNKS_U64
-    + GRAIN_CACHE_GRAINS_U64 * crate::sparse::MAX_GRAIN_SECTORS * 512;
+    + if GRAIN_CACHE_BYTES > crate::sparse::MAX_GRAIN_SECTORS * 512 {
+        GRAIN_CACHE_BYTES
+    } else {
+        crate::sparse::MAX_GRAIN_SECTORS * 512
+    };
 
 /// How a grain directory entry locates its grain table.
 #[derive(Clone, Copy, Debug)]
@@ -206,7 +211,15 @@ impl GrainMap {
             flavor,
             tables: Mutex::new(Lru::new(tables)),
             dir_chunks: Mutex::new(Lru::new(DIR_CACHE_CHUNKS)),
-            grains: Mutex::new(Lru::new(GRAIN_CACHE_GRAINS)),
+            grains: Mutex::new(Lru::new(
+                usize::try_from(
+                    GRAIN_CACHE_BYTES
+                        .checked_div(grain)
+                        .unwrap_or(1)
+                        .clamp(1, GRAIN_CACHE_GRAINS),
+                )
+                .unwrap_or(1),
+            )),
         }
     }
 

@@ -20,7 +20,10 @@
 //!
 //! Layout references: VMware "Virtual Disk Format 5.0", qemu `block/vmdk.c`, libyal
 //! libvmdk's format document. Every on-disk value is checked before use: no panics,
-//! bounded loops, allocations bounded by the file size.
+//! bounded loops, allocations bounded by the file size. Grain directories and tables
+//! are read on demand through bounded caches ([`MAX_CACHE_BYTES`] per extent), each
+//! distinct file is opened once per open, and every input is opened through
+//! [`bytesource::open_input`], which refuses FIFOs and devices instead of hanging.
 
 #![forbid(unsafe_code)]
 #![deny(
@@ -42,7 +45,7 @@ mod sparse;
 mod stream;
 pub mod vmx;
 
-pub use chain::MAX_EXTENT_LINES;
+pub use descriptor::MAX_EXTENT_LINES;
 pub use error::Error;
 pub use grain::MAX_CACHE_BYTES;
 
