@@ -174,9 +174,34 @@ pub fn raise_open_file_limit() {
     }
 }
 
+/// [`FileSource`]s alive in the process (each holds one descriptor).
+static LIVE_FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many [`FileSource`]s (open descriptors) the process holds now: a caller that
+/// opens many files turns further ones into [`PooledFile`]s past a budget.
+pub fn open_files() -> usize {
+    LIVE_FILES.load(Ordering::Relaxed)
+}
+
 /// The soft limit on open files, when there is one.
 pub fn open_file_limit() -> Option<u64> {
     rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
+/// [`open_input`], then the length (asked of the device itself for a block device,
+/// whose metadata says 0) and the (device, inode) pair.
+fn open_measured(path: &Path) -> io::Result<(File, u64, (u64, u64))> {
+    use std::os::unix::fs::MetadataExt;
+    let file = open_input(path)?;
+    let meta = file.metadata()?;
+    let len = if meta.file_type().is_file() {
+        meta.len()
+    } else {
+        use std::io::Seek;
+        let mut f = &file;
+        f.seek(io::SeekFrom::End(0))?
+    };
+    Ok((file, len, (meta.dev(), meta.ino())))
 }
 
 /// A file on the host, opened read-only.
@@ -192,23 +217,14 @@ impl FileSource {
     /// Opens `path` read-only (see [`open_input`]: FIFOs, character devices and
     /// directories are refused) and records its current length.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
-        use std::os::unix::fs::MetadataExt;
         let path = path.as_ref();
-        let file = open_input(path)?;
-        let meta = file.metadata()?;
-        let len = if meta.file_type().is_file() {
-            meta.len()
-        } else {
-            // Block devices report 0 in metadata; ask the device itself.
-            use std::io::Seek;
-            let mut f = &file;
-            f.seek(io::SeekFrom::End(0))?
-        };
+        let (file, len, id) = open_measured(path)?;
+        LIVE_FILES.fetch_add(1, Ordering::Relaxed);
         Ok(Self {
             file,
             len,
             path: path.to_path_buf(),
-            id: (meta.dev(), meta.ino()),
+            id,
         })
     }
 
@@ -229,25 +245,144 @@ impl FileSource {
     }
 }
 
+impl Drop for FileSource {
+    fn drop(&mut self) {
+        LIVE_FILES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The error for a failed positional read of `path`: a short file says so.
+fn read_error(path: &Path, offset: u64, e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "{}: file is shorter than expected (read at offset {offset})",
+                path.display()
+            ),
+        )
+    } else {
+        io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    }
+}
+
 impl ByteSource for FileSource {
     fn len(&self) -> u64 {
         self.len
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(&self.path.display(), self.len, offset, buf.len())?;
-        self.file.read_exact_at(buf, offset).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "{}: file is shorter than expected (read at offset {offset})",
-                        self.path.display()
-                    ),
-                )
-            } else {
-                io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))
-            }
-        })
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| read_error(&self.path, offset, e))
+    }
+}
+
+/// Most descriptors kept open at once by all [`PooledFile`]s of the process together
+/// (fewer under a low open-file limit: a quarter of it, at least 4).
+pub const POOL_FILES: usize = 64;
+
+fn pool_size() -> usize {
+    let quarter = open_file_limit()
+        .map(|l| usize::try_from(l / 4).unwrap_or(usize::MAX))
+        .unwrap_or(usize::MAX);
+    quarter.clamp(4, POOL_FILES)
+}
+
+/// The open descriptors of [`PooledFile`]s: (key, last use, file), least recently
+/// used closed first.
+struct Pool {
+    tick: u64,
+    open: Vec<(u64, u64, Arc<File>)>,
+}
+
+static POOL: std::sync::Mutex<Pool> = std::sync::Mutex::new(Pool {
+    tick: 0,
+    open: Vec::new(),
+});
+static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
+
+/// A file that holds no descriptor of its own: it is reopened (and checked to be the
+/// same file, by device, inode and size) when read, and at most [`POOL_FILES`] such
+/// files are open at once. For disks split into more pieces than the open-file limit
+/// allows (a 2 TiB twoGbMaxExtentSparse disk has 1024).
+#[derive(Debug)]
+pub struct PooledFile {
+    key: u64,
+    path: PathBuf,
+    len: u64,
+    id: (u64, u64),
+}
+
+impl From<FileSource> for PooledFile {
+    /// Closes `src`'s descriptor; the file is reopened on demand.
+    fn from(mut src: FileSource) -> Self {
+        Self {
+            key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
+            path: std::mem::take(&mut src.path),
+            len: src.len,
+            id: src.id,
+        }
+    }
+}
+
+impl PooledFile {
+    fn file(&self) -> io::Result<Arc<File>> {
+        // Opening under the lock keeps the pool at its size; opens are rare.
+        let mut pool = POOL
+            .lock()
+            .map_err(|_| io::Error::other("file pool poisoned"))?;
+        pool.tick = pool.tick.wrapping_add(1);
+        let tick = pool.tick;
+        if let Some(e) = pool.open.iter_mut().find(|e| e.0 == self.key) {
+            e.1 = tick;
+            return Ok(e.2.clone());
+        }
+        let (file, len, id) = open_measured(&self.path)?;
+        if id != self.id || len != self.len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: the file changed since it was opened (another file or size now)",
+                    self.path.display()
+                ),
+            ));
+        }
+        while pool.open.len() >= pool_size() {
+            let Some(i) = pool
+                .open
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.1)
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
+            pool.open.swap_remove(i);
+        }
+        let f = Arc::new(file);
+        pool.open.push((self.key, tick, f.clone()));
+        Ok(f)
+    }
+}
+
+impl Drop for PooledFile {
+    fn drop(&mut self) {
+        if let Ok(mut pool) = POOL.lock() {
+            pool.open.retain(|e| e.0 != self.key);
+        }
+    }
+}
+
+impl ByteSource for PooledFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_range(&self.path.display(), self.len, offset, buf.len())?;
+        self.file()?
+            .read_exact_at(buf, offset)
+            .map_err(|e| read_error(&self.path, offset, e))
     }
 }
 
@@ -435,6 +570,40 @@ mod tests {
         let b = FileSource::open(&p).unwrap();
         assert_eq!(a.id(), b.id());
         std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn pooled_files_read_with_few_descriptors_and_notice_replacement() {
+        let dir = std::env::temp_dir().join(format!("bytesource-pool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut files = Vec::new();
+        for i in 0..(POOL_FILES * 2) {
+            let p = dir.join(format!("f{i}"));
+            std::fs::write(&p, [i as u8; 100]).unwrap();
+            files.push(PooledFile::from(FileSource::open(&p).unwrap()));
+        }
+        for round in 0..2 {
+            for (i, f) in files.iter().enumerate() {
+                let mut b = [0u8; 10];
+                f.read_at(90, &mut b).unwrap();
+                assert_eq!(b, [i as u8; 10], "round {round} file {i}");
+            }
+        }
+        assert!(POOL.lock().unwrap().open.len() <= POOL_FILES);
+        // A file replaced by another (new inode) after it was opened is refused.
+        let last = dir.join(format!("f{}", POOL_FILES * 2 - 1));
+        let first = files.remove(0);
+        drop(first);
+        std::fs::remove_file(&last).unwrap();
+        std::fs::write(&last, [0u8; 100]).unwrap();
+        // Push it out of the pool, then read it again.
+        for f in files.iter().take(POOL_FILES) {
+            f.read_at(0, &mut [0u8; 1]).unwrap();
+        }
+        let e = files.last().unwrap().read_at(0, &mut [0u8; 1]).unwrap_err();
+        assert!(e.to_string().contains("changed since it was opened"), "{e}");
+        drop(files);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! Each distinct file (by device and inode) is opened once per [`crate::Disk::open`]
 //! and shared by every extent line and parent that names it, and a descriptor may list
 //! at most [`crate::descriptor::MAX_EXTENT_LINES`] extents, so neither a split disk of a thousand pieces
-//! nor a descriptor repeating one name runs out of file descriptors. A missing extent
+//! nor a descriptor repeating one name runs out of file descriptors; past half the
+//! open-file limit, further files are reopened on demand ([`bytesource::PooledFile`]). A missing extent
 //! or parent is looked for among the files beside the descriptor under its likely
 //! renamed name (a restore tool's `vm-restore-flat.vmdk`), and the error says how to
 //! read it: [`OpenOptions::extent_map`] reads such a pair without writing anything.
@@ -22,7 +23,7 @@ use crate::extent::{Extent, Flat, Zero};
 use crate::{
     cowd, file_name, sesparse, sparse, Disk, DiskInfo, Error, ExtentInfo, OpenOptions, Slot,
 };
-use bytesource::{ByteSource, FileSource, SharedSource};
+use bytesource::{ByteSource, FileSource, PooledFile, SharedSource};
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -119,7 +120,20 @@ fn open_file(st: &mut State, path: &Path, context: Option<&str>) -> Result<Share
     let shared = match st.by_id.get(&id) {
         Some(f) => f.clone(),
         None => {
-            let f: SharedSource = Arc::new(f);
+            // Past half the open-file limit, further files give their descriptor back
+            // and are reopened on demand from a small shared pool.
+            let budget = bytesource::open_file_limit()
+                .map(|l| {
+                    usize::try_from(l / 2)
+                        .unwrap_or(usize::MAX)
+                        .saturating_sub(32)
+                })
+                .unwrap_or(usize::MAX);
+            let f: SharedSource = if bytesource::open_files() > budget {
+                Arc::new(PooledFile::from(f))
+            } else {
+                Arc::new(f)
+            };
             st.by_id.insert(id, f.clone());
             f
         }
