@@ -70,6 +70,16 @@ pub(crate) struct Dir {
     table_bytes: u64,
 }
 
+/// What the directory says about one span.
+enum SpanTable {
+    /// Past the end of the directory.
+    PastEnd,
+    /// No table: the span is unallocated.
+    Missing,
+    /// The span's table.
+    Table(Arc<Vec<u64>>),
+}
+
 /// Where a map finds its grain tables.
 pub(crate) enum Directory {
     /// A grain directory in the file.
@@ -265,6 +275,29 @@ impl GrainMap {
             .ok_or_else(|| Error::corrupt(&self.name, "grain table size overflows"))
     }
 
+    /// The grain table of span `gd_index`, reusing `current` when it is that span's.
+    fn span_table(
+        &self,
+        d: &Dir,
+        gd_index: u64,
+        current: &mut Option<(u64, Arc<Vec<u64>>)>,
+    ) -> Result<SpanTable, Error> {
+        if let Some((i, t)) = current {
+            if *i == gd_index {
+                return Ok(SpanTable::Table(t.clone()));
+            }
+        }
+        Ok(match self.table_offset(d, gd_index)? {
+            None => SpanTable::PastEnd,
+            Some(0) => SpanTable::Missing,
+            Some(at) => {
+                let t = self.table(gd_index, at)?;
+                *current = Some((gd_index, t.clone()));
+                SpanTable::Table(t)
+            }
+        })
+    }
+
     fn table(&self, gd_index: u64, at: u64) -> Result<Arc<Vec<u64>>, Error> {
         if let Ok(mut c) = self.tables.lock() {
             if let Some(t) = c.get(gd_index) {
@@ -430,6 +463,9 @@ impl Extent for GrainMap {
         let mut pos = offset;
         let mut first: Option<Piece> = None;
         let mut run = 0u64;
+        // The table of the span being walked, so a run through one table locks the
+        // caches once, not once per grain.
+        let mut current: Option<(u64, Arc<Vec<u64>>)> = None;
         // Each step advances at least one byte toward `end`, at most one grain table
         // span at a time through missing tables: the loop is bounded by `max`.
         while pos < end {
@@ -463,13 +499,13 @@ impl Extent for GrainMap {
                         Piece::Unallocated
                     }
                 },
-                Directory::OnDisk(d) => match self.table_offset(d, gd_index)? {
-                    None => {
+                Directory::OnDisk(d) => match self.span_table(d, gd_index, &mut current)? {
+                    SpanTable::PastEnd => {
                         // Past the directory: the rest of the extent is unallocated.
                         take = left;
                         Piece::Unallocated
                     }
-                    Some(0) => {
+                    SpanTable::Missing => {
                         // No table: the whole span is unallocated.
                         let span_end = gd_index
                             .checked_add(1)
@@ -478,8 +514,7 @@ impl Extent for GrainMap {
                         take = span_end.min(end).saturating_sub(pos);
                         Piece::Unallocated
                     }
-                    Some(at) => {
-                        let t = self.table(gd_index, at)?;
+                    SpanTable::Table(t) => {
                         let ti = gi.checked_rem(self.gt_entries).ok_or_else(internal)?;
                         let raw = t
                             .get(usize::try_from(ti).unwrap_or(usize::MAX))
