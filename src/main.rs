@@ -49,6 +49,21 @@ struct ImageArgs {
     /// Let extent and parent file names in a descriptor point outside its folder.
     #[arg(long)]
     allow_outside_dir: bool,
+    /// Read the extent or parent file a descriptor names OLD from NEW (a renamed restore copy); repeatable.
+    #[arg(long = "extent-map", value_name = "OLD=NEW", value_parser = parse_extent_map)]
+    extent_map: Vec<(String, PathBuf)>,
+    /// Read a .vmdk that is neither a descriptor nor a VMDK extent as a raw disk.
+    #[arg(long)]
+    raw: bool,
+}
+
+fn parse_extent_map(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((old, new)) if !old.is_empty() && !new.is_empty() => {
+            Ok((old.to_string(), PathBuf::from(new)))
+        }
+        _ => Err(format!("{s:?}: expected OLD=NEW")),
+    }
 }
 
 impl ImageArgs {
@@ -59,6 +74,8 @@ impl ImageArgs {
                 extra_disks: self.disks,
                 lvm_metadata: self.lvm_metadata,
                 allow_outside_dir: self.allow_outside_dir,
+                extent_map: self.extent_map,
+                raw: self.raw,
             },
             replay_journal: !self.no_journal,
         }
@@ -244,6 +261,7 @@ enum DescriptorCmd {
 }
 
 fn main() -> ExitCode {
+    bytesource::raise_open_file_limit();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -22,6 +22,10 @@ pub struct OpenRequest {
     pub lvm_metadata: Option<PathBuf>,
     /// Let extents and parents resolve outside the descriptor's folder.
     pub allow_outside_dir: bool,
+    /// `--extent-map OLD=NEW`: read renamed extent/parent files.
+    pub extent_map: Vec<(String, PathBuf)>,
+    /// `--raw`: read an unrecognised .vmdk as a raw disk.
+    pub raw: bool,
 }
 
 /// One virtual disk of the VM.
@@ -193,9 +197,11 @@ pub fn disk_name(index: usize) -> String {
     format!("sd{}", String::from_utf8_lossy(&s))
 }
 
-fn open_disk(path: &Path, allow_outside: bool) -> Result<vmdk::Disk> {
+fn open_disk(path: &Path, req: &OpenRequest) -> Result<vmdk::Disk> {
     let opts = vmdk::OpenOptions {
-        allow_extents_outside_dir: allow_outside,
+        allow_extents_outside_dir: req.allow_outside_dir,
+        extent_map: req.extent_map.clone(),
+        raw: req.raw,
     };
     vmdk::Disk::open_with(path, &opts).map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -225,7 +231,7 @@ impl Stack {
         let mut disks = Vec::new();
         let mut warnings = Vec::new();
         for (i, (path, slot)) in disk_paths(req)?.into_iter().enumerate() {
-            let disk = open_disk(&path, req.allow_outside_dir)?;
+            let disk = open_disk(&path, req)?;
             warnings.extend(disk.warnings());
             let name = disk_name(i);
             let table = partitions::read_table(&disk);
@@ -314,8 +320,10 @@ impl Stack {
 
         let lvm = match &req.lvm_metadata {
             Some(file) => {
-                let text = std::fs::read_to_string(file)
+                // Non-blocking, regular files only, capped: a FIFO or /dev/zero is refused.
+                let bytes = bytesource::read_small_file(file, 16 << 20)
                     .with_context(|| format!("--lvm-metadata {}: cannot read", file.display()))?;
+                let text = String::from_utf8_lossy(&bytes);
                 lvm2::scan_with_metadata(&lvm_devices, &text)
                     .map_err(|e| anyhow::anyhow!("--lvm-metadata {}: {e}", file.display()))?
             }
