@@ -336,15 +336,15 @@ mod tests {
 
     #[test]
     fn unpack_fields() {
-        // startoff 5, startblock 0x1_0000_0001, count 7, unwritten.
-        let l0 = (1u64 << 63) | (5u64 << 9) | (0x1_0000_0001u64 >> 43);
-        let l1 = ((0x1_0000_0001u64 & ((1u64 << 43) - 1)) << 21) | 7;
+        // startoff 5, startblock 0x8_0000_0000_0001, count 7, unwritten.
+        let l0 = (1u64 << 63) | (5u64 << 9) | (0x8_0000_0000_0001u64 >> 43);
+        let l1 = ((0x8_0000_0000_0001u64 & ((1u64 << 43) - 1)) << 21) | 7;
         let e = unpack(l0, l1);
         assert_eq!(
             e,
             Extent {
                 off: 5,
-                start: 0x1_0000_0001,
+                start: 0x8_0000_0000_0001,
                 len: 7,
                 unwritten: true
             }

@@ -9,9 +9,12 @@ use std::sync::Arc;
 /// Bytes the cache may hold.
 const CACHE_BYTES: usize = 4 << 20;
 
+/// (device byte offset, length) -> (bytes, last-use tick).
+type Map = HashMap<(u64, usize), (Arc<[u8]>, u64)>;
+
 #[derive(Debug, Default)]
 pub(crate) struct BlockCache {
-    map: HashMap<(u64, usize), (Arc<[u8]>, u64)>,
+    map: Map,
     tick: u64,
     bytes: usize,
 }

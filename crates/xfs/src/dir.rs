@@ -133,8 +133,9 @@ fn blocks(fs: &Filesystem, inode: &Inode) -> Result<Vec<DirEntry>, Error> {
     // Logical directory blocks that have at least one mapped filesystem block.
     let mut dblocks: Vec<u64> = Vec::new();
     for e in ext.iter().filter(|e| e.off < leaf_fsb) {
-        let first = e.off / dblk_fsbs;
-        let last = e.off.saturating_add(e.len).min(leaf_fsb).saturating_sub(1) / dblk_fsbs;
+        let first = e.off >> fs.sb.dirblklog.min(7);
+        let last =
+            e.off.saturating_add(e.len).min(leaf_fsb).saturating_sub(1) >> fs.sb.dirblklog.min(7);
         let mut d = first;
         while d <= last {
             if dblocks.last() != Some(&d) {

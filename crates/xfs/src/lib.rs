@@ -225,7 +225,7 @@ impl Filesystem {
             .ino_to_byte(ino)
             .ok_or_else(|| Error::corrupt(obj(), "inode number outside the filesystem"))?;
         let bs = u64::from(self.sb.block_size);
-        let block = pos / bs * bs;
+        let block = pos & !bs.saturating_sub(1); // block sizes are powers of two
         let data = self.read_meta(block, us(self.sb.block_size), &obj)?;
         let at = us64(pos.saturating_sub(block));
         let raw: Arc<[u8]> = data

@@ -1,14 +1,14 @@
 //! Symbolic links ("XFS Algorithms & Data Structures", "Symbolic Links";
 //! fs/xfs/libxfs/xfs_format.h struct xfs_dsymlink_hdr, xfs_symlink_remote.c):
 //! short targets live in the inode's data fork (LOCAL), longer ones (up to
-//! XFS_SYMLINK_MAXLEN = 1024 bytes) in extent blocks. On V5 each remote block
-//! starts with an "XSLM" header (offset, byte count, CRC, uuid, owner) that is
-//! stripped here.
+//! XFS_SYMLINK_MAXLEN = 1024 bytes) in extent blocks. On V5 each extent of the
+//! target starts with an "XSLM" header (offset, byte count, CRC, uuid, owner)
+//! that is stripped here.
 
 use fsapi::Error;
 
 use crate::bmap;
-use crate::bytes::{be32, be64, u64_of, us};
+use crate::bytes::{be32, be64, u64_of, us, us64};
 use crate::crc;
 use crate::inode::{Fork, Inode, FMT_BTREE, FMT_EXTENTS, FMT_LOCAL};
 use crate::Filesystem;
@@ -48,19 +48,28 @@ pub(crate) fn read_link(fs: &Filesystem, inode: &Inode) -> Result<Vec<u8>, Error
     }
 }
 
+/// Remote target: one buffer per extent, each with one header on V5
+/// (xfs_symlink_remote.c xfs_symlink_remote_read(): the header is per mapping,
+/// unlike remote attribute values, which have one per block).
 fn remote(fs: &Filesystem, inode: &Inode, len: usize) -> Result<Vec<u8>, Error> {
     let ext = bmap::extents(fs, inode, Fork::Data)?;
     let v5 = fs.sb.is_v5();
+    let bs = u64::from(fs.sb.block_size);
     let mut out = Vec::with_capacity(len);
-    let mut lblk = 0u64;
-    while out.len() < len && lblk < MAXLEN {
-        let obj = || format!("symlink inode {} block {lblk}", inode.ino);
-        let (fsb, _) = bmap::lookup(&ext, lblk)
-            .ok_or_else(|| Error::corrupt(obj(), "target block not mapped"))?;
-        let b = fs.read_fsb(fsb, &obj)?;
+    for e in &ext {
+        if out.len() >= len {
+            break;
+        }
+        let obj = || format!("symlink inode {} extent at block {}", inode.ino, e.off);
+        // A target is at most 1024 bytes: at most 3 blocks of the smallest size.
+        let bytes = e.len.min(4).saturating_mul(bs);
+        let pos = fs
+            .sb
+            .fsb_to_byte(e.start)
+            .ok_or_else(|| Error::corrupt(obj(), "extent outside the filesystem"))?;
+        let b = fs.read_meta(pos, us64(bytes), &obj)?;
         let want = len.saturating_sub(out.len());
         let data = if v5 {
-            let pos = fs.sb.fsb_to_byte(fsb).unwrap_or(0);
             if be32(&b, 0) != Some(SYMLINK_MAGIC) {
                 return Err(Error::corrupt_at(obj(), pos, "no XSLM magic"));
             }
@@ -71,24 +80,23 @@ fn remote(fs: &Filesystem, inode: &Inode, len: usize) -> Result<Vec<u8>, Error> 
                 fs.warn(format!("{}: owner is not this inode", obj()));
             }
             let off = us(be32(&b, 4).unwrap_or(0));
-            let bytes = us(be32(&b, 8).unwrap_or(0));
+            let n = us(be32(&b, 8).unwrap_or(0));
             if off != out.len() {
                 return Err(Error::corrupt_at(
                     obj(),
                     pos,
-                    format!("block says offset {off}"),
+                    format!("header says offset {off}"),
                 ));
             }
-            b.get(HDR..HDR.saturating_add(bytes.min(want)))
-                .ok_or_else(|| Error::corrupt_at(obj(), pos, "byte count beyond the block"))?
+            b.get(HDR..HDR.saturating_add(n.min(want)))
+                .ok_or_else(|| Error::corrupt_at(obj(), pos, "byte count beyond the extent"))?
         } else {
             b.get(..want.min(b.len())).unwrap_or_default()
         };
         if data.is_empty() {
-            return Err(Error::corrupt(obj(), "empty target block"));
+            return Err(Error::corrupt_at(obj(), pos, "empty target extent"));
         }
         out.extend_from_slice(data);
-        lblk = lblk.saturating_add(1);
     }
     if u64_of(out.len()) != inode.size {
         return Err(Error::corrupt(

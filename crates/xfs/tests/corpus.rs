@@ -52,7 +52,12 @@ fn has_feature(fs: &xfs::Filesystem, f: &str) -> bool {
 }
 
 fn detail(fs: &xfs::Filesystem, k: &str) -> String {
-    fs.info().details.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default()
+    fs.info()
+        .details
+        .iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
 }
 
 fn xattr_names(fs: &xfs::Filesystem, path: &str) -> Vec<(String, Vec<u8>)> {
@@ -70,7 +75,12 @@ fn xattr_names(fs: &xfs::Filesystem, path: &str) -> Vec<(String, Vec<u8>)> {
 fn check_attr_pattern(fs: &xfs::Filesystem, path: &str, n: usize) {
     let got = xattr_names(fs, path);
     let want: Vec<(String, Vec<u8>)> = (0..n)
-        .map(|i| (format!("user.attr.{i:06}"), format!("value.{i:06}").into_bytes()))
+        .map(|i| {
+            (
+                format!("user.attr.{i:06}"),
+                format!("value.{i:06}").into_bytes(),
+            )
+        })
         .collect();
     assert_eq!(got, want, "{path}");
 }
@@ -80,8 +90,17 @@ fn check_hello(fs: &xfs::Filesystem, ino: u64) {
         assert_eq!(lookup(fs, p), ino, "{p}");
     }
     let m = fs.metadata(ino).unwrap();
-    assert_eq!((m.nlink, m.size, m.mode, m.uid, m.gid), (2, 14, 0o101234, 1234, 5678));
-    assert_eq!(m.mtime, Timestamp { secs: 401526123, nanos: 0 });
+    assert_eq!(
+        (m.nlink, m.size, m.mode, m.uid, m.gid),
+        (2, 14, 0o101234, 1234, 5678)
+    );
+    assert_eq!(
+        m.mtime,
+        Timestamp {
+            secs: 401526123,
+            nanos: 0
+        }
+    );
     assert_eq!(m.atime.secs, 1332497106);
     assert_eq!(read_all(fs, ino), b"Hello, World!\n");
 }
@@ -89,24 +108,42 @@ fn check_hello(fs: &xfs::Filesystem, ino: u64) {
 fn check_pattern_file(fs: &xfs::Filesystem, path: &str, size: usize, sha_prefix: &str) {
     let ino = lookup(fs, path);
     assert_eq!(fs.metadata(ino).unwrap().size, size as u64, "{path}");
-    assert!(sha256_of(fs, ino).unwrap().starts_with(sha_prefix), "{path}");
+    assert!(
+        sha256_of(fs, ino).unwrap().starts_with(sha_prefix),
+        "{path}"
+    );
     assert_eq!(read_all(fs, ino), pattern(size), "{path}");
 }
 
 fn check_links(fs: &xfs::Filesystem) {
     assert_eq!(fs.read_link(lookup(fs, "/links/sf")).unwrap(), b"dest");
     let max = fs.read_link(lookup(fs, "/links/max")).unwrap();
-    let want: Vec<u8> = b"0123456789ABCDEF".iter().cycle().take(1023).copied().collect();
+    let want: Vec<u8> = b"0123456789ABCDEF"
+        .iter()
+        .cycle()
+        .take(1023)
+        .copied()
+        .collect();
     assert_eq!(max, want);
 }
 
 #[test]
 fn xfuse_xfs4096() {
-    let Some(p) = corpus(&format!("{XFUSE}/xfs4096.img.zst")) else { return };
+    let Some(p) = corpus(&format!("{XFUSE}/xfs4096.img.zst")) else {
+        return;
+    };
     let fs = open(&p);
     let info = fs.info();
     assert_eq!((info.kind.as_str(), info.block_size), ("xfs", 4096));
-    for f in ["crc", "ftype", "finobt", "sparse", "reflink", "inobtcount", "bigtime"] {
+    for f in [
+        "crc",
+        "ftype",
+        "finobt",
+        "sparse",
+        "reflink",
+        "inobtcount",
+        "bigtime",
+    ] {
         assert!(has_feature(&fs, f), "{f}");
     }
     assert_eq!(fs.root(), 128);
@@ -126,15 +163,29 @@ fn xfuse_xfs4096() {
     ] {
         assert_eq!(count(&fs, d), n, "{d}");
     }
-    let names: Vec<Vec<u8>> = fs.read_dir(lookup(&fs, "/all_name_lengths")).unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<Vec<u8>> = fs
+        .read_dir(lookup(&fs, "/all_name_lengths"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     for n in 1..=255usize {
-        assert!(names.contains(&format!("{:0n$}", 0, n = n).into_bytes()) || names.iter().any(|x| x.len() == n), "name of length {n}");
+        assert!(
+            names.contains(&format!("{:0n$}", 0, n = n).into_bytes())
+                || names.iter().any(|x| x.len() == n),
+            "name of length {n}"
+        );
     }
     check_hello(&fs, 142530);
     let old = fs.metadata(lookup(&fs, "/files/old.txt")).unwrap();
     assert_eq!((old.mtime.secs, old.atime.secs), (-1613800129, -1613800129));
     for (p, t) in [("fifo", FileType::Fifo), ("sock", FileType::Socket)] {
-        assert_eq!(fs.metadata(lookup(&fs, &format!("/files/{p}"))).unwrap().file_type, t);
+        assert_eq!(
+            fs.metadata(lookup(&fs, &format!("/files/{p}")))
+                .unwrap()
+                .file_type,
+            t
+        );
     }
     let b = fs.metadata(lookup(&fs, "/files/blockdev")).unwrap();
     assert_eq!((b.file_type, b.rdev), (FileType::BlockDevice, Some((1, 2))));
@@ -157,8 +208,20 @@ fn xfuse_xfs4096() {
         check_pattern_file(&fs, &format!("/files/{f}.txt"), size, sha);
     }
     // large_extent is one extent: one data run.
-    let runs = fs.file_runs(lookup(&fs, "/files/large_extent.txt")).unwrap();
-    assert!(matches!(runs[..], [FileRun::Data { offset: 0, len: 1048576, .. }]), "{runs:?}");
+    let runs = fs
+        .file_runs(lookup(&fs, "/files/large_extent.txt"))
+        .unwrap();
+    assert!(
+        matches!(
+            runs[..],
+            [FileRun::Data {
+                offset: 0,
+                len: 1048576,
+                ..
+            }]
+        ),
+        "{runs:?}"
+    );
     check_sparse(&fs);
     assert_eq!(lookup(&fs, "/links/sf"), 65698);
     assert_eq!(lookup(&fs, "/links/max"), 65699);
@@ -168,7 +231,12 @@ fn xfuse_xfs4096() {
     // Every regular file outside files/ is empty.
     for (path, (ino, t)) in walk(&fs) {
         if t == FileType::Regular && !path.starts_with(b"/files/") {
-            assert_eq!(fs.metadata(ino).unwrap().size, 0, "{}", String::from_utf8_lossy(&path));
+            assert_eq!(
+                fs.metadata(ino).unwrap().size,
+                0,
+                "{}",
+                String::from_utf8_lossy(&path)
+            );
         }
     }
     assert!(fs.warnings().is_empty(), "{:?}", fs.warnings());
@@ -177,27 +245,59 @@ fn xfuse_xfs4096() {
 /// Sparse files in xfs4096 (README: holes at [0,4096) and [8192,12288); data
 /// elsewhere is the pattern; `sparse.fully.txt` is 1 TiB of hole).
 fn check_sparse(fs: &xfs::Filesystem) {
-    for (f, size) in [("sparse.extents.txt", 16384usize), ("sparse.btree.txt", 65536)] {
+    for (f, size) in [
+        ("sparse.extents.txt", 16384usize),
+        ("sparse.btree.txt", 65536),
+    ] {
         let ino = lookup(fs, &format!("/files/{f}"));
         let mut want = pattern(size);
         want[..4096].fill(0);
         want[8192..12288].fill(0);
         assert_eq!(read_all(fs, ino), want, "{f}");
         let runs = fs.file_runs(ino).unwrap();
-        assert_eq!(runs[0], FileRun::Hole { offset: 0, len: 4096 }, "{f}");
-        assert!(runs.contains(&FileRun::Hole { offset: 8192, len: 4096 }), "{f} {runs:?}");
+        assert_eq!(
+            runs[0],
+            FileRun::Hole {
+                offset: 0,
+                len: 4096
+            },
+            "{f}"
+        );
+        assert!(
+            runs.contains(&FileRun::Hole {
+                offset: 8192,
+                len: 4096
+            }),
+            "{f} {runs:?}"
+        );
     }
-    for (f, size, data) in [("hole_at_end.extents.txt", 20480usize, 16384usize), ("hole_at_end.btree.txt", 69632, 65536)] {
+    for (f, size, data) in [
+        ("hole_at_end.extents.txt", 20480usize, 16384usize),
+        ("hole_at_end.btree.txt", 69632, 65536),
+    ] {
         let ino = lookup(fs, &format!("/files/{f}"));
         let mut want = pattern(size);
         want[data..].fill(0);
         assert_eq!(read_all(fs, ino), want, "{f}");
         let runs = fs.file_runs(ino).unwrap();
-        assert_eq!(*runs.last().unwrap(), FileRun::Hole { offset: data as u64, len: (size - data) as u64 }, "{f}");
+        assert_eq!(
+            *runs.last().unwrap(),
+            FileRun::Hole {
+                offset: data as u64,
+                len: (size - data) as u64
+            },
+            "{f}"
+        );
     }
     let ino = lookup(fs, "/files/sparse.fully.txt");
     assert_eq!(fs.metadata(ino).unwrap().size, 1 << 40);
-    assert_eq!(fs.file_runs(ino).unwrap(), vec![FileRun::Hole { offset: 0, len: 1 << 40 }]);
+    assert_eq!(
+        fs.file_runs(ino).unwrap(),
+        vec![FileRun::Hole {
+            offset: 0,
+            len: 1 << 40
+        }]
+    );
     let mut buf = vec![0xaau8; 4096];
     assert_eq!(fs.read_at(ino, (1 << 40) - 100, &mut buf).unwrap(), 100);
     assert!(buf[..100].iter().all(|&b| b == 0));
@@ -205,7 +305,9 @@ fn check_sparse(fs: &xfs::Filesystem) {
 
 #[test]
 fn xfuse_xfsv4() {
-    let Some(p) = corpus(&format!("{XFUSE}/xfsv4.img.zst")) else { return };
+    let Some(p) = corpus(&format!("{XFUSE}/xfsv4.img.zst")) else {
+        return;
+    };
     let fs = open(&p);
     let info = fs.info();
     assert_eq!(info.block_size, 512);
@@ -213,7 +315,10 @@ fn xfuse_xfsv4() {
     for f in ["attr", "attr2", "ftype", "lazy-count", "projid32bit"] {
         assert!(has_feature(&fs, f), "{f}");
     }
-    assert_eq!((detail(&fs, "version"), detail(&fs, "agcount")), ("4".into(), "4".into()));
+    assert_eq!(
+        (detail(&fs, "version"), detail(&fs, "agcount")),
+        ("4".into(), "4".into())
+    );
     assert_eq!(detail(&fs, "inode size"), "256");
     assert_eq!(detail(&fs, "directory block size"), "4096");
     assert_eq!(fs.root(), 32);
@@ -250,7 +355,9 @@ fn xfuse_xfsv4() {
 
 #[test]
 fn xfuse_noftype() {
-    let Some(p) = corpus(&format!("{XFUSE}/xfs_noftype.img.zst")) else { return };
+    let Some(p) = corpus(&format!("{XFUSE}/xfs_noftype.img.zst")) else {
+        return;
+    };
     let fs = open(&p);
     assert!(!has_feature(&fs, "ftype"));
     assert_eq!(fs.info().block_size, 512);
@@ -264,7 +371,9 @@ fn xfuse_noftype() {
 
 #[test]
 fn xfuse_xattr_v1() {
-    let Some(p) = corpus(&format!("{XFUSE}/xfs_xattr_v1.img.zst")) else { return };
+    let Some(p) = corpus(&format!("{XFUSE}/xfs_xattr_v1.img.zst")) else {
+        return;
+    };
     let fs = open(&p);
     assert!(has_feature(&fs, "attr") && !has_feature(&fs, "attr2"));
     check_attr_pattern(&fs, "/xattrs/local", 4);
@@ -273,7 +382,9 @@ fn xfuse_xattr_v1() {
 
 #[test]
 fn xfuse_4kn() {
-    let Some(p) = corpus(&format!("{XFUSE}/xfs_4kn.img.zst")) else { return };
+    let Some(p) = corpus(&format!("{XFUSE}/xfs_4kn.img.zst")) else {
+        return;
+    };
     let fs = open(&p);
     assert_eq!(detail(&fs, "sector size"), "4096");
     for (d, n) in [("/sf", 2), ("/block", 4), ("/leaf", 16), ("/node", 512)] {
@@ -282,7 +393,12 @@ fn xfuse_4kn() {
     check_attr_pattern(&fs, "/xattrs/local", 4);
     let got = xattr_names(&fs, "/xattrs/extents4");
     let want: Vec<(String, Vec<u8>)> = (0..16)
-        .map(|i| (format!("user.remote_attr.{i:06}"), format!("{}.{i:06}", "_".repeat(951)).into_bytes()))
+        .map(|i| {
+            (
+                format!("user.remote_attr.{i:06}"),
+                format!("{}.{i:06}", "_".repeat(951)).into_bytes(),
+            )
+        })
         .collect();
     assert_eq!(got, want);
     assert!(fs.warnings().is_empty(), "{:?}", fs.warnings());
@@ -290,20 +406,33 @@ fn xfuse_4kn() {
 
 #[test]
 fn xfuse_preallocated() {
-    let Some(p) = corpus(&format!("{XFUSE}/xfs_preallocated.img.zst")) else { return };
+    let Some(p) = corpus(&format!("{XFUSE}/xfs_preallocated.img.zst")) else {
+        return;
+    };
     let fs = open(&p);
     let ino = lookup(&fs, "/files/preallocated");
     assert_eq!(fs.metadata(ino).unwrap().size, 8 << 20);
-    assert_eq!(fs.file_runs(ino).unwrap(), vec![FileRun::Unwritten { offset: 0, len: 8 << 20 }]);
+    assert_eq!(
+        fs.file_runs(ino).unwrap(),
+        vec![FileRun::Unwritten {
+            offset: 0,
+            len: 8 << 20
+        }]
+    );
     assert!(sha256_of(&fs, ino).unwrap().starts_with("2daeb1f3"));
     assert!(read_all(&fs, ino).iter().all(|&b| b == 0));
 }
 
 #[test]
 fn xfuse_realtime_refused_by_name() {
-    let Some(p) = corpus(&format!("{XFUSE}/xfs_rt1.img.zst")) else { return };
+    let Some(p) = corpus(&format!("{XFUSE}/xfs_rt1.img.zst")) else {
+        return;
+    };
     let fs = open(&p);
-    for (f, size) in [("/files/rtfile.txt", 33558528u64), ("/files/btree2.txt", 262144)] {
+    for (f, size) in [
+        ("/files/rtfile.txt", 33558528u64),
+        ("/files/btree2.txt", 262144),
+    ] {
         let ino = lookup(&fs, f);
         let m = fs.metadata(ino).unwrap();
         assert_eq!(m.size, size, "{f}");
@@ -321,7 +450,9 @@ const SELINUX: &[u8] = b"unconfined_u:object_r:unlabeled_t:s0\0";
 
 #[test]
 fn dissect_basic() {
-    let Some(p) = corpus(&format!("{DISSECT}/xfs.bin.gz")) else { return };
+    let Some(p) = corpus(&format!("{DISSECT}/xfs.bin.gz")) else {
+        return;
+    };
     let fs = open(&p);
     let info = fs.info();
     assert_eq!(info.uuid, "3fb8342e-e144-4f0c-8bd7-725e78966200");
@@ -345,7 +476,10 @@ fn dissect_basic() {
     for (path, (ino, _)) in walk(&fs) {
         let x = fs.xattrs(ino).unwrap();
         assert_eq!(x.len(), 1, "{}", String::from_utf8_lossy(&path));
-        assert_eq!((&x[0].name[..], &x[0].value[..]), (&b"security.selinux"[..], SELINUX));
+        assert_eq!(
+            (&x[0].name[..], &x[0].value[..]),
+            (&b"security.selinux"[..], SELINUX)
+        );
     }
     assert!(fs.xattrs(fs.root()).unwrap().is_empty());
     assert!(fs.warnings().is_empty(), "{:?}", fs.warnings());
@@ -353,27 +487,56 @@ fn dissect_basic() {
 
 #[test]
 fn dissect_bigtime() {
-    let Some(p) = corpus(&format!("{DISSECT}/xfs_bigtime.bin.gz")) else { return };
+    let Some(p) = corpus(&format!("{DISSECT}/xfs_bigtime.bin.gz")) else {
+        return;
+    };
     let fs = open(&p);
     assert!(has_feature(&fs, "bigtime"));
     let ino = lookup(&fs, "/file");
     assert_eq!(read_all(&fs, ino), "What’s Up, Choom?\n".as_bytes());
     let crt = fs.metadata(ino).unwrap().crtime.unwrap();
-    assert_eq!(crt, Timestamp { secs: 1680858909, nanos: 223364005 });
+    assert_eq!(
+        crt,
+        Timestamp {
+            secs: 1680858909,
+            nanos: 223364005
+        }
+    );
     assert_eq!(fs.xattrs(ino).unwrap()[0].value, SELINUX);
 }
 
 #[test]
 fn dissect_sparse() {
-    let Some(p) = corpus(&format!("{DISSECT}/xfs_sparse.bin.gz")) else { return };
+    let Some(p) = corpus(&format!("{DISSECT}/xfs_sparse.bin.gz")) else {
+        return;
+    };
     let fs = open(&p);
     const B: u64 = 4096;
-    let data = |blk: u64, n: u64, at: u64| FileRun::Data { offset: at * B, len: n * B, physical: blk * B };
-    let hole = |n: u64, at: u64| FileRun::Hole { offset: at * B, len: n * B };
+    let data = |blk: u64, n: u64, at: u64| FileRun::Data {
+        offset: at * B,
+        len: n * B,
+        physical: blk * B,
+    };
+    let hole = |n: u64, at: u64| FileRun::Hole {
+        offset: at * B,
+        len: n * B,
+    };
     for (f, size, runs) in [
-        ("sparse_start", 0x258000u64, vec![hole(400, 0), data(1392, 200, 400)]),
-        ("sparse_hole", 0x258000, vec![data(1792, 200, 0), hole(200, 200), data(2192, 200, 400)]),
-        ("sparse_end", 0x190000, vec![data(2392, 200, 0), hole(200, 200)]),
+        (
+            "sparse_start",
+            0x258000u64,
+            vec![hole(400, 0), data(1392, 200, 400)],
+        ),
+        (
+            "sparse_hole",
+            0x258000,
+            vec![data(1792, 200, 0), hole(200, 200), data(2192, 200, 400)],
+        ),
+        (
+            "sparse_end",
+            0x190000,
+            vec![data(2392, 200, 0), hole(200, 200)],
+        ),
         ("sparse_all", 0x500000, vec![hole(0x500, 0)]),
     ] {
         let ino = lookup(&fs, &format!("/{f}"));
@@ -400,30 +563,50 @@ fn dissect_symlink_chains() {
         let ino = resolve(&fs, "/path/to/dir/with/file.ext");
         assert_eq!(read_all(&fs, ino), b"resolved!\n", "{rel}");
     }
-    let Some(p) = corpus(&format!("{DISSECT}/xfs_symlink_test.bin.gz")) else { return };
+    let Some(p) = corpus(&format!("{DISSECT}/xfs_symlink_test.bin.gz")) else {
+        return;
+    };
     let fs = open(&p);
     assert_eq!(
-        fs.read_link(lookup(&fs, "/path/to/dir/with/file.ext")).unwrap(),
+        fs.read_link(lookup(&fs, "/path/to/dir/with/file.ext"))
+            .unwrap(),
         b"../../../../other/path/source/to/my/file.ext"
     );
-    assert_eq!(fs.read_link(lookup(&fs, "/other/path/source/to")).unwrap(), b"../target/to");
+    assert_eq!(
+        fs.read_link(lookup(&fs, "/other/path/source/to")).unwrap(),
+        b"../target/to"
+    );
 }
 
 fn long_target() -> Vec<u8> {
-    format!("../../../../{}/{}/{}/target", "a".repeat(255), "b".repeat(255), "c".repeat(255)).into_bytes()
+    format!(
+        "../../../../{}/{}/{}/target",
+        "a".repeat(255),
+        "b".repeat(255),
+        "c".repeat(255)
+    )
+    .into_bytes()
 }
 
 /// The dirty-log image read without replay: the on-disk state (README).
 #[test]
 fn dissect_symlink_long_no_replay() {
-    let Some(p) = corpus(&format!("{DISSECT}/xfs_symlink_long.bin.gz")) else { return };
+    let Some(p) = corpus(&format!("{DISSECT}/xfs_symlink_long.bin.gz")) else {
+        return;
+    };
     let fs = open(&p);
     let link = lookup(&fs, "/path/to/dir/with/file.ext");
     let m = fs.metadata(link).unwrap();
     assert_eq!((m.size, m.blocks), (786, 8));
     assert_eq!(fs.read_link(link).unwrap(), long_target());
-    assert_eq!(read_all(&fs, resolve(&fs, "/path/to/dir/with/file.ext")), b"resolved!\n");
-    let swp: Vec<_> = walk(&fs).into_iter().filter(|(p, _)| p.ends_with(b"/.file.ext.swp")).collect();
+    assert_eq!(
+        read_all(&fs, resolve(&fs, "/path/to/dir/with/file.ext")),
+        b"resolved!\n"
+    );
+    let swp: Vec<_> = walk(&fs)
+        .into_iter()
+        .filter(|(p, _)| p.ends_with(b"/.file.ext.swp"))
+        .collect();
     assert_eq!(swp.len(), 1);
     let ino = swp[0].1 .0;
     assert_eq!(fs.metadata(ino).unwrap().size, 1024);
@@ -435,12 +618,18 @@ fn dissect_symlink_long_no_replay() {
 #[test]
 #[ignore = "needs the real XFS log replay module"]
 fn dissect_symlink_long_replayed() {
-    let Some(p) = corpus(&format!("{DISSECT}/xfs_symlink_long.bin.gz")) else { return };
+    let Some(p) = corpus(&format!("{DISSECT}/xfs_symlink_long.bin.gz")) else {
+        return;
+    };
     let fs = common::open_bytes(common::load_image(&p), true).unwrap();
     let info = fs.info();
     assert!(info.needs_recovery && info.journal_replayed && !info.clean);
     assert!(!walk(&fs).keys().any(|p| p.ends_with(b"/.file.ext.swp")));
-    assert_eq!(fs.read_link(lookup(&fs, "/path/to/dir/with/file.ext")).unwrap(), long_target());
+    assert_eq!(
+        fs.read_link(lookup(&fs, "/path/to/dir/with/file.ext"))
+            .unwrap(),
+        long_target()
+    );
     let t3 = corpus("dissect.xfs/history-962ea73/tests/data/xfs_symlink_test3.bin.gz").unwrap();
     let fs3 = common::open_bytes(common::load_image(&t3), false).unwrap();
     assert!(fs3.info().needs_recovery);
@@ -448,7 +637,9 @@ fn dissect_symlink_long_replayed() {
 
 #[test]
 fn util_linux_v5_empty() {
-    let Some(p) = corpus("util-linux/tests/ts/blkid/images-fs/xfs-v5.img.xz") else { return };
+    let Some(p) = corpus("util-linux/tests/ts/blkid/images-fs/xfs-v5.img.xz") else {
+        return;
+    };
     let fs = open(&p);
     let info = fs.info();
     assert_eq!(info.label, "test-xfs-v5");
@@ -460,7 +651,9 @@ fn util_linux_v5_empty() {
 /// V4 without NLINK (v1 inodes): read, not refused (README allows either).
 #[test]
 fn util_linux_v1_inodes() {
-    let Some(p) = corpus("util-linux/tests/ts/blkid/images-fs/xfs.img.xz") else { return };
+    let Some(p) = corpus("util-linux/tests/ts/blkid/images-fs/xfs.img.xz") else {
+        return;
+    };
     let fs = open(&p);
     let info = fs.info();
     assert_eq!(info.label, "test-xfs");
@@ -468,12 +661,17 @@ fn util_linux_v1_inodes() {
     assert!(!has_feature(&fs, "nlink"));
     assert_eq!(fs.root(), 19328);
     assert!(fs.read_dir(fs.root()).unwrap().is_empty());
-    assert_eq!(fs.metadata(fs.root()).unwrap().file_type, FileType::Directory);
+    assert_eq!(
+        fs.metadata(fs.root()).unwrap().file_type,
+        FileType::Directory
+    );
 }
 
 #[test]
 fn util_linux_external_log_is_not_a_filesystem() {
-    let Some(p) = corpus("util-linux/tests/ts/blkid/images-fs/xfs-log.img.xz") else { return };
+    let Some(p) = corpus("util-linux/tests/ts/blkid/images-fs/xfs-log.img.xz") else {
+        return;
+    };
     let bytes = common::load_image(&p);
     let src = common::source(bytes.clone());
     assert!(!xfs::Filesystem::probe(&*src));
