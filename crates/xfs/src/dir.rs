@@ -144,6 +144,18 @@ fn blocks(fs: &Filesystem, inode: &Inode) -> Result<Vec<DirEntry>, Error> {
             d = d.saturating_add(1);
         }
     }
+    // A directory cannot have more distinct blocks than the filesystem; a
+    // hostile map pointing many logical blocks at one physical block would
+    // otherwise make the listing unboundedly large.
+    let max_blocks = usize::try_from(fs.sb.dblocks >> fs.sb.dirblklog.min(7)).unwrap_or(usize::MAX);
+    if dblocks.len() > max_blocks {
+        fs.warn(format!(
+            "directory inode {}: maps {} directory blocks, more than the filesystem holds; only the first {max_blocks} read",
+            inode.ino,
+            dblocks.len()
+        ));
+        dblocks.truncate(max_blocks);
+    }
     let mut out = Vec::new();
     for d in dblocks {
         let lblk = d.saturating_mul(dblk_fsbs);

@@ -61,6 +61,8 @@ use crate::superblock::{Superblock, SB_MAGIC};
 /// Files whose runs are kept between calls (so `read_at` in pieces does not walk
 /// a bmbt again each time).
 const RUN_CACHE_FILES: usize = 64;
+/// Largest run list kept in that cache (64 files of at most 2 MiB each).
+const RUN_CACHE_MAX_RUNS: usize = 1 << 16;
 
 /// An open XFS filesystem.
 pub struct Filesystem {
@@ -279,6 +281,9 @@ impl Filesystem {
             }
         };
         let runs = Arc::new(runs);
+        if runs.len() > RUN_CACHE_MAX_RUNS {
+            return Ok(runs);
+        }
         if let Ok(mut m) = self.runs.lock() {
             if m.len() >= RUN_CACHE_FILES {
                 m.clear();
