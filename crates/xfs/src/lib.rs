@@ -135,6 +135,9 @@ impl Filesystem {
             self.warnings
                 .push("XFS superblock: CRC mismatch (at byte 0)");
         }
+        if sb.feature_names().iter().any(|f| f == "needsrepair") {
+            self.warnings.push("XFS superblock: needsrepair is set (xfs_repair did not finish); metadata may be inconsistent");
+        }
         if sb.inprogress != 0 {
             self.warnings
                 .push("XFS superblock: mkfs did not finish (sb_inprogress)");
@@ -472,5 +475,14 @@ impl fsapi::Filesystem for Filesystem {
 
     fn read_device_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         self.read_dev(offset, buf, &|| "device".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn filesystem_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::Filesystem>();
     }
 }

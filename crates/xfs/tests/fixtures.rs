@@ -328,3 +328,17 @@ fn v4_from_proto() {
 fn v4_without_ftype() {
     check_image("v4_noftype", false);
 }
+
+#[test]
+fn v5_nrext64_rmapbt() {
+    check_image("v5_nrext64", true);
+    let Some(p) = need(data_dir().join("v5_nrext64.img.zst")) else {
+        return;
+    };
+    let fs = open_bytes(load_image(&p), false).unwrap();
+    let f = fs.info().features;
+    assert!(
+        f.iter().any(|x| x == "nrext64") && f.iter().any(|x| x == "rmapbt"),
+        "{f:?}"
+    );
+}
