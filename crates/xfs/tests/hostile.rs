@@ -161,7 +161,7 @@ fn trashed_v5_fixture() {
     let Some(p) = common::need(common::data_dir().join("v5_1k.img.zst")) else {
         return;
     };
-    trash("v5_1k", common::load_image(&p), 1024, 40, 200);
+    trash("v5_1k", common::load_image(&p), 1024, 20, 200);
 }
 
 #[test]
@@ -169,7 +169,7 @@ fn trashed_v4_fixture() {
     let Some(p) = common::need(common::data_dir().join("v4.img.zst")) else {
         return;
     };
-    trash("v4", common::load_image(&p), 4096, 40, 200);
+    trash("v4", common::load_image(&p), 4096, 20, 200);
 }
 
 #[test]
@@ -177,7 +177,7 @@ fn trashed_corpus_v4_512() {
     let Some(p) = common::corpus("xfuse/resources/xfs_noftype.img.zst") else {
         return;
     };
-    trash("xfs_noftype", common::load_image(&p), 512, 30, 300);
+    trash("xfs_noftype", common::load_image(&p), 512, 20, 300);
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn trashed_dissect_symlinks() {
     let Some(p) = common::corpus("dissect.xfs/tests/_data/xfs_symlink_long.bin.gz") else {
         return;
     };
-    trash("xfs_symlink_long", common::load_image(&p), 4096, 40, 100);
+    trash("xfs_symlink_long", common::load_image(&p), 4096, 25, 100);
 }
 
 /// A superblock claiming absurd geometry is refused with an error naming it.
