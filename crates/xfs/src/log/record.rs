@@ -24,8 +24,9 @@ pub(crate) const XLOG_MAX_RECORD_BSIZE: u32 = 256 * 1024;
 pub(crate) const XLOG_BIG_RECORD_BSIZE: u32 = 32 * 1024;
 /// Cycle-data words per header block (`XLOG_HEADER_CYCLE_SIZE / BBSIZE`).
 const CYCLE_WORDS: usize = 64;
-/// `sizeof(struct xlog_rec_header)`: what the checksum covers of the first block.
-const REC_HEADER_SIZE: usize = 324;
+/// `sizeof(struct xlog_rec_header)`: what the checksum covers of the first block
+/// (324 bytes of fields padded to 328 by the struct's 8-byte alignment).
+const REC_HEADER_SIZE: usize = 328;
 /// `sizeof(struct xlog_rec_ext_header)`.
 const REC_EXT_HEADER_SIZE: usize = 260;
 /// Byte offset of `h_crc`.
@@ -220,7 +221,7 @@ pub(crate) fn read_record(ring: &LogRing<'_>, blk: u64) -> Result<Record, String
     let mut data = ring.read(dblk, bblks).map_err(|e| e.to_string())?;
     let len = usize::try_from(h.len).unwrap_or(usize::MAX);
 
-    // xlog_cksum: the header block (324 bytes, h_crc as zero), the extended headers
+    // xlog_cksum: the header block (328 bytes, h_crc as zero), the extended headers
     // (260 bytes each) that h_len needs, then the packed payload.
     let mut crc = crc32c(!0, hdr.get(..H_CRC_OFF).unwrap_or_default());
     crc = crc32c(crc, &[0u8; 4]);
