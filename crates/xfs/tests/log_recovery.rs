@@ -20,7 +20,9 @@ fn data_dir() -> PathBuf {
 }
 
 fn corpus(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpus")
+        .join(rel);
     if p.exists() {
         return Some(p);
     }
@@ -28,13 +30,18 @@ fn corpus(rel: &str) -> Option<PathBuf> {
         eprintln!("SKIPPED: corpus file {} is missing", p.display());
         return None;
     }
-    panic!("corpus file {} is missing (set VMDKRECOVER_SKIP_MISSING=1 to skip)", p.display());
+    panic!(
+        "corpus file {} is missing (set VMDKRECOVER_SKIP_MISSING=1 to skip)",
+        p.display()
+    );
 }
 
 fn gunzip(p: &Path) -> Vec<u8> {
     let f = std::fs::File::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(f).read_to_end(&mut out).unwrap();
+    flate2::read::GzDecoder::new(f)
+        .read_to_end(&mut out)
+        .unwrap();
     out
 }
 
@@ -66,7 +73,11 @@ fn geometry(img: &[u8]) -> LogGeometry {
         log_start_daddr: (ag * u64::from(agblocks) + agbno) * u64::from(blocksize / 512),
         log_blocks: logblocks,
         block_size: blocksize,
-        log_sector_size: if logsectsize == 0 { 512 } else { u32::from(logsectsize) },
+        log_sector_size: if logsectsize == 0 {
+            512
+        } else {
+            u32::from(logsectsize)
+        },
         version: if versionnum & 0x0400 != 0 { 2 } else { 1 },
         log_stripe_unit: logsunit,
         is_v5: versionnum & 0xf == 5,
@@ -76,11 +87,90 @@ fn geometry(img: &[u8]) -> LogGeometry {
 
 /// "log tail: T head: H state: <S>" from xfs_logprint -t.
 fn logprint_head_tail(text: &str) -> (u64, u64, bool) {
-    let line = text.lines().find(|l| l.contains("log tail:")).expect("log tail line");
+    let line = text
+        .lines()
+        .find(|l| l.contains("log tail:"))
+        .expect("log tail line");
     let w: Vec<&str> = line.split_whitespace().collect();
-    let tail = w[w.iter().position(|&x| x == "tail:").unwrap() + 1].parse().unwrap();
-    let head = w[w.iter().position(|&x| x == "head:").unwrap() + 1].parse().unwrap();
+    let tail = w[w.iter().position(|&x| x == "tail:").unwrap() + 1]
+        .parse()
+        .unwrap();
+    let head = w[w.iter().position(|&x| x == "head:").unwrap() + 1]
+        .parse()
+        .unwrap();
     (head, tail, line.contains("DIRTY"))
+}
+
+/// What `xfs_logprint -t` lists: the number of committed transactions, the sum
+/// of their headers' #items, and the items by type ("BUF:", "INO:", ... at the
+/// start of a line), in our summary's names.
+fn logprint_items(text: &str) -> (u64, u64, Vec<(String, u64)>) {
+    let mut trans = 0;
+    let mut header_items = 0;
+    let mut by: std::collections::BTreeMap<String, u64> = Default::default();
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix("TRANS:") {
+            trans += 1;
+            let n = rest
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("#items:"))
+                .unwrap();
+            header_items += n.parse::<u64>().unwrap();
+            continue;
+        }
+        let name = match l.split(':').next().unwrap_or("") {
+            "BUF" => "buffer",
+            "INO" => "inode",
+            "ICR" => "icreate",
+            "EFI" => "EFI",
+            "EFD" => "EFD",
+            "RUI" => "RUI",
+            "RUD" => "RUD",
+            "CUI" => "CUI",
+            "CUD" => "CUD",
+            "BUI" => "BUI",
+            "BUD" => "BUD",
+            "DQUOT" => "dquot",
+            _ => continue,
+        };
+        *by.entry(name.to_string()).or_default() += 1;
+    }
+    (trans, header_items, by.into_iter().collect())
+}
+
+/// Our summary's "log: items: buffer 6, inode 15" and header count lines.
+fn our_items(rec: &xfs::log::Recovery) -> (u64, u64, Vec<(String, u64)>) {
+    let line = |p: &str| {
+        rec.summary
+            .iter()
+            .find(|l| l.starts_with(p))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let trans = line("log: ")
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let hdr = line("log: transaction headers count")
+        .split_whitespace()
+        .nth(4)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let items = line("log: items:");
+    let mut by: Vec<(String, u64)> = items
+        .trim_start_matches("log: items:")
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let (k, v) = p.trim().rsplit_once(' ').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect();
+    by.sort();
+    (trans, hdr, by)
 }
 
 fn sector_digests(p: &Path) -> HashMap<u64, String> {
@@ -105,7 +195,16 @@ fn run_fixture(name: &str) {
     let rec = recover(dev, &geom).unwrap();
     eprintln!("{name}: {rec:?}");
     assert!(rec.was_dirty, "{name}: dirty");
-    assert_eq!((rec.head_block, rec.tail_block), (head, tail), "{name}: head/tail as xfs_logprint");
+    assert_eq!(
+        (rec.head_block, rec.tail_block),
+        (head, tail),
+        "{name}: head/tail as xfs_logprint"
+    );
+    assert_eq!(
+        our_items(&rec),
+        logprint_items(&logprint),
+        "{name}: transactions and items as xfs_logprint -t lists them"
+    );
 
     let kernel = sector_digests(&d.join(format!("{name}.kernel-sectors.txt")));
     let log_lo = geom.log_start_daddr;
@@ -113,7 +212,13 @@ fn run_fixture(name: &str) {
     let mut matched = 0;
     let mut mismatched = Vec::new();
     for &s in &rec.changed_sectors {
-        assert!(!(log_lo..log_hi).contains(&s), "{name}: replay changed log sector {s}");
+        assert!(
+            !(log_lo..log_hi).contains(&s),
+            "{name}: replay changed log sector {s}"
+        );
+        if s == 0 {
+            continue; // the superblock is compared field by field below
+        }
         let mut b = [0u8; 512];
         rec.device.read_at(s * 512, &mut b).unwrap();
         let ours = hex(&Sha256::digest(b));
@@ -122,7 +227,25 @@ fn run_fixture(name: &str) {
             _ => mismatched.push(s),
         }
     }
-    let missed: Vec<u64> = kernel.keys().copied().filter(|s| !rec.changed_sectors.contains(s)).collect();
+    // The kernel rewrites the superblock at mount and unmount: the lazy counters
+    // (sb_icount, sb_ifree, sb_fdblocks, sb_frextents at 128..160) are recomputed from
+    // the AGs, and sb_crc (224) and sb_lsn (240) follow. Every other byte must be what
+    // the kernel's recovery left.
+    let ksb = std::fs::read(d.join(format!("{name}.kernel-sb.bin"))).unwrap();
+    let mut osb = [0u8; 512];
+    rec.device.read_at(0, &mut osb).unwrap();
+    let skip =
+        |i: usize| (128..160).contains(&i) || (224..228).contains(&i) || (240..248).contains(&i);
+    let sb_diff: Vec<usize> = (0..512).filter(|&i| !skip(i) && osb[i] != ksb[i]).collect();
+    assert!(
+        sb_diff.is_empty(),
+        "{name}: superblock bytes differing from the kernel's: {sb_diff:?}"
+    );
+    let missed: Vec<u64> = kernel
+        .keys()
+        .copied()
+        .filter(|s| !rec.changed_sectors.contains(s))
+        .collect();
     eprintln!(
         "{name}: {} sectors changed by us, {matched} equal to the kernel's, mismatched {:?}; kernel-only sectors {}: {:?}",
         rec.changed_sectors.len(),
@@ -140,7 +263,10 @@ fn run_fixture(name: &str) {
         rec.device.read_at(s * 512, &mut b).unwrap();
         assert_eq!(&b[..], &img[s as usize * 512..s as usize * 512 + 512]);
     }
-    assert!(mismatched.is_empty(), "{name}: sectors differing from the kernel's recovery: {mismatched:?}");
+    assert!(
+        mismatched.is_empty(),
+        "{name}: sectors differing from the kernel's recovery: {mismatched:?}"
+    );
     assert!(matched > 0);
 }
 
@@ -163,41 +289,102 @@ fn fixture_v5_4k_sectors() {
     run_fixture("log-v5-4ksect");
 }
 
-fn corpus_case(rel: &str, head: u64, tail: u64) -> Option<xfs::log::Recovery> {
+fn corpus_case(
+    rel: &str,
+    listing: &str,
+    head: u64,
+    tail: u64,
+) -> Option<(xfs::log::Recovery, Vec<u8>)> {
     let p = corpus(rel)?;
     let img = gunzip(&p);
     let geom = geometry(&img);
-    let dev: SharedSource = Arc::new(MemSource::new(img));
+    let dev: SharedSource = Arc::new(MemSource::new(img.clone()));
     let rec = recover(dev, &geom).unwrap();
     eprintln!("{rel}: {rec:?}");
     assert!(rec.was_dirty);
-    assert_eq!((rec.head_block, rec.tail_block), (head, tail));
-    Some(rec)
+    assert_eq!(
+        (rec.head_block, rec.tail_block),
+        (head, tail),
+        "{rel}: head/tail as the corpus README says"
+    );
+    let lp = std::fs::read_to_string(data_dir().join(listing)).unwrap();
+    assert_eq!(logprint_head_tail(&lp), (head, tail, true));
+    assert_eq!(
+        our_items(&rec),
+        logprint_items(&lp),
+        "{rel}: transactions and items as xfs_logprint -t lists them"
+    );
+    Some((rec, img))
 }
 
 #[test]
 fn corpus_symlink_test3_dirty() {
-    // README: xfs_logprint tail 2, head 14, 57 items.
-    if let Some(rec) = corpus_case("dissect.xfs/history-962ea73/tests/data/xfs_symlink_test3.bin.gz", 14, 2) {
-        let items: u64 = rec
-            .summary
-            .iter()
-            .find(|l| l.starts_with("log: items:"))
-            .map(|l| {
-                l.trim_start_matches("log: items:")
-                    .split(',')
-                    .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
-                    .sum()
-            })
-            .unwrap();
-        assert_eq!(items, 57, "{:?}", rec.summary);
+    // README: xfs_logprint tail 2, head 14, 57 items (the transaction header's count).
+    if let Some((rec, _)) = corpus_case(
+        "dissect.xfs/history-962ea73/tests/data/xfs_symlink_test3.bin.gz",
+        "log-corpus-symlink-test3.logprint.txt",
+        14,
+        2,
+    ) {
+        assert_eq!(our_items(&rec).1, 57, "{:?}", rec.summary);
+        assert!(rec.warnings.is_empty(), "{:?}", rec.warnings);
     }
+}
+
+/// The names in a shortform directory inode (xfs_dir2_sf_hdr + entries with
+/// ftype, libxfs/xfs_da_format.h), read from the device at the inode's place.
+fn shortform_names(dev: &dyn ByteSource, sb: &[u8], ino: u64) -> Vec<Vec<u8>> {
+    let isize = be16(sb, 104) as u64;
+    let inopblog = sb[123] as u32;
+    let agblklog = sb[124] as u32;
+    let bsize = be32(sb, 4) as u64;
+    let agblocks = be32(sb, 84) as u64;
+    let agno = ino >> (agblklog + inopblog);
+    let agino = ino & ((1 << (agblklog + inopblog)) - 1);
+    let off =
+        (agno * agblocks + (agino >> inopblog)) * bsize + (agino & ((1 << inopblog) - 1)) * isize;
+    let mut d = vec![0u8; isize as usize];
+    dev.read_at(off, &mut d).unwrap();
+    assert_eq!(&d[0..2], b"IN");
+    assert_eq!(d[5], 1, "local format");
+    let size = be64(&d, 56) as usize;
+    let sf = &d[176..176 + size];
+    let (count, i8) = (sf[0] as usize, sf[1]);
+    let inosz = if i8 != 0 { 8 } else { 4 };
+    let mut p = 2 + inosz;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let nl = sf[p] as usize;
+        out.push(sf[p + 3..p + 3 + nl].to_vec());
+        p += 3 + nl + 1 + inosz;
+    }
+    out
 }
 
 #[test]
 fn corpus_symlink_long_dirty() {
-    // README: dirty, tail 159 head 170; replay removes `.file.ext.swp`.
-    corpus_case("dissect.xfs/tests/_data/xfs_symlink_long.bin.gz", 170, 159);
+    // README: dirty, tail 159 head 170; after the kernel's replay `.file.ext.swp` is
+    // gone, while the unreplayed directory still lists it.
+    if let Some((rec, img)) = corpus_case(
+        "dissect.xfs/tests/_data/xfs_symlink_long.bin.gz",
+        "log-corpus-symlink-long.logprint.txt",
+        170,
+        159,
+    ) {
+        // Inode 11086 is /path/to/dir/with (xfs_db -r -c 'path /path/to/dir/with').
+        let swp = b".file.ext.swp".to_vec();
+        let before = shortform_names(&MemSource::new(img.clone()), &img, 11086);
+        assert!(
+            before.contains(&swp),
+            "unreplayed directory lists the swap file: {before:?}"
+        );
+        let after = shortform_names(&*rec.device, &img, 11086);
+        assert!(
+            !after.contains(&swp),
+            "replayed directory no longer lists it: {after:?}"
+        );
+        assert_eq!(after, vec![b"file.ext".to_vec()]);
+    }
 }
 
 #[test]

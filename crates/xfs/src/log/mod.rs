@@ -234,7 +234,10 @@ pub fn recover(dev: SharedSource, geom: &LogGeometry) -> Result<Recovery, Error>
     }
 
     let sbi = sb::read_sb(&*dev, geom.is_v5)?;
-    let mut ov = overlay::Overlay::new(dev.clone(), log_bytes.saturating_mul(4).max(64 << 20));
+    // Replay cannot change more than the log holds, except icreate, which
+    // initialises whole inode chunks from a 28-byte item: cap the overlay at the log
+    // size, at least 64 MiB, at most 2 GiB.
+    let mut ov = overlay::Overlay::new(dev.clone(), log_bytes.clamp(64 << 20, MAX_LOG_BYTES));
     let mut rp = replay::Replayer::new(&mut ov, &sbi, geom.is_v5);
     rp.pass1(&parsed);
     for (t, its) in &parsed {
@@ -259,6 +262,10 @@ pub fn recover(dev: SharedSource, geom: &LogGeometry) -> Result<Recovery, Error>
     ));
     let by_type: Vec<String> = st.items.iter().map(|(k, v)| format!("{k} {v}")).collect();
     summary.push(format!("log: items: {}", by_type.join(", ")));
+    summary.push(format!(
+        "log: transaction headers count {} items",
+        st.header_items
+    ));
     summary.push(format!(
         "log: buffers replayed {}, cancelled {}, newer on disk {}; inodes replayed {}, cancelled {}, newer on disk {}; icreate {}; quota items skipped {}",
         st.bufs_replayed, st.bufs_cancelled, st.bufs_newer_on_disk, st.inodes_replayed, st.inodes_cancelled,

@@ -83,6 +83,8 @@ const ATTR3_LEAF: u16 = 0x3bee;
 #[derive(Default, Debug)]
 pub(crate) struct Stats {
     pub transactions: u64,
+    /// Sum of the transaction headers' item counts.
+    pub header_items: u64,
     pub items: BTreeMap<&'static str, u64>,
     pub bufs_replayed: u64,
     pub bufs_cancelled: u64,
@@ -161,6 +163,10 @@ impl<'a> Replayer<'a> {
     /// inode buffers, then cancel records.
     pub(crate) fn pass2(&mut self, t: &Transaction, items: &[(u16, Item)]) -> Result<(), String> {
         self.stats.transactions = self.stats.transactions.saturating_add(1);
+        self.stats.header_items = self
+            .stats
+            .header_items
+            .saturating_add(u64::from(t.header_items));
         let mut bufs = Vec::new();
         let mut others = Vec::new();
         let mut inode_bufs = Vec::new();

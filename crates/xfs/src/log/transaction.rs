@@ -47,6 +47,8 @@ pub(crate) struct Transaction {
     /// LSN of the record holding the transaction's START op (`r_lsn`): the
     /// "current LSN" of the LSN ordering checks.
     pub lsn: u64,
+    /// `th_num_items` of the transaction header (what `xfs_logprint` shows as #items).
+    pub header_items: u32,
     pub items: Vec<RawItem>,
 }
 
@@ -158,6 +160,7 @@ impl Assembler {
                     out.push(Transaction {
                         tid,
                         lsn: t.lsn,
+                        header_items: le32(&t.header, 12),
                         items,
                     });
                 }
