@@ -16,6 +16,8 @@ const INCOMPAT_META_UUID: u32 = 1 << 2;
 pub(crate) struct SbInfo {
     pub blocksize: u32,
     pub agblocks: u32,
+    pub agcount: u32,
+    pub sectsize: u16,
     pub agblklog: u8,
     pub inodesize: u16,
     pub inodelog: u8,
@@ -91,6 +93,8 @@ pub(crate) fn read_sb(dev: &dyn ByteSource, is_v5: bool) -> Result<SbInfo, Error
     let sb = SbInfo {
         blocksize: be32(&b, 4),
         agblocks: be32(&b, 84),
+        agcount: be32(&b, 88),
+        sectsize: be16(&b, 102),
         agblklog: b.get(124).copied().unwrap_or(0),
         inodesize: be16(&b, 104),
         inodelog: b.get(122).copied().unwrap_or(0),
