@@ -429,3 +429,49 @@ fn corpus_clean_log() {
         assert_eq!(rec.head_block, rec.tail_block);
     }
 }
+
+fn unzstd(p: &Path) -> Vec<u8> {
+    let f = std::fs::File::open(p).unwrap();
+    let mut out = Vec::new();
+    ruzstd::decoding::StreamingDecoder::new(f)
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn clean_zst(rel: &str, listing: &str) {
+    let Some(p) = corpus(rel) else { return };
+    let img = unzstd(&p);
+    let geom = geometry(&img);
+    let dev: SharedSource = Arc::new(MemSource::new(img));
+    let rec = recover(dev, &geom).unwrap();
+    let lp = std::fs::read_to_string(data_dir().join(listing)).unwrap();
+    let (head, tail, dirty) = logprint_head_tail(&lp);
+    assert!(!dirty && lp.contains("<CLEAN>"));
+    assert!(!rec.was_dirty, "{rel}: {rec:?}");
+    assert_eq!(
+        (rec.head_block, rec.tail_block),
+        (head, tail),
+        "{rel}: head/tail as xfs_logprint"
+    );
+    assert!(rec.changed_sectors.is_empty());
+}
+
+#[test]
+fn corpus_clean_v4_512_byte_blocks() {
+    // README: xfsv4.img.zst is V4 with 512-byte blocks, clean.
+    clean_zst(
+        "xfuse/resources/xfsv4.img.zst",
+        "log-corpus-xfsv4.logprint.txt",
+    );
+}
+
+#[test]
+fn corpus_clean_4k_sectors() {
+    // README: xfs_4kn.img.zst is V5 with 4 KiB sectors (logsectsize 4096), clean.
+    clean_zst(
+        "xfuse/resources/xfs_4kn.img.zst",
+        "log-corpus-4kn.logprint.txt",
+    );
+}
