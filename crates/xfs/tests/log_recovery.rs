@@ -475,3 +475,58 @@ fn corpus_clean_4k_sectors() {
         "log-corpus-4kn.logprint.txt",
     );
 }
+
+fn fixture_image(name: &str) -> (Vec<u8>, LogGeometry) {
+    let img = gunzip(&data_dir().join(format!("{name}.img.gz")));
+    let geom = geometry(&img);
+    (img, geom)
+}
+
+#[test]
+fn damaged_record_stops_replay_with_a_warning() {
+    // One flipped byte in the first record's data (the tail is at log block 47 as
+    // xfs_logprint says): its CRC no longer matches, so nothing after it may be
+    // replayed (the kernel refuses to mount a v5 log with a bad record that is not
+    // a torn write at the head).
+    let (mut img, geom) = fixture_image("log-v5");
+    let lp = std::fs::read_to_string(data_dir().join("log-v5.logprint.txt")).unwrap();
+    let (_, tail, _) = logprint_head_tail(&lp);
+    let at = (geom.log_start_daddr + tail + 3) as usize * 512 + 100;
+    img[at] ^= 0x40;
+    let dev: SharedSource = Arc::new(MemSource::new(img));
+    let rec = recover(dev, &geom).unwrap();
+    assert!(rec.was_dirty);
+    assert!(
+        rec.warnings
+            .iter()
+            .any(|w| w.contains("bad CRC") && w.contains(&format!("log block {tail}"))),
+        "{:?}",
+        rec.warnings
+    );
+    assert!(
+        rec.changed_sectors.is_empty(),
+        "nothing replayed past a bad record"
+    );
+}
+
+#[test]
+fn garbage_log_is_an_error() {
+    let (mut img, geom) = fixture_image("log-v5");
+    let start = geom.log_start_daddr as usize * 512;
+    let len = geom.log_blocks as usize * geom.block_size as usize;
+    for (i, b) in img[start..start + len].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31) ^ 0xab;
+    }
+    let dev: SharedSource = Arc::new(MemSource::new(img));
+    let err = recover(dev, &geom).unwrap_err();
+    assert!(err.to_string().starts_with("log"), "{err}");
+}
+
+#[test]
+fn log_outside_the_device_is_an_error() {
+    let (img, mut geom) = fixture_image("log-v5");
+    geom.log_start_daddr = img.len() as u64 / 512 - 8;
+    let dev: SharedSource = Arc::new(MemSource::new(img));
+    let err = recover(dev, &geom).unwrap_err();
+    assert!(err.to_string().contains("runs past the end"), "{err}");
+}
