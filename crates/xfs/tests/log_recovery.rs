@@ -318,6 +318,11 @@ fn fixture_v5_4k_sectors() {
     run_fixture("log-v5-4ksect");
 }
 
+#[test]
+fn fixture_v5_log_stripe_unit_legacy_timestamps_nrext64() {
+    run_fixture("log-v5-lsunit");
+}
+
 fn corpus_case(
     rel: &str,
     listing: &str,
