@@ -46,6 +46,8 @@ pub(crate) const XFS_ILOG_DEV: u32 = 0x010;
 pub(crate) const XFS_ILOG_ADATA: u32 = 0x040;
 pub(crate) const XFS_ILOG_AEXT: u32 = 0x080;
 pub(crate) const XFS_ILOG_ABROOT: u32 = 0x100;
+/// `XFS_ILOG_DOWNER | XFS_ILOG_AOWNER`: change the fork's bmbt owner on replay.
+pub(crate) const XFS_ILOG_OWNERS: u32 = 0x200 | 0x400;
 pub(crate) const XFS_ILOG_DFORK: u32 = XFS_ILOG_DDATA | XFS_ILOG_DEXT | XFS_ILOG_DBROOT;
 pub(crate) const XFS_ILOG_AFORK: u32 = XFS_ILOG_ADATA | XFS_ILOG_AEXT | XFS_ILOG_ABROOT;
 

@@ -8,16 +8,29 @@
 //! kernel's write verifiers do), inode buffers (di_next_unlinked only), inode items
 //! (the host-order `xfs_log_dinode` converted to the on-disk inode, data and attr
 //! forks, bmbt roots converted to `xfs_bmdr`, device numbers, v5 CRC), and icreate
-//! items (fresh inode chunks). Not replayed: dquot and quotaoff items (the kernel
-//! replays dquots only when quotas are enabled at mount), and the effects of
-//! intents (EFI, RUI, CUI, BUI, ATTRI, XMI): unfinished ones are reported in
-//! [`Recovery::warnings`], since the kernel would finish them at mount. Also not
-//! done: unlinked-inode list processing after replay (the kernel frees inodes
-//! that were open-but-deleted at the crash), owner changes of swapped extents.
+//! items (fresh inode chunks).
+//!
+//! Not replayed, each with a warning in [`Recovery::warnings`]: dquot and quotaoff
+//! items (the kernel replays dquots only when quotas are enabled at mount); the
+//! effects of intents (EFI, RUI, CUI, BUI, ATTRI, XMI) whose done item is missing,
+//! which the kernel would finish at mount; the freeing of inodes left on the AGI
+//! unlinked lists (deleted while open; the kernel frees them after replay, they
+//! have no directory entry); the bmbt owner change of swapped extents. The kernel
+//! also rewrites the superblock counters at mount, which is not done here.
 //!
 //! A damaged record stops replay at the last transaction committed before it, with
 //! a warning saying what the kernel would do. Logs written by big-endian hosts
 //! (`h_fmt` other than little-endian Linux) and external log devices are not read.
+//! Head and tail are found as xfsprogs' libxlog does (what `xfs_logprint` prints);
+//! the kernel's extra torn-write check at the head (`xlog_verify_head`) shows here
+//! as a CRC warning on the last record instead of a moved head.
+//!
+//! Tested (crates/xfs/tests/log_recovery.rs) against dirty logs the kernel wrote
+//! (scripts/fixtures/xfs-log.sh): head, tail, transactions and items by type equal
+//! `xfs_logprint -t`'s, and every sector replay changes equals the kernel's own
+//! recovery of the same image, except the sectors the kernel's unlinked-inode
+//! processing changes afterwards. V4 dirty logs are implemented but untested (the
+//! test kernel mounts no V4).
 //!
 //! Module map: [`record`] (ring, record headers, cycle data), [`head_tail`],
 //! [`transaction`] (op headers, reassembly), [`items`] (item formats), [`replay`],
