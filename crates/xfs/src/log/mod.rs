@@ -32,9 +32,9 @@
 //! processing changes afterwards. V4 dirty logs are implemented but untested (the
 //! test kernel mounts no V4).
 //!
-//! Module map: [`record`] (ring, record headers, cycle data), [`head_tail`],
-//! [`transaction`] (op headers, reassembly), [`items`] (item formats), [`replay`],
-//! [`overlay`], plus private `sb` (superblock fields) and `crc`.
+//! Module map: `record` (ring, record headers, cycle data), `head_tail`,
+//! `transaction` (op headers, reassembly), `items` (item formats), `replay`,
+//! `overlay` (all private), plus `sb` (superblock fields) and `crc`.
 
 mod crc;
 mod head_tail;
