@@ -290,15 +290,15 @@ pub fn guest_layout(stack: &Stack, replay_journal: bool) -> Result<GuestLayout> 
             continue;
         };
         if let Ok(text) = read_small_file(&*fs.fs, b"/etc/fstab", 1 << 20) {
-            candidates.push((v.name.clone(), crate::fstab::parse(&String::from_utf8_lossy(&text))));
+            candidates.push((
+                v.name.clone(),
+                crate::fstab::parse(&String::from_utf8_lossy(&text)),
+            ));
         }
     }
     let names_itself = |name: &str, entries: &[crate::fstab::Entry]| {
         entries.iter().any(|e| {
-            e.mount_point == "/"
-                && stack
-                    .find_volume(&e.device)
-                    .is_ok_and(|v| v.name == name)
+            e.mount_point == "/" && stack.find_volume(&e.device).is_ok_and(|v| v.name == name)
         })
     };
     let pick = candidates
@@ -336,7 +336,9 @@ pub fn guest_layout(stack: &Stack, replay_journal: bool) -> Result<GuestLayout> 
         }
         match stack.find_volume(&e.device) {
             Ok(v) if v.name == root_name => {
-                layout.skipped.push(skip("the root filesystem again".into()));
+                layout
+                    .skipped
+                    .push(skip("the root filesystem again".into()));
             }
             Ok(v) if layout.mounts.iter().any(|m| m.mount_point == e.mount_point) => {
                 layout
@@ -386,8 +388,7 @@ pub fn open_guest(stack: &Stack, replay_journal: bool) -> Result<(OpenFs, GuestL
             }),
         }
     }
-    let tree = crate::guest::GuestTree::new(mounts)
-        .map_err(|e| anyhow!("guest tree: {e}"))?;
+    let tree = crate::guest::GuestTree::new(mounts).map_err(|e| anyhow!("guest tree: {e}"))?;
     for s in tree.skipped() {
         layout.skipped.push(SkippedMount {
             mount_point: String::new(),

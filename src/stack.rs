@@ -376,9 +376,8 @@ impl Stack {
         }
         if let Some(uuid) = spec.strip_prefix("PARTUUID=") {
             let uuid = uuid.to_ascii_lowercase();
-            return self.find_partition(spec, |p| {
-                p.part_uuid.is_some_and(|g| g.to_string() == uuid)
-            });
+            return self
+                .find_partition(spec, |p| p.part_uuid.is_some_and(|g| g.to_string() == uuid));
         }
         if let Some(name) = spec.strip_prefix("PARTLABEL=") {
             return self.find_partition(spec, |p| p.gpt_name.as_deref() == Some(name));

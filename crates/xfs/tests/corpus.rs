@@ -614,9 +614,8 @@ fn dissect_symlink_long_no_replay() {
 }
 
 /// With the log replayed the swap file is gone and the log was dirty (README).
-/// Needs the real `log` module; the integrator enables it.
+
 #[test]
-#[ignore = "needs the real XFS log replay module"]
 fn dissect_symlink_long_replayed() {
     let Some(p) = corpus(&format!("{DISSECT}/xfs_symlink_long.bin.gz")) else {
         return;
