@@ -219,7 +219,8 @@ fn sparse_header_claiming_huge_grain_directory_is_bounded() {
                           // (name, capacity, numGTEsPerGT, gdOffset, allowed exit codes). The last
                           // one, 128 MB with one entry per grain table, is legal in form (its
                           // directory lies inside the file), so only the bounds are asserted.
-    let variants: [(&str, u64, u32, Option<u64>, &[i32]); 4] = [
+    type Variant<'a> = (&'a str, u64, u32, Option<u64>, &'a [i32]);
+    let variants: [Variant; 4] = [
         ("gte1.vmdk", cap, 1, None, &[1, 2]),
         ("gtemax.vmdk", cap, u32::MAX, None, &[1, 2]),
         ("gdfar.vmdk", 262144, 512, Some(1 << 50), &[1, 2]),

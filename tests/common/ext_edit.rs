@@ -184,7 +184,7 @@ impl Ext {
             return;
         }
         let sb = 1024;
-        let seed = crc32c(!0, &self.img[sb + 0x68..sb + 0x78].to_vec());
+        let seed = crc32c(!0, &self.img[sb + 0x68..sb + 0x78]);
         let o = self.inode_off(ino);
         let mut raw = self.img[o..o + self.isz].to_vec();
         raw[0x7C] = 0;

@@ -82,16 +82,14 @@ pub fn vr_with(args: &[&str], o: &Opts) -> Out {
     let rss = scratch.path().join("rss");
     let errp = scratch.path().join("stderr");
     let mut argv: Vec<String> = Vec::new();
-    if o.nofile.is_some() || !o.no_time {
-        if !o.no_time {
-            argv.extend([
-                TIME.to_string(),
-                "-f".into(),
-                "%M".into(),
-                "-o".into(),
-                rss.display().to_string(),
-            ]);
-        }
+    if !o.no_time {
+        argv.extend([
+            TIME.to_string(),
+            "-f".into(),
+            "%M".into(),
+            "-o".into(),
+            rss.display().to_string(),
+        ]);
     }
     argv.push(BIN.to_string());
     argv.extend(args.iter().map(|s| s.to_string()));
