@@ -358,12 +358,21 @@ fn descriptor_with_1024_extent_files_opens_under_ulimit_256() {
             ..Default::default()
         },
     );
-    o.sane(&[0]);
-    assert!(
-        !o.stderr.contains("Too many open files") && !o.stderr.contains("os error 24"),
-        "{}",
-        o.describe()
-    );
+    // Exit 1 is right here only for the warning info gives on the sample disk
+    // alone: VolGroup01's PV on vm_1.vmdk is missing.
+    o.sane(&[0, 1]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for w in v["warnings"].as_array().unwrap() {
+        let w = w.as_str().unwrap_or_default();
+        assert!(w.contains("VolGroup01") && w.contains("missing"), "{w}");
+    }
+    for bad in ["Too many open files", "os error 24", "EMFILE"] {
+        assert!(
+            !o.stderr.contains(bad) && !o.stdout_str().contains(bad),
+            "{}",
+            o.describe()
+        );
+    }
     // The sample disk's partitions, from LAYOUT.txt (sfdisk -d).
     let parts = info_json_parts(&o);
     for want in [(1, 2048, 16384), (2, 18432, 36864), (5, 57344, 8192)] {
@@ -456,8 +465,9 @@ fn ext_file_with_aliasing_extents_is_bounded_and_reported() {
     let o = vr(&["cp", "-a", &p, "sda:/big", &c.d()]);
     o.sane(&[1]).says(&[&format!("inode {ino}|lines-3m.txt")]);
     c.check(size);
+    // cat of that one file: refused (2, the path cannot be read) or bounded.
     let o = vr(&["cat", &p, "sda:/big/lines-3m.txt"]);
-    o.sane(&[0, 1]);
+    o.sane(&[0, 1, 2]);
     assert!(o.stdout_len <= size, "{}", o.describe());
 }
 
