@@ -30,7 +30,7 @@ for t in nbdkit nbdfuse fusermount3 debugfs dumpe2fs qemu-img sgdisk python3 dd;
 done
 [ -e "$(nbdkit --dump-config | sed -n 's/^filterdir=//p')/nbdkit-ddrescue-filter.so" ] ||
     { echo "fault-check.sh: nbdkit ddrescue filter missing" >&2; exit 2; }
-BIN=${VMDKRECOVER:-$ROOT/target/debug/vmdkrecover}
+BIN=${VMDKRECOVER_BIN:-$ROOT/target/debug/vmdkrecover}
 [ -x "$BIN" ] || (cd "$ROOT" && cargo build -q) || exit 2
 
 W=$(mktemp -d /tmp/fault-check.XXXXXX)

@@ -17,6 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vmdkrecover");
+
+/// The binary under test: this crate's, or VMDKRECOVER_BIN (to run the suite
+/// against another branch's build without merging it).
+pub fn bin() -> String {
+    std::env::var("VMDKRECOVER_BIN").unwrap_or_else(|_| BIN.to_string())
+}
 pub const TIME: &str = "/usr/bin/time";
 pub const RSS_LIMIT_KB: u64 = 256 * 1024;
 pub const TIME_LIMIT: Duration = Duration::from_secs(30);
@@ -91,7 +97,7 @@ pub fn vr_with(args: &[&str], o: &Opts) -> Out {
             rss.display().to_string(),
         ]);
     }
-    argv.push(BIN.to_string());
+    argv.push(bin());
     argv.extend(args.iter().map(|s| s.to_string()));
     let mut cmd = if let Some(n) = o.nofile {
         let mut c = Command::new("sh");
