@@ -257,6 +257,21 @@ impl Out {
         self
     }
 
+    /// As `says`, but stdout counts too (info lists an unreadable volume
+    /// with its reason in its report).
+    pub fn mentions(&self, needles: &[&str]) -> &Self {
+        let low = format!("{}\n{}", self.stderr, self.stdout_str()).to_lowercase();
+        for n in needles {
+            assert!(
+                n.split('|').any(|alt| low.contains(&alt.to_lowercase())),
+                "output does not name {n:?}: {}\n--- stdout ---\n{}",
+                self.describe(),
+                self.stdout_str().chars().take(3000).collect::<String>()
+            );
+        }
+        self
+    }
+
     pub fn stdout_str(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
