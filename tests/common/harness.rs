@@ -160,8 +160,6 @@ pub fn vr_with(args: &[&str], o: &Opts) -> Out {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    // Whatever is left of the group (sh/time's child) goes too.
-    kill_group(pid, "KILL");
     let stdout = reader.join().unwrap();
     let secs = start.elapsed().as_secs_f64();
     use std::os::unix::process::ExitStatusExt;
