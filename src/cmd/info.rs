@@ -369,17 +369,24 @@ pub fn run(common: &Common, json: bool) -> Result<Outcome> {
     let info = build(&stack);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    // Damage found while assembling the stack (a backup GPT used, a broken EBR
+    // chain, a missing PV) counts like an unreadable volume: exit status 1.
     let outcome = Outcome {
-        failures: info
+        failures: (info
             .volumes
             .iter()
             .filter(|v| v.unreadable.is_some())
-            .count() as u64,
+            .count()
+            .saturating_add(info.warnings.len())) as u64,
         warnings: 0,
     };
     if json {
         serde_json::to_writer_pretty(&mut out, &info)?;
         writeln!(out)?;
+        out.flush()?;
+        for w in &info.warnings {
+            eprintln!("vmdkrecover: warning: {w}");
+        }
         return Ok(outcome);
     }
     let vol_line = |out: &mut dyn Write, indent: &str, v: &VolumeJson| -> std::io::Result<()> {
@@ -518,8 +525,9 @@ pub fn run(common: &Common, json: bool) -> Result<Outcome> {
             p.device, p.uuid
         )?;
     }
+    out.flush()?;
     for w in &info.warnings {
-        writeln!(out, "warning: {w}")?;
+        eprintln!("vmdkrecover: warning: {w}");
     }
     Ok(outcome)
 }
