@@ -15,6 +15,7 @@ pub mod filesystems;
 pub mod fstab;
 pub mod guest;
 pub mod io;
+pub mod manifest;
 pub mod names;
 pub use partitions;
 pub mod spec;

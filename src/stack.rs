@@ -50,7 +50,7 @@ pub enum Content {
     Lvm2Pv,
     /// Linux swap.
     Swap,
-    /// XFS (not read yet).
+    /// XFS v4/v5.
     Xfs,
     /// btrfs (not read yet).
     Btrfs,
