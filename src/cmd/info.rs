@@ -136,6 +136,212 @@ struct LvJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     unreadable: Option<String>,
     segments: Vec<SegmentJson>,
+    /// What the LV is for, beyond holding data: a thin pool, a thin LV, a classic
+    /// snapshot, an origin, a cache (absent for plain LVs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<RoleJson>,
+    /// What the LVM reader noticed (a writeback cache, a pool's metadata snapshot).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+}
+
+/// `role` of an LV in `info --json`.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum RoleJson {
+    ThinPool {
+        metadata_lv: String,
+        data_lv: String,
+        chunk_size: u64,
+        transaction_id: u64,
+        thin_lvs: Vec<String>,
+        /// From the pool's own metadata (absent when it cannot be read).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data_blocks: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data_blocks_used: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata_blocks: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata_blocks_used: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata_snapshot: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    Thin {
+        pool: String,
+        device_id: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mapped_blocks: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        origin: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        external_origin: Option<String>,
+    },
+    Snapshot {
+        origin: String,
+        chunk_size: u64,
+        snapshot_size: u64,
+    },
+    SnapshotSegment {
+        origin: String,
+        cow_store: String,
+    },
+    Origin {
+        snapshots: Vec<String>,
+    },
+    Cache {
+        origin: String,
+        cache: String,
+        mode: String,
+    },
+}
+
+fn role_json(vg: &lvm2::VolumeGroup, lv: &lvm2::LvInfo) -> Option<RoleJson> {
+    Some(match &lv.role {
+        lvm2::LvRole::Plain => return None,
+        lvm2::LvRole::ThinPool {
+            metadata_lv,
+            data_lv,
+            chunk_size,
+            transaction_id,
+            thin_lvs,
+            ..
+        } => {
+            let pool = vg.thin_pool(&lv.name);
+            let (d, m, snap, error) = match &pool {
+                Ok(p) => (
+                    Some(p.data_space()),
+                    Some(p.metadata_space()),
+                    p.metadata_snap(),
+                    None,
+                ),
+                Err(e) => (None, None, None, Some(e.to_string())),
+            };
+            RoleJson::ThinPool {
+                metadata_lv: metadata_lv.clone(),
+                data_lv: data_lv.clone(),
+                chunk_size: *chunk_size,
+                transaction_id: *transaction_id,
+                thin_lvs: thin_lvs.clone(),
+                data_blocks: d.map(|s| s.nr_blocks),
+                data_blocks_used: d.map(|s| s.nr_allocated),
+                metadata_blocks: m.map(|s| s.nr_blocks),
+                metadata_blocks_used: m.map(|s| s.nr_allocated),
+                metadata_snapshot: snap,
+                error,
+            }
+        }
+        lvm2::LvRole::Thin {
+            pool,
+            device_id,
+            origin,
+            external_origin,
+            ..
+        } => RoleJson::Thin {
+            pool: pool.clone(),
+            device_id: *device_id,
+            mapped_blocks: vg
+                .thin_device_details(&lv.name)
+                .ok()
+                .flatten()
+                .map(|d| d.mapped_blocks),
+            origin: origin.clone(),
+            external_origin: external_origin.clone(),
+        },
+        lvm2::LvRole::SnapshotCow {
+            origin,
+            chunk_size,
+            snapshot_size,
+            ..
+        } => RoleJson::Snapshot {
+            origin: origin.clone(),
+            chunk_size: *chunk_size,
+            snapshot_size: *snapshot_size,
+        },
+        lvm2::LvRole::Snapshot { origin, cow_store } => RoleJson::SnapshotSegment {
+            origin: origin.clone(),
+            cow_store: cow_store.clone(),
+        },
+        lvm2::LvRole::Origin { snapshots } => RoleJson::Origin {
+            snapshots: snapshots.clone(),
+        },
+        lvm2::LvRole::Cache {
+            origin,
+            cache,
+            mode,
+        } => RoleJson::Cache {
+            origin: origin.clone(),
+            cache: cache.clone(),
+            mode: mode.clone(),
+        },
+        _ => return None,
+    })
+}
+
+/// The text `info` prints after an LV's line for its role.
+fn role_text(r: &RoleJson) -> String {
+    match r {
+        RoleJson::ThinPool {
+            chunk_size,
+            thin_lvs,
+            data_blocks,
+            data_blocks_used,
+            metadata_blocks,
+            metadata_blocks_used,
+            error,
+            ..
+        } => {
+            let usage = match (
+                data_blocks,
+                data_blocks_used,
+                metadata_blocks,
+                metadata_blocks_used,
+            ) {
+                (Some(d), Some(du), Some(m), Some(mu)) => format!(
+                    "data {du}/{d} blocks of {}, metadata {mu}/{m} blocks",
+                    human(*chunk_size)
+                ),
+                _ => format!("metadata unreadable: {}", error.as_deref().unwrap_or("?")),
+            };
+            format!("thin pool ({usage}); thin LVs: {}", thin_lvs.join(", "))
+        }
+        RoleJson::Thin {
+            pool,
+            device_id,
+            mapped_blocks,
+            origin,
+            ..
+        } => {
+            let mut t = format!("thin LV in pool {pool} (device {device_id}");
+            if let Some(m) = mapped_blocks {
+                t.push_str(&format!(", {m} blocks mapped"));
+            }
+            t.push(')');
+            if let Some(o) = origin {
+                t.push_str(&format!(", snapshot of {o}"));
+            }
+            t
+        }
+        RoleJson::Snapshot {
+            origin,
+            snapshot_size,
+            ..
+        } => format!(
+            "classic snapshot of {origin} ({} as it was)",
+            human(*snapshot_size)
+        ),
+        RoleJson::SnapshotSegment { origin, cow_store } => {
+            format!("snapshot of {origin} stored in {cow_store}")
+        }
+        RoleJson::Origin { snapshots } => format!("origin of snapshots {}", snapshots.join(", ")),
+        RoleJson::Cache {
+            origin,
+            cache,
+            mode,
+        } => format!("cached ({mode}) by {cache}; reads {origin}"),
+    }
 }
 
 #[derive(Serialize)]
@@ -302,6 +508,8 @@ fn build(stack: &Stack) -> InfoJson {
                 .lvs()
                 .iter()
                 .map(|lv| LvJson {
+                    role: role_json(vg, lv),
+                    warnings: lv.warnings.clone(),
                     name: lv.name.clone(),
                     volume: format!("{}/{}", vg.name(), lv.name),
                     uuid: lv.uuid.clone(),
@@ -363,6 +571,15 @@ pub fn human(n: u64) -> String {
     }
 }
 
+/// A thin pool is never read itself (its thin LVs are), so it is not a failure.
+fn is_thin_pool(info: &InfoJson, volume: &str) -> bool {
+    info.volume_groups.iter().any(|vg| {
+        vg.lvs
+            .iter()
+            .any(|l| l.volume == volume && matches!(l.role, Some(RoleJson::ThinPool { .. })))
+    })
+}
+
 /// Runs `info`.
 pub fn run(common: &Common, json: bool) -> Result<Outcome> {
     let stack = crate::stack::Stack::open(&common.request)?;
@@ -375,7 +592,7 @@ pub fn run(common: &Common, json: bool) -> Result<Outcome> {
         failures: (info
             .volumes
             .iter()
-            .filter(|v| v.unreadable.is_some())
+            .filter(|v| v.unreadable.is_some() && !is_thin_pool(&info, &v.name))
             .count()
             .saturating_add(info.warnings.len())) as u64,
         warnings: 0,
@@ -497,8 +714,15 @@ pub fn run(common: &Common, json: bool) -> Result<Outcome> {
             }
         }
         for lv in vg.lvs.iter().filter(|l| !l.hidden) {
-            if let Some(v) = info.volumes.iter().find(|v| v.name == lv.volume) {
-                vol_line(&mut out, "  LV ", v)?;
+            match info.volumes.iter().find(|v| v.name == lv.volume) {
+                Some(v) => vol_line(&mut out, "  LV ", v)?,
+                None => writeln!(out, "  LV {:<22} {:>10}", lv.volume, human(lv.size))?,
+            }
+            if let Some(r) = &lv.role {
+                writeln!(out, "       {}", role_text(r))?;
+            }
+            for w in &lv.warnings {
+                writeln!(out, "       warning: {w}")?;
             }
             for s in &lv.segments {
                 let kind = if s.kind == "striped" && s.stripes <= 1 {
