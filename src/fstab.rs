@@ -88,6 +88,9 @@ impl Entry {
     /// Why this line is not a filesystem on the VM's disks to place in the tree, or
     /// `None` when it is one.
     pub fn not_placeable(&self) -> Option<String> {
+        if self.fs_type == "swap" {
+            return Some("swap space".into());
+        }
         if !self.mount_point.starts_with('/') {
             return Some(format!("{} is not a mount point", self.mount_point));
         }

@@ -235,7 +235,20 @@ pub fn resolve(stack: &Stack, spec: &Spec, replay_journal: bool) -> Result<Targe
             })
         }
         Spec::Guest { path } => {
-            let (fs, _) = open_guest(stack, replay_journal)?;
+            let (fs, layout) = open_guest(stack, replay_journal)?;
+            // A filesystem the guest would mount but that cannot be read leaves its
+            // mount point showing what lies beneath: say so, once.
+            for s in layout.skipped.iter().filter(|s| s.unreadable) {
+                eprintln!(
+                    "vmdkrecover: guest: {} is not mounted: {}",
+                    if s.mount_point.is_empty() {
+                        "a mount point"
+                    } else {
+                        &s.mount_point
+                    },
+                    s.why
+                );
+            }
             Ok(Target {
                 fs,
                 path: path.clone(),
@@ -265,6 +278,9 @@ pub struct SkippedMount {
     pub device: String,
     /// Why it is not in the tree.
     pub why: String,
+    /// It names a volume of these disks that could not be read or found (as
+    /// opposed to swap, pseudo, network or bind lines, which never are).
+    pub unreadable: bool,
 }
 
 /// How the guest mounts its filesystems, from its own fstab.
@@ -329,6 +345,7 @@ pub fn guest_layout(stack: &Stack, replay_journal: bool) -> Result<GuestLayout> 
             mount_point: e.mount_point.clone(),
             device: e.device.clone(),
             why,
+            unreadable: false,
         };
         if let Some(why) = e.not_placeable() {
             layout.skipped.push(skip(why));
@@ -350,7 +367,10 @@ pub fn guest_layout(stack: &Stack, replay_journal: bool) -> Result<GuestLayout> 
                 volume: v.name.clone(),
                 device: e.device.clone(),
             }),
-            Err(err) => layout.skipped.push(skip(format!("{err:#}"))),
+            Err(err) => layout.skipped.push(SkippedMount {
+                unreadable: true,
+                ..skip(format!("{err:#}"))
+            }),
         }
     }
     Ok(layout)
@@ -385,6 +405,7 @@ pub fn open_guest(stack: &Stack, replay_journal: bool) -> Result<(OpenFs, GuestL
                 mount_point: m.mount_point,
                 device: m.device,
                 why: format!("{e:#}"),
+                unreadable: true,
             }),
         }
     }
@@ -394,6 +415,7 @@ pub fn open_guest(stack: &Stack, replay_journal: bool) -> Result<(OpenFs, GuestL
             mount_point: String::new(),
             device: String::new(),
             why: s.clone(),
+            unreadable: true,
         });
     }
     layout.mounts = placed;

@@ -16,7 +16,62 @@ struct InfoJson {
     physical_volumes: Vec<PvJson>,
     volume_groups: Vec<VgJson>,
     volumes: Vec<VolumeJson>,
+    /// The guest as its fstab assembles it (absent when no volume holds /etc/fstab).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guest: Option<GuestJson>,
     warnings: Vec<String>,
+}
+
+/// `guest` in `info --json`.
+#[derive(Serialize)]
+struct GuestJson {
+    /// `PRETTY_NAME` of /etc/os-release, else /etc/redhat-release or similar.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    os: Option<String>,
+    /// /etc/hostname.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hostname: Option<String>,
+    /// Filesystems placed in the guest tree, root first.
+    mounts: Vec<crate::spec::PlacedMount>,
+    /// fstab lines left out, with why.
+    skipped: Vec<crate::spec::SkippedMount>,
+}
+
+/// Reads the guest's identity through its own tree.
+fn guest_json(stack: &Stack) -> Option<GuestJson> {
+    let (tree, layout) = crate::spec::open_guest(stack, false).ok()?;
+    let read = |p: &[u8]| {
+        crate::spec::read_small_file(&*tree.fs, p, 1 << 16)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    let os = read(b"/etc/os-release")
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim().trim_matches('"').to_string())
+            })
+        })
+        .or_else(|| {
+            [
+                &b"/etc/redhat-release"[..],
+                b"/etc/SuSE-release",
+                b"/etc/debian_version",
+            ]
+            .iter()
+            .find_map(|p| read(p))
+            .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
+        })
+        .filter(|s| !s.is_empty());
+    let hostname = read(b"/etc/hostname")
+        .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
+        .filter(|s| !s.is_empty());
+    Some(GuestJson {
+        os,
+        hostname,
+        mounts: layout.mounts,
+        skipped: layout.skipped,
+    })
 }
 
 #[derive(Serialize)]
@@ -551,6 +606,7 @@ fn build(stack: &Stack) -> InfoJson {
         physical_volumes,
         volume_groups,
         volumes,
+        guest: guest_json(stack),
         warnings: stack.warnings.clone(),
     }
 }
@@ -748,6 +804,27 @@ pub fn run(common: &Common, json: bool) -> Result<Outcome> {
             "PV on {} uuid={} (in no volume group)",
             p.device, p.uuid
         )?;
+    }
+    if let Some(g) = &info.guest {
+        writeln!(
+            out,
+            "Guest: {}{}",
+            g.os.as_deref().unwrap_or("operating system unknown"),
+            g.hostname
+                .as_deref()
+                .map(|h| format!(" (hostname {h})"))
+                .unwrap_or_default()
+        )?;
+        for m in &g.mounts {
+            writeln!(out, "  {:<22} {} ({})", m.mount_point, m.volume, m.device)?;
+        }
+        for s in &g.skipped {
+            writeln!(
+                out,
+                "  {:<22} not mounted: {} ({})",
+                s.mount_point, s.why, s.device
+            )?;
+        }
     }
     out.flush()?;
     for w in &info.warnings {
