@@ -205,12 +205,76 @@ fn open_measured(path: &Path) -> io::Result<(File, u64, (u64, u64))> {
 }
 
 /// A file on the host, opened read-only.
+///
+/// Large reads of a file that turns out to be far away (NFS, a FUSE file) are split
+/// into pieces read at once by several threads, so several requests are in flight
+/// instead of one round trip after another (see [`FileSource::read_at`]).
 #[derive(Debug)]
 pub struct FileSource {
     file: File,
     len: u64,
     path: PathBuf,
     id: (u64, u64),
+    /// Large reads of this file have been slow: split them.
+    far: std::sync::atomic::AtomicBool,
+}
+
+/// Reads of at least this many bytes may be split into pieces read in parallel.
+pub const PARALLEL_MIN: usize = 256 << 10;
+/// Smallest piece of a split read (a multiple of the page size, so pieces of an
+/// aligned buffer stay aligned).
+const PIECE_MIN: usize = 128 << 10;
+/// A large read that moves less than a byte per this many picoseconds (about
+/// 250 MB/s) marks the file as far away. The page cache, a local SSD and a local
+/// virtual disk are an order of magnitude faster; an NFS or FUSE round trip per
+/// request is slower.
+const FAR_PS_PER_BYTE: u128 = 4_000;
+
+/// Pieces in flight for one split read: `VMDKRECOVER_IO_DEPTH` (1 turns splitting
+/// off), default 8.
+fn io_depth() -> usize {
+    static DEPTH: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *DEPTH.get_or_init(|| {
+        std::env::var("VMDKRECOVER_IO_DEPTH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(8usize)
+            .clamp(1, 64)
+    })
+}
+
+/// Reads `buf` at `offset` from `file` in up to `depth` pieces at once, one thread
+/// each (the first on the caller's thread). Every piece must fill completely.
+fn read_pieces(file: &File, offset: u64, buf: &mut [u8], depth: usize) -> io::Result<()> {
+    let piece = buf
+        .len()
+        .div_ceil(depth.max(1))
+        .next_multiple_of(PIECE_MIN)
+        .max(PIECE_MIN);
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        let mut first: Option<(&mut [u8], u64)> = None;
+        let mut at = offset;
+        for p in buf.chunks_mut(piece) {
+            let here = at;
+            at = at.saturating_add(p.len() as u64);
+            if first.is_none() {
+                first = Some((p, here));
+            } else {
+                handles.push(scope.spawn(move || file.read_exact_at(p, here)));
+            }
+        }
+        let mut result = first.map_or(Ok(()), |(p, here)| file.read_exact_at(p, here));
+        for h in handles {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a reader thread panicked")));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    })
 }
 
 impl FileSource {
@@ -225,6 +289,7 @@ impl FileSource {
             len,
             path: path.to_path_buf(),
             id,
+            far: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -266,15 +331,50 @@ fn read_error(path: &Path, offset: u64, e: io::Error) -> io::Error {
     }
 }
 
+impl FileSource {
+    /// True once large reads of this file have been slow (it is far away).
+    pub fn is_far(&self) -> bool {
+        self.far.load(Ordering::Relaxed)
+    }
+}
+
 impl ByteSource for FileSource {
     fn len(&self) -> u64 {
         self.len
     }
+    /// Reads below [`PARALLEL_MIN`] bytes, and every read of a file that has been
+    /// fast, are one `pread`. A large read that was slow marks the file as far
+    /// away; from then on large reads are split into up to `VMDKRECOVER_IO_DEPTH`
+    /// pieces read at once, which hides the per-request latency of NFS or FUSE the
+    /// way several readers would. A split read that is fast again clears the mark.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(&self.path.display(), self.len, offset, buf.len())?;
-        self.file
-            .read_exact_at(buf, offset)
-            .map_err(|e| read_error(&self.path, offset, e))
+        let depth = io_depth();
+        if buf.len() < PARALLEL_MIN || depth < 2 {
+            return self
+                .file
+                .read_exact_at(buf, offset)
+                .map_err(|e| read_error(&self.path, offset, e));
+        }
+        let far = self.far.load(Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let result = if far {
+            read_pieces(&self.file, offset, buf, depth)
+        } else {
+            self.file.read_exact_at(buf, offset)
+        };
+        let ps_per_byte = started
+            .elapsed()
+            .as_nanos()
+            .saturating_mul(1000)
+            .checked_div(buf.len() as u128)
+            .unwrap_or(0);
+        if !far && ps_per_byte > FAR_PS_PER_BYTE {
+            self.far.store(true, Ordering::Relaxed);
+        } else if far && ps_per_byte.saturating_mul(8) < FAR_PS_PER_BYTE {
+            self.far.store(false, Ordering::Relaxed);
+        }
+        result.map_err(|e| read_error(&self.path, offset, e))
     }
 }
 
@@ -611,5 +711,33 @@ mod tests {
         assert!(check_range(&"x", 100, u64::MAX, 2).is_err());
         assert!(check_range(&"x", 100, 98, 2).is_ok());
         assert!(check_range(&"x", 100, 99, 2).is_err());
+    }
+
+    #[test]
+    fn split_reads_equal_one_read() {
+        let dir = tempfile_dir();
+        let p = dir.join("split.bin");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        let src = FileSource::open(&p).unwrap();
+        for (off, len) in [(0usize, 3_000_000usize), (12345, 1_000_001), (4096, PARALLEL_MIN)] {
+            let mut a = vec![0u8; len];
+            read_pieces(&src.file, off as u64, &mut a, 8).unwrap();
+            assert_eq!(a, data[off..off + len]);
+        }
+        // Past the end: an error, never a short read.
+        let mut b = vec![0u8; 1 << 20];
+        assert!(read_pieces(&src.file, 2_500_000, &mut b, 8).is_err());
+        src.far.store(true, Ordering::Relaxed);
+        let mut c = vec![0u8; 2_000_000];
+        src.read_at(100, &mut c).unwrap();
+        assert_eq!(c, data[100..2_000_100]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("bytesource-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
     }
 }
