@@ -831,6 +831,18 @@ impl Filesystem {
                 "encrypted (fscrypt) contents cannot be read without the key",
             ));
         }
+        // A size past what the format can address is corrupt (e2fsck pass 1:
+        // "i_size is %Is, should be %N"); reading it would never end.
+        let max = inode::max_size(self.sb.block_size, self.sb.huge_file(), inode);
+        if inode.size > max {
+            return Err(Error::inode(
+                inode.ino,
+                format!(
+                    "i_size {} exceeds the largest file this filesystem can hold ({max} bytes)",
+                    inode.size
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -870,6 +882,7 @@ impl Filesystem {
         let want = usize::try_from(avail).unwrap_or(usize::MAX).min(buf.len());
         let buf = buf.get_mut(..want).unwrap_or_default();
         if inode.has_flag(EXT4_INLINE_DATA_FL) {
+            // Past the inline bytes the kernel reads zeros (ext4_readpage_inline).
             let data = self.inline_data(inode)?;
             let start = usize::try_from(offset).unwrap_or(usize::MAX);
             for (i, b) in buf.iter_mut().enumerate() {
@@ -880,6 +893,11 @@ impl Filesystem {
                     .unwrap_or(0);
             }
             return Ok(want);
+        }
+        if offset == 0 && inode.size > self.fs_bytes() {
+            // Only such a file can map more than the filesystem holds: check its
+            // map once, at the start of a read, before copying terabytes.
+            self.file_runs(inode)?;
         }
         let bs = self.block_size();
         let mut done: usize = 0;
@@ -930,16 +948,29 @@ impl Filesystem {
             let phys = self
                 .inode_location(inode.ino)?
                 .saturating_add(u64_from(inode::I_BLOCK_OFFSET));
+            // Past the inline bytes the kernel reads zeros: a hole, not data.
+            let len = u64_from(self.inline_data(inode)?.len()).min(inode.size);
             runs.push(FileRun::Data {
                 offset: 0,
-                len: inode.size,
+                len,
                 physical: phys,
             });
+            if inode.size > len {
+                runs.push(FileRun::Hole {
+                    offset: len,
+                    len: inode.size.saturating_sub(len),
+                });
+            }
             return Ok(runs);
         }
         let bs = self.block_size();
         let nblocks = inode.size.div_ceil(bs);
         let mut lblk: u64 = 0;
+        // Each filesystem block holds data of at most one file offset: a file
+        // mapping more than the filesystem holds aliases blocks (e2fsck:
+        // multiply-claimed blocks) and is corrupt.
+        let mut mapped: u64 = 0;
+        let fs_bytes = self.fs_bytes();
         while lblk < nblocks {
             let m = self.map_block(inode, lblk)?;
             let len = match m {
@@ -950,6 +981,17 @@ impl Filesystem {
             let blen = len
                 .saturating_mul(bs)
                 .min(inode.size.saturating_sub(offset));
+            if let Mapping::Data { .. } = m {
+                mapped = mapped.saturating_add(blen);
+                if mapped > fs_bytes {
+                    return Err(Error::inode(
+                        inode.ino,
+                        format!(
+                            "maps more than the filesystem's {fs_bytes} bytes by file offset {offset}: its blocks are mapped more than once"
+                        ),
+                    ));
+                }
+            }
             let run = match m {
                 Mapping::Data { phys, .. } => FileRun::Data {
                     offset,
@@ -967,7 +1009,13 @@ impl Filesystem {
             }
             lblk = lblk.saturating_add(len);
         }
+        inode::warn_shared_blocks(self, inode, &runs);
         Ok(runs)
+    }
+
+    /// Size of the filesystem in bytes (`s_blocks_count` × block size).
+    fn fs_bytes(&self) -> u64 {
+        self.sb.s_blocks_count.saturating_mul(self.block_size())
     }
 
     /// Device byte offset of inode `ino`'s on-disk copy.

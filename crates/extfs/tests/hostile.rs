@@ -253,3 +253,267 @@ fn dir_bad_inode_numbers_and_dot_names() {
         "{w}"
     );
 }
+
+// ---- inodes: where they are, for crafting ------------------------------------
+
+/// Device byte offset of inode `ino` (superblock + group descriptor table, as
+/// Documentation/filesystems/ext4/ describes them; not for meta_bg images).
+fn inode_offset(img: &[u8], ino: u32) -> usize {
+    let sb = &img[1024..2048];
+    let bs = 1024usize << le32(sb, 0x18);
+    let first_data = le32(sb, 0x14) as usize;
+    let ipg = le32(sb, 0x28);
+    let isz = le16(sb, 0x58) as usize;
+    let is64 = le32(sb, 0x60) & 0x80 != 0;
+    let dsz = if is64 { le16(sb, 0xFE) as usize } else { 32 };
+    let group = ((ino - 1) / ipg) as usize;
+    let index = ((ino - 1) % ipg) as usize;
+    let gd = (first_data + 1) * bs + group * dsz;
+    let mut table = le32(img, gd + 8) as u64;
+    if dsz >= 64 {
+        table |= (le32(img, gd + 0x28) as u64) << 32;
+    }
+    table as usize * bs + index * isz
+}
+
+fn set_size(img: &mut [u8], ino_off: usize, size: u64) {
+    put32(img, ino_off + 4, size as u32);
+    put32(img, ino_off + 0x6C, (size >> 32) as u32);
+}
+
+/// Writes an extent root (depth 0) with `extents` (logical, len, physical).
+fn set_extent_root(img: &mut [u8], ino_off: usize, extents: &[(u32, u16, u32)]) {
+    let b = ino_off + 0x28;
+    img[b..b + 60].fill(0);
+    put16(img, b, 0xF30A);
+    put16(img, b + 2, extents.len() as u16);
+    put16(img, b + 4, 4);
+    for (i, &(lblk, len, phys)) in extents.iter().enumerate() {
+        let e = b + 12 * (i + 1);
+        put32(img, e, lblk);
+        put16(img, e + 4, len);
+        put32(img, e + 8, phys);
+    }
+}
+
+fn sum_runs(runs: &[FileRun]) -> (u64, u64) {
+    let (mut data, mut hole) = (0, 0);
+    for r in runs {
+        match *r {
+            FileRun::Data { len, .. } => data += len,
+            FileRun::Hole { len, .. } => hole += len,
+        }
+    }
+    (data, hole)
+}
+
+// ---- aliased and overlapping mappings -----------------------------------------
+
+/// Four extents of one file all map the same 4000 blocks: 62.5 MiB of "data" on a
+/// 24 MiB filesystem. file_runs and read_at refuse the file, naming the inode.
+#[test]
+fn aliased_extents_are_refused() {
+    let mut img = fixture("ext4");
+    let fs = open_mem(img.clone(), false).unwrap();
+    let ino = fs.lookup(b"/big/lines-3m.txt").unwrap();
+    let fs_bytes = fs.info().blocks_count * u64::from(fs.info().block_size);
+    drop(fs);
+    let at = inode_offset(&img, ino);
+    set_extent_root(
+        &mut img,
+        at,
+        &[
+            (0, 4000, 1000),
+            (4000, 4000, 1000),
+            (8000, 4000, 1000),
+            (12000, 4000, 1000),
+        ],
+    );
+    set_size(&mut img, at, 16000 * 4096);
+    assert!(16000 * 4096 > fs_bytes);
+    let fs = open_mem(img, false).unwrap();
+    let inode = fs.inode(ino).unwrap();
+    let start = Instant::now();
+    let e = fs.file_runs(&inode).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("inode {ino}: ")) && e.contains("mapped more than once"),
+        "{e}"
+    );
+    let mut buf = vec![0u8; 1 << 20];
+    let e = fs.read_at(&inode, 0, &mut buf).unwrap_err().to_string();
+    assert!(e.contains(&format!("inode {ino}")), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+/// ext2 block map: a double-indirect block whose 256 pointers all name one
+/// indirect block whose 256 pointers all name one data block: 64 Mi of mapped
+/// 1 KiB blocks on a 24 MiB filesystem.
+#[test]
+fn aliased_indirect_blocks_are_refused() {
+    let mut img = fixture("ext2-1k");
+    let fs = open_mem(img.clone(), false).unwrap();
+    let victim = fs.lookup(b"/big/random-8k.bin").unwrap();
+    // Scratch blocks to hold the crafted pointer blocks: the data of another file.
+    let p0 = (first_block_offset(&fs, "/big/lines-3m.txt") / 1024) as u32;
+    drop(fs);
+    let (dind, ind, data) = (p0, p0 + 1, p0 + 2);
+    for i in 0..256 {
+        put32(&mut img, dind as usize * 1024 + 4 * i, ind);
+        put32(&mut img, ind as usize * 1024 + 4 * i, data);
+    }
+    let at = inode_offset(&img, victim);
+    put32(&mut img, at + 0x28 + 12 * 4, ind);
+    put32(&mut img, at + 0x28 + 13 * 4, dind);
+    set_size(&mut img, at, (12 + 256 + 65536) * 1024);
+    let fs = open_mem(img, false).unwrap();
+    let inode = fs.inode(victim).unwrap();
+    let start = Instant::now();
+    let e = fs.file_runs(&inode).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("inode {victim}: ")) && e.contains("mapped more than once"),
+        "{e}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+/// Two extents overlap in logical space: a warning names the inode, the later
+/// extent wins where they overlap, and the runs cover exactly i_size.
+#[test]
+fn overlapping_extents_warn() {
+    let mut img = fixture("ext4");
+    let fs = open_mem(img.clone(), false).unwrap();
+    let ino = fs.lookup(b"/big/random-8k.bin").unwrap();
+    let p = (first_block_offset(&fs, "/big/random-8k.bin") / 4096) as u32;
+    drop(fs);
+    let at = inode_offset(&img, ino);
+    set_extent_root(&mut img, at, &[(0, 2, p), (1, 2, p + 5)]);
+    set_size(&mut img, at, 3 * 4096);
+    let fs = open_mem(img, false).unwrap();
+    let inode = fs.inode(ino).unwrap();
+    let runs = fs.file_runs(&inode).unwrap();
+    assert_eq!(sum_runs(&runs), (3 * 4096, 0), "{runs:?}");
+    let w = fs.warnings().join("\n");
+    assert!(
+        w.contains(&format!(
+            "inode {ino}: extent root: extent at logical block 0 runs to 2"
+        )),
+        "{w}"
+    );
+}
+
+// ---- sizes ---------------------------------------------------------------------
+
+/// An inline-data file whose i_size says 1 TiB: the inline bytes are data, the
+/// rest a hole (the kernel reads zeros past the inline data), so a copy keeps
+/// the hole instead of writing 1 TiB of zeros.
+#[test]
+fn inline_file_with_huge_size_is_data_then_hole() {
+    let name = "ext4-inline";
+    let mut img = fixture(name);
+    let path = "deep/a/b/c/file.txt";
+    let row = read_manifest(&data_dir().join(format!("{name}.tsv.gz")))[path.as_bytes()].clone();
+    let fs = open_mem(img.clone(), false).unwrap();
+    let ino = fs.lookup(format!("/{path}").as_bytes()).unwrap();
+    let at = inode_offset(&img, ino);
+    assert_ne!(
+        fs.inode(ino).unwrap().flags & 0x1000_0000,
+        0,
+        "{path} is not inline"
+    );
+    drop(fs);
+    set_size(&mut img, at, 1 << 40);
+    let fs = open_mem(img, false).unwrap();
+    let inode = fs.inode(ino).unwrap();
+    let runs = fs.file_runs(&inode).unwrap();
+    match runs[..] {
+        [FileRun::Data { offset: 0, len, .. }, FileRun::Hole { offset, len: hole }] => {
+            // i_block holds 60 bytes; this small file has no system.data overflow.
+            assert!(len >= row.size && len <= 60, "{runs:?}");
+            assert_eq!(offset, len);
+            assert_eq!(len + hole, 1 << 40);
+        }
+        _ => panic!("{runs:?}"),
+    }
+    let mut head = vec![0u8; row.size as usize];
+    fs.read_at(&inode, 0, &mut head).unwrap();
+    use sha2::Digest;
+    assert_eq!(hex(&sha2::Sha256::digest(&head)), row.sha256);
+    let mut far = vec![1u8; 4096];
+    assert_eq!(
+        fs.read_at(&inode, (1 << 40) - 4096, &mut far).unwrap(),
+        4096
+    );
+    assert!(far.iter().all(|&b| b == 0));
+    // Not a warning: mke2fs -d itself writes sparse files as inline inodes with a
+    // large i_size (sparse/all-hole in this fixture, which the kernel reads as
+    // 300 KiB of zeros per the fixture's listing).
+}
+
+/// i_size 2^63 - 1 on an empty file: beyond the largest file ext4 can address
+/// (16 TiB with 4 KiB blocks, Documentation/filesystems/ext4/overview.rst), so
+/// reading it is an error naming the inode instead of an endless stream of zeros.
+#[test]
+fn size_beyond_the_format_limit_is_refused() {
+    for name in ["ext4", "ext2-1k"] {
+        let mut img = fixture(name);
+        let fs = open_mem(img.clone(), false).unwrap();
+        let ino = fs.lookup(b"/empty-file").unwrap();
+        drop(fs);
+        let at = inode_offset(&img, ino);
+        set_size(&mut img, at, i64::MAX as u64);
+        let fs = open_mem(img, false).unwrap();
+        let inode = fs.inode(ino).unwrap();
+        let e = fs.file_runs(&inode).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("inode {ino}: i_size 9223372036854775807 exceeds")),
+            "{name}: {e}"
+        );
+        let mut buf = [0u8; 16];
+        assert!(fs.read_at(&inode, 0, &mut buf).is_err());
+        // 16 TiB minus one block is still a (sparse) file ext4 can hold.
+        if name == "ext4" {
+            let mut img = fixture(name);
+            set_size(&mut img, at, (1 << 44) - 4096);
+            let fs = open_mem(img, false).unwrap();
+            let inode = fs.inode(ino).unwrap();
+            let runs = fs.file_runs(&inode).unwrap();
+            assert_eq!(sum_runs(&runs), (0, (1 << 44) - 4096));
+        }
+    }
+}
+
+/// A directory whose four extents all map the same 31 blocks: each block is read
+/// once (warning), so the listing is the 3000 names of the source tree, not 12000.
+#[test]
+fn aliased_directory_blocks_are_read_once() {
+    let name = "ext4";
+    let mut img = fixture(name);
+    let fs = open_mem(img.clone(), false).unwrap();
+    let ino = fs.lookup(b"/dir3000").unwrap();
+    let inode = fs.inode(ino).unwrap();
+    let runs = fs.file_runs(&inode).unwrap();
+    assert_eq!(runs.len(), 1, "dir3000 is not one extent: {runs:?}");
+    let p = (first_block_offset(&fs, "/dir3000") / 4096) as u32;
+    let n = (inode.size / 4096) as u16;
+    drop(fs);
+    let at = inode_offset(&img, ino);
+    let n32 = u32::from(n);
+    set_extent_root(
+        &mut img,
+        at,
+        &[(0, n, p), (n32, n, p), (2 * n32, n, p), (3 * n32, n, p)],
+    );
+    set_size(&mut img, at, 4 * u64::from(n) * 4096);
+    let fs = open_mem(img, false).unwrap();
+    let got = names(&fs, "/dir3000");
+    assert_eq!(got, listed_children(name, "dir3000"));
+    let dir = fs.inode(ino).unwrap();
+    assert_eq!(fs.read_dir(&dir).unwrap().len(), 3000);
+    let w = fs.warnings().join("\n");
+    assert!(
+        w.contains(&format!(
+            "inode {ino}: directory block {n} (block {p}) is mapped a second time"
+        )),
+        "{w}"
+    );
+}
