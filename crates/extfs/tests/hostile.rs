@@ -517,3 +517,180 @@ fn aliased_directory_blocks_are_read_once() {
         "{w}"
     );
 }
+
+// ---- journal -------------------------------------------------------------------
+
+fn put_be32(b: &mut [u8], off: usize, v: u32) {
+    b[off..off + 4].copy_from_slice(&v.to_be_bytes());
+}
+
+/// journal-ext3 (1 KiB blocks, no journal checksums, so damage needs no
+/// checksum fix-up): the device offsets of the journal inode and of its data
+/// (journal block -> device byte offset, the inode's own map as debugfs
+/// `stat <8>` shows it: 12 direct, IND, DIND).
+struct Journal3 {
+    img: Vec<u8>,
+    inode_off: usize,
+    jsb_off: usize,
+}
+
+fn journal_ext3() -> Journal3 {
+    let img = fixture("journal-ext3");
+    let fs = open_mem(img.clone(), false).unwrap();
+    let j = fs.inode(8).unwrap();
+    let jsb_off = match fs.file_runs(&j).unwrap()[0] {
+        FileRun::Data { physical, .. } => physical as usize,
+        ref r => panic!("{r:?}"),
+    };
+    drop(fs);
+    let inode_off = inode_offset(&img, 8);
+    Journal3 {
+        img,
+        inode_off,
+        jsb_off,
+    }
+}
+
+/// With nothing replayed, the tree is what the kernel shows with `-o noload`.
+fn assert_unreplayed(img: Vec<u8>, warning: &str) {
+    let start = Instant::now();
+    let fs = open_mem(img, true).unwrap();
+    assert!(fs.replayed_blocks().is_empty());
+    let w = fs.warnings().join("\n");
+    assert!(w.contains(warning), "warnings lack {warning:?}:\n{w}");
+    let want = read_manifest(&data_dir().join("journal-ext3.noload.tsv.gz"));
+    let d = diff(&want, &walk(&fs));
+    assert!(d.is_empty(), "vs noload: {}", d.join("\n"));
+    assert!(start.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn journal_superblock_s_maxlen_beyond_the_inode() {
+    let mut j = journal_ext3();
+    put_be32(&mut j.img, j.jsb_off + 0x10, 5000);
+    assert_unreplayed(
+        j.img,
+        "journal superblock: s_maxlen 5000 exceeds the 1024 blocks the journal inode maps",
+    );
+}
+
+#[test]
+fn journal_superblock_s_first_zero() {
+    let mut j = journal_ext3();
+    put_be32(&mut j.img, j.jsb_off + 0x14, 0);
+    assert_unreplayed(j.img, "journal superblock: s_first 0 is outside 1..1024");
+}
+
+#[test]
+fn journal_superblock_s_start_beyond_s_maxlen() {
+    let mut j = journal_ext3();
+    put_be32(&mut j.img, j.jsb_off + 0x1C, 2000);
+    assert_unreplayed(j.img, "journal superblock: s_start 2000 is outside 1..1024");
+}
+
+/// Every journal block after the superblock maps to the first descriptor block
+/// (direct pointers, the indirect block and the double-indirect block all alias
+/// it): the descriptor repeats through the whole log. Tags stay bounded by the
+/// log length, no transaction commits, nothing is replayed.
+#[test]
+fn journal_aliased_to_one_descriptor_replays_nothing() {
+    let mut j = journal_ext3();
+    let b = j.inode_off + 0x28;
+    let desc = le32(&j.img, b + 4); // journal block 1: the first descriptor
+    for i in 1..12 {
+        put32(&mut j.img, b + 4 * i, desc);
+    }
+    let ind = le32(&j.img, b + 48) as usize;
+    let dind = le32(&j.img, b + 52) as usize;
+    for i in 0..256 {
+        put32(&mut j.img, ind * 1024 + 4 * i, desc);
+        put32(&mut j.img, dind * 1024 + 4 * i, ind as u32);
+    }
+    assert_unreplayed(j.img, "journal: transaction 4 has no commit block");
+}
+
+/// The same aliasing with i_size and s_maxlen claiming 64 MiB of journal on a
+/// 24 MiB filesystem: the journal inode itself is refused, naming the journal.
+#[test]
+fn journal_inode_mapping_more_than_the_filesystem_is_refused() {
+    let mut j = journal_ext3();
+    let b = j.inode_off + 0x28;
+    let desc = le32(&j.img, b + 4);
+    for i in 1..12 {
+        put32(&mut j.img, b + 4 * i, desc);
+    }
+    let ind = le32(&j.img, b + 48) as usize;
+    let dind = le32(&j.img, b + 52) as usize;
+    for i in 0..256 {
+        put32(&mut j.img, ind * 1024 + 4 * i, desc);
+        put32(&mut j.img, dind * 1024 + 4 * i, ind as u32);
+    }
+    let blocks: u32 = 12 + 256 + 65536;
+    set_size(&mut j.img, j.inode_off, u64::from(blocks) * 1024);
+    put_be32(&mut j.img, j.jsb_off + 0x10, blocks);
+    assert_unreplayed(
+        j.img,
+        "journal needs recovery but could not be replayed: journal: journal inode 8: inode 8: maps more than the filesystem's",
+    );
+}
+
+/// A log rewritten as 341 committed transactions that all log the same
+/// filesystem block (descriptor, data, commit; the jbd2 format of journal.rst):
+/// the overlay keeps one entry, the newest copy.
+#[test]
+fn journal_overlay_keeps_one_entry_per_block() {
+    let mut j = journal_ext3();
+    let fs = open_mem(j.img.clone(), false).unwrap();
+    let jruns = fs.file_runs(&fs.inode(8).unwrap()).unwrap();
+    let target = first_block_offset(&fs, "/big/lines-3m.txt") / 1024;
+    drop(fs);
+    let phys = |jblk: u64| -> usize {
+        let off = jblk * 1024;
+        for r in &jruns {
+            if let FileRun::Data {
+                offset,
+                len,
+                physical,
+            } = *r
+            {
+                if off >= offset && off < offset + len {
+                    return (physical + off - offset) as usize;
+                }
+            }
+        }
+        panic!("journal block {jblk} unmapped");
+    };
+    let header = |img: &mut Vec<u8>, at: usize, kind: u32, seq: u32| {
+        img[at..at + 1024].fill(0);
+        put_be32(img, at, 0xC03B_3998);
+        put_be32(img, at + 4, kind);
+        put_be32(img, at + 8, seq);
+    };
+    let mut seq = 4u32; // s_sequence of the fixture, s_start 1
+    let mut jblk = 1u64;
+    let mut last_fill = 0u8;
+    while jblk + 3 <= 1024 {
+        let d = phys(jblk);
+        header(&mut j.img, d, 1, seq);
+        put_be32(&mut j.img, d + 12, target as u32);
+        j.img[d + 18..d + 20].copy_from_slice(&0x000Au16.to_be_bytes()); // SAME_UUID | LAST_TAG
+        let data = phys(jblk + 1);
+        last_fill = (seq % 251) as u8 + 1;
+        j.img[data..data + 1024].fill(last_fill);
+        header(&mut j.img, phys(jblk + 2), 2, seq);
+        seq += 1;
+        jblk += 3;
+    }
+    let transactions = seq - 4;
+    assert_eq!(transactions, 341);
+    let fs = open_mem(j.img, true).unwrap();
+    assert_eq!(fs.replayed_blocks(), vec![target]);
+    let mut block = vec![0u8; 1024];
+    fs.read_device_at(target * 1024, &mut block).unwrap();
+    assert!(block.iter().all(|&b| b == last_fill));
+    let w = fs.warnings().join("\n");
+    assert!(
+        w.contains(&format!("replayed {transactions} transactions (1 blocks)")),
+        "{w}"
+    );
+}
