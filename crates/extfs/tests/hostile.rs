@@ -694,3 +694,126 @@ fn journal_overlay_keeps_one_entry_per_block() {
         "{w}"
     );
 }
+
+// ---- xattrs --------------------------------------------------------------------
+
+/// ext2-1k's xattr/file has user.small, user.empty, trusted.t and user.big (700
+/// bytes) (the fixture's getfattr dump, ext2-1k.xattrs). Returns the image, the
+/// inode, the xattr block's device offset and the absolute device offset of each
+/// entry by name (in the inode body or the block; format of attributes.rst).
+/// (name, absolute device offset) of each xattr entry.
+type Entries = Vec<(Vec<u8>, usize)>;
+
+fn xattr_entries() -> (Vec<u8>, u32, usize, Entries) {
+    let img = fixture("ext2-1k");
+    let fs = open_mem(img.clone(), false).unwrap();
+    let ino = fs.lookup(b"/xattr/file").unwrap();
+    drop(fs);
+    let ioff = inode_offset(&img, ino);
+    let mut entries = Vec::new();
+    let mut scan = |start: usize| {
+        let mut pos = start;
+        while le32(&img, pos) != 0 {
+            let name_len = img[pos] as usize;
+            entries.push((img[pos + 16..pos + 16 + name_len].to_vec(), pos));
+            pos += (16 + name_len + 3) & !3;
+        }
+        pos
+    };
+    let ibody = ioff + 128 + le16(&img, ioff + 0x80) as usize;
+    assert_eq!(le32(&img, ibody), 0xEA02_0000);
+    scan(ibody + 4);
+    let at = le32(&img, ioff + 0x68) as usize * 1024;
+    assert_eq!(le32(&img, at), 0xEA02_0000);
+    scan(at + 32);
+    (img, ino, at, entries)
+}
+
+fn entry(entries: &[(Vec<u8>, usize)], name: &[u8]) -> usize {
+    entries.iter().find(|(n, _)| n == name).unwrap().1
+}
+
+/// A value size of 4 GiB in the xattr block: nothing that large is allocated;
+/// the entry is skipped with a warning naming the inode and the block, the other
+/// attributes stay.
+#[test]
+fn xattr_value_size_past_the_block_is_skipped() {
+    let (mut img, ino, at, entries) = xattr_entries();
+    let big = entry(&entries, b"big");
+    put32(&mut img, big + 8, 0xFFFF_FFF0);
+    let fs = open_mem(img, false).unwrap();
+    let x = fs.xattrs(&fs.inode(ino).unwrap()).unwrap();
+    let names: BTreeSet<Vec<u8>> = x.into_iter().map(|a| a.name).collect();
+    let want: BTreeSet<Vec<u8>> = [&b"user.small"[..], b"user.empty", b"trusted.t"]
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect();
+    assert_eq!(names, want);
+    let w = fs.warnings().join("\n");
+    assert!(
+        w.contains(&format!(
+            "inode {ino}: xattr block {}: entry at 32",
+            at / 1024
+        )),
+        "{w}"
+    );
+}
+
+/// A second block entry pointing at user.big's 700 bytes: more value bytes than
+/// the 1 KiB block holds. user.big is kept, the copy skipped with a warning.
+#[test]
+fn xattr_values_sharing_bytes_are_bounded() {
+    let (mut img, ino, at, entries) = xattr_entries();
+    let big = entry(&entries, b"big");
+    let len = (16 + 3 + 3) & !3;
+    let next = big + len;
+    assert_eq!(le32(&img, next), 0, "user.big is not the last block entry");
+    img.copy_within(big..big + len, next);
+    img[next + 16..next + 19].copy_from_slice(b"bog");
+    put32(&mut img, next + len, 0);
+    let fs = open_mem(img, false).unwrap();
+    let x = fs.xattrs(&fs.inode(ino).unwrap()).unwrap();
+    assert!(x
+        .iter()
+        .any(|a| a.name == b"user.big" && a.value == vec![b'v'; 700]));
+    assert!(!x.iter().any(|a| a.name == b"user.bog"));
+    let w = fs.warnings().join("\n");
+    assert!(
+        w.contains(&format!(
+            "inode {ino}: xattr block {}: entry at {}",
+            at / 1024,
+            next - at
+        )),
+        "{w}"
+    );
+}
+
+/// An EA-inode value naming the owner itself is refused (no loop); one naming a
+/// plain file is read (with warnings), and only up to that file's size.
+#[test]
+fn xattr_ea_inode_values_are_checked() {
+    let (mut img, ino, _, entries) = xattr_entries();
+    let small = entry(&entries, b"small");
+    put32(&mut img, small + 4, ino);
+    let fs = open_mem(img.clone(), false).unwrap();
+    let e = fs.xattrs(&fs.inode(ino).unwrap()).unwrap_err().to_string();
+    assert!(e.contains("the inode itself"), "{e}");
+    // deep/a/b/c/file.txt holds "deep file\n" (10 bytes); the entry says 5.
+    let other = fs.lookup(b"/deep/a/b/c/file.txt").unwrap();
+    drop(fs);
+    put32(&mut img, small + 4, other);
+    let fs = open_mem(img.clone(), false).unwrap();
+    let x = fs.xattrs(&fs.inode(ino).unwrap()).unwrap();
+    let v = &x.iter().find(|a| a.name == b"user.small").unwrap().value;
+    assert_eq!(v, b"deep ");
+    let w = fs.warnings().join("\n");
+    assert!(
+        w.contains("without the ea_inode feature") && w.contains("lacks EXT4_EA_INODE_FL"),
+        "{w}"
+    );
+    drop(fs);
+    put32(&mut img, small + 8, 60000);
+    let fs = open_mem(img, false).unwrap();
+    let e = fs.xattrs(&fs.inode(ino).unwrap()).unwrap_err().to_string();
+    assert!(e.contains("which holds only 10"), "{e}");
+}
