@@ -119,6 +119,16 @@ pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, 
                 u32::from(le16(node, off.saturating_add(8))),
             );
             if ei_block <= target {
+                if let Some((b, other)) = chosen {
+                    if b == ei_block && other != leaf {
+                        // e2fsck: the tree is corrupt; the later entry is used and
+                        // the subtree of the earlier one is never reached.
+                        fs.warn(format!(
+                            "inode {ino}: {}: index entries to blocks {other} and {leaf} both start at logical block {b}; using block {leaf}",
+                            leaf_name.as_deref().unwrap_or("extent root")
+                        ));
+                    }
+                }
                 if chosen.is_none_or(|(b, _)| ei_block >= b) {
                     chosen = Some((ei_block, leaf));
                 }

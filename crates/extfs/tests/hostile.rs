@@ -817,3 +817,51 @@ fn xattr_ea_inode_values_are_checked() {
     let e = fs.xattrs(&fs.inode(ino).unwrap()).unwrap_err().to_string();
     assert!(e.contains("which holds only 10"), "{e}");
 }
+
+/// A depth-1 extent tree whose two index entries both start at logical block 0
+/// (the second leaf maps other blocks): a warning names the inode and both leaf
+/// blocks, and the file still reads with the size the listing gives.
+#[test]
+fn duplicate_extent_index_entries_warn() {
+    let name = "ext4";
+    let mut img = fixture(name);
+    let row =
+        read_manifest(&data_dir().join(format!("{name}.tsv.gz")))[&b"big/lines-3m.txt"[..]].clone();
+    let fs = open_mem(img.clone(), false).unwrap();
+    let ino = fs.lookup(b"/big/lines-3m.txt").unwrap();
+    let runs = fs.file_runs(&fs.inode(ino).unwrap()).unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let p = (first_block_offset(&fs, "/big/lines-3m.txt") / 4096) as u32;
+    // Scratch blocks for the two leaves: the data of big/random-8k.bin.
+    let s = (first_block_offset(&fs, "/big/random-8k.bin") / 4096) as u32;
+    drop(fs);
+    let n = row.size.div_ceil(4096) as u16;
+    for (leaf, phys) in [(s, p), (s + 1, p + 1)] {
+        let at = leaf as usize * 4096;
+        img[at..at + 4096].fill(0);
+        put16(&mut img, at, 0xF30A);
+        put16(&mut img, at + 2, 1);
+        put16(&mut img, at + 4, 340);
+        put32(&mut img, at + 12, 0);
+        put16(&mut img, at + 16, n);
+        put32(&mut img, at + 20, phys);
+    }
+    let at = inode_offset(&img, ino) + 0x28;
+    img[at..at + 60].fill(0);
+    put16(&mut img, at, 0xF30A);
+    put16(&mut img, at + 2, 2);
+    put16(&mut img, at + 4, 4);
+    put16(&mut img, at + 6, 1);
+    put32(&mut img, at + 12 + 4, s);
+    put32(&mut img, at + 24 + 4, s + 1);
+    let fs = open_mem(img, false).unwrap();
+    let inode = fs.inode(ino).unwrap();
+    let runs = fs.file_runs(&inode).unwrap();
+    assert_eq!(sum_runs(&runs), (row.size, 0));
+    let w = fs.warnings().join("\n");
+    let want = format!(
+        "inode {ino}: extent root: index entries to blocks {s} and {} both start at logical block 0",
+        s + 1
+    );
+    assert!(w.contains(&want), "{w}");
+}
