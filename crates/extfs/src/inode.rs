@@ -243,7 +243,16 @@ pub(crate) fn max_size(block_size: u32, huge_file: bool, inode: &Inode) -> u64 {
 /// "multiply-claimed blocks" (pass 1B). The data is still readable, once per
 /// offset, so this is a warning; [`crate::Filesystem::file_runs`] already refuses
 /// a file whose runs add up to more than the filesystem.
+///
+/// With the `shared_blocks` feature (deduplicated images, e2fsdroid) sharing is
+/// allowed and e2fsck calls such a filesystem clean (its f_unshare_blocks tests),
+/// so nothing is said.
 pub(crate) fn warn_shared_blocks(fs: &crate::Filesystem, inode: &Inode, runs: &[crate::FileRun]) {
+    // EXT4_FEATURE_RO_COMPAT_SHARED_BLOCKS (fs/ext4/ext4.h).
+    const RO_COMPAT_SHARED_BLOCKS: u32 = 0x4000;
+    if fs.sb.has_ro_compat(RO_COMPAT_SHARED_BLOCKS) {
+        return;
+    }
     let mut data: Vec<(u64, u64, u64)> = runs
         .iter()
         .filter_map(|r| match *r {

@@ -865,3 +865,83 @@ fn duplicate_extent_index_entries_warn() {
     );
     assert!(w.contains(&want), "{w}");
 }
+
+// ---- no false alarms -------------------------------------------------------------
+
+/// Warnings that say a structure is damaged (not checksums or journal state).
+const DAMAGE: &[&str] = &[
+    "overlapping extents",
+    "claimed twice",
+    "mapped a second time",
+    ": entry at byte ",
+    "both start at logical block",
+    "values add up",
+    "exceeds the largest file",
+    "maps more than the filesystem",
+];
+
+/// Over the e2fsprogs regression images of the corpus: every image on which
+/// this reader reports damage is one `e2fsck -fn` also finds errors on. The
+/// oracle is e2fsck; the corpus README lists the images.
+#[test]
+fn damage_warnings_only_where_e2fsck_finds_errors() {
+    let tests = corpus_dir().join("e2fsprogs/tests");
+    if !tests.is_dir() {
+        skip_missing("../shared/corpus/e2fsprogs is missing");
+        return;
+    }
+    if Command::new("e2fsck").arg("-V").output().is_err() {
+        skip_missing("e2fsck not on PATH");
+        return;
+    }
+    let tmp = std::env::temp_dir().join(format!("extfs-hostile-{}-e2fsck.img", std::process::id()));
+    let (mut flagged, mut false_alarms) = (Vec::new(), Vec::new());
+    let mut dirs: Vec<_> = std::fs::read_dir(&tests)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let Some(p) = e2fsprogs_image(&dir) else {
+            continue;
+        };
+        let Ok(bytes) = load_image(&p) else { continue };
+        let Ok(fs) = open_mem(bytes.clone(), true) else {
+            continue;
+        };
+        let _ = walk_bounded(&fs);
+        let w: Vec<String> = fs
+            .warnings()
+            .into_iter()
+            .filter(|w| DAMAGE.iter().any(|m| w.contains(m)))
+            .collect();
+        if w.is_empty() {
+            continue;
+        }
+        std::fs::write(&tmp, &bytes).unwrap();
+        let clean = Command::new("timeout")
+            .args(["60", "e2fsck", "-fn"])
+            .arg(&tmp)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if clean {
+            false_alarms.push(format!("{name}: {:?}", &w[..w.len().min(3)]));
+        }
+        flagged.push(name);
+    }
+    let _ = std::fs::remove_file(&tmp);
+    eprintln!(
+        "damage reported on {} images: {}",
+        flagged.len(),
+        flagged.join(" ")
+    );
+    assert!(flagged.len() >= 10, "only {flagged:?}");
+    assert!(
+        false_alarms.is_empty(),
+        "e2fsck calls these clean: {false_alarms:#?}"
+    );
+}
