@@ -116,16 +116,20 @@ pub(crate) fn read_entries(fs: &Filesystem, dir: &Inode) -> Result<Vec<DirEntry>
             .min(data.len());
         // i_block part: bytes 4..60; xattr part: 60..size. Each is parsed as its own region.
         let first = data.get(4..size.min(60)).unwrap_or_default();
-        let ctx = |what: &'static str| Region {
+        // Named as e2fsck numbers them: block 0 is i_block (offsets counted from
+        // its start, the parent number included), block 1 the system.data xattr.
+        let ctx = |what: &'static str, base: usize| Region {
             what: what.to_string(),
             filetype,
             dots: false,
-            base: 0,
+            base,
         };
-        parse_region(fs, dir, first, &ctx("inline data (i_block)"), &mut out);
+        let i_block = ctx("directory block 0 (inline, i_block)", 4);
+        parse_region(fs, dir, first, &i_block, &mut out);
         if size > 60 {
             let second = data.get(60..size).unwrap_or_default();
-            parse_region(fs, dir, second, &ctx("inline data xattr"), &mut out);
+            let xattr = ctx("directory block 1 (inline, system.data xattr)", 0);
+            parse_region(fs, dir, second, &xattr, &mut out);
         }
         fill_unknown_types(fs, filetype, &mut out);
         return Ok(out);
@@ -362,6 +366,7 @@ fn parse_region(fs: &Filesystem, dir: &Inode, region: &[u8], r: &Region, out: &m
             && pos.checked_add(TAIL_LEN) == Some(len)
             && u8_at(region, pos.saturating_add(7)) == EXT4_FT_DIR_CSUM
         {
+            pos = len;
             break; // the checksum tail
         }
         if let Some(why) = structure_error(&e, pos, len) {
@@ -451,6 +456,16 @@ fn parse_region(fs: &Filesystem, dir: &Inode, region: &[u8], r: &Region, out: &m
         let name =
             slice(region, here.saturating_add(DIRENT_HEADER), e.name_len).unwrap_or_default();
         push(out, r, &mut index, name, e.ino, e.ft, &warn, here);
+    }
+    if pos < len {
+        // The rec_len chain must end exactly at the end of the block.
+        warn(
+            pos,
+            format!(
+                "only {} bytes left, too few for an entry header",
+                len.saturating_sub(pos)
+            ),
+        );
     }
 }
 
