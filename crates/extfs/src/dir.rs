@@ -93,8 +93,16 @@ pub(crate) fn read_entries(fs: &Filesystem, dir: &Inode) -> Result<Vec<DirEntry>
     }
     let filetype = fs.sb.has_incompat(INCOMPAT_FILETYPE);
     let mut out = Vec::new();
-    // Every entry takes at least 12 bytes of the directory (`EXT4_DIR_REC_LEN(1)`).
-    let max_entries = usize::try_from(dir.size / MIN_REC_LEN_U64)
+    // Every entry takes at least 12 bytes (`EXT4_DIR_REC_LEN(1)`) of the blocks
+    // read, which cover i_size rounded up to whole blocks (inline: i_size).
+    let bs = u64::from(fs.sb.block_size);
+    let nblocks = dir.size.div_ceil(bs);
+    let covered = if dir.has_flag(EXT4_INLINE_DATA_FL) {
+        dir.size
+    } else {
+        nblocks.saturating_mul(bs)
+    };
+    let max_entries = usize::try_from(covered / MIN_REC_LEN_U64)
         .unwrap_or(usize::MAX)
         .saturating_add(2)
         .min(MAX_DIR_ENTRIES);
@@ -134,8 +142,6 @@ pub(crate) fn read_entries(fs: &Filesystem, dir: &Inode) -> Result<Vec<DirEntry>
         fill_unknown_types(fs, filetype, &mut out);
         return Ok(out);
     }
-    let bs = u64::from(fs.sb.block_size);
-    let nblocks = dir.size.div_ceil(bs);
     // Physical blocks already read: a hostile map can alias one block many times
     // (e2fsck calls such blocks "multiply-claimed"); its entries are listed once.
     let mut seen: HashSet<u64> = HashSet::new();
