@@ -149,6 +149,14 @@ fn damaged_rec_len(rec_len: u16) {
     assert!(missing.is_empty(), "rec_len {rec_len}: lost {missing:?}");
     let extra: Vec<_> = got.difference(&listed).collect();
     assert!(extra.is_empty(), "rec_len {rec_len}: invented {extra:?}");
+    // Each salvaged entry names the inode the kernel listing gives for it.
+    let rows = read_manifest(&data_dir().join(format!("{name}.tsv.gz")));
+    let dir = fs.inode(dir_ino).unwrap();
+    for e in fs.read_dir(&dir).unwrap() {
+        let mut path = b"dir3000/".to_vec();
+        path.extend_from_slice(&e.name);
+        assert_eq!(rows[&path].ino, e.ino, "{}", String::from_utf8_lossy(&path));
+    }
     let w = fs.warnings().join("\n");
     let want = format!(
         "inode {dir_ino}: directory block 0 (block {}): entry at byte {pos}",
