@@ -720,7 +720,11 @@ mod tests {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&p, &data).unwrap();
         let src = FileSource::open(&p).unwrap();
-        for (off, len) in [(0usize, 3_000_000usize), (12345, 1_000_001), (4096, PARALLEL_MIN)] {
+        for (off, len) in [
+            (0usize, 3_000_000usize),
+            (12345, 1_000_001),
+            (4096, PARALLEL_MIN),
+        ] {
             let mut a = vec![0u8; len];
             read_pieces(&src.file, off as u64, &mut a, 8).unwrap();
             assert_eq!(a, data[off..off + len]);

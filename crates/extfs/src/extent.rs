@@ -93,10 +93,20 @@ pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, 
     let mut hdr = header(ino, node, "extent root")?;
     // Exclusive upper logical bound inherited from the parent index entries.
     let mut bound: u64 = 1u64 << 32;
+    let mut leaf_name: Option<String> = None;
     // Depth strictly decreases, so this loop runs at most 6 times.
     loop {
         if hdr.depth == 0 {
-            return Ok(leaf_lookup(node, hdr.entries, target, bound));
+            let (m, overlap) = leaf_lookup(node, hdr.entries, target, bound);
+            if let Some((start, end, limit)) = overlap {
+                // e2fsck: "extent tree ... overlaps" / "out of order extents". The
+                // later extent wins from `limit` on, so nothing is read twice.
+                fs.warn(format!(
+                    "inode {ino}: {leaf}: extent at logical block {start} runs to {end}, over the next extent or index at {limit}; overlapping extents",
+                    leaf = leaf_name.as_deref().unwrap_or("extent root")
+                ));
+            }
+            return Ok(m);
         }
         // Index node: last entry with ei_block <= target.
         let mut chosen: Option<(u32, u64)> = None;
@@ -109,6 +119,16 @@ pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, 
                 u32::from(le16(node, off.saturating_add(8))),
             );
             if ei_block <= target {
+                if let Some((b, other)) = chosen {
+                    if b == ei_block && other != leaf {
+                        // e2fsck: the tree is corrupt; the later entry is used and
+                        // the subtree of the earlier one is never reached.
+                        fs.warn(format!(
+                            "inode {ino}: {}: index entries to blocks {other} and {leaf} both start at logical block {b}; using block {leaf}",
+                            leaf_name.as_deref().unwrap_or("extent root")
+                        ));
+                    }
+                }
                 if chosen.is_none_or(|(b, _)| ei_block >= b) {
                     chosen = Some((ei_block, leaf));
                 }
@@ -129,6 +149,7 @@ pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, 
             .read_block(child)
             .map_err(|e| Error::inode(ino, format!("extent index block {child}: {e}")))?;
         check_tail(fs, inode, child, &owned);
+        leaf_name = Some(format!("extent block {child}"));
         node = &owned;
         hdr = header(ino, node, &format!("extent block {child}"))?;
         if hdr.depth != want_depth {
@@ -143,10 +164,18 @@ pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, 
     }
 }
 
-fn leaf_lookup(node: &[u8], entries: usize, target: u32, bound: u64) -> Mapping {
+/// The mapping of `target` in a leaf, and `(start, end, limit)` when the extent
+/// found runs into the next extent or past its parent's range.
+fn leaf_lookup(
+    node: &[u8],
+    entries: usize,
+    target: u32,
+    bound: u64,
+) -> (Mapping, Option<(u64, u64, u64)>) {
     let t = u64::from(target);
     let mut best: Option<(u64, u64, u64, bool)> = None; // (start, len, phys, uninit)
     let mut next_start: Option<u64> = None;
+    let mut same_start = false;
     for i in 0..entries {
         let off = ENTRY.saturating_mul(i.saturating_add(1));
         let ee_block = u64::from(le32(node, off));
@@ -161,6 +190,9 @@ fn leaf_lookup(node: &[u8], entries: usize, target: u32, bound: u64) -> Mapping 
             u32::from(le16(node, off.saturating_add(6))),
         );
         if ee_block <= t {
+            if let Some((b, ..)) = best {
+                same_start |= ee_block == b;
+            }
             if best.is_none_or(|(b, ..)| ee_block >= b) {
                 best = Some((ee_block, u64::from(len), phys, uninit));
             }
@@ -170,20 +202,34 @@ fn leaf_lookup(node: &[u8], entries: usize, target: u32, bound: u64) -> Mapping 
     }
     let limit = next_start.map_or(bound, |n| n.min(bound));
     if let Some((start, len, phys, uninit)) = best {
-        let end = start.saturating_add(len).min(limit);
+        let full_end = start.saturating_add(len);
+        let overlap = (full_end > limit || same_start).then_some((start, full_end, limit));
+        let end = full_end.min(limit);
         if t < end {
             let skip = t.saturating_sub(start);
             let run = end.saturating_sub(t);
             if uninit {
-                return Mapping::Unwritten { len: run };
+                return (Mapping::Unwritten { len: run }, overlap);
             }
-            return Mapping::Data {
-                phys: phys.saturating_add(skip),
-                len: run,
-            };
+            return (
+                Mapping::Data {
+                    phys: phys.saturating_add(skip),
+                    len: run,
+                },
+                overlap,
+            );
         }
+        return (
+            Mapping::Hole {
+                len: limit.saturating_sub(t).max(1),
+            },
+            overlap,
+        );
     }
-    Mapping::Hole {
-        len: limit.saturating_sub(t).max(1),
-    }
+    (
+        Mapping::Hole {
+            len: limit.saturating_sub(t).max(1),
+        },
+        None,
+    )
 }

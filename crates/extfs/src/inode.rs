@@ -162,3 +162,138 @@ impl Inode {
         self.flags & f != 0
     }
 }
+
+// ---- size limits --------------------------------------------------------------
+
+/// `MAX_LFS_FILESIZE` on 64-bit kernels (include/linux/fs.h): `LLONG_MAX`.
+const MAX_LFS_FILESIZE: u64 = i64::MAX.unsigned_abs();
+
+/// `ext4_max_size` (fs/ext4/super.c): the largest size of an extent-mapped file.
+/// Extents start at a 32-bit logical block, and without `huge_file` `i_blocks`
+/// counts at most 2^32 - 1 sectors.
+pub(crate) fn max_size_extents(blkbits: u32, huge_file: bool) -> u64 {
+    let mut upper = MAX_LFS_FILESIZE;
+    if !huge_file {
+        upper = ((1u64 << 32).saturating_sub(1) >> blkbits.saturating_sub(9)) << blkbits;
+    }
+    let res = (1u64 << 32).saturating_sub(1) << blkbits;
+    res.min(upper)
+}
+
+/// `ext4_max_bitmap_size` (fs/ext4/super.c): the largest size of a file mapped by
+/// direct and indirect blocks, such that data plus indirect blocks fit in the
+/// 32-bit (or, with `huge_file`, 48-bit) block count.
+pub(crate) fn max_size_bitmap(blkbits: u32, huge_file: bool) -> u64 {
+    const NDIR: u64 = 12;
+    let ppb: u64 = 1u64 << blkbits.saturating_sub(2);
+    let mut upper: u64 = if huge_file {
+        (1u64 << 48).saturating_sub(1)
+    } else {
+        (1u64 << 32).saturating_sub(1) >> blkbits.saturating_sub(9)
+    };
+    let ppb2 = ppb.saturating_mul(ppb);
+    let tree = NDIR
+        .saturating_add(ppb)
+        .saturating_add(ppb2)
+        .saturating_add(ppb2.saturating_mul(ppb));
+    let meta_full = 1u64
+        .saturating_add(1)
+        .saturating_add(ppb)
+        .saturating_add(1)
+        .saturating_add(ppb)
+        .saturating_add(ppb2);
+    let blocks = if tree.saturating_add(meta_full) <= upper {
+        tree
+    } else {
+        let res = upper;
+        upper = upper.saturating_sub(NDIR).saturating_sub(ppb);
+        let mut meta: u64 = 1;
+        if upper < ppb2 {
+            meta = meta.saturating_add(1).saturating_add(upper.div_ceil(ppb));
+        } else {
+            meta = meta.saturating_add(1).saturating_add(ppb);
+            upper = upper.saturating_sub(ppb2);
+            meta = meta
+                .saturating_add(1)
+                .saturating_add(upper.div_ceil(ppb))
+                .saturating_add(upper.div_ceil(ppb2));
+        }
+        res.saturating_sub(meta)
+    };
+    blocks
+        .checked_shl(blkbits)
+        .filter(|&b| b >> blkbits == blocks)
+        .unwrap_or(MAX_LFS_FILESIZE)
+        .min(MAX_LFS_FILESIZE)
+}
+
+/// The largest `i_size` this filesystem allows `inode`: `s_maxbytes` for extent
+/// and inline files, `s_bitmap_maxbytes` for block-mapped ones, as the kernel
+/// picks them (`ext4_get_maxbytes`, fs/ext4/ext4.h... and file.c).
+pub(crate) fn max_size(block_size: u32, huge_file: bool, inode: &Inode) -> u64 {
+    let blkbits = block_size.trailing_zeros();
+    if inode.has_flag(EXT4_EXTENTS_FL) || inode.has_flag(EXT4_INLINE_DATA_FL) {
+        max_size_extents(blkbits, huge_file)
+    } else {
+        max_size_bitmap(blkbits, huge_file)
+    }
+}
+
+/// Warns when two data runs of one file share device bytes: e2fsck's
+/// "multiply-claimed blocks" (pass 1B). The data is still readable, once per
+/// offset, so this is a warning; [`crate::Filesystem::file_runs`] already refuses
+/// a file whose runs add up to more than the filesystem.
+///
+/// With the `shared_blocks` feature (deduplicated images, e2fsdroid) sharing is
+/// allowed and e2fsck calls such a filesystem clean (its f_unshare_blocks tests),
+/// so nothing is said.
+pub(crate) fn warn_shared_blocks(fs: &crate::Filesystem, inode: &Inode, runs: &[crate::FileRun]) {
+    // EXT4_FEATURE_RO_COMPAT_SHARED_BLOCKS (fs/ext4/ext4.h).
+    const RO_COMPAT_SHARED_BLOCKS: u32 = 0x4000;
+    if fs.sb.has_ro_compat(RO_COMPAT_SHARED_BLOCKS) {
+        return;
+    }
+    let mut data: Vec<(u64, u64, u64)> = runs
+        .iter()
+        .filter_map(|r| match *r {
+            crate::FileRun::Data {
+                offset,
+                len,
+                physical,
+            } => Some((physical, len, offset)),
+            crate::FileRun::Hole { .. } | crate::FileRun::Unwritten { .. } => None,
+        })
+        .collect();
+    data.sort_unstable();
+    for w in data.windows(2) {
+        if let [(p1, l1, o1), (p2, _, o2)] = *w {
+            if p1.saturating_add(l1) > p2 {
+                fs.warn(format!(
+                    "inode {}: file offsets {o1} and {o2} map the same device bytes (at byte {p2}): blocks claimed twice",
+                    inode.ino
+                ));
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The limits of Documentation/filesystems/ext4/overview.rst ("Blocks", the
+    /// 32-bit table): extent files 16 TiB with 4 KiB blocks (less one block, as
+    /// the kernel lowers it), block-mapped files "16GiB" with 1 KiB blocks.
+    #[test]
+    fn documented_limits() {
+        // Extents, huge_file: (2^32 - 1) blocks.
+        assert_eq!(max_size_extents(12, true), ((1u64 << 32) - 1) << 12);
+        assert_eq!(max_size_extents(10, true), ((1u64 << 32) - 1) << 10);
+        let m = max_size_bitmap(10, true);
+        assert!((16u64 << 30..16u64 << 30 | 1 << 27).contains(&m), "{m}");
+        // 4 KiB blocks without huge_file: i_blocks caps at 2^32 sectors, ~2 TiB.
+        let m = max_size_bitmap(12, false);
+        assert!(m < 2 << 40 && m > (2 << 40) - (8 << 30), "{m}");
+    }
+}

@@ -731,10 +731,10 @@ impl Filesystem {
                 "encrypted (fscrypt) contents cannot be read without the key",
             ));
         }
-        let max = self.max_file_size(inode);
+        // A size past what the format can address is corrupt (e2fsck pass 1:
+        // "i_size is %Is, should be %N"); reading it would never end.
+        let max = inode::max_size(self.sb.block_size, self.sb.huge_file(), inode);
         if inode.size > max {
-            // Reading it would stream zeros for longer than any disk holds
-            // (i_size 2^63-1 with no blocks never ends).
             return Err(Error::inode(
                 inode.ino,
                 format!(
@@ -744,34 +744,6 @@ impl Filesystem {
             ));
         }
         Ok(())
-    }
-
-    /// The largest `i_size` a file of this mapping kind can have, as the kernel
-    /// computes `s_maxbytes` (fs/ext4/super.c, `ext4_max_size` and
-    /// `ext4_max_bitmap_size`): logical block numbers are 32-bit; an indirect map
-    /// reaches 12 + n + n² + n³ blocks (n = block size / 4); without `huge_file`
-    /// `i_blocks` counts 512-byte sectors in 32 bits, which bounds it too.
-    fn max_file_size(&self, inode: &Inode) -> u64 {
-        let bs = self.block_size();
-        let bits = bs.trailing_zeros();
-        let u32_max = u64::from(u32::MAX);
-        // Inline-data files may be sparse past their inline bytes (mke2fs -d makes
-        // an all-hole file inline): they get the extent bound.
-        let mut blocks = if inode.has_flag(EXT4_EXTENTS_FL) || inode.has_flag(EXT4_INLINE_DATA_FL) {
-            u32_max
-        } else {
-            let n = bs.checked_div(4).unwrap_or(0);
-            12u64
-                .saturating_add(n)
-                .saturating_add(n.saturating_mul(n))
-                .saturating_add(n.saturating_mul(n).saturating_mul(n))
-                .min(u32_max)
-        };
-        if !self.sb.huge_file() {
-            blocks = blocks.min(u32_max.checked_shr(bits.saturating_sub(9)).unwrap_or(0));
-        }
-        // MAX_LFS_FILESIZE: loff_t is signed.
-        blocks.saturating_mul(bs).min(i64::MAX.unsigned_abs())
     }
 
     /// Maps logical block `lblk` of a file.
@@ -810,6 +782,7 @@ impl Filesystem {
         let want = usize::try_from(avail).unwrap_or(usize::MAX).min(buf.len());
         let buf = buf.get_mut(..want).unwrap_or_default();
         if inode.has_flag(EXT4_INLINE_DATA_FL) {
+            // Past the inline bytes the kernel reads zeros (ext4_readpage_inline).
             let data = self.inline_data(inode)?;
             let start = usize::try_from(offset).unwrap_or(usize::MAX);
             for (i, b) in buf.iter_mut().enumerate() {
@@ -820,6 +793,11 @@ impl Filesystem {
                     .unwrap_or(0);
             }
             return Ok(want);
+        }
+        if offset == 0 && inode.size > self.fs_bytes() {
+            // Only such a file can map more than the filesystem holds: check its
+            // map once, at the start of a read, before copying terabytes.
+            self.file_runs(inode)?;
         }
         let bs = self.block_size();
         let mut done: usize = 0;
@@ -900,6 +878,11 @@ impl Filesystem {
         let bs = self.block_size();
         let nblocks = inode.size.div_ceil(bs);
         let mut lblk: u64 = 0;
+        // Each filesystem block holds data of at most one file offset: a file
+        // mapping more than the filesystem holds aliases blocks (e2fsck:
+        // multiply-claimed blocks) and is corrupt.
+        let mut mapped: u64 = 0;
+        let fs_bytes = self.fs_bytes();
         while lblk < nblocks {
             let m = self.map_block(inode, lblk)?;
             let len = match m {
@@ -912,6 +895,17 @@ impl Filesystem {
             let blen = len
                 .saturating_mul(bs)
                 .min(inode.size.saturating_sub(offset));
+            if let Mapping::Data { .. } = m {
+                mapped = mapped.saturating_add(blen);
+                if mapped > fs_bytes {
+                    return Err(Error::inode(
+                        inode.ino,
+                        format!(
+                            "maps more than the filesystem's {fs_bytes} bytes by file offset {offset}: its blocks are mapped more than once"
+                        ),
+                    ));
+                }
+            }
             let run = match m {
                 Mapping::Data { phys, .. } => FileRun::Data {
                     offset,
@@ -930,7 +924,13 @@ impl Filesystem {
             }
             lblk = lblk.saturating_add(len);
         }
+        inode::warn_shared_blocks(self, inode, &runs);
         Ok(runs)
+    }
+
+    /// Size of the filesystem in bytes (`s_blocks_count` × block size).
+    fn fs_bytes(&self) -> u64 {
+        self.sb.s_blocks_count.saturating_mul(self.block_size())
     }
 
     /// Device byte offset of inode `ino`'s on-disk copy.

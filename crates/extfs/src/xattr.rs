@@ -6,6 +6,13 @@
 //! With `ea_inode` a value may live in its own inode. POSIX ACLs (name index 2
 //! and 3) are stored in ext4's compact format and converted here to the generic
 //! `posix_acl_xattr` format (version 2) that `getfattr`/`setxattr` use.
+//!
+//! Sizes from disk are capped before anything is allocated, as the kernel's
+//! `ext4_xattr_check_entries` (fs/ext4/xattr.c) does: an in-place value lies
+//! inside its block or inode body, the values of one region together fit in the
+//! region (they never share bytes), and a value in an EA inode is at most
+//! `XATTR_SIZE_MAX` and at most that inode's size. An EA inode is read as plain
+//! data, never for its own attributes, so EA inodes cannot loop.
 
 use crate::bytes::{le16, le32, slice, usize_from};
 use crate::crc::crc32c;
@@ -22,6 +29,11 @@ const BLOCK_HEADER: usize = 32;
 const MAX_VALUE: u32 = 65536;
 /// Largest total of names and values returned for one inode.
 const MAX_TOTAL: usize = 16 << 20;
+
+/// `EXT4_EA_INODE_FL`: the inode holds one xattr value (inodes.rst).
+const EXT4_EA_INODE_FL: u32 = 0x20_0000;
+/// `EXT4_FEATURE_INCOMPAT_EA_INODE`.
+const INCOMPAT_EA_INODE: u32 = 0x400;
 
 /// `e_name_index` 7 + name "data": inline file data, not an attribute.
 const INDEX_SYSTEM: u8 = 7;
@@ -68,6 +80,8 @@ fn parse_entries(
     let (region, value_base, what) = (r.bytes, r.value_base, r.what);
     let mut pos = r.start;
     let mut total: usize = 0;
+    // Bytes of in-place values: they never overlap, so they fit in the region.
+    let mut in_place: usize = 0;
     // Each entry takes at least 16 bytes: bounded by the region.
     while pos.checked_add(4).is_some_and(|e| e <= region.len()) {
         if le32(region, pos) == 0 {
@@ -102,6 +116,19 @@ fn parse_entries(
             }
             ea_inode_value(fs, inode, value_inum, value_size)?
         } else {
+            in_place = in_place.saturating_add(usize_from(value_size));
+            if in_place > region.len() {
+                // Values sharing bytes (e2fsck: "overlapping regions"): keep the
+                // earlier ones, skip this one, so the total stays within the region.
+                fs.warn(format!(
+                    "inode {}: {what}: entry at {pos}: values add up to {in_place} bytes, more than the {}-byte region holds; skipped",
+                    inode.ino,
+                    region.len()
+                ));
+                in_place = in_place.saturating_sub(usize_from(value_size));
+                pos = pos.saturating_add(entry_len(name_len));
+                continue;
+            }
             let off = value_base.checked_add(value_offs);
             at = off;
             off.and_then(|o| slice(region, o, usize_from(value_size)))
@@ -147,7 +174,37 @@ fn ea_inode_value(fs: &Filesystem, owner: &Inode, ino: u32, size: u32) -> Result
             format!("xattr value in inode {ino} of {size} bytes exceeds {MAX_VALUE}"),
         ));
     }
-    let ea = fs.inode(ino)?;
+    if ino == owner.ino {
+        return Err(Error::inode(
+            owner.ino,
+            format!("xattr value is said to be in inode {ino}, the inode itself"),
+        ));
+    }
+    if !fs.sb.has_incompat(INCOMPAT_EA_INODE) {
+        fs.warn(format!(
+            "inode {}: xattr value in inode {ino} without the ea_inode feature",
+            owner.ino
+        ));
+    }
+    let ea = fs
+        .inode(ino)
+        .map_err(|e| Error::inode(owner.ino, format!("xattr value inode {ino}: {e}")))?;
+    if !ea.has_flag(EXT4_EA_INODE_FL) {
+        // The kernel refuses it; e2fsck sets the flag: the value is still there.
+        fs.warn(format!(
+            "inode {}: xattr value inode {ino} lacks EXT4_EA_INODE_FL",
+            owner.ino
+        ));
+    }
+    if ea.size < u64::from(size) {
+        return Err(Error::inode(
+            owner.ino,
+            format!(
+                "xattr value of {size} bytes in inode {ino}, which holds only {}",
+                ea.size
+            ),
+        ));
+    }
     if ea.has_flag(crate::inode::EXT4_INLINE_DATA_FL) {
         return Err(Error::inode(
             owner.ino,
