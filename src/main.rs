@@ -76,24 +76,50 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List a directory (or show one file).
+    /// List directories (or show files), like ls; globs are expanded inside the image.
     #[command(
-        after_help = "Examples:\n  vmdkrecover ls -l web01.vmdk VolGroup00/LogVol00:/etc\n  vmdkrecover ls -R web01.vmdk sda1:/"
+        disable_help_flag = true,
+        after_help = "Examples:\n  vmdkrecover ls -lh web01.vmdk VolGroup00/LogVol00:/etc\n  vmdkrecover ls -R web01.vmdk sda1:/\n  vmdkrecover ls -l web01.vmdk '/etc/*.conf' /boot        (globs expanded in the image, not on the host)\n  vmdkrecover ls --csv --checksum -R web01.vmdk /etc > etc.csv\n\nTimes are UTC and shown with their offset (+0000). Names starting with '.' are hidden unless -a or -A (--json and --csv list every entry)."
     )]
     Ls {
         #[command(flatten)]
         image: ImageArgs,
-        /// VOLUME:PATH or a guest path.
-        spec: String,
+        /// VOLUME:PATH or guest paths; the paths may hold globs (*, ?, [...]).
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<String>,
         /// Long listing: mode, links, owner, group, size, mtime, symlink target.
         #[arg(short = 'l')]
         long: bool,
         /// Recurse into subdirectories.
-        #[arg(short = 'R')]
+        #[arg(short = 'R', long = "recursive")]
         recursive: bool,
-        /// Machine-readable output.
+        /// Sizes (and the total) in powers of 1024: 1.1K, 16K, 2.0M.
+        #[arg(short = 'h', long = "human-readable")]
+        human: bool,
+        /// Show names starting with '.', and the entries . and ..
+        #[arg(short = 'a', long = "all")]
+        all: bool,
+        /// Show names starting with '.', without . and ..
+        #[arg(short = 'A', long = "almost-all")]
+        almost_all: bool,
+        /// List directories themselves, not their contents.
+        #[arg(short = 'd', long = "directory")]
+        directory: bool,
+        /// How -l shows times: full-iso, long-iso, iso or +FORMAT (%Y %m %d %H %M %S %N %z %s %F %T); UTC.
+        #[arg(long, value_name = "STYLE")]
+        time_style: Option<String>,
+        /// Show the SHA-256 of every regular file (like virt-ls --checksum).
+        #[arg(long)]
+        checksum: bool,
+        /// One CSV row per entry: path,type,mode,nlink,uid,gid,size,mtime,target[,sha256] (like virt-ls --csv).
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// Machine-readable output (docs/json.md).
         #[arg(long)]
         json: bool,
+        /// Print help.
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
     },
     /// Write a file's contents to standard output (symlinks followed inside the guest).
     #[command(
@@ -256,11 +282,41 @@ fn main() -> ExitCode {
         Command::Info { image, json } => cmd::info::run(&image.into_opts(), json),
         Command::Ls {
             image,
-            spec,
+            specs,
             long,
             recursive,
+            human,
+            all,
+            almost_all,
+            directory,
+            time_style,
+            checksum,
+            csv,
             json,
-        } => cmd::ls::run(&image.into_opts(), &spec, long, recursive, json),
+            help: _,
+        } => (|| {
+            let opts = cmd::ls::LsOptions {
+                long,
+                recursive,
+                json,
+                csv,
+                human,
+                hidden: if all {
+                    cmd::ls::Hidden::All
+                } else if almost_all {
+                    cmd::ls::Hidden::AlmostAll
+                } else {
+                    cmd::ls::Hidden::Hide
+                },
+                directory,
+                checksum,
+                time_style: match time_style {
+                    Some(s) => cmd::TimeStyle::parse(&s)?,
+                    None => cmd::TimeStyle::Default,
+                },
+            };
+            cmd::ls::run(&image.into_opts(), &specs, &opts)
+        })(),
         Command::Cat { image, spec } => cmd::cat::run(&image.into_opts(), &spec),
         Command::Stat { image, spec, json } => cmd::stat::run(&image.into_opts(), &spec, json),
         Command::Find {

@@ -179,7 +179,7 @@ fn ls_l_etc_lists_the_source_entries() {
         text.contains("-rwsr-xr-x"),
         "setuid bit of empty-file not shown:\n{text}"
     );
-    assert!(text.contains("2019-06-15 08:30 fstab"), "{text}");
+    assert!(text.contains("2019-06-15 08:30 +0000 fstab"), "{text}");
 }
 
 #[test]
