@@ -144,9 +144,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Search a tree by name, type or modification time.
+    /// Search a tree by name, type, size or modification time, like GNU find.
     #[command(
-        after_help = "Examples:\n  vmdkrecover find web01.vmdk VolGroup00/LogVol00:/etc --name '*.conf'\n  vmdkrecover find web01.vmdk VolGroup00/LogVol00:/ --type f --newer-than 2024-03-01"
+        after_help = "Examples:\n  vmdkrecover find web01.vmdk VolGroup00/LogVol00:/etc --name '*.conf'\n  vmdkrecover find web01.vmdk / --type f --newer-than 2024-03-01T12:00:00+02:00\n  vmdkrecover find web01.vmdk /boot --iname 'GRUB*' --print0 | xargs -0 -n1 vmdkrecover cat web01.vmdk\n\nPrinted paths start with the SPEC as typed (its VOLUME: prefix, or the guest path), so they can be pasted back into cat, cp or ls. DATE is ISO 8601 (2024-03-01, 2024-03-01 12:00, 2024-03-01T12:00:00Z, ...+02:00; UTC when no offset is given) or @EPOCH."
     )]
     Find {
         #[command(flatten)]
@@ -156,13 +156,28 @@ enum Command {
         /// Only names matching this shell glob.
         #[arg(long, value_name = "GLOB")]
         name: Option<String>,
-        /// Only this type: f (file), d (directory), l (symlink).
-        #[arg(long = "type", value_name = "f|d|l")]
+        /// Same, ignoring case.
+        #[arg(long, value_name = "GLOB")]
+        iname: Option<String>,
+        /// Only these types: f file, d directory, l symlink, p fifo, s socket, c char device, b block device; comma list (f,d).
+        #[arg(long = "type", value_name = "f|d|l|p|s|c|b")]
         kind: Option<String>,
-        /// Only entries modified after DATE (YYYY-MM-DD[ HH:MM[:SS]] UTC, or @EPOCH).
+        /// Size, rounded up to units, is more (+N), less (-N) or exactly N units: c bytes, w 2 bytes, b 512 (default), k, M, G.
+        #[arg(long, value_name = "[+-]N[ckMG]", allow_hyphen_values = true)]
+        size: Option<String>,
+        /// Only entries modified after DATE.
         #[arg(long, value_name = "DATE")]
         newer_than: Option<String>,
-        /// Machine-readable output.
+        /// Only entries modified before DATE.
+        #[arg(long, value_name = "DATE")]
+        older_than: Option<String>,
+        /// Descend at most N levels below SPEC (0: SPEC itself).
+        #[arg(long, value_name = "N")]
+        maxdepth: Option<usize>,
+        /// End each path with NUL instead of a newline (for xargs -0), bytes as they are.
+        #[arg(long, short = '0', conflicts_with = "json")]
+        print0: bool,
+        /// Machine-readable output (docs/json.md).
         #[arg(long)]
         json: bool,
     },
@@ -323,16 +338,28 @@ fn main() -> ExitCode {
             image,
             spec,
             name,
+            iname,
             kind,
+            size,
             newer_than,
+            older_than,
+            maxdepth,
+            print0,
             json,
         } => cmd::find::run(
             &image.into_opts(),
             &spec,
-            name.as_deref(),
-            kind.as_deref(),
-            newer_than.as_deref(),
-            json,
+            &cmd::find::FindOptions {
+                name,
+                iname,
+                kind,
+                size,
+                newer_than,
+                older_than,
+                maxdepth,
+                print0,
+                json,
+            },
         ),
         Command::Cp {
             image,
