@@ -140,7 +140,18 @@ enum Command {
         image: ImageArgs,
         /// VOLUME:PATH or a guest path.
         spec: String,
-        /// Machine-readable output.
+        /// Follow a symlink (inside the guest) and show what it points to.
+        #[arg(short = 'L', long = "dereference")]
+        follow: bool,
+        /// Print only these stat(1) directives: %n %N %s %b %a %A %f %F %u %U %g %G %h %i %t %T %x %X %y %Y %z %Z %w %W %% (UTC; %U/%G print numbers).
+        #[arg(
+            short = 'c',
+            long = "format",
+            value_name = "FORMAT",
+            conflicts_with = "json"
+        )]
+        format: Option<String>,
+        /// Machine-readable output (docs/json.md).
         #[arg(long)]
         json: bool,
     },
@@ -333,7 +344,13 @@ fn main() -> ExitCode {
             cmd::ls::run(&image.into_opts(), &specs, &opts)
         })(),
         Command::Cat { image, spec } => cmd::cat::run(&image.into_opts(), &spec),
-        Command::Stat { image, spec, json } => cmd::stat::run(&image.into_opts(), &spec, json),
+        Command::Stat {
+            image,
+            spec,
+            follow,
+            format,
+            json,
+        } => cmd::stat::run(&image.into_opts(), &spec, json, follow, format.as_deref()),
         Command::Find {
             image,
             spec,
