@@ -244,20 +244,23 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Mount a guest filesystem read-only with FUSE (foreground; Ctrl-C or fusermount -u to unmount).
+    /// Mount a guest filesystem read-only with FUSE (foreground; Ctrl-C, SIGTERM or fusermount3 -u unmounts).
     #[command(
         after_help = "Example:\n  mkdir /mnt/web01 && vmdkrecover mount web01.vmdk VolGroup00/LogVol00 /mnt/web01"
     )]
     Mount {
         #[command(flatten)]
         image: ImageArgs,
-        /// The volume to mount (VG/LV, sda1, LABEL=x, ...).
+        /// The volume to mount (VG/LV, sda1, LABEL=x, ...), VOLUME:/dir for a subtree, or a guest path (/, /boot).
         volume: String,
         /// An existing empty directory.
         mountpoint: PathBuf,
         /// Let other users see the mount (needs user_allow_other in /etc/fuse.conf for non-root).
         #[arg(long)]
         allow_other: bool,
+        /// Mount options, comma separated: allow_other, allow_root, ro (always read-only).
+        #[arg(short = 'o', value_name = "OPTIONS")]
+        options: Vec<String>,
     },
     /// Work with VMDK descriptor files.
     #[command(subcommand)]
@@ -410,7 +413,14 @@ fn main() -> ExitCode {
             volume,
             mountpoint,
             allow_other,
-        } => cmd::mount::run(&image.into_opts(), &volume, &mountpoint, allow_other),
+            options,
+        } => cmd::mount::run(
+            &image.into_opts(),
+            &volume,
+            &mountpoint,
+            allow_other,
+            &options,
+        ),
         Command::Descriptor(DescriptorCmd::Rewrite {
             descriptor,
             extents,
