@@ -1,6 +1,6 @@
 //! `vmdkrecover`: recover files from VMware virtual disks, read-only, without root.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use vmdkrecover::cmd;
@@ -265,6 +265,17 @@ enum Command {
     /// Work with VMDK descriptor files.
     #[command(subcommand)]
     Descriptor(DescriptorCmd),
+    /// Print a shell completion script (bash, zsh, fish) to standard output.
+    #[command(
+        after_help = "Examples:\n  vmdkrecover completions bash > /etc/bash_completion.d/vmdkrecover\n  vmdkrecover completions zsh > \"${fpath[1]}/_vmdkrecover\"\n  vmdkrecover completions fish > ~/.config/fish/completions/vmdkrecover.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output.
+    #[command(after_help = "Example:\n  vmdkrecover man | man -l -")]
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -432,6 +443,17 @@ fn main() -> ExitCode {
         Command::Descriptor(DescriptorCmd::Check { descriptor }) => {
             cmd::descriptor::check(&descriptor)
         }
+        Command::Completions { shell } => {
+            let mut c = Cli::command();
+            let mut out = std::io::stdout();
+            clap_complete::generate(shell, &mut c, "vmdkrecover", &mut out);
+            Ok(cmd::Outcome::default())
+        }
+        Command::Man => (|| {
+            let mut out = std::io::stdout();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            Ok(cmd::Outcome::default())
+        })(),
     };
     let code = cmd::finish(result);
     if std::env::var_os("VMDKRECOVER_IO_STATS").is_some() {
