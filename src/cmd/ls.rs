@@ -237,7 +237,8 @@ impl Printer<'_> {
     fn entries(&mut self, ofs: &OpenFs, shown: &Shown, dir: &Item, hidden: Hidden) -> Vec<Item> {
         let fs = &*ofs.fs;
         let list = fs.read_dir(dir.md.ino);
-        ofs.print_new_warnings_in(Some(&shown.show(&dir.path)), &eprint_line);
+        // Warnings name the directory inside the volume, as README's "Warnings" shows.
+        ofs.print_new_warnings_in(Some(&dir.path), &eprint_line);
         let mut list = match list {
             Ok(l) => l,
             Err(e) => {
@@ -250,10 +251,7 @@ impl Printer<'_> {
         list.retain(|e| match names.admit(&e.name) {
             Ok(()) => true,
             Err(why) => {
-                ofs.warn(
-                    &format!("{}: {why}", show_name(&shown.show(&dir.path))),
-                    &eprint_line,
-                );
+                ofs.warn(&format!("{}: {why}", show_name(&dir.path)), &eprint_line);
                 false
             }
         });
