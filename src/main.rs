@@ -273,9 +273,14 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff) to standard output.
-    #[command(after_help = "Example:\n  vmdkrecover man | man -l -")]
-    Man,
+    /// Print the manual page (roff) to standard output: vmdkrecover(1), or one command's.
+    #[command(
+        after_help = "Examples:\n  vmdkrecover man | man -l -\n  vmdkrecover man ls > vmdkrecover-ls.1"
+    )]
+    Man {
+        /// A command (ls, find, mount, ...): its own page, vmdkrecover-COMMAND(1).
+        command: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -449,9 +454,19 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut c, "vmdkrecover", &mut out);
             Ok(cmd::Outcome::default())
         }
-        Command::Man => (|| {
+        Command::Man { command } => (|| {
             let mut out = std::io::stdout();
-            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            let top = Cli::command();
+            let page = match command {
+                None => top,
+                Some(name) => top
+                    .find_subcommand(&name)
+                    .ok_or_else(|| anyhow::anyhow!("man {name}: no such command"))?
+                    .clone()
+                    .display_name(format!("vmdkrecover-{name}"))
+                    .bin_name(format!("vmdkrecover {name}")),
+            };
+            clap_mangen::Man::new(page).render(&mut out)?;
             Ok(cmd::Outcome::default())
         })(),
     };

@@ -512,10 +512,34 @@ fn completions_and_man_page_load_in_their_tools() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rendered = host("groff", &["-man", "-Tutf8", f.to_str().unwrap()], None);
+    let rendered = host(
+        "groff",
+        &["-man", "-Tascii", "-P-cbou", f.to_str().unwrap()],
+        None,
+    );
     for sub in ["ls", "find", "stat", "mount", "completions"] {
         assert!(rendered.contains(sub), "man page lacks {sub}");
     }
+    // One command's page: its options are there, and groff takes it too.
+    let page = run_ok(&["man", "ls"]).stdout;
+    std::fs::write(&f, &page).unwrap();
+    let rendered = host(
+        "groff",
+        &["-man", "-Tascii", "-P-cbou", "-ww", f.to_str().unwrap()],
+        None,
+    );
+    for opt in [
+        "--human-readable",
+        "--time-style",
+        "--checksum",
+        "vmdkrecover-ls",
+    ] {
+        assert!(
+            rendered.contains(opt),
+            "vmdkrecover-ls(1) lacks {opt}:\n{rendered}"
+        );
+    }
+    assert_eq!(run(&["man", "nope"]).status.code(), Some(2));
 }
 
 // ---------------------------------------------------------------- mount
@@ -599,4 +623,11 @@ fn mount_unmounts_on_sigterm_and_refuses_a_non_empty_mount_point() {
     );
     assert!(!mounted(&mp));
     assert_eq!(std::fs::read(mp.join("keep")).unwrap(), b"x");
+    // Options that would make the mount writable or executable are refused.
+    std::fs::remove_file(mp.join("keep")).unwrap();
+    for o in ["rw", "exec", "suid", "dev", "bogus"] {
+        let out = run(&["mount", &vm(), "sda1", mp.to_str().unwrap(), "-o", o]);
+        assert_eq!(out.status.code(), Some(2), "-o {o}");
+        assert!(!mounted(&mp));
+    }
 }
