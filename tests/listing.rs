@@ -569,7 +569,12 @@ fn mount_unmounts_on_sigterm_and_refuses_a_non_empty_mount_point() {
     let dir = tempfile::tempdir().unwrap();
     let mp = dir.path().join("mnt");
     std::fs::create_dir(&mp).unwrap();
-    for (volume, signal) in [("/", "TERM"), ("sda1", "HUP"), ("/boot", "INT")] {
+    for (volume, signal) in [
+        ("/", "TERM"),
+        ("sda1", "HUP"),
+        ("/boot", "INT"),
+        ("VolGroup00/LogVol00:/etc", "TERM"),
+    ] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vmdkrecover"))
             .args(["mount", &vm(), volume])
             .arg(&mp)
@@ -590,13 +595,14 @@ fn mount_unmounts_on_sigterm_and_refuses_a_non_empty_mount_point() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         // Served through the mount: the source tree's contents.
-        let (m, file) = if volume == "/" {
-            ("MANIFEST.root.tsv", "/etc/passwd")
-        } else {
-            ("MANIFEST.boot.tsv", "/grub/grub.conf")
+        // (manifest, path in it, path under the mount point)
+        let (m, file, under) = match volume {
+            "/" => ("MANIFEST.root.tsv", "/etc/passwd", "etc/passwd"),
+            "VolGroup00/LogVol00:/etc" => ("MANIFEST.root.tsv", "/etc/passwd", "passwd"),
+            _ => ("MANIFEST.boot.tsv", "/grub/grub.conf", "grub/grub.conf"),
         };
         let want = manifest(m).into_iter().find(|e| e.path == file).unwrap();
-        let got = std::fs::read(mp.join(file.trim_start_matches('/'))).unwrap();
+        let got = std::fs::read(mp.join(under)).unwrap();
         assert_eq!(Some(sha256(&got)), want.sha256, "{volume}{file}");
         let pid = child.id().to_string();
         host("kill", &[&format!("-{signal}"), &pid], None);

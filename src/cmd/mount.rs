@@ -459,7 +459,7 @@ pub fn run(
         MountOption::NoDev,
         MountOption::NoSuid,
         MountOption::NoExec,
-        MountOption::FSName(format!("vmdkrecover:{}", target.display)),
+        MountOption::FSName(format!("vmdkrecover:{}", target.display.replace(',', "_"))),
         MountOption::Subtype("vmdkrecover".into()),
         MountOption::DefaultPermissions,
     ];
@@ -468,7 +468,8 @@ pub fn run(
     } else if allow_root {
         mount_options.push(MountOption::AllowRoot);
     }
-    let display = target.display.clone();
+    // fusermount3 takes options as one comma-separated list: no commas in fsname.
+    let display = target.display.replace(',', "_");
     let ofs = Arc::new(target.fs);
     let guest = GuestFs {
         ofs: ofs.clone(),
