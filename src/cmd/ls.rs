@@ -74,15 +74,19 @@ pub fn run(common: &Common, specs: &[String], opts: &LsOptions) -> Result<Outcom
             let idx = targets.len();
             for p in paths {
                 let fs = &*target.fs.fs;
-                let md = fs.metadata(fs.lookup(&p)?)?;
-                operands.push((
-                    idx,
-                    Item {
-                        name: shown.show(&p),
-                        path: p,
-                        md,
-                    },
-                ));
+                let mut md = fs.metadata(fs.lookup(&p)?)?;
+                let name = shown.show(&p);
+                let mut p = p;
+                // coreutils: without -l or -d, a symlink to a directory named on
+                // the command line is followed (inside the guest).
+                if md.file_type == FileType::Symlink && !opts.long && !opts.directory {
+                    if let Ok((to, tmd)) = crate::spec::lookup_follow(fs, &p) {
+                        if tmd.file_type == FileType::Directory {
+                            (p, md) = (to, tmd);
+                        }
+                    }
+                }
+                operands.push((idx, Item { name, path: p, md }));
             }
             targets.push((target, shown));
             Ok(())
