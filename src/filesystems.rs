@@ -43,16 +43,14 @@ pub static READERS: &[Reader] = &[
             Ok(Arc::new(fs))
         },
     },
-    // XFS: one more entry here (the integrator's; `xfs::Filesystem` implements
-    // fsapi::Filesystem):
-    // Reader {
-    //     name: "xfs",
-    //     reads: "XFS v4/v5",
-    //     content: Content::Xfs,
-    //     probe: |src| xfs::Filesystem::probe(src),
-    //     probe_damaged: None,
-    //     open: |src, opts| Ok(Arc::new(xfs::Filesystem::open(src, opts)?)),
-    // },
+    Reader {
+        name: "xfs",
+        reads: "XFS v4/v5",
+        content: Content::Xfs,
+        probe: |src| xfs::Filesystem::probe(src),
+        probe_damaged: None,
+        open: |src, opts| Ok(Arc::new(xfs::Filesystem::open(src, opts)?)),
+    },
 ];
 
 /// The reader whose signature `src` carries (only the cheap probes).

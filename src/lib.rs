@@ -12,8 +12,10 @@
 
 pub mod cmd;
 pub mod filesystems;
+pub mod fstab;
 pub mod guest;
 pub mod io;
+pub mod manifest;
 pub mod names;
 pub use partitions;
 pub mod spec;

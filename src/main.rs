@@ -49,6 +49,44 @@ struct ImageArgs {
     /// Let extent and parent file names in a descriptor point outside its folder.
     #[arg(long)]
     allow_outside_dir: bool,
+    /// Read the extent or parent file a descriptor names OLD from NEW (a renamed restore copy); repeatable.
+    #[arg(long = "extent-map", value_name = "OLD=NEW", value_parser = parse_extent_map)]
+    extent_map: Vec<(String, PathBuf)>,
+    /// Read a .vmdk that is neither a descriptor nor a VMDK extent as a raw disk.
+    #[arg(long)]
+    raw: bool,
+}
+
+/// Reading options for commands that open several images (`versions`, `diff`).
+#[derive(Args, Clone)]
+struct ReadArgs {
+    /// Show the filesystems as they are on disk, without replaying journals in memory.
+    #[arg(long)]
+    no_journal: bool,
+    /// Let extent and parent file names in a descriptor point outside its folder.
+    #[arg(long)]
+    allow_outside_dir: bool,
+}
+
+impl ReadArgs {
+    fn into_opts(self) -> cmd::Common {
+        cmd::Common {
+            request: vmdkrecover::stack::OpenRequest {
+                allow_outside_dir: self.allow_outside_dir,
+                ..Default::default()
+            },
+            replay_journal: !self.no_journal,
+        }
+    }
+}
+
+fn parse_extent_map(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((old, new)) if !old.is_empty() && !new.is_empty() => {
+            Ok((old.to_string(), PathBuf::from(new)))
+        }
+        _ => Err(format!("{s:?}: expected OLD=NEW")),
+    }
 }
 
 impl ImageArgs {
@@ -59,6 +97,8 @@ impl ImageArgs {
                 extra_disks: self.disks,
                 lvm_metadata: self.lvm_metadata,
                 allow_outside_dir: self.allow_outside_dir,
+                extent_map: self.extent_map,
+                raw: self.raw,
             },
             replay_journal: !self.no_journal,
         }
@@ -281,6 +321,40 @@ enum Command {
         /// A command (ls, find, mount, ...): its own page, vmdkrecover-COMMAND(1).
         command: Option<String>,
     },
+    /// The state of one path in every image (e.g. every storage snapshot), grouped by content, newest first.
+    #[command(
+        after_help = "Examples:\n  vmdkrecover versions .snapshot/*/web01/web01.vmdk /etc/httpd/conf/httpd.conf\n  vmdkrecover versions --json snap1/vm.vmdk snap2/vm.vmdk VolGroup00/LogVol00:/etc\n\nA file's version is its content (sha256); a directory's is its whole tree (names,\ntypes, modes, owners, mtimes, xattrs, contents), and older versions list the paths\nthat differ from the newest. Images are read in parallel. Exit status 1 when some\nimage could not be read (listed under \"could not read\")."
+    )]
+    Versions {
+        /// IMAGE... followed by SPEC (a guest path or VOLUME:PATH).
+        #[arg(required = true, num_args = 2.., value_name = "IMAGE... SPEC")]
+        args: Vec<String>,
+        #[command(flatten)]
+        read: ReadArgs,
+        /// Machine-readable output (docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// What changed between two images (two snapshots of one VM), like virt-diff.
+    #[command(
+        after_help = "Examples:\n  vmdkrecover diff .snapshot/sv_daily.1/web01/web01.vmdk .snapshot/sv_daily.0/web01/web01.vmdk /etc\n  vmdkrecover diff --content a.vmdk b.vmdk VolGroup00/LogVol00:/\n\nLines: `+ PATH` only in IMAGE_B, `- PATH` only in IMAGE_A, `= PATH: what` changed\n(type, size, mode, owner, mtime, symlink target, device, xattrs; `content` with\n--content). SPEC defaults to the whole guest tree (/)."
+    )]
+    Diff {
+        /// The older image.
+        image_a: PathBuf,
+        /// The newer image.
+        image_b: PathBuf,
+        /// What to compare (default: the guest's whole tree).
+        spec: Option<String>,
+        /// Also compare file contents (sha256).
+        #[arg(long)]
+        content: bool,
+        #[command(flatten)]
+        read: ReadArgs,
+        /// Machine-readable output (docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -315,6 +389,7 @@ enum DescriptorCmd {
 }
 
 fn main() -> ExitCode {
+    bytesource::raise_open_file_limit();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -469,6 +544,27 @@ fn main() -> ExitCode {
             clap_mangen::Man::new(page).render(&mut out)?;
             Ok(cmd::Outcome::default())
         })(),
+        Command::Versions { args, read, json } => {
+            let mut args = args;
+            let spec = args.pop().unwrap_or_default();
+            let images: Vec<PathBuf> = args.into_iter().map(PathBuf::from).collect();
+            cmd::versions::run(&read.into_opts(), &images, &spec, json)
+        }
+        Command::Diff {
+            image_a,
+            image_b,
+            spec,
+            content,
+            read,
+            json,
+        } => cmd::diff::run(
+            &read.into_opts(),
+            &image_a,
+            &image_b,
+            spec.as_deref(),
+            content,
+            json,
+        ),
     };
     let code = cmd::finish(result);
     if std::env::var_os("VMDKRECOVER_IO_STATS").is_some() {

@@ -235,39 +235,68 @@ pub fn resolve(stack: &Stack, spec: &Spec, replay_journal: bool) -> Result<Targe
             })
         }
         Spec::Guest { path } => {
-            let mounts = guest_mounts(stack, replay_journal)?;
-            let (mp, vol) = mounts
-                .iter()
-                .filter(|(mp, _)| is_under(path, mp.as_bytes()))
-                .max_by_key(|(mp, _)| mp.len())
-                .ok_or_else(|| anyhow!("no mount covers {}", String::from_utf8_lossy(path)))?;
-            let inner = if mp == "/" {
-                path.clone()
-            } else {
-                absolute(path.get(mp.len()..).unwrap_or_default())
-            };
-            let volume = stack.find_volume(vol)?;
-            let fs = open_fs(volume, replay_journal)?;
-            let display = format!("{}:{}", volume.name, String::from_utf8_lossy(&inner));
+            let (fs, layout) = open_guest(stack, replay_journal)?;
+            // A filesystem the guest would mount but that cannot be read leaves its
+            // mount point showing what lies beneath: say so, once.
+            for s in layout.skipped.iter().filter(|s| s.unreadable) {
+                eprintln!(
+                    "vmdkrecover: guest: {} is not mounted: {}",
+                    if s.mount_point.is_empty() {
+                        "a mount point"
+                    } else {
+                        &s.mount_point
+                    },
+                    s.why
+                );
+            }
             Ok(Target {
                 fs,
-                path: inner,
-                display,
+                path: path.clone(),
+                display: String::from_utf8_lossy(path).into_owned(),
             })
         }
     }
 }
 
-fn is_under(path: &[u8], mount: &[u8]) -> bool {
-    mount == b"/"
-        || path == mount
-        || (path.starts_with(mount) && path.get(mount.len()) == Some(&b'/'))
+/// One fstab line placed in the guest tree.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PlacedMount {
+    /// Guest mount point (`/`, `/boot`).
+    pub mount_point: String,
+    /// Canonical volume name (`sda2`, `rhel/root`).
+    pub volume: String,
+    /// What fstab named it (`UUID=...`, `/dev/mapper/rhel-root`).
+    pub device: String,
 }
 
-/// The guest's mounts: the root is the ext volume with an /etc/fstab, and its fstab
-/// places the others. Returns (mount point, canonical volume name).
-pub fn guest_mounts(stack: &Stack, replay_journal: bool) -> Result<Vec<(String, String)>> {
-    let mut root = None;
+/// One fstab line left out of the guest tree, and why.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SkippedMount {
+    /// Guest mount point as fstab says it.
+    pub mount_point: String,
+    /// What fstab named.
+    pub device: String,
+    /// Why it is not in the tree.
+    pub why: String,
+    /// It names a volume of these disks that could not be read or found (as
+    /// opposed to swap, pseudo, network or bind lines, which never are).
+    pub unreadable: bool,
+}
+
+/// How the guest mounts its filesystems, from its own fstab.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GuestLayout {
+    /// Every filesystem placed, the root first.
+    pub mounts: Vec<PlacedMount>,
+    /// fstab lines not placed.
+    pub skipped: Vec<SkippedMount>,
+}
+
+/// Finds the root filesystem (the one whose `/etc/fstab` names itself as `/`, else
+/// the first with an `/etc/fstab`) and places every fstab line that names a volume
+/// of these disks.
+pub fn guest_layout(stack: &Stack, replay_journal: bool) -> Result<GuestLayout> {
+    let mut candidates = Vec::new();
     for v in stack
         .volumes
         .iter()
@@ -277,48 +306,120 @@ pub fn guest_mounts(stack: &Stack, replay_journal: bool) -> Result<Vec<(String, 
             continue;
         };
         if let Ok(text) = read_small_file(&*fs.fs, b"/etc/fstab", 1 << 20) {
-            root = Some((v.name.clone(), text));
-            break;
+            candidates.push((
+                v.name.clone(),
+                crate::fstab::parse(&String::from_utf8_lossy(&text)),
+            ));
         }
     }
-    let (root_name, fstab) = root.ok_or_else(|| {
-        anyhow!(
+    let names_itself = |name: &str, entries: &[crate::fstab::Entry]| {
+        entries.iter().any(|e| {
+            e.mount_point == "/" && stack.find_volume(&e.device).is_ok_and(|v| v.name == name)
+        })
+    };
+    let pick = candidates
+        .iter()
+        .position(|(n, e)| names_itself(n, e))
+        .unwrap_or(0);
+    if candidates.is_empty() {
+        bail!(
             "no volume holds /etc/fstab, so there is no guest view; name a volume instead (VOLUME:PATH; volumes here: {})",
             stack.volume_names()
-        )
-    })?;
-    let mut mounts = vec![("/".to_string(), root_name.clone())];
-    for line in String::from_utf8_lossy(&fstab).lines() {
-        let line = line.trim();
-        if line.starts_with('#') {
-            continue;
-        }
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (Some(dev), Some(mp)) = (fields.first(), fields.get(1)) else {
-            continue;
+        );
+    }
+    let (root_name, entries) = candidates.swap_remove(pick);
+    let mut layout = GuestLayout {
+        mounts: vec![PlacedMount {
+            mount_point: "/".into(),
+            volume: root_name.clone(),
+            device: entries
+                .iter()
+                .find(|e| e.mount_point == "/")
+                .map(|e| e.device.clone())
+                .unwrap_or_default(),
+        }],
+        skipped: Vec::new(),
+    };
+    for e in entries.iter().filter(|e| e.mount_point != "/") {
+        let skip = |why: String| SkippedMount {
+            mount_point: e.mount_point.clone(),
+            device: e.device.clone(),
+            why,
+            unreadable: false,
         };
-        if !mp.starts_with('/') || *mp == "/" {
+        if let Some(why) = e.not_placeable() {
+            layout.skipped.push(skip(why));
             continue;
         }
-        let dev = fstab_unescape(dev);
-        let found =
-            if dev.starts_with("LABEL=") || dev.starts_with("UUID=") || dev.starts_with("/dev/") {
-                stack.find_volume(&dev).ok().map(|v| v.name.clone())
-            } else {
-                None
-            };
-        if let Some(name) = found {
-            if name != root_name {
-                mounts.push((fstab_unescape(mp), name));
+        match stack.find_volume(&e.device) {
+            Ok(v) if v.name == root_name => {
+                layout
+                    .skipped
+                    .push(skip("the root filesystem again".into()));
             }
+            Ok(v) if layout.mounts.iter().any(|m| m.mount_point == e.mount_point) => {
+                layout
+                    .skipped
+                    .push(skip(format!("{} is mounted there already", v.name)));
+            }
+            Ok(v) => layout.mounts.push(PlacedMount {
+                mount_point: absolute_str(&e.mount_point),
+                volume: v.name.clone(),
+                device: e.device.clone(),
+            }),
+            Err(err) => layout.skipped.push(SkippedMount {
+                unreadable: true,
+                ..skip(format!("{err:#}"))
+            }),
         }
     }
-    Ok(mounts)
+    Ok(layout)
 }
 
-/// fstab escapes spaces as `\040`.
-fn fstab_unescape(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t")
+fn absolute_str(p: &str) -> String {
+    String::from_utf8_lossy(&absolute(p.as_bytes())).into_owned()
+}
+
+/// Opens the guest as one tree ([`crate::guest::GuestTree`]): the root with every
+/// placed filesystem mounted where fstab puts it. A filesystem that cannot be
+/// opened is left out with a warning (its mount point shows what lies beneath).
+pub fn open_guest(stack: &Stack, replay_journal: bool) -> Result<(OpenFs, GuestLayout)> {
+    let mut layout = guest_layout(stack, replay_journal)?;
+    let mut mounts = Vec::new();
+    let mut placed = Vec::new();
+    for m in std::mem::take(&mut layout.mounts) {
+        let opened = stack
+            .find_volume(&m.volume)
+            .and_then(|v| open_fs(v, replay_journal));
+        match opened {
+            Ok(fs) => {
+                mounts.push(crate::guest::Mount {
+                    path: m.mount_point.as_bytes().to_vec(),
+                    volume: m.volume.clone(),
+                    fs: fs.fs,
+                });
+                placed.push(m);
+            }
+            Err(e) if placed.is_empty() => return Err(e),
+            Err(e) => layout.skipped.push(SkippedMount {
+                mount_point: m.mount_point,
+                device: m.device,
+                why: format!("{e:#}"),
+                unreadable: true,
+            }),
+        }
+    }
+    let tree = crate::guest::GuestTree::new(mounts).map_err(|e| anyhow!("guest tree: {e}"))?;
+    for s in tree.skipped() {
+        layout.skipped.push(SkippedMount {
+            mount_point: String::new(),
+            device: String::new(),
+            why: s.clone(),
+            unreadable: true,
+        });
+    }
+    layout.mounts = placed;
+    Ok((OpenFs::new("guest".into(), Arc::new(tree)), layout))
 }
 
 /// Reads a whole file of at most `cap` bytes.
@@ -433,7 +534,5 @@ mod tests {
             normalize_dots(b"/etc/../usr/./share"),
             b"/usr/share".to_vec()
         );
-        assert!(is_under(b"/boot/grub", b"/boot"));
-        assert!(!is_under(b"/bootx", b"/boot"));
     }
 }

@@ -22,6 +22,10 @@ pub struct OpenRequest {
     pub lvm_metadata: Option<PathBuf>,
     /// Let extents and parents resolve outside the descriptor's folder.
     pub allow_outside_dir: bool,
+    /// `--extent-map OLD=NEW`: read renamed extent/parent files.
+    pub extent_map: Vec<(String, PathBuf)>,
+    /// `--raw`: read an unrecognised .vmdk as a raw disk.
+    pub raw: bool,
 }
 
 /// One virtual disk of the VM.
@@ -46,7 +50,7 @@ pub enum Content {
     Lvm2Pv,
     /// Linux swap.
     Swap,
-    /// XFS (not read yet).
+    /// XFS v4/v5.
     Xfs,
     /// btrfs (not read yet).
     Btrfs,
@@ -193,9 +197,11 @@ pub fn disk_name(index: usize) -> String {
     format!("sd{}", String::from_utf8_lossy(&s))
 }
 
-fn open_disk(path: &Path, allow_outside: bool) -> Result<vmdk::Disk> {
+fn open_disk(path: &Path, req: &OpenRequest) -> Result<vmdk::Disk> {
     let opts = vmdk::OpenOptions {
-        allow_extents_outside_dir: allow_outside,
+        allow_extents_outside_dir: req.allow_outside_dir,
+        extent_map: req.extent_map.clone(),
+        raw: req.raw,
     };
     vmdk::Disk::open_with(path, &opts).map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -225,7 +231,7 @@ impl Stack {
         let mut disks = Vec::new();
         let mut warnings = Vec::new();
         for (i, (path, slot)) in disk_paths(req)?.into_iter().enumerate() {
-            let disk = open_disk(&path, req.allow_outside_dir)?;
+            let disk = open_disk(&path, req)?;
             warnings.extend(disk.warnings());
             let name = disk_name(i);
             let table = partitions::read_table(&disk);
@@ -314,8 +320,10 @@ impl Stack {
 
         let lvm = match &req.lvm_metadata {
             Some(file) => {
-                let text = std::fs::read_to_string(file)
+                // Non-blocking, regular files only, capped: a FIFO or /dev/zero is refused.
+                let bytes = bytesource::read_small_file(file, 16 << 20)
                     .with_context(|| format!("--lvm-metadata {}: cannot read", file.display()))?;
+                let text = String::from_utf8_lossy(&bytes);
                 lvm2::scan_with_metadata(&lvm_devices, &text)
                     .map_err(|e| anyhow::anyhow!("--lvm-metadata {}: {e}", file.display()))?
             }
@@ -366,6 +374,14 @@ impl Stack {
             let uuid = uuid.to_ascii_lowercase();
             return self.find_by_fs(spec, |i| i.uuid == uuid);
         }
+        if let Some(uuid) = spec.strip_prefix("PARTUUID=") {
+            let uuid = uuid.to_ascii_lowercase();
+            return self
+                .find_partition(spec, |p| p.part_uuid.is_some_and(|g| g.to_string() == uuid));
+        }
+        if let Some(name) = spec.strip_prefix("PARTLABEL=") {
+            return self.find_partition(spec, |p| p.gpt_name.as_deref() == Some(name));
+        }
         let want = normalize_volume_name(spec);
         if let Some(v) = self.volumes.iter().find(|v| v.name == want) {
             return Ok(v);
@@ -386,6 +402,23 @@ impl Stack {
             "{spec}: no such volume; volumes here: {}{hint}",
             self.volume_names()
         )
+    }
+
+    /// The volume of the partition `pred` picks (GPT `PARTUUID=` / `PARTLABEL=`).
+    fn find_partition(
+        &self,
+        spec: &str,
+        pred: impl Fn(&partitions::Partition) -> bool,
+    ) -> Result<&Volume> {
+        for d in &self.disks {
+            if let Some(p) = d.table.partitions.iter().find(|p| pred(p)) {
+                let name = format!("{}{}", d.name, p.number);
+                if let Some(v) = self.volumes.iter().find(|v| v.name == name) {
+                    return Ok(v);
+                }
+            }
+        }
+        bail!("{spec}: no partition with that GPT unique GUID or name; see `vmdkrecover info`")
     }
 
     fn find_by_fs(&self, spec: &str, pred: impl Fn(&fsapi::FsInfo) -> bool) -> Result<&Volume> {

@@ -7,7 +7,6 @@ use super::{Common, Outcome};
 use crate::manifest::{self, Manifest};
 use crate::spec::{resolve, Spec};
 use anyhow::{Context, Result};
-use fsapi::Filesystem as _;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -35,8 +34,13 @@ struct DiffJson {
 
 /// Builds the manifest of SPEC in one image.
 fn side(common: &Common, image: &Path, spec: &Spec, content: bool) -> Result<Manifest> {
-    let mut c = common.clone();
-    c.request.image = image.to_path_buf();
+    let c = Common {
+        request: crate::stack::OpenRequest {
+            image: image.to_path_buf(),
+            ..common.request.clone()
+        },
+        replay_journal: common.replay_journal,
+    };
     let stack = c.open()?;
     let t = resolve(&stack, spec, c.replay_journal)?;
     let fs = t.fs.fs.as_ref();
@@ -114,7 +118,7 @@ pub fn run(
         errors,
     };
     if json {
-        super::print_json(&out)?;
+        print_json(&out)?;
     } else {
         for c in &out.changes {
             match c.change {
@@ -129,6 +133,7 @@ pub fn run(
     }
     Ok(Outcome {
         failures: u64::try_from(out.errors.len()).unwrap_or(u64::MAX),
+        warnings: 0,
     })
 }
 
@@ -143,4 +148,14 @@ fn guest_path(spec: &str, rel: &[u8]) -> String {
     }
     s.push_str(&super::show_name(rel));
     s
+}
+
+/// Writes pretty JSON and a newline to standard output.
+fn print_json<T: Serialize>(v: &T) -> Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
 }

@@ -16,7 +16,62 @@ struct InfoJson {
     physical_volumes: Vec<PvJson>,
     volume_groups: Vec<VgJson>,
     volumes: Vec<VolumeJson>,
+    /// The guest as its fstab assembles it (absent when no volume holds /etc/fstab).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guest: Option<GuestJson>,
     warnings: Vec<String>,
+}
+
+/// `guest` in `info --json`.
+#[derive(Serialize)]
+struct GuestJson {
+    /// `PRETTY_NAME` of /etc/os-release, else /etc/redhat-release or similar.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    os: Option<String>,
+    /// /etc/hostname.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hostname: Option<String>,
+    /// Filesystems placed in the guest tree, root first.
+    mounts: Vec<crate::spec::PlacedMount>,
+    /// fstab lines left out, with why.
+    skipped: Vec<crate::spec::SkippedMount>,
+}
+
+/// Reads the guest's identity through its own tree.
+fn guest_json(stack: &Stack) -> Option<GuestJson> {
+    let (tree, layout) = crate::spec::open_guest(stack, false).ok()?;
+    let read = |p: &[u8]| {
+        crate::spec::read_small_file(&*tree.fs, p, 1 << 16)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    let os = read(b"/etc/os-release")
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim().trim_matches('"').to_string())
+            })
+        })
+        .or_else(|| {
+            [
+                &b"/etc/redhat-release"[..],
+                b"/etc/SuSE-release",
+                b"/etc/debian_version",
+            ]
+            .iter()
+            .find_map(|p| read(p))
+            .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
+        })
+        .filter(|s| !s.is_empty());
+    let hostname = read(b"/etc/hostname")
+        .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
+        .filter(|s| !s.is_empty());
+    Some(GuestJson {
+        os,
+        hostname,
+        mounts: layout.mounts,
+        skipped: layout.skipped,
+    })
 }
 
 #[derive(Serialize)]
@@ -136,6 +191,212 @@ struct LvJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     unreadable: Option<String>,
     segments: Vec<SegmentJson>,
+    /// What the LV is for, beyond holding data: a thin pool, a thin LV, a classic
+    /// snapshot, an origin, a cache (absent for plain LVs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<RoleJson>,
+    /// What the LVM reader noticed (a writeback cache, a pool's metadata snapshot).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+}
+
+/// `role` of an LV in `info --json`.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum RoleJson {
+    ThinPool {
+        metadata_lv: String,
+        data_lv: String,
+        chunk_size: u64,
+        transaction_id: u64,
+        thin_lvs: Vec<String>,
+        /// From the pool's own metadata (absent when it cannot be read).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data_blocks: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data_blocks_used: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata_blocks: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata_blocks_used: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata_snapshot: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    Thin {
+        pool: String,
+        device_id: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mapped_blocks: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        origin: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        external_origin: Option<String>,
+    },
+    Snapshot {
+        origin: String,
+        chunk_size: u64,
+        snapshot_size: u64,
+    },
+    SnapshotSegment {
+        origin: String,
+        cow_store: String,
+    },
+    Origin {
+        snapshots: Vec<String>,
+    },
+    Cache {
+        origin: String,
+        cache: String,
+        mode: String,
+    },
+}
+
+fn role_json(vg: &lvm2::VolumeGroup, lv: &lvm2::LvInfo) -> Option<RoleJson> {
+    Some(match &lv.role {
+        lvm2::LvRole::Plain => return None,
+        lvm2::LvRole::ThinPool {
+            metadata_lv,
+            data_lv,
+            chunk_size,
+            transaction_id,
+            thin_lvs,
+            ..
+        } => {
+            let pool = vg.thin_pool(&lv.name);
+            let (d, m, snap, error) = match &pool {
+                Ok(p) => (
+                    Some(p.data_space()),
+                    Some(p.metadata_space()),
+                    p.metadata_snap(),
+                    None,
+                ),
+                Err(e) => (None, None, None, Some(e.to_string())),
+            };
+            RoleJson::ThinPool {
+                metadata_lv: metadata_lv.clone(),
+                data_lv: data_lv.clone(),
+                chunk_size: *chunk_size,
+                transaction_id: *transaction_id,
+                thin_lvs: thin_lvs.clone(),
+                data_blocks: d.map(|s| s.nr_blocks),
+                data_blocks_used: d.map(|s| s.nr_allocated),
+                metadata_blocks: m.map(|s| s.nr_blocks),
+                metadata_blocks_used: m.map(|s| s.nr_allocated),
+                metadata_snapshot: snap,
+                error,
+            }
+        }
+        lvm2::LvRole::Thin {
+            pool,
+            device_id,
+            origin,
+            external_origin,
+            ..
+        } => RoleJson::Thin {
+            pool: pool.clone(),
+            device_id: *device_id,
+            mapped_blocks: vg
+                .thin_device_details(&lv.name)
+                .ok()
+                .flatten()
+                .map(|d| d.mapped_blocks),
+            origin: origin.clone(),
+            external_origin: external_origin.clone(),
+        },
+        lvm2::LvRole::SnapshotCow {
+            origin,
+            chunk_size,
+            snapshot_size,
+            ..
+        } => RoleJson::Snapshot {
+            origin: origin.clone(),
+            chunk_size: *chunk_size,
+            snapshot_size: *snapshot_size,
+        },
+        lvm2::LvRole::Snapshot { origin, cow_store } => RoleJson::SnapshotSegment {
+            origin: origin.clone(),
+            cow_store: cow_store.clone(),
+        },
+        lvm2::LvRole::Origin { snapshots } => RoleJson::Origin {
+            snapshots: snapshots.clone(),
+        },
+        lvm2::LvRole::Cache {
+            origin,
+            cache,
+            mode,
+        } => RoleJson::Cache {
+            origin: origin.clone(),
+            cache: cache.clone(),
+            mode: mode.clone(),
+        },
+        _ => return None,
+    })
+}
+
+/// The text `info` prints after an LV's line for its role.
+fn role_text(r: &RoleJson) -> String {
+    match r {
+        RoleJson::ThinPool {
+            chunk_size,
+            thin_lvs,
+            data_blocks,
+            data_blocks_used,
+            metadata_blocks,
+            metadata_blocks_used,
+            error,
+            ..
+        } => {
+            let usage = match (
+                data_blocks,
+                data_blocks_used,
+                metadata_blocks,
+                metadata_blocks_used,
+            ) {
+                (Some(d), Some(du), Some(m), Some(mu)) => format!(
+                    "data {du}/{d} blocks of {}, metadata {mu}/{m} blocks",
+                    human(*chunk_size)
+                ),
+                _ => format!("metadata unreadable: {}", error.as_deref().unwrap_or("?")),
+            };
+            format!("thin pool ({usage}); thin LVs: {}", thin_lvs.join(", "))
+        }
+        RoleJson::Thin {
+            pool,
+            device_id,
+            mapped_blocks,
+            origin,
+            ..
+        } => {
+            let mut t = format!("thin LV in pool {pool} (device {device_id}");
+            if let Some(m) = mapped_blocks {
+                t.push_str(&format!(", {m} blocks mapped"));
+            }
+            t.push(')');
+            if let Some(o) = origin {
+                t.push_str(&format!(", snapshot of {o}"));
+            }
+            t
+        }
+        RoleJson::Snapshot {
+            origin,
+            snapshot_size,
+            ..
+        } => format!(
+            "classic snapshot of {origin} ({} as it was)",
+            human(*snapshot_size)
+        ),
+        RoleJson::SnapshotSegment { origin, cow_store } => {
+            format!("snapshot of {origin} stored in {cow_store}")
+        }
+        RoleJson::Origin { snapshots } => format!("origin of snapshots {}", snapshots.join(", ")),
+        RoleJson::Cache {
+            origin,
+            cache,
+            mode,
+        } => format!("cached ({mode}) by {cache}; reads {origin}"),
+    }
 }
 
 #[derive(Serialize)]
@@ -302,6 +563,8 @@ fn build(stack: &Stack) -> InfoJson {
                 .lvs()
                 .iter()
                 .map(|lv| LvJson {
+                    role: role_json(vg, lv),
+                    warnings: lv.warnings.clone(),
                     name: lv.name.clone(),
                     volume: format!("{}/{}", vg.name(), lv.name),
                     uuid: lv.uuid.clone(),
@@ -343,6 +606,7 @@ fn build(stack: &Stack) -> InfoJson {
         physical_volumes,
         volume_groups,
         volumes,
+        guest: guest_json(stack),
         warnings: stack.warnings.clone(),
     }
 }
@@ -363,23 +627,39 @@ pub fn human(n: u64) -> String {
     }
 }
 
+/// A thin pool is never read itself (its thin LVs are), so it is not a failure.
+fn is_thin_pool(info: &InfoJson, volume: &str) -> bool {
+    info.volume_groups.iter().any(|vg| {
+        vg.lvs
+            .iter()
+            .any(|l| l.volume == volume && matches!(l.role, Some(RoleJson::ThinPool { .. })))
+    })
+}
+
 /// Runs `info`.
 pub fn run(common: &Common, json: bool) -> Result<Outcome> {
     let stack = crate::stack::Stack::open(&common.request)?;
     let info = build(&stack);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    // Damage found while assembling the stack (a backup GPT used, a broken EBR
+    // chain, a missing PV) counts like an unreadable volume: exit status 1.
     let outcome = Outcome {
-        failures: info
+        failures: (info
             .volumes
             .iter()
-            .filter(|v| v.unreadable.is_some())
-            .count() as u64,
+            .filter(|v| v.unreadable.is_some() && !is_thin_pool(&info, &v.name))
+            .count()
+            .saturating_add(info.warnings.len())) as u64,
         warnings: 0,
     };
     if json {
         serde_json::to_writer_pretty(&mut out, &info)?;
         writeln!(out)?;
+        out.flush()?;
+        for w in &info.warnings {
+            eprintln!("vmdkrecover: warning: {w}");
+        }
         return Ok(outcome);
     }
     let vol_line = |out: &mut dyn Write, indent: &str, v: &VolumeJson| -> std::io::Result<()> {
@@ -490,8 +770,15 @@ pub fn run(common: &Common, json: bool) -> Result<Outcome> {
             }
         }
         for lv in vg.lvs.iter().filter(|l| !l.hidden) {
-            if let Some(v) = info.volumes.iter().find(|v| v.name == lv.volume) {
-                vol_line(&mut out, "  LV ", v)?;
+            match info.volumes.iter().find(|v| v.name == lv.volume) {
+                Some(v) => vol_line(&mut out, "  LV ", v)?,
+                None => writeln!(out, "  LV {:<22} {:>10}", lv.volume, human(lv.size))?,
+            }
+            if let Some(r) = &lv.role {
+                writeln!(out, "       {}", role_text(r))?;
+            }
+            for w in &lv.warnings {
+                writeln!(out, "       warning: {w}")?;
             }
             for s in &lv.segments {
                 let kind = if s.kind == "striped" && s.stripes <= 1 {
@@ -518,8 +805,30 @@ pub fn run(common: &Common, json: bool) -> Result<Outcome> {
             p.device, p.uuid
         )?;
     }
+    if let Some(g) = &info.guest {
+        writeln!(
+            out,
+            "Guest: {}{}",
+            g.os.as_deref().unwrap_or("operating system unknown"),
+            g.hostname
+                .as_deref()
+                .map(|h| format!(" (hostname {h})"))
+                .unwrap_or_default()
+        )?;
+        for m in &g.mounts {
+            writeln!(out, "  {:<22} {} ({})", m.mount_point, m.volume, m.device)?;
+        }
+        for s in &g.skipped {
+            writeln!(
+                out,
+                "  {:<22} not mounted: {} ({})",
+                s.mount_point, s.why, s.device
+            )?;
+        }
+    }
+    out.flush()?;
     for w in &info.warnings {
-        writeln!(out, "warning: {w}")?;
+        eprintln!("vmdkrecover: warning: {w}");
     }
     Ok(outcome)
 }

@@ -6,6 +6,7 @@
 pub mod cat;
 pub mod cp;
 pub mod descriptor;
+pub mod diff;
 pub mod export;
 pub mod find;
 pub mod info;
@@ -13,6 +14,7 @@ pub mod ls;
 pub mod mount;
 pub mod stat;
 pub mod tar;
+pub mod versions;
 
 use crate::spec::{eprint_line, resolve, OpenFs, Spec, Target};
 use crate::stack::{OpenRequest, Stack};

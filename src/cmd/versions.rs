@@ -10,7 +10,7 @@ use super::{mode_string, type_name, Common, Outcome};
 use crate::manifest::{self, Manifest};
 use crate::spec::{resolve, Spec};
 use anyhow::{anyhow, Result};
-use fsapi::{FileType, Filesystem as _, Timestamp};
+use fsapi::{FileType, Timestamp};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -127,7 +127,7 @@ pub fn run(common: &Common, images: &[PathBuf], spec: &str, json: bool) -> Resul
             }),
         }
     }
-    groups.sort_by(|a, b| b.0.mtime.cmp(&a.0.mtime));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.0.mtime));
 
     let newest_tree = groups.first().and_then(|(s, _)| s.tree.as_ref());
     let versions: Vec<VersionJson> = groups
@@ -146,7 +146,7 @@ pub fn run(common: &Common, images: &[PathBuf], spec: &str, json: bool) -> Resul
                 .map(|t| String::from_utf8_lossy(t).into_owned()),
             images: imgs.iter().map(|&i| shown(i)).collect(),
             differs_from_newest: match (&st.tree, newest_tree) {
-                (Some(t), Some(newest)) if n > 0 => Some(tree_differences(newest, t)),
+                (Some(t), Some(newest)) if n > 0 => Some(tree_differences(spec, newest, t)),
                 (Some(_), _) => Some(Vec::new()),
                 _ => None,
             },
@@ -161,11 +161,14 @@ pub fn run(common: &Common, images: &[PathBuf], spec: &str, json: bool) -> Resul
     };
     let failures = u64::try_from(out.errors.len()).unwrap_or(u64::MAX);
     if json {
-        super::print_json(&out)?;
+        print_json(&out)?;
     } else {
         print_text(&out, &groups);
     }
-    Ok(Outcome { failures })
+    Ok(Outcome {
+        failures,
+        warnings: 0,
+    })
 }
 
 fn print_text(out: &VersionsJson, groups: &[(State, Vec<usize>)]) {
@@ -228,15 +231,21 @@ fn print_text(out: &VersionsJson, groups: &[(State, Vec<usize>)]) {
     }
 }
 
-/// Paths added, removed or changed between two trees (relative to SPEC).
-fn tree_differences(newest: &Manifest, other: &Manifest) -> Vec<String> {
+/// Paths added, removed or changed between two trees, as paths the user can paste
+/// back (SPEC joined with the path below it).
+fn tree_differences(spec: &str, newest: &Manifest, other: &Manifest) -> Vec<String> {
     let keys: BTreeSet<&Vec<u8>> = newest.objects.keys().chain(other.objects.keys()).collect();
     let mut out = Vec::new();
+    let top = spec.trim_end_matches('/');
     for k in keys {
         let shown = if k.is_empty() {
-            "/".to_string()
+            if top.is_empty() || top.ends_with(':') {
+                format!("{top}/")
+            } else {
+                top.to_string()
+            }
         } else {
-            super::show_name(k)
+            format!("{top}{}", super::show_name(k))
         };
         match (newest.objects.get(k), other.objects.get(k)) {
             (Some(a), Some(b)) => {
@@ -255,8 +264,13 @@ fn tree_differences(newest: &Manifest, other: &Manifest) -> Vec<String> {
 
 /// Opens one image and looks at the path.
 fn look(common: &Common, image: &std::path::Path, spec: &Spec) -> Seen {
-    let mut c = common.clone();
-    c.request.image = image.to_path_buf();
+    let c = Common {
+        request: crate::stack::OpenRequest {
+            image: image.to_path_buf(),
+            ..common.request.clone()
+        },
+        replay_journal: common.replay_journal,
+    };
     let result = (|| -> Result<Option<State>> {
         let stack = c.open()?;
         let t = match resolve(&stack, spec, c.replay_journal) {
@@ -297,12 +311,7 @@ fn look(common: &Common, image: &std::path::Path, spec: &Spec) -> Seen {
             None
         };
         let mtime = match &tree {
-            Some(t) => t
-                .objects
-                .values()
-                .map(|o| o.mtime)
-                .max()
-                .unwrap_or(m.mtime),
+            Some(t) => t.objects.values().map(|o| o.mtime).max().unwrap_or(m.mtime),
             None => m.mtime,
         };
         Ok(Some(State {
@@ -318,7 +327,7 @@ fn look(common: &Common, image: &std::path::Path, spec: &Spec) -> Seen {
     match result {
         Ok(Some(s)) => Seen::Present(s),
         Ok(None) => Seen::Missing,
-        Err(e) => Seen::Error(super::error_chain(&e)),
+        Err(e) => Seen::Error(format!("{e:#}")),
     }
 }
 
@@ -328,4 +337,14 @@ fn is_not_found(e: &anyhow::Error) -> bool {
         c.downcast_ref::<fsapi::Error>()
             .is_some_and(fsapi::Error::is_not_found)
     })
+}
+
+/// Writes pretty JSON and a newline to standard output.
+fn print_json<T: Serialize>(v: &T) -> Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
 }

@@ -10,7 +10,9 @@
 //!
 //! This crate holds the trait and the small adapters that every layer needs
 //! ([`FileSource`], [`MemSource`], [`Window`], [`Counting`]); it knows nothing about
-//! any on-disk format.
+//! any on-disk format. Every input file is opened through [`open_input`] (via
+//! [`FileSource::open`] or [`read_small_file`]), which refuses FIFOs and devices that
+//! would hang or never end.
 
 use std::fs::File;
 use std::io;
@@ -90,34 +92,211 @@ pub fn check_range(
     }
 }
 
+/// `O_NONBLOCK` on Linux (`include/uapi/asm-generic/fcntl.h`, `00004000`): opening a
+/// FIFO read-only with it returns at once instead of waiting for a writer, so the type
+/// check below can refuse the FIFO rather than hang. It does nothing to regular files
+/// and block devices (reads of those never return `EAGAIN`), so it is left set.
+const O_NONBLOCK: i32 = 0o4000;
+
+/// What kind of file this is, in words, when it is not one a disk can live in.
+fn unusable_kind(ft: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_file() || ft.is_block_device() {
+        None
+    } else if ft.is_fifo() {
+        Some("a FIFO")
+    } else if ft.is_char_device() {
+        Some("a character device")
+    } else if ft.is_dir() {
+        Some("a directory")
+    } else if ft.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// Opens `path` read-only and non-blocking, and refuses anything that is not a regular
+/// file or a block device: the one place every input file is opened, so a FIFO, a
+/// character device (`/dev/zero`) or a directory is an error naming the file instead
+/// of a hang or an endless read.
+pub fn open_input(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    // Read-only, no locking: the input may sit in a storage snapshot (rule 1).
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if let Some(kind) = unusable_kind(&meta.file_type()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name}: is {kind}, not a disk file"),
+        ));
+    }
+    Ok(file)
+}
+
+/// Reads a small text input (a descriptor, a `.vmx`, an LVM metadata backup) whole,
+/// opened like [`FileSource::open`] and refused when larger than `cap` bytes, so
+/// neither a FIFO nor `/dev/zero` nor a huge file can hang or exhaust memory.
+pub fn read_small_file(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
+    let src = FileSource::open(path)?;
+    if src.len() > cap {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: {} bytes is more than the {cap} bytes such a file can be",
+                path.display(),
+                src.len()
+            ),
+        ));
+    }
+    let n = usize::try_from(src.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large"))?;
+    let mut buf = vec![0u8; n];
+    src.read_at(0, &mut buf)?;
+    Ok(buf)
+}
+
+/// Raises the soft limit on open files to the hard limit (best effort): a disk split
+/// into a thousand extent files needs a thousand descriptors.
+pub fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current < l.maximum {
+        l.current = l.maximum;
+        let _ = setrlimit(Resource::Nofile, l);
+    }
+}
+
+/// [`FileSource`]s alive in the process (each holds one descriptor).
+static LIVE_FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many [`FileSource`]s (open descriptors) the process holds now: a caller that
+/// opens many files turns further ones into [`PooledFile`]s past a budget.
+pub fn open_files() -> usize {
+    LIVE_FILES.load(Ordering::Relaxed)
+}
+
+/// The soft limit on open files, when there is one.
+pub fn open_file_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
+/// [`open_input`], then the length (asked of the device itself for a block device,
+/// whose metadata says 0) and the (device, inode) pair.
+fn open_measured(path: &Path) -> io::Result<(File, u64, (u64, u64))> {
+    use std::os::unix::fs::MetadataExt;
+    let file = open_input(path)?;
+    let meta = file.metadata()?;
+    let len = if meta.file_type().is_file() {
+        meta.len()
+    } else {
+        use std::io::Seek;
+        let mut f = &file;
+        f.seek(io::SeekFrom::End(0))?
+    };
+    Ok((file, len, (meta.dev(), meta.ino())))
+}
+
 /// A file on the host, opened read-only.
+///
+/// Large reads of a file that turns out to be far away (NFS, a FUSE file) are split
+/// into pieces read at once by several threads, so several requests are in flight
+/// instead of one round trip after another (see [`FileSource::read_at`]).
 #[derive(Debug)]
 pub struct FileSource {
     file: File,
     len: u64,
     path: PathBuf,
+    id: (u64, u64),
+    /// Large reads of this file have been slow: split them.
+    far: std::sync::atomic::AtomicBool,
+}
+
+/// Reads of at least this many bytes may be split into pieces read in parallel.
+pub const PARALLEL_MIN: usize = 256 << 10;
+/// Smallest piece of a split read (a multiple of the page size, so pieces of an
+/// aligned buffer stay aligned).
+const PIECE_MIN: usize = 128 << 10;
+/// A large read that moves less than a byte per this many picoseconds (about
+/// 250 MB/s) marks the file as far away. The page cache, a local SSD and a local
+/// virtual disk are an order of magnitude faster; an NFS or FUSE round trip per
+/// request is slower.
+const FAR_PS_PER_BYTE: u128 = 4_000;
+
+/// Pieces in flight for one split read: `VMDKRECOVER_IO_DEPTH` (1 turns splitting
+/// off), default 8.
+fn io_depth() -> usize {
+    static DEPTH: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *DEPTH.get_or_init(|| {
+        std::env::var("VMDKRECOVER_IO_DEPTH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(8usize)
+            .clamp(1, 64)
+    })
+}
+
+/// Reads `buf` at `offset` from `file` in up to `depth` pieces at once, one thread
+/// each (the first on the caller's thread). Every piece must fill completely.
+fn read_pieces(file: &File, offset: u64, buf: &mut [u8], depth: usize) -> io::Result<()> {
+    let piece = buf
+        .len()
+        .div_ceil(depth.max(1))
+        .next_multiple_of(PIECE_MIN)
+        .max(PIECE_MIN);
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        let mut first: Option<(&mut [u8], u64)> = None;
+        let mut at = offset;
+        for p in buf.chunks_mut(piece) {
+            let here = at;
+            at = at.saturating_add(p.len() as u64);
+            if first.is_none() {
+                first = Some((p, here));
+            } else {
+                handles.push(scope.spawn(move || file.read_exact_at(p, here)));
+            }
+        }
+        let mut result = first.map_or(Ok(()), |(p, here)| file.read_exact_at(p, here));
+        for h in handles {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a reader thread panicked")));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    })
 }
 
 impl FileSource {
-    /// Opens `path` read-only and records its current length.
+    /// Opens `path` read-only (see [`open_input`]: FIFOs, character devices and
+    /// directories are refused) and records its current length.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
-        // Read-only, no locking: the input may sit in a storage snapshot (rule 1).
-        let file = File::open(path)?;
-        let meta = file.metadata()?;
-        let len = if meta.file_type().is_file() {
-            meta.len()
-        } else {
-            // Block devices report 0 in metadata; ask the device itself.
-            use std::io::Seek;
-            let mut f = &file;
-            f.seek(io::SeekFrom::End(0))?
-        };
+        let (file, len, id) = open_measured(path)?;
+        LIVE_FILES.fetch_add(1, Ordering::Relaxed);
         Ok(Self {
             file,
             len,
             path: path.to_path_buf(),
+            id,
+            far: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The (device, inode) pair of the open file: two paths naming one file give the
+    /// same pair, so callers can open each file once.
+    pub fn id(&self) -> (u64, u64) {
+        self.id
     }
 
     /// The path this source was opened from.
@@ -131,25 +310,179 @@ impl FileSource {
     }
 }
 
+impl Drop for FileSource {
+    fn drop(&mut self) {
+        LIVE_FILES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The error for a failed positional read of `path`: a short file says so.
+fn read_error(path: &Path, offset: u64, e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "{}: file is shorter than expected (read at offset {offset})",
+                path.display()
+            ),
+        )
+    } else {
+        io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    }
+}
+
+impl FileSource {
+    /// True once large reads of this file have been slow (it is far away).
+    pub fn is_far(&self) -> bool {
+        self.far.load(Ordering::Relaxed)
+    }
+}
+
 impl ByteSource for FileSource {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    /// Reads below [`PARALLEL_MIN`] bytes, and every read of a file that has been
+    /// fast, are one `pread`. A large read that was slow marks the file as far
+    /// away; from then on large reads are split into up to `VMDKRECOVER_IO_DEPTH`
+    /// pieces read at once, which hides the per-request latency of NFS or FUSE the
+    /// way several readers would. A split read that is fast again clears the mark.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_range(&self.path.display(), self.len, offset, buf.len())?;
+        let depth = io_depth();
+        if buf.len() < PARALLEL_MIN || depth < 2 {
+            return self
+                .file
+                .read_exact_at(buf, offset)
+                .map_err(|e| read_error(&self.path, offset, e));
+        }
+        let far = self.far.load(Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let result = if far {
+            read_pieces(&self.file, offset, buf, depth)
+        } else {
+            self.file.read_exact_at(buf, offset)
+        };
+        let ps_per_byte = started
+            .elapsed()
+            .as_nanos()
+            .saturating_mul(1000)
+            .checked_div(buf.len() as u128)
+            .unwrap_or(0);
+        if !far && ps_per_byte > FAR_PS_PER_BYTE {
+            self.far.store(true, Ordering::Relaxed);
+        } else if far && ps_per_byte.saturating_mul(8) < FAR_PS_PER_BYTE {
+            self.far.store(false, Ordering::Relaxed);
+        }
+        result.map_err(|e| read_error(&self.path, offset, e))
+    }
+}
+
+/// Most descriptors kept open at once by all [`PooledFile`]s of the process together
+/// (fewer under a low open-file limit: a quarter of it, at least 4).
+pub const POOL_FILES: usize = 64;
+
+fn pool_size() -> usize {
+    let quarter = open_file_limit()
+        .map(|l| usize::try_from(l / 4).unwrap_or(usize::MAX))
+        .unwrap_or(usize::MAX);
+    quarter.clamp(4, POOL_FILES)
+}
+
+/// The open descriptors of [`PooledFile`]s: (key, last use, file), least recently
+/// used closed first.
+struct Pool {
+    tick: u64,
+    open: Vec<(u64, u64, Arc<File>)>,
+}
+
+static POOL: std::sync::Mutex<Pool> = std::sync::Mutex::new(Pool {
+    tick: 0,
+    open: Vec::new(),
+});
+static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
+
+/// A file that holds no descriptor of its own: it is reopened (and checked to be the
+/// same file, by device, inode and size) when read, and at most [`POOL_FILES`] such
+/// files are open at once. For disks split into more pieces than the open-file limit
+/// allows (a 2 TiB twoGbMaxExtentSparse disk has 1024).
+#[derive(Debug)]
+pub struct PooledFile {
+    key: u64,
+    path: PathBuf,
+    len: u64,
+    id: (u64, u64),
+}
+
+impl From<FileSource> for PooledFile {
+    /// Closes `src`'s descriptor; the file is reopened on demand.
+    fn from(mut src: FileSource) -> Self {
+        Self {
+            key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
+            path: std::mem::take(&mut src.path),
+            len: src.len,
+            id: src.id,
+        }
+    }
+}
+
+impl PooledFile {
+    fn file(&self) -> io::Result<Arc<File>> {
+        // Opening under the lock keeps the pool at its size; opens are rare.
+        let mut pool = POOL
+            .lock()
+            .map_err(|_| io::Error::other("file pool poisoned"))?;
+        pool.tick = pool.tick.wrapping_add(1);
+        let tick = pool.tick;
+        if let Some(e) = pool.open.iter_mut().find(|e| e.0 == self.key) {
+            e.1 = tick;
+            return Ok(e.2.clone());
+        }
+        let (file, len, id) = open_measured(&self.path)?;
+        if id != self.id || len != self.len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: the file changed since it was opened (another file or size now)",
+                    self.path.display()
+                ),
+            ));
+        }
+        while pool.open.len() >= pool_size() {
+            let Some(i) = pool
+                .open
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.1)
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
+            pool.open.swap_remove(i);
+        }
+        let f = Arc::new(file);
+        pool.open.push((self.key, tick, f.clone()));
+        Ok(f)
+    }
+}
+
+impl Drop for PooledFile {
+    fn drop(&mut self) {
+        if let Ok(mut pool) = POOL.lock() {
+            pool.open.retain(|e| e.0 != self.key);
+        }
+    }
+}
+
+impl ByteSource for PooledFile {
     fn len(&self) -> u64 {
         self.len
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(&self.path.display(), self.len, offset, buf.len())?;
-        self.file.read_exact_at(buf, offset).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "{}: file is shorter than expected (read at offset {offset})",
-                        self.path.display()
-                    ),
-                )
-            } else {
-                io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))
-            }
-        })
+        self.file()?
+            .read_exact_at(buf, offset)
+            .map_err(|e| read_error(&self.path, offset, e))
     }
 }
 
@@ -296,9 +629,115 @@ mod tests {
     }
 
     #[test]
+    fn fifo_and_char_devices_are_refused_at_once() {
+        let dir = std::env::temp_dir().join(format!("bytesource-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("vm-flat.vmdk");
+        let _ = std::fs::remove_file(&fifo);
+        let st = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f2 = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(FileSource::open(&f2).map(|_| ()).map_err(|e| e.to_string()));
+        });
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("opening a FIFO hangs");
+        assert_eq!(r.unwrap_err(), "vm-flat.vmdk: is a FIFO, not a disk file");
+        let e = read_small_file(Path::new("/dev/zero"), 1 << 20).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "zero: is a character device, not a disk file"
+        );
+        let e = FileSource::open(&dir).unwrap_err();
+        assert!(e.to_string().contains("is a directory"), "{e}");
+        std::fs::remove_file(&fifo).unwrap();
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn read_small_file_caps_the_size() {
+        let p = std::env::temp_dir().join(format!("bytesource-small-{}", std::process::id()));
+        std::fs::write(&p, b"0123456789").unwrap();
+        assert_eq!(read_small_file(&p, 10).unwrap(), b"0123456789");
+        let e = read_small_file(&p, 9).unwrap_err();
+        assert!(e.to_string().contains("more than the 9 bytes"), "{e}");
+        let a = FileSource::open(&p).unwrap();
+        let b = FileSource::open(&p).unwrap();
+        assert_eq!(a.id(), b.id());
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn pooled_files_read_with_few_descriptors_and_notice_replacement() {
+        let dir = std::env::temp_dir().join(format!("bytesource-pool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut files = Vec::new();
+        for i in 0..(POOL_FILES * 2) {
+            let p = dir.join(format!("f{i}"));
+            std::fs::write(&p, [i as u8; 100]).unwrap();
+            files.push(PooledFile::from(FileSource::open(&p).unwrap()));
+        }
+        for round in 0..2 {
+            for (i, f) in files.iter().enumerate() {
+                let mut b = [0u8; 10];
+                f.read_at(90, &mut b).unwrap();
+                assert_eq!(b, [i as u8; 10], "round {round} file {i}");
+            }
+        }
+        assert!(POOL.lock().unwrap().open.len() <= POOL_FILES);
+        // A file replaced by another (new inode) after it was opened is refused.
+        let last = dir.join(format!("f{}", POOL_FILES * 2 - 1));
+        let first = files.remove(0);
+        drop(first);
+        std::fs::remove_file(&last).unwrap();
+        std::fs::write(&last, [0u8; 100]).unwrap();
+        // Push it out of the pool, then read it again.
+        for f in files.iter().take(POOL_FILES) {
+            f.read_at(0, &mut [0u8; 1]).unwrap();
+        }
+        let e = files.last().unwrap().read_at(0, &mut [0u8; 1]).unwrap_err();
+        assert!(e.to_string().contains("changed since it was opened"), "{e}");
+        drop(files);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn check_range_rejects_overflow() {
         assert!(check_range(&"x", 100, u64::MAX, 2).is_err());
         assert!(check_range(&"x", 100, 98, 2).is_ok());
         assert!(check_range(&"x", 100, 99, 2).is_err());
+    }
+
+    #[test]
+    fn split_reads_equal_one_read() {
+        let dir = tempfile_dir();
+        let p = dir.join("split.bin");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        let src = FileSource::open(&p).unwrap();
+        for (off, len) in [(0usize, 3_000_000usize), (12345, 1_000_001), (4096, PARALLEL_MIN)] {
+            let mut a = vec![0u8; len];
+            read_pieces(&src.file, off as u64, &mut a, 8).unwrap();
+            assert_eq!(a, data[off..off + len]);
+        }
+        // Past the end: an error, never a short read.
+        let mut b = vec![0u8; 1 << 20];
+        assert!(read_pieces(&src.file, 2_500_000, &mut b, 8).is_err());
+        src.far.store(true, Ordering::Relaxed);
+        let mut c = vec![0u8; 2_000_000];
+        src.read_at(100, &mut c).unwrap();
+        assert_eq!(c, data[100..2_000_100]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("bytesource-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
     }
 }

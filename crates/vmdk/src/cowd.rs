@@ -12,7 +12,7 @@
 //! Each grain table holds 4096 32-bit sector numbers; 0 is an unallocated grain (read
 //! from the parent).
 
-use crate::grain::{check_tables, read_table, Flavor, GrainMap};
+use crate::grain::{open_dir, DirEncoding, Directory, Flavor, GrainMap};
 use crate::sparse::{u32_at, MAX_GRAIN_SECTORS};
 use crate::Error;
 use bytesource::SharedSource;
@@ -59,18 +59,16 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<GrainMap, Error> {
     // Directory entries beyond what the capacity needs are never consulted.
     let needed = len.div_ceil(grain.saturating_mul(GT_ENTRIES));
     let gd_entries = gd_entries.min(needed);
-    let gd = read_table(
+    let dir = open_dir(
         &file,
         name,
         "COWD grain directory",
         gd_sector.saturating_mul(512),
         gd_entries,
         4,
-    )?
-    .into_iter()
-    .map(|s| s.saturating_mul(512))
-    .collect::<Vec<_>>();
-    check_tables(file.len(), name, &gd, GT_ENTRIES.saturating_mul(4))?;
+        DirEncoding::Sector,
+        GT_ENTRIES.saturating_mul(4),
+    )?;
     Ok(GrainMap::new(
         file,
         name.to_string(),
@@ -78,7 +76,7 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<GrainMap, Error> {
         grain,
         GT_ENTRIES,
         4,
-        gd,
+        Directory::OnDisk(dir),
         Flavor::Cowd,
     ))
 }

@@ -27,6 +27,9 @@ use std::ops::Range;
 
 /// Largest descriptor text accepted (real ones are a few hundred bytes).
 pub const MAX_DESCRIPTOR_BYTES: usize = 10 * 1024 * 1024;
+/// Most extent lines one descriptor may list (a 2 TiB twoGbMaxExtentSparse disk has
+/// 1024; VMware's largest, 62 TiB in 2 GiB pieces, about 32 thousand).
+pub const MAX_EXTENT_LINES: usize = 1 << 16;
 
 /// Extent types this parser knows (the reader supports a subset).
 const KNOWN_KINDS: &[&str] = &[
@@ -187,6 +190,12 @@ pub fn parse(text: &str) -> Result<Descriptor, Error> {
         }
         let first = t.split_ascii_whitespace().next().unwrap_or("");
         if matches!(first, "RW" | "RDONLY" | "NOACCESS") {
+            if d.extents.len() >= MAX_EXTENT_LINES {
+                return Err(err(
+                    number,
+                    format!("more than {MAX_EXTENT_LINES} extent lines, more than any disk has"),
+                ));
+            }
             let start = line_start.checked_add(lead).unwrap_or(line_start);
             d.extents.push(parse_extent(t, number, start)?);
             continue;

@@ -54,6 +54,26 @@ pub enum Error {
         /// Where it was looked for.
         looked: String,
     },
+    /// An extent or parent file named by a descriptor is missing, and a file beside the
+    /// descriptor looks like its renamed copy; `hint` says what to run.
+    #[error("{file}: {what} {name} not found beside it; {hint}")]
+    Renamed {
+        /// The descriptor that names the file.
+        file: String,
+        /// "extent file" or "parent".
+        what: &'static str,
+        /// The name as written in the descriptor.
+        name: String,
+        /// The likely renamed file and the command lines that use it.
+        hint: String,
+    },
+    /// An input that is not a disk file at all (a FIFO, a character device, a
+    /// directory): the message names the file and its type.
+    #[error("{msg}")]
+    NotADisk {
+        /// `vm-flat.vmdk: is a FIFO, not a disk file`, with context.
+        msg: String,
+    },
     /// An extent file shorter than its descriptor line says.
     #[error("{file}: extent declares {sectors} sectors ({bytes} bytes), file has {actual} bytes")]
     ExtentTooShort {
@@ -74,6 +94,13 @@ pub enum Error {
         /// Why.
         msg: String,
     },
+}
+
+/// " (limit N)" when the open-file limit is known, else nothing.
+fn nofile_limit_hint() -> String {
+    bytesource::open_file_limit()
+        .map(|n| format!(" (limit {n})"))
+        .unwrap_or_default()
 }
 
 fn prefix(file: &Option<String>) -> String {
@@ -103,6 +130,32 @@ impl Error {
             file: file.to_string(),
             source,
         }
+    }
+
+    /// An error opening input file `name` (`context` says how a descriptor names it):
+    /// a FIFO or device refused by [`bytesource::open_input`] keeps its own message;
+    /// running out of file descriptors says how to raise the limit.
+    pub(crate) fn open(name: &str, context: Option<&str>, source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::InvalidInput {
+            return Error::NotADisk {
+                msg: match context {
+                    Some(c) => format!("{c} {source}"),
+                    None => source.to_string(),
+                },
+            };
+        }
+        // EMFILE (24) and ENFILE (23), asm-generic/errno-base.h.
+        if matches!(source.raw_os_error(), Some(23 | 24)) {
+            let limit = nofile_limit_hint();
+            return Error::io(
+                name,
+                io::Error::new(
+                    source.kind(),
+                    format!("{source}: too many files open at once{limit}; raise the limit (ulimit -n) and retry"),
+                ),
+            );
+        }
+        Error::io(name, source)
     }
 
     /// Attaches the descriptor's file name to a descriptor error that has none.

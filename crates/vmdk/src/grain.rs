@@ -10,21 +10,83 @@
 //! * SESparse: 64-bit entries whose top nibble says unallocated (0), unmapped or zero
 //!   (1, 2) or allocated (3, with the grain number split across the other bits).
 //!
-//! The directory is read and checked against the file size once, at open. Tables are
-//! read on demand into a small bounded cache (a mutex around a least-recently-used
-//! list); compressed grains are inflated into a second small cache so a run of small
-//! reads inside one grain inflates it once.
+//! The directory is checked against the file once, at open, by streaming through it in
+//! [`DIR_CHUNK_BYTES`] pieces (every entry must locate a table inside the file), and is
+//! never held whole: directory chunks and grain tables are read on demand into small
+//! bounded caches (a mutex around a least-recently-used list), so an extent costs at
+//! most [`MAX_CACHE_BYTES`] of memory whatever its header claims and however many
+//! extents and parents a disk has open. Compressed grains are inflated into a third
+//! small cache so a run of small reads inside one grain inflates it once. A stream
+//! rebuilt from its markers keeps a sparse map (grain number -> marker sector) with at
+//! most one entry per marker found in the file.
 
 use crate::extent::{read_file, Extent, Piece};
 use crate::Error;
 use bytesource::SharedSource;
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-/// Bytes of grain tables kept in memory per extent.
-const TABLE_CACHE_BYTES: u64 = 4 * 1024 * 1024;
-/// Decompressed grains kept per extent.
-const GRAIN_CACHE_GRAINS: usize = 4;
+/// Bytes of decoded grain tables kept in memory per extent.
+const TABLE_CACHE_BYTES: u64 = 2 * 1024 * 1024;
+/// Bytes of one grain directory piece read at a time.
+pub(crate) const DIR_CHUNK_BYTES: u64 = 64 * 1024;
+/// Grain directory pieces kept per extent.
+const DIR_CACHE_CHUNKS: usize = 4;
+/// Most decompressed grains kept per extent (64 KiB grains: 256 KiB)...
+const GRAIN_CACHE_GRAINS: u64 = 4;
+/// ...and at most this many bytes of them, but always one grain.
+const GRAIN_CACHE_BYTES: u64 = 1024 * 1024;
+/// [`DIR_CACHE_CHUNKS`] as u64 (keep them equal).
+const DIR_CACHE_CHUNKS_U64: u64 = 4;
+/// Most bytes of tables, directory pieces and inflated grains one extent keeps cached
+/// (one grain is at most `MAX_GRAIN_SECTORS` * 512 = 8 MiB): about 10 MiB.
+pub const MAX_CACHE_BYTES: u64 = TABLE_CACHE_BYTES
+    + DIR_CHUNK_BYTES * DIR_CACHE_CHUNKS_U64
+    + if GRAIN_CACHE_BYTES > crate::sparse::MAX_GRAIN_SECTORS * 512 {
+        GRAIN_CACHE_BYTES
+    } else {
+        crate::sparse::MAX_GRAIN_SECTORS * 512
+    };
+
+/// How a grain directory entry locates its grain table.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum DirEncoding {
+    /// Hosted sparse and COWD: the table's sector number; 0 = no table.
+    Sector,
+    /// SESparse: 0 = no table, else `0x10000000_<table number>`, tables of
+    /// `table_bytes` numbered from byte `tables_at` (qemu `vmdk_open_se_sparse`).
+    SeSparse { tables_at: u64 },
+}
+
+/// A grain directory on disk: `count` entries of `entry_size` bytes at byte `at`,
+/// checked by [`open_dir`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dir {
+    at: u64,
+    count: u64,
+    entry_size: u64,
+    encoding: DirEncoding,
+    table_bytes: u64,
+}
+
+/// What the directory says about one span.
+enum SpanTable {
+    /// Past the end of the directory.
+    PastEnd,
+    /// No table: the span is unallocated.
+    Missing,
+    /// The span's table.
+    Table(Arc<Vec<u64>>),
+}
+
+/// Where a map finds its grain tables.
+pub(crate) enum Directory {
+    /// A grain directory in the file.
+    OnDisk(Dir),
+    /// Rebuilt from a stream's markers: grain number -> sector of its grain marker.
+    Scanned(BTreeMap<u64, u64>),
+}
 
 /// How entries of this map are encoded.
 #[derive(Clone, Copy, Debug)]
@@ -58,13 +120,11 @@ pub(crate) struct GrainMap {
     pub(crate) gt_entries: u64,
     /// 4 or 8.
     pub(crate) entry_size: u64,
-    /// Byte offset of each grain table in the file; 0 = no table (all unallocated).
-    pub(crate) gd: Vec<u64>,
+    /// Where the grain tables are.
+    pub(crate) dir: Directory,
     pub(crate) flavor: Flavor,
     tables: Mutex<Lru<Arc<Vec<u64>>>>,
-    /// Grain tables rebuilt in memory (a stream scanned for its grain markers), by
-    /// directory index; such entries have a non-zero placeholder in `gd`.
-    pub(crate) preloaded: std::collections::HashMap<u64, Arc<Vec<u64>>>,
+    dir_chunks: Mutex<Lru<Arc<Vec<u8>>>>,
     grains: Mutex<Lru<Arc<Vec<u8>>>>,
 }
 
@@ -139,7 +199,7 @@ impl GrainMap {
         grain: u64,
         gt_entries: u64,
         entry_size: u64,
-        gd: Vec<u64>,
+        dir: Directory,
         flavor: Flavor,
     ) -> Self {
         let table_bytes = gt_entries.saturating_mul(8).max(1);
@@ -157,12 +217,55 @@ impl GrainMap {
             grain,
             gt_entries,
             entry_size,
-            gd,
+            dir,
             flavor,
             tables: Mutex::new(Lru::new(tables)),
-            grains: Mutex::new(Lru::new(GRAIN_CACHE_GRAINS)),
-            preloaded: std::collections::HashMap::new(),
+            dir_chunks: Mutex::new(Lru::new(DIR_CACHE_CHUNKS)),
+            grains: Mutex::new(Lru::new(
+                usize::try_from(
+                    GRAIN_CACHE_BYTES
+                        .checked_div(grain)
+                        .unwrap_or(1)
+                        .clamp(1, GRAIN_CACHE_GRAINS),
+                )
+                .unwrap_or(1),
+            )),
         }
+    }
+
+    /// The byte offset of grain table `gd_index` (0 = no table), or `None` past the
+    /// end of the directory; read through the directory chunk cache.
+    fn table_offset(&self, d: &Dir, gd_index: u64) -> Result<Option<u64>, Error> {
+        if gd_index >= d.count {
+            return Ok(None);
+        }
+        let internal = || Error::corrupt(&self.name, "internal: grain directory chunk");
+        let per_chunk = d.per_chunk();
+        let chunk_no = gd_index.checked_div(per_chunk).ok_or_else(internal)?;
+        let cached = self
+            .dir_chunks
+            .lock()
+            .ok()
+            .and_then(|mut c| c.get(chunk_no));
+        let chunk = match cached {
+            Some(c) => c,
+            None => {
+                let c = Arc::new(d.read_chunk(&self.file, &self.name, chunk_no)?);
+                if let Ok(mut cache) = self.dir_chunks.lock() {
+                    cache.put(chunk_no, c.clone());
+                }
+                c
+            }
+        };
+        let within = gd_index.checked_rem(per_chunk).ok_or_else(internal)?;
+        let within = usize::try_from(within.saturating_mul(d.entry_size)).unwrap_or(usize::MAX);
+        let raw = within
+            .checked_add(usize::try_from(d.entry_size).unwrap_or(usize::MAX))
+            .and_then(|end| chunk.get(within..end))
+            .map(|b| le(b, d.entry_size))
+            .ok_or_else(internal)?;
+        d.decode(&self.name, self.file.len(), gd_index, raw)
+            .map(Some)
     }
 
     fn gt_bytes(&self) -> Result<usize, Error> {
@@ -172,10 +275,30 @@ impl GrainMap {
             .ok_or_else(|| Error::corrupt(&self.name, "grain table size overflows"))
     }
 
-    fn table(&self, gd_index: u64, at: u64) -> Result<Arc<Vec<u64>>, Error> {
-        if let Some(t) = self.preloaded.get(&gd_index) {
-            return Ok(t.clone());
+    /// The grain table of span `gd_index`, reusing `current` when it is that span's.
+    fn span_table(
+        &self,
+        d: &Dir,
+        gd_index: u64,
+        current: &mut Option<(u64, Arc<Vec<u64>>)>,
+    ) -> Result<SpanTable, Error> {
+        if let Some((i, t)) = current {
+            if *i == gd_index {
+                return Ok(SpanTable::Table(t.clone()));
+            }
         }
+        Ok(match self.table_offset(d, gd_index)? {
+            None => SpanTable::PastEnd,
+            Some(0) => SpanTable::Missing,
+            Some(at) => {
+                let t = self.table(gd_index, at)?;
+                *current = Some((gd_index, t.clone()));
+                SpanTable::Table(t)
+            }
+        })
+    }
+
+    fn table(&self, gd_index: u64, at: u64) -> Result<Arc<Vec<u64>>, Error> {
         if let Ok(mut c) = self.tables.lock() {
             if let Some(t) = c.get(gd_index) {
                 return Ok(t);
@@ -340,6 +463,9 @@ impl Extent for GrainMap {
         let mut pos = offset;
         let mut first: Option<Piece> = None;
         let mut run = 0u64;
+        // The table of the span being walked, so a run through one table locks the
+        // caches once, not once per grain.
+        let mut current: Option<(u64, Arc<Vec<u64>>)> = None;
         // Each step advances at least one byte toward `end`, at most one grain table
         // span at a time through missing tables: the loop is bounded by `max`.
         while pos < end {
@@ -349,15 +475,37 @@ impl Extent for GrainMap {
             let gd_index = pos.checked_div(span).ok_or_else(internal)?;
             let left = end.saturating_sub(pos);
             let mut take = self.grain.saturating_sub(within).min(left);
-            let gt_at = self.gd.get(usize::try_from(gd_index).unwrap_or(usize::MAX));
-            let piece =
-                match gt_at {
+            let piece = match &self.dir {
+                Directory::Scanned(grains) => match grains.get(&gi) {
+                    Some(&sector) => {
+                        // The sector of a marker the scan found inside the file (not
+                        // a GTE: sector 1 is a real marker here, not "zeroed").
+                        let g = sector
+                            .checked_mul(512)
+                            .ok_or_else(|| Error::corrupt(&self.name, "grain offset overflows"))?;
+                        if first.is_none() {
+                            return Ok((take, Piece::Compressed { at: g, within }));
+                        }
+                        break;
+                    }
                     None => {
+                        // Unallocated up to the next grain the stream holds.
+                        let next = gi
+                            .checked_add(1)
+                            .and_then(|n| grains.range(n..).next())
+                            .and_then(|(&g, _)| g.checked_mul(self.grain))
+                            .unwrap_or(u64::MAX);
+                        take = next.min(end).saturating_sub(pos);
+                        Piece::Unallocated
+                    }
+                },
+                Directory::OnDisk(d) => match self.span_table(d, gd_index, &mut current)? {
+                    SpanTable::PastEnd => {
                         // Past the directory: the rest of the extent is unallocated.
                         take = left;
                         Piece::Unallocated
                     }
-                    Some(0) => {
+                    SpanTable::Missing => {
                         // No table: the whole span is unallocated.
                         let span_end = gd_index
                             .checked_add(1)
@@ -366,8 +514,7 @@ impl Extent for GrainMap {
                         take = span_end.min(end).saturating_sub(pos);
                         Piece::Unallocated
                     }
-                    Some(&at) => {
-                        let t = self.table(gd_index, at)?;
+                    SpanTable::Table(t) => {
                         let ti = gi.checked_rem(self.gt_entries).ok_or_else(internal)?;
                         let raw = t
                             .get(usize::try_from(ti).unwrap_or(usize::MAX))
@@ -387,7 +534,8 @@ impl Extent for GrainMap {
                             })?),
                         }
                     }
-                };
+                },
+            };
             match first {
                 None => first = Some(piece),
                 Some(f) if continues(f, run, piece) => {}
@@ -440,16 +588,21 @@ impl Extent for GrainMap {
 /// Largest grain directory read (qemu caps its L1 table at 32 Mi entries).
 pub(crate) const MAX_GD_ENTRIES: u64 = 32 * 1024 * 1024;
 
-/// Reads a grain directory of `count` entries at byte `at`, after checking that it lies
-/// inside the file (so a hostile count cannot make us allocate more than the file).
-pub(crate) fn read_table(
+/// Checks a grain directory of `count` entries of `entry_size` bytes at byte `at`: it
+/// must lie inside the file (so a hostile count is capped by the file size) and every
+/// entry must locate a table of `table_bytes` inside the file. The directory is read
+/// in [`DIR_CHUNK_BYTES`] pieces and not kept, so memory stays bounded.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn open_dir(
     file: &SharedSource,
     name: &str,
     what: &str,
     at: u64,
     count: u64,
     entry_size: u64,
-) -> Result<Vec<u64>, Error> {
+    encoding: DirEncoding,
+    table_bytes: u64,
+) -> Result<Dir, Error> {
     if count > MAX_GD_ENTRIES {
         return Err(Error::corrupt(
             name,
@@ -471,35 +624,84 @@ pub(crate) fn read_table(
             ))
         }
     }
-    let n =
-        usize::try_from(bytes).map_err(|_| Error::corrupt(name, format!("{what} too large")))?;
-    let mut buf = vec![0u8; n];
-    read_file(file, name, at, &mut buf)?;
-    Ok(decode_entries(&buf, entry_size))
-}
-
-/// Checks that every grain table a directory names lies inside the file.
-pub(crate) fn check_tables(
-    file_len: u64,
-    name: &str,
-    gd: &[u64],
-    table_bytes: u64,
-) -> Result<(), Error> {
-    for (i, &at) in gd.iter().enumerate() {
-        if at == 0 {
-            continue;
-        }
-        match at.checked_add(table_bytes) {
-            Some(end) if end <= file_len => {}
-            _ => {
-                return Err(Error::corrupt(
-                    name,
-                    format!(
-                        "grain directory entry {i} points to a grain table at byte {at:#x}, past the end of the file ({file_len} bytes)"
-                    ),
-                ))
-            }
+    let d = Dir {
+        at,
+        count,
+        entry_size,
+        encoding,
+        table_bytes,
+    };
+    let per_chunk = d.per_chunk();
+    let chunks = count.div_ceil(per_chunk);
+    for c in 0..chunks {
+        let buf = d.read_chunk(file, name, c)?;
+        let first = c.saturating_mul(per_chunk);
+        for (i, e) in buf
+            .chunks_exact(usize::try_from(entry_size).unwrap_or(4))
+            .enumerate()
+        {
+            let i = first.saturating_add(u64::try_from(i).unwrap_or(u64::MAX));
+            d.decode(name, file.len(), i, le(e, entry_size))?;
         }
     }
-    Ok(())
+    Ok(d)
+}
+
+impl Dir {
+    /// Entries in one directory piece (entry_size is 4 or 8).
+    fn per_chunk(&self) -> u64 {
+        DIR_CHUNK_BYTES
+            .checked_div(self.entry_size)
+            .unwrap_or(DIR_CHUNK_BYTES)
+            .max(1)
+    }
+
+    /// Reads directory piece `chunk_no` (the last one may be short).
+    fn read_chunk(&self, file: &SharedSource, name: &str, chunk_no: u64) -> Result<Vec<u8>, Error> {
+        let per_chunk = self.per_chunk();
+        let first = chunk_no.saturating_mul(per_chunk);
+        let n = self.count.saturating_sub(first).min(per_chunk);
+        let at = first
+            .checked_mul(self.entry_size)
+            .and_then(|o| o.checked_add(self.at))
+            .ok_or_else(|| Error::corrupt(name, "grain directory offset overflows"))?;
+        let len = usize::try_from(n.saturating_mul(self.entry_size))
+            .map_err(|_| Error::corrupt(name, "grain directory too large"))?;
+        let mut buf = vec![0u8; len];
+        read_file(file, name, at, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Decodes entry `i` into a table byte offset (0 = no table), checking that the
+    /// table lies inside a file of `file_len` bytes.
+    fn decode(&self, name: &str, file_len: u64, i: u64, e: u64) -> Result<u64, Error> {
+        if e == 0 {
+            return Ok(0);
+        }
+        let at = match self.encoding {
+            DirEncoding::Sector => e.checked_mul(512),
+            DirEncoding::SeSparse { tables_at } => {
+                if e & 0xffff_ffff_0000_0000 != 0x1000_0000_0000_0000 {
+                    return Err(Error::corrupt(
+                        name,
+                        format!(
+                            "SESparse grain directory entry {i} is {e:#x} (not a table reference)"
+                        ),
+                    ));
+                }
+                (e & 0xffff_ffff)
+                    .checked_mul(self.table_bytes)
+                    .and_then(|o| o.checked_add(tables_at))
+            }
+        };
+        match at.and_then(|a| a.checked_add(self.table_bytes).map(|end| (a, end))) {
+            Some((a, end)) if end <= file_len => Ok(a),
+            _ => Err(Error::corrupt(
+                name,
+                format!(
+                    "grain directory entry {i} ({e:#x}) points to a grain table past the end of the file ({file_len} bytes)"
+                ),
+            )),
+        }
+    }
 }

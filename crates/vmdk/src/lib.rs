@@ -20,7 +20,10 @@
 //!
 //! Layout references: VMware "Virtual Disk Format 5.0", qemu `block/vmdk.c`, libyal
 //! libvmdk's format document. Every on-disk value is checked before use: no panics,
-//! bounded loops, allocations bounded by the file size.
+//! bounded loops, allocations bounded by the file size. Grain directories and tables
+//! are read on demand through bounded caches ([`MAX_CACHE_BYTES`] per extent), each
+//! distinct file is opened once per open, and every input is opened through
+//! [`bytesource::open_input`], which refuses FIFOs and devices instead of hanging.
 
 #![forbid(unsafe_code)]
 #![deny(
@@ -42,7 +45,9 @@ mod sparse;
 mod stream;
 pub mod vmx;
 
+pub use descriptor::MAX_EXTENT_LINES;
 pub use error::Error;
+pub use grain::MAX_CACHE_BYTES;
 
 use bytesource::{ByteSource, SharedSource};
 use extent::{Extent, Piece};
@@ -54,7 +59,16 @@ use std::path::{Path, PathBuf};
 pub struct OpenOptions {
     /// Allow extent and parent paths that leave the descriptor's folder (`../x`, or an
     /// absolute path when no file of that name is beside the descriptor).
+    /// The command line's `--allow-outside-dir`.
     pub allow_extents_outside_dir: bool,
+    /// Extent and parent files to read from another file: (OLD, NEW) reads the file
+    /// a descriptor names OLD (as written, or its last component) from NEW (as given,
+    /// or else beside the descriptor). Reads a renamed restore copy without rewriting
+    /// its descriptor. The command line's `--extent-map OLD=NEW`.
+    pub extent_map: Vec<(String, PathBuf)>,
+    /// Read a `.vmdk` that is neither a descriptor nor a known extent header as a raw
+    /// disk even when it does not look like one. The command line's `--raw`.
+    pub raw: bool,
 }
 
 /// What a range of the virtual disk is backed by.

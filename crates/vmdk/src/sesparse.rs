@@ -17,7 +17,7 @@
 //! (allocated: grain number = bits 48..59 | bits 0..47 << 12). The journal is not
 //! replayed: an image whose volatile header asks for replay is read with a warning.
 
-use crate::grain::{read_table, Flavor, GrainMap};
+use crate::grain::{open_dir, DirEncoding, Directory, Flavor, GrainMap};
 use crate::sparse::{u64_at, MAX_GRAIN_SECTORS};
 use crate::Error;
 use bytesource::SharedSource;
@@ -95,38 +95,16 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<(GrainMap, Vec<Stri
         .checked_mul(512)
         .ok_or_else(|| Error::corrupt(name, format!("capacity of {capacity} sectors overflows")))?;
     let needed = len.div_ceil(grain.saturating_mul(gt_entries));
-    let raw = read_table(
+    let dir = open_dir(
         &file,
         name,
         "SESparse grain directory",
         gd_at,
         gd_entries.min(needed),
         8,
+        DirEncoding::SeSparse { tables_at },
+        gt_bytes,
     )?;
-    let mut gd = Vec::with_capacity(raw.len());
-    for (i, e) in raw.into_iter().enumerate() {
-        if e == 0 {
-            gd.push(0);
-            continue;
-        }
-        if e & 0xffff_ffff_0000_0000 != 0x1000_0000_0000_0000 {
-            return Err(Error::corrupt(
-                name,
-                format!("SESparse grain directory entry {i} is {e:#x} (not a table reference)"),
-            ));
-        }
-        let at = (e & 0xffff_ffff)
-            .checked_mul(gt_bytes)
-            .and_then(|o| o.checked_add(tables_at))
-            .filter(|o| o.checked_add(gt_bytes).is_some_and(|end| end <= file.len()))
-            .ok_or_else(|| {
-                Error::corrupt(
-                    name,
-                    format!("SESparse grain directory entry {i} ({e:#x}) points past the end of the file"),
-                )
-            })?;
-        gd.push(at);
-    }
     Ok((
         GrainMap::new(
             file,
@@ -135,7 +113,7 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<(GrainMap, Vec<Stri
             grain,
             gt_entries,
             8,
-            gd,
+            Directory::OnDisk(dir),
             Flavor::SeSparse {
                 grains_offset: grains_at,
             },

@@ -17,7 +17,7 @@
 //! `GD_AT_END` (all ones) means the real header is the footer near the end of the file
 //! (see [`crate::stream`]).
 
-use crate::grain::{check_tables, read_table, Flavor, GrainMap};
+use crate::grain::{open_dir, Dir, DirEncoding, Directory, Flavor, GrainMap};
 use crate::Error;
 use bytesource::SharedSource;
 
@@ -184,18 +184,21 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
     let gd_entries = capacity.div_ceil(span);
     let table_bytes = gtes.saturating_mul(4);
 
-    let load = |gd_sector: u64, what: &str| -> Result<Vec<u64>, Error> {
+    let load = |gd_sector: u64, what: &str| -> Result<Dir, Error> {
         if gd_sector == 0 {
             return Err(Error::corrupt(name, format!("{what} offset is 0")));
         }
         let at = sectors_to_bytes(name, what, gd_sector)?;
-        let raw = read_table(&file, name, what, at, gd_entries, 4)?;
-        let gd = raw
-            .iter()
-            .map(|&s| s.saturating_mul(512))
-            .collect::<Vec<_>>();
-        check_tables(file.len(), name, &gd, table_bytes)?;
-        Ok(gd)
+        open_dir(
+            &file,
+            name,
+            what,
+            at,
+            gd_entries,
+            4,
+            DirEncoding::Sector,
+            table_bytes,
+        )
     };
     let loaded = match footer_error {
         Some(e) => Err(e),
@@ -216,8 +219,8 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
             Err(primary) => Err(primary),
         },
     };
-    let (gd, preloaded) = match loaded {
-        Ok(gd) => (gd, None),
+    let dir = match loaded {
+        Ok(d) => Directory::OnDisk(d),
         Err(e) if compressed && markers => {
             // A stream with markers describes itself: rebuild the map from them.
             let s = crate::stream::scan(
@@ -226,36 +229,32 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
                 h.overhead.saturating_mul(512),
                 h.grain_size,
                 h.capacity,
-                gtes,
             )?;
             warnings.push(format!(
                 "{e}; rebuilt the grain map from the stream's markers ({} grains found{})",
-                s.grains,
+                s.grains_at.len(),
                 s.stopped
                     .as_deref()
                     .map(|w| format!("; stopped: {w}"))
                     .unwrap_or_default()
             ));
-            (s.gd, Some(s.tables))
+            Directory::Scanned(s.grains_at)
         }
         Err(e) => return Err(e),
     };
-    let mut map = GrainMap::new(
+    let map = GrainMap::new(
         file,
         name.to_string(),
         capacity,
         grain,
         gtes,
         4,
-        gd,
+        dir,
         Flavor::Hosted {
             compressed,
             markers,
         },
     );
-    if let Some(t) = preloaded {
-        map.preloaded = t;
-    }
     Ok(Opened {
         map,
         descriptor: embedded,
@@ -265,7 +264,7 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
 }
 
 /// Reads the descriptor embedded in a sparse file (descriptorOffset/Size, sectors).
-fn read_embedded_descriptor(
+pub(crate) fn read_embedded_descriptor(
     file: &SharedSource,
     name: &str,
     h: &Header,

@@ -13,8 +13,7 @@
 use crate::sparse::{u32_at, u64_at, Header};
 use crate::Error;
 use bytesource::SharedSource;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 const MARKER_EOS: u32 = 0;
 const MARKER_FOOTER: u32 = 3;
@@ -54,12 +53,9 @@ pub(crate) fn read_footer(file: &SharedSource, name: &str) -> Result<Header, Err
 
 /// A grain map rebuilt by walking the stream's markers.
 pub(crate) struct Scanned {
-    /// Directory: a non-zero placeholder where a table was rebuilt.
-    pub(crate) gd: Vec<u64>,
-    /// Rebuilt tables (grain table entries = sector of the grain marker).
-    pub(crate) tables: HashMap<u64, Arc<Vec<u64>>>,
-    /// Grains found.
-    pub(crate) grains: u64,
+    /// Grain number -> sector of its grain marker: sparse, at most one entry per
+    /// marker in the file, whatever grain numbers the markers claim.
+    pub(crate) grains_at: BTreeMap<u64, u64>,
     /// Why the walk stopped, when not at an end-of-stream marker.
     pub(crate) stopped: Option<String>,
 }
@@ -67,19 +63,17 @@ pub(crate) struct Scanned {
 /// Walks a stream-optimized file from `start` (bytes) marker by marker, recording where
 /// each grain is. Used when the grain directory is missing or damaged (a stream cut
 /// short has no footer). Every step moves forward by at least one sector, so the walk
-/// ends; the rebuilt tables hold at most one entry per grain marker found.
+/// ends; the rebuilt map holds at most one entry per grain marker found.
 pub(crate) fn scan(
     file: &SharedSource,
     name: &str,
     start: u64,
     grain_sectors: u64,
     capacity_sectors: u64,
-    gtes: u64,
 ) -> Result<Scanned, Error> {
     let len = file.len();
     let mut pos = start.max(512);
-    let mut tables: HashMap<u64, Vec<u64>> = HashMap::new();
-    let mut grains = 0u64;
+    let mut grains_at = BTreeMap::new();
     let mut stopped = None;
     let bad = |what: &str| Error::corrupt(name, format!("scanning the stream: {what}"));
     loop {
@@ -102,15 +96,7 @@ pub(crate) fn scan(
                 .checked_div(grain_sectors)
                 .ok_or_else(|| bad("grain size 0"))?;
             if val < capacity_sectors && val.checked_rem(grain_sectors) == Some(0) {
-                let t = grain.checked_div(gtes).ok_or_else(|| bad("empty tables"))?;
-                let i = grain.checked_rem(gtes).ok_or_else(|| bad("empty tables"))?;
-                let table = tables
-                    .entry(t)
-                    .or_insert_with(|| vec![0; usize::try_from(gtes).unwrap_or(0)]);
-                if let Some(slot) = usize::try_from(i).ok().and_then(|i| table.get_mut(i)) {
-                    *slot = sector;
-                    grains = grains.saturating_add(1);
-                }
+                grains_at.insert(grain, sector);
             } else {
                 stopped = Some(format!(
                     "grain marker at byte {pos:#x} names sector {val}, outside the disk"
@@ -133,17 +119,5 @@ pub(crate) fn scan(
             None => break,
         };
     }
-    let count = tables.keys().max().map_or(0, |&m| m.saturating_add(1));
-    let mut gd = vec![0u64; usize::try_from(count).map_err(|_| bad("too many tables"))?];
-    for &t in tables.keys() {
-        if let Some(slot) = usize::try_from(t).ok().and_then(|t| gd.get_mut(t)) {
-            *slot = u64::MAX;
-        }
-    }
-    Ok(Scanned {
-        gd,
-        tables: tables.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
-        grains,
-        stopped,
-    })
+    Ok(Scanned { grains_at, stopped })
 }

@@ -57,17 +57,9 @@ fn device(dev: &str) -> Option<(&str, u32, u32)> {
 /// in guest order; relative file names resolve beside the `.vmx`.
 pub fn disk_paths(vmx_path: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
     let name = crate::file_name(vmx_path);
-    let meta = std::fs::metadata(vmx_path).map_err(|e| Error::io(&name, e))?;
-    if meta.len() > MAX_VMX_BYTES {
-        return Err(Error::corrupt(
-            &name,
-            format!(
-                "{} bytes is too large for a .vmx file (limit {MAX_VMX_BYTES})",
-                meta.len()
-            ),
-        ));
-    }
-    let bytes = std::fs::read(vmx_path).map_err(|e| Error::io(&name, e))?;
+    // Opened like every input: a FIFO or device is refused, the size is capped.
+    let bytes = bytesource::read_small_file(vmx_path, MAX_VMX_BYTES)
+        .map_err(|e| Error::open(&name, None, e))?;
     let text = String::from_utf8_lossy(&bytes);
     let map = parse(&text);
     let dir = vmx_path.parent().unwrap_or(Path::new("."));

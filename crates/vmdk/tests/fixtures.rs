@@ -156,6 +156,16 @@ fn child_without_parent_reads_zeros_and_missing_parent_is_named() {
     let e = Disk::open(&dir.path().join("chain-child.vmdk"))
         .unwrap_err()
         .to_string();
+    // msparse.vmdk is the same disk as chain-base.vmdk (qemu-img gave both CID
+    // 1be0dcbb, the child's parentCID): it is offered as the renamed parent.
+    assert_eq!(
+        e,
+        "chain-child.vmdk: parent chain-base.vmdk not found beside it; msparse.vmdk has CID 1be0dcbb, this disk's parentCID: read it as is with --extent-map chain-base.vmdk=msparse.vmdk"
+    );
+    std::fs::remove_file(dir.path().join("msparse.vmdk")).unwrap();
+    let e = Disk::open(&dir.path().join("chain-child.vmdk"))
+        .unwrap_err()
+        .to_string();
     assert!(
         e.starts_with("chain-child.vmdk: parent chain-base.vmdk not found (looked in "),
         "{e}"
@@ -170,6 +180,14 @@ fn moved_descriptor_and_missing_or_short_extent() {
         std::fs::rename(p.join("mflat-flat.vmdk"), p.join("elsewhere.bin")).unwrap();
         Disk::open(&p.join("mflat.vmdk")).unwrap_err().to_string()
     };
+    // Two flat files of the declared size sit beside it: both are named.
+    assert_eq!(
+        e,
+        "mflat.vmdk: extent file mflat-flat.vmdk not found beside it; cowd-base-flat.vmdk, split-flat-f001.vmdk have the declared size (4194304 bytes): read the right one with --extent-map mflat-flat.vmdk=FILE"
+    );
+    std::fs::remove_file(p.join("cowd-base-flat.vmdk")).unwrap();
+    std::fs::remove_file(p.join("split-flat-f001.vmdk")).unwrap();
+    let e = Disk::open(&p.join("mflat.vmdk")).unwrap_err().to_string();
     assert_eq!(
         e,
         format!(
@@ -202,6 +220,7 @@ fn extent_path_escaping_the_folder_is_refused() {
         &sub.join("x.vmdk"),
         &OpenOptions {
             allow_extents_outside_dir: true,
+            ..OpenOptions::default()
         },
     )
     .unwrap();

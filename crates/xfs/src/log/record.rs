@@ -1,0 +1,274 @@
+//! Log records: the ring of 512-byte basic blocks, record headers
+//! (`xlog_rec_header`, `xlog_rec_ext_header`), the cycle stamp in the first word of
+//! every block, and the record checksum.
+//!
+//! Layouts from libxfs/xfs_log_format.h; the unpacking and checksum follow
+//! `xlog_unpack_data` and `xlog_cksum` (fs/xfs/xfs_log_recover.c, fs/xfs/xfs_log.c).
+//! Record headers and op headers are big-endian whatever the host.
+
+use bytesource::ByteSource;
+use fsapi::Error;
+
+use super::crc::crc32c;
+use super::overlay::BBSIZE;
+use super::sb::{be32, be64, le32};
+
+/// `XLOG_HEADER_MAGIC_NUM`: never a valid cycle number, so a header block is told
+/// from a data block by its first word.
+pub(crate) const XLOG_HEADER_MAGIC: u32 = 0xFEED_BABE;
+/// `XLOG_HEADER_CYCLE_SIZE`: one header block carries the displaced words of 32 KiB.
+pub(crate) const XLOG_HEADER_CYCLE_SIZE: u32 = 32 * 1024;
+/// `XLOG_MAX_RECORD_BSIZE`.
+pub(crate) const XLOG_MAX_RECORD_BSIZE: u32 = 256 * 1024;
+/// `XLOG_BIG_RECORD_BSIZE`: the record size of a v1 log.
+pub(crate) const XLOG_BIG_RECORD_BSIZE: u32 = 32 * 1024;
+/// Cycle-data words per header block (`XLOG_HEADER_CYCLE_SIZE / BBSIZE`).
+const CYCLE_WORDS: usize = 64;
+/// `sizeof(struct xlog_rec_header)`: what the checksum covers of the first block
+/// (324 bytes of fields padded to 328 by the struct's 8-byte alignment).
+const REC_HEADER_SIZE: usize = 328;
+/// `sizeof(struct xlog_rec_ext_header)`.
+const REC_EXT_HEADER_SIZE: usize = 260;
+/// Byte offset of `h_crc`.
+const H_CRC_OFF: usize = 32;
+/// Byte offset of `h_cycle_data[0]`.
+const H_CYCLE_DATA_OFF: usize = 44;
+/// `XLOG_FMT_LINUX_LE`: the item formats inside are little-endian (x86 and most hosts).
+pub(crate) const XLOG_FMT_LINUX_LE: u32 = 1;
+
+/// Cycle and block of an LSN (`CYCLE_LSN`, `BLOCK_LSN`).
+pub(crate) fn lsn_block(lsn: u64) -> u64 {
+    lsn & 0xFFFF_FFFF
+}
+
+/// The log as a ring of basic blocks on the data device.
+pub(crate) struct LogRing<'a> {
+    pub dev: &'a dyn ByteSource,
+    /// Byte offset of log block 0 on the device.
+    pub start: u64,
+    /// Size of the ring in basic blocks (`l_logBBsize`).
+    pub bbs: u64,
+    /// The filesystem has LOGV2 (variable record sizes, extended headers).
+    pub logv2: bool,
+    pub uuid: [u8; 16],
+    pub is_v5: bool,
+}
+
+impl LogRing<'_> {
+    /// Reads `n` basic blocks from log block `blk`, wrapping at the end of the ring
+    /// (records and their headers may straddle it: xlog_do_recovery_pass).
+    pub(crate) fn read(&self, blk: u64, n: u64) -> Result<Vec<u8>, Error> {
+        if n > self.bbs || blk >= self.bbs {
+            return Err(Error::corrupt(
+                "log",
+                format!(
+                    "read of {n} blocks at log block {blk} is outside the log ({} blocks)",
+                    self.bbs
+                ),
+            ));
+        }
+        let total = usize::try_from(n.saturating_mul(512))
+            .map_err(|_| Error::corrupt("log", "read too large"))?;
+        let mut out = vec![0u8; total];
+        let first = n.min(self.bbs.saturating_sub(blk));
+        let first_bytes = usize::try_from(first.saturating_mul(512)).unwrap_or(total);
+        let (a, b) = out.split_at_mut(first_bytes.min(total));
+        let off = self.start.saturating_add(blk.saturating_mul(512));
+        self.dev
+            .read_at(off, a)
+            .map_err(|e| Error::io(format!("log block {blk}"), off, e))?;
+        if !b.is_empty() {
+            self.dev
+                .read_at(self.start, b)
+                .map_err(|e| Error::io("log block 0", self.start, e))?;
+        }
+        Ok(out)
+    }
+
+    /// The cycle number of a block (`xlog_get_cycle`): the first word, or for a
+    /// record header the second.
+    pub(crate) fn cycle(&self, blk: u64) -> Result<u32, Error> {
+        let b = self.read(blk, 1)?;
+        Ok(if be32(&b, 0) == XLOG_HEADER_MAGIC {
+            be32(&b, 4)
+        } else {
+            be32(&b, 0)
+        })
+    }
+
+    /// First word of a block.
+    pub(crate) fn first_word(&self, blk: u64) -> Result<u32, Error> {
+        Ok(be32(&self.read(blk, 1)?, 0))
+    }
+}
+
+/// The fields of a record header that recovery uses.
+#[derive(Clone, Debug)]
+pub(crate) struct RecHeader {
+    pub version: u32,
+    pub len: u32,
+    pub lsn: u64,
+    pub tail_lsn: u64,
+    pub crc: u32,
+    pub num_logops: u32,
+    pub fmt: u32,
+    pub uuid: [u8; 16],
+    pub size: u32,
+}
+
+impl RecHeader {
+    pub(crate) fn parse(b: &[u8]) -> RecHeader {
+        RecHeader {
+            version: be32(b, 8),
+            len: be32(b, 12),
+            lsn: be64(b, 16),
+            tail_lsn: be64(b, 24),
+            crc: le32(b, H_CRC_OFF),
+            num_logops: be32(b, 40),
+            fmt: be32(b, 300),
+            uuid: super::sb::uuid_at(b, 304),
+            size: be32(b, 320),
+        }
+    }
+
+    /// Header blocks of this record (`xlog_logrec_hblks`).
+    pub(crate) fn hblks(&self, logv2: bool) -> u64 {
+        if logv2 && self.version & 2 != 0 && self.size > XLOG_HEADER_CYCLE_SIZE {
+            u64::from(self.size.div_ceil(XLOG_HEADER_CYCLE_SIZE))
+        } else {
+            1
+        }
+    }
+
+    /// Data blocks of this record (`BTOBB(h_len)`).
+    pub(crate) fn bblks(&self) -> u64 {
+        u64::from(self.len.div_ceil(512))
+    }
+}
+
+/// One record read from the ring, its data unpacked (cycle words restored).
+pub(crate) struct Record {
+    pub header: RecHeader,
+    /// Header blocks + data blocks.
+    pub total_blocks: u64,
+    /// The `h_len` bytes of operations.
+    pub data: Vec<u8>,
+    /// The checksum did not match (v5: fatal for the kernel; v4: advisory).
+    pub bad_crc: bool,
+}
+
+/// Validates a record header (`xlog_valid_rec_header`) at log block `blk`.
+pub(crate) fn validate_header(ring: &LogRing<'_>, h: &RecHeader, blk: u64) -> Result<(), String> {
+    let _ = ring;
+    if h.version == 0 || h.version & !3 != 0 {
+        return Err(format!(
+            "record at log block {blk}: unrecognised log version {}",
+            h.version
+        ));
+    }
+    let bufsize = if ring.logv2 {
+        h.size
+    } else {
+        XLOG_BIG_RECORD_BSIZE
+    };
+    let bufsize = if bufsize == 0 {
+        XLOG_BIG_RECORD_BSIZE
+    } else {
+        bufsize
+    };
+    if h.len == 0 || h.len > bufsize || h.len > XLOG_MAX_RECORD_BSIZE {
+        return Err(format!(
+            "record at log block {blk}: length {} is outside 1..={bufsize}",
+            h.len
+        ));
+    }
+    if ring.logv2 && h.size > XLOG_MAX_RECORD_BSIZE {
+        return Err(format!(
+            "record at log block {blk}: record size {} over 256 KiB",
+            h.size
+        ));
+    }
+    Ok(())
+}
+
+/// Reads and unpacks the record whose header is at log block `blk`.
+pub(crate) fn read_record(ring: &LogRing<'_>, blk: u64) -> Result<Record, String> {
+    let first = ring.read(blk, 1).map_err(|e| e.to_string())?;
+    if be32(&first, 0) != XLOG_HEADER_MAGIC {
+        return Err(format!("log block {blk}: no record header (bad magic)"));
+    }
+    let h = RecHeader::parse(&first);
+    validate_header(ring, &h, blk)?;
+    if h.fmt != XLOG_FMT_LINUX_LE {
+        return Err(format!(
+            "record at log block {blk}: format {} is not little-endian Linux (only LE logs are read)",
+            h.fmt
+        ));
+    }
+    if h.uuid != ring.uuid && h.uuid != [0u8; 16] {
+        return Err(format!(
+            "record at log block {blk}: filesystem UUID does not match the superblock"
+        ));
+    }
+    let hblks = h.hblks(ring.logv2);
+    let bblks = h.bblks();
+    let total_blocks = hblks.saturating_add(bblks);
+    if total_blocks > ring.bbs {
+        return Err(format!("record at log block {blk} is larger than the log"));
+    }
+    let hdr = ring.read(blk, hblks).map_err(|e| e.to_string())?;
+    let dblk = blk.saturating_add(hblks).checked_rem(ring.bbs).unwrap_or(0);
+    let mut data = ring.read(dblk, bblks).map_err(|e| e.to_string())?;
+    let len = usize::try_from(h.len).unwrap_or(usize::MAX);
+
+    // xlog_cksum: the header block (328 bytes, h_crc as zero), the extended headers
+    // (260 bytes each) that h_len needs, then the packed payload.
+    let mut crc = crc32c(!0, hdr.get(..H_CRC_OFF).unwrap_or_default());
+    crc = crc32c(crc, &[0u8; 4]);
+    crc = crc32c(
+        crc,
+        hdr.get(H_CRC_OFF + 4..REC_HEADER_SIZE).unwrap_or_default(),
+    );
+    if ring.logv2 {
+        let xheads = usize::try_from(h.len.div_ceil(XLOG_HEADER_CYCLE_SIZE)).unwrap_or(1);
+        for i in 1..xheads {
+            let off = i.saturating_mul(BBSIZE);
+            let ext = hdr
+                .get(off..off.saturating_add(REC_EXT_HEADER_SIZE))
+                .ok_or_else(|| format!("record at log block {blk}: missing extended header {i}"))?;
+            crc = crc32c(crc, ext);
+        }
+    }
+    crc = crc32c(crc, data.get(..len).unwrap_or_default());
+    let bad_crc = !crc != h.crc && (h.crc != 0 || ring.is_v5);
+
+    // xlog_unpack_data: put back the first word of every data block.
+    let nblocks = usize::try_from(bblks).unwrap_or(0);
+    for i in 0..nblocks {
+        let (j, k) = (i / CYCLE_WORDS, i % CYCLE_WORDS);
+        let src = if j == 0 {
+            H_CYCLE_DATA_OFF.saturating_add(k.saturating_mul(4))
+        } else {
+            if !ring.logv2 {
+                return Err(format!("record at log block {blk}: v1 record over 32 KiB"));
+            }
+            j.saturating_mul(BBSIZE)
+                .saturating_add(4)
+                .saturating_add(k.saturating_mul(4))
+        };
+        let word = hdr.get(src..src.saturating_add(4)).ok_or_else(|| {
+            format!("record at log block {blk}: cycle data for block {i} is missing")
+        })?;
+        let dst = i.saturating_mul(BBSIZE);
+        if let Some(d) = data.get_mut(dst..dst.saturating_add(4)) {
+            d.copy_from_slice(word);
+        }
+    }
+    data.truncate(len);
+    Ok(Record {
+        header: h,
+        total_blocks,
+        data,
+        bad_crc,
+    })
+}

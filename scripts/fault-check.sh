@@ -1,0 +1,290 @@
+#!/bin/bash
+# fault-check.sh (root): failing disks. The sample disk's flat file (and a sparse
+# VMDK and a GPT disk made from fixtures) is served by nbdkit's ddrescue filter
+# under nbdfuse, so reads of chosen byte ranges fail with EIO like bad sectors.
+# Each case runs `vmdkrecover cp -a` of the volume and checks: the copy
+# completes and exits 1, the objects named on stderr are those the bad range
+# holds, and every other file is byte-identical to the source tree's manifest.
+#
+# Oracles, all independent of vmdkrecover:
+#   - where the LV lives on the flat file: sfdisk's start of sda2 + lvm2's
+#     pe_start + the segment's first PE * extent size (testdata/LAYOUT.txt);
+#   - which blocks a file, inode or directory uses and which inodes/paths a
+#     block holds: debugfs bmap/imap/icheck/ncheck on the LV cut out with dd;
+#   - the grain table position: the sparse header qemu-img wrote (VMware
+#     "Virtual Disk Format 1.1": gdOffset/rgdOffset, GD entries);
+#   - the primary GPT's position: LBA 1-33 as sgdisk wrote it;
+#   - file contents: testdata/MANIFEST.*.tsv and crates/extfs/tests/data/*.tsv.gz
+#     (find/stat/sha256sum of the source trees).
+#
+# Prints PASS/FAIL/PENDING lines, ends with "N passed, M failed"; exit 1 on
+# any failure. Not root: a loud SKIPPED and exit 0.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [ "$(id -u)" != 0 ]; then
+    echo "fault-check.sh: SKIPPED (needs root for FUSE mounts)"
+    exit 0
+fi
+for t in nbdkit nbdfuse fusermount3 debugfs dumpe2fs qemu-img sgdisk python3 dd; do
+    command -v "$t" >/dev/null || { echo "fault-check.sh: $t missing" >&2; exit 2; }
+done
+[ -e "$(nbdkit --dump-config | sed -n 's/^filterdir=//p')/nbdkit-ddrescue-filter.so" ] ||
+    { echo "fault-check.sh: nbdkit ddrescue filter missing" >&2; exit 2; }
+BIN=${VMDKRECOVER_BIN:-$ROOT/target/debug/vmdkrecover}
+[ -x "$BIN" ] || (cd "$ROOT" && cargo build -q) || exit 2
+
+W=$(mktemp -d /tmp/fault-check.XXXXXX)
+MNT=$W/mnt
+mkdir -p "$MNT"
+NBD_PID=
+down() {
+    if [ -n "$NBD_PID" ]; then
+        fusermount3 -u "$MNT" 2>/dev/null || true
+        wait "$NBD_PID" 2>/dev/null || true
+        NBD_PID=
+    fi
+}
+trap 'down; [ -n "${KEEP_W:-}" ] || rm -rf "$W"' EXIT
+PASSED=0
+FAILED=0
+pass() { echo "PASS $1"; PASSED=$((PASSED + 1)); }
+fail() { echo "FAIL $1: $2"; FAILED=$((FAILED + 1)); }
+pending() { echo "PENDING $1: $2"; }
+
+# up FILE NAME BADSTART BADLEN: serve FILE as $MNT/NAME with [BADSTART, +BADLEN) failing.
+up() {
+    local file=$1 name=$2 start=$3 len=$4 size
+    size=$(stat -c %s "$file")
+    {
+        echo "# Mapfile (GNU ddrescue format)"
+        echo "0x0 + 1"
+        [ "$start" -gt 0 ] && printf '0x0 0x%x +\n' "$start"
+        [ "$len" -gt 0 ] && printf '0x%x 0x%x -\n' "$start" "$len"
+        [ $((start + len)) -lt "$size" ] && printf '0x%x 0x%x +\n' $((start + len)) $((size - start - len))
+    } >"$W/bad.map"
+    nbdfuse -r "$MNT/$name" --command nbdkit -s --filter=ddrescue file "$file" \
+        ddrescue-mapfile="$W/bad.map" 2>"$W/nbdfuse.log" &
+    NBD_PID=$!
+    for _ in $(seq 100); do [ -s "$MNT/$name" ] && return 0; sleep 0.1; done
+    echo "fault-check.sh: nbdfuse did not come up" >&2
+    exit 2
+}
+
+# The checker: DEST, manifest kind (sample|tsv), manifest file, affected file
+# (one absolute path per line: the objects the bad range holds; their
+# descendants are affected too), stderr file. Every unaffected object must be
+# present and identical; every object named on stderr must be affected (or an
+# ancestor of one); every affected top object must be named.
+cat >"$W/check.py" <<'EOF'
+import gzip, hashlib, os, sys
+dest, kind, man, affected_f, err_f = sys.argv[1:6]
+opener = gzip.open if man.endswith(".gz") else open
+rows = []
+with opener(man, "rt", encoding="utf-8", errors="surrogateescape") as f:
+    for l in f:
+        c = l.rstrip("\n").split("\t")
+        if kind == "sample":  # path kind mode mtime size sha target inode
+            rows.append(("/" + c[0].lstrip("/"), c[1], c[5], c[6]))
+        else:                 # path kind mode size sha target ...
+            rows.append(("/" + c[0].lstrip("/"), c[1], c[4], c[5]))
+top = [l.strip() for l in open(affected_f) if l.strip()]
+def affected(p):
+    return any(p == t or p.startswith(t.rstrip("/") + "/") for t in top)
+err = open(err_f, encoding="utf-8", errors="replace").read()
+problems = []
+for p, k, sha, target in rows:
+    q = os.path.join(dest, p.lstrip("/"))
+    if affected(p):
+        if k == "f" and os.path.isfile(q) and not os.path.islink(q):
+            h = hashlib.sha256(open(q, "rb").read()).hexdigest()
+            if h != sha:
+                problems.append(f"{p}: affected and present with wrong content (partial under its final name)")
+        continue
+    if not os.path.lexists(q):
+        problems.append(f"{p}: missing")
+    elif k == "f":
+        h = hashlib.sha256(open(q, "rb").read()).hexdigest()
+        if h != sha:
+            problems.append(f"{p}: content differs")
+    elif k == "l" and os.readlink(q) != target:
+        problems.append(f"{p}: symlink target differs")
+    elif k == "d" and not os.path.isdir(q):
+        problems.append(f"{p}: not a directory")
+# A top object below another one is never reached (its parent is unreadable).
+for t in top:
+    if any(t != u and t.startswith(u.rstrip("/") + "/") for u in top):
+        continue
+    if t not in err:
+        problems.append(f"{t}: not named on stderr")
+paths = sorted((r[0] for r in rows), key=len, reverse=True)
+for line in err.splitlines():
+    for p in paths:
+        if (p + ":") in line or (p + " ") in line or line.endswith(p):
+            ok = affected(p) or any(t.startswith(p.rstrip("/") + "/") for t in top)
+            if not ok:
+                problems.append(f"{p}: named on stderr but not in the bad range: {line}")
+            break
+for x in problems[:20]:
+    print("   ", x)
+sys.exit(1 if problems else 0)
+EOF
+
+# run_cp NAME IMAGE SPEC AFFECTED MANKIND MANIFEST [extra cp args]
+run_cp() {
+    local name=$1 image=$2 spec=$3 aff=$4 mk=$5 man=$6
+    shift 6
+    local dest=$W/dest-$name
+    rm -rf "$dest"
+    timeout 120 "$BIN" cp -a "$@" "$image" "$spec" "$dest" >"$W/$name.out" 2>"$W/$name.err"
+    local rc=$? want=${WANT_RC:-1}
+    if [ "$rc" != "$want" ]; then
+        fail "$name" "exit $rc (want $want): $(head -c 600 "$W/$name.err")"
+        return
+    fi
+    if grep -q panicked "$W/$name.err"; then
+        fail "$name" "panic: $(head -c 600 "$W/$name.err")"
+        return
+    fi
+    [ -d "$dest/lost+found" ] && rmdir "$dest/lost+found" 2>/dev/null
+    if python3 "$W/check.py" "$dest" "$mk" "$man" "$aff" "$W/$name.err" >"$W/$name.chk"; then
+        pass "$name"
+    else
+        fail "$name" "$(cat "$W/$name.chk"; head -c 1500 "$W/$name.err")"
+    fi
+}
+
+FLAT=$ROOT/testdata/vm-flat.vmdk
+LAYOUT=$ROOT/testdata/LAYOUT.txt
+MAN=$ROOT/testdata/MANIFEST.root.tsv
+# LogVol00 = sda2:0-12 (lvs --segments); sda2's start (sfdisk) and pe_start (pvs).
+SDA2_START=$(awk '/vm-flat.vmdk2 :/ { gsub(",", "", $4); print $4 }' "$LAYOUT")
+PE_START=$(awk '$1 == "sda2" && $2 == "VolGroup00" { print $4 }' "$LAYOUT")
+EXTENT=$(awk '$1 == "VolGroup00" && NF == 4 { print $3 }' "$LAYOUT")
+SEG=$(awk '$1 == "LogVol00" { print $6 }' "$LAYOUT")
+FIRST_PE=${SEG#sda2:}
+FIRST_PE=${FIRST_PE%-*}
+LAST_PE=${SEG##*-}
+LV_OFF=$((SDA2_START * 512 + PE_START + FIRST_PE * EXTENT))
+LV_SIZE=$(((LAST_PE - FIRST_PE + 1) * EXTENT))
+dd if="$FLAT" of="$W/lv.img" bs=1M iflag=skip_bytes,count_bytes skip="$LV_OFF" count="$LV_SIZE" status=none
+dbg() { debugfs -R "$1" "$W/lv.img" 2>/dev/null; }
+BS=$(dumpe2fs -h "$W/lv.img" 2>/dev/null | awk -F: '/^Block size/ { print $2 + 0 }')
+ISZ=$(dumpe2fs -h "$W/lv.img" 2>/dev/null | awk -F: '/^Inode size/ { print $2 + 0 }')
+# paths_of BLOCK...: the paths of the inodes icheck says own these blocks.
+paths_of_inodes() { dbg "ncheck $*" | awk -F'\t' 'NR > 1 && $2 != "" { gsub("/+", "/", $2); print $2 }'; }
+
+# 0. Controls: the same paths without a bad range copy everything, exit 0
+# (so a failure below is the bad range's doing, not the harness's).
+: >"$W/aff-none"
+up "$FLAT" vm-flat.vmdk 0 0
+WANT_RC=0 run_cp control-sample "$MNT/vm-flat.vmdk" VolGroup00/LogVol00:/ "$W/aff-none" sample "$MAN"
+down
+
+# 1. One block of /home/alice/random.bin's data.
+B=$(dbg "bmap /home/alice/random.bin 0")
+INO=$(dbg "icheck $B" | awk 'NR > 1 { print $2 }')
+paths_of_inodes "$INO" >"$W/aff-data"
+up "$FLAT" vm-flat.vmdk $((LV_OFF + B * BS)) "$BS"
+run_cp data-block "$MNT/vm-flat.vmdk" VolGroup00/LogVol00:/ "$W/aff-data" sample "$MAN"
+if "$BIN" cp --help 2>/dev/null | grep -q -- --salvage; then
+    rm -rf "$W/salv"
+    "$BIN" cp --salvage "$MNT/vm-flat.vmdk" VolGroup00/LogVol00:/home/alice/random.bin "$W/salv" 2>"$W/salv.err"
+    rc=$?
+    dbg "dump /home/alice/random.bin $W/random.orig" >/dev/null
+    # Salvaged: same size, the unreadable block zero, every other byte as the source.
+    if [ "$rc" = 1 ] && python3 - "$W/salv" "$W/random.orig" "$BS" <<'EOF'; then
+import sys
+a = open(sys.argv[1], "rb").read(); b = open(sys.argv[2], "rb").read(); bs = int(sys.argv[3])
+sys.exit(0 if len(a) == len(b) and a[:bs] == bytes(bs) and a[bs:] == b[bs:] else 1)
+EOF
+        pass salvage-data-block
+    else
+        fail salvage-data-block "exit $rc: $(head -c 400 "$W/salv.err")"
+    fi
+else
+    pending salvage-data-block "vmdkrecover cp has no --salvage yet"
+fi
+down
+
+# 2. The inode table block holding /etc/fstab's inode: every inode in it.
+read -r IBLK IOFF < <(dbg "imap /etc/fstab" | awk '/located at block/ { gsub(",", "", $4); print $4, $6 }')
+FST=$(dbg "stat /etc/fstab" | awk '/^Inode:/ { print $2; exit }')
+FIRST=$((FST - IOFF / ISZ))
+INOS=$(seq "$FIRST" $((FIRST + BS / ISZ - 1)) | tr '\n' ' ')
+paths_of_inodes $INOS >"$W/aff-itable"
+up "$FLAT" vm-flat.vmdk $((LV_OFF + IBLK * BS)) "$BS"
+run_cp inode-table-block "$MNT/vm-flat.vmdk" VolGroup00/LogVol00:/ "$W/aff-itable" sample "$MAN"
+down
+
+# 3. The first directory block of /home/alice: the directory is named, its
+# entries in that block are lost, everything else is copied.
+DB=$(dbg "bmap /home/alice 0")
+DINO=$(dbg "icheck $DB" | awk 'NR > 1 { print $2 }')
+paths_of_inodes "$DINO" >"$W/aff-dir"
+up "$FLAT" vm-flat.vmdk $((LV_OFF + DB * BS)) "$BS"
+run_cp directory-block "$MNT/vm-flat.vmdk" VolGroup00/LogVol00:/ "$W/aff-dir" sample "$MAN"
+down
+
+# 4. A grain table of a monolithicSparse VMDK made by qemu-img from the sample
+# disk. qemu-img writes a redundant directory and tables (rgdOffset), so the
+# copy must complete with a warning naming the grain table and lose nothing.
+qemu-img convert -q -f raw -O vmdk -o subformat=monolithicSparse "$FLAT" "$W/sparse.vmdk"
+read -r GT RGT < <(python3 - "$W/sparse.vmdk" <<'EOF'
+import struct, sys
+f = open(sys.argv[1], "rb"); h = f.read(512)
+assert h[:4] == b"KDMV"
+flags, = struct.unpack_from("<I", h, 8)
+rgd, gd = struct.unpack_from("<QQ", h, 48)
+def gte(d):
+    f.seek(d * 512); return struct.unpack("<I", f.read(4))[0]
+print(gte(gd) * 512, gte(rgd) * 512 if flags & 2 else 0)
+EOF
+)
+: >"$W/aff-none"
+if [ "$RGT" = 0 ]; then
+    fail grain-table "qemu-img wrote no redundant grain directory; case not built"
+else
+    up "$W/sparse.vmdk" sparse.vmdk "$GT" 2048
+    run_cp grain-table "$MNT/sparse.vmdk" VolGroup00/LogVol00:/ "$W/aff-none" sample "$MAN"
+    grep -qi "grain" "$W/grain-table.err" || fail grain-table-named "stderr does not name the grain table: $(head -c 400 "$W/grain-table.err")"
+    down
+fi
+
+# 5. The primary GPT (LBA 1-33) of a GPT disk holding ext2-1k as partition 1:
+# the backup GPT must be used, with a warning.
+EXT=$ROOT/crates/extfs/tests/data/ext2-1k
+gzip -dc "$EXT.img.gz" >"$W/fs.img"
+FSZ=$(stat -c %s "$W/fs.img")
+truncate -s $((FSZ + 4 * 1048576)) "$W/gpt.img"
+sgdisk -o -n 1:2048:$((2048 + FSZ / 512 - 1)) -t 1:8300 "$W/gpt.img" >/dev/null 2>&1
+P1=$(sgdisk -i 1 "$W/gpt.img" | awk '/^First sector/ { print $3 }')
+dd if="$W/fs.img" of="$W/gpt.img" bs=512 seek="$P1" conv=notrunc status=none
+WANT_RC=0 run_cp control-gpt "$W/gpt.img" sda1:/ "$W/aff-none" tsv "$EXT.tsv.gz"
+up "$W/gpt.img" gpt.img 512 $((33 * 512))
+run_cp primary-gpt "$MNT/gpt.img" sda1:/ "$W/aff-none" tsv "$EXT.tsv.gz"
+grep -qiE "backup" "$W/primary-gpt.err" || fail primary-gpt-warning "no warning about the backup GPT: $(head -c 400 "$W/primary-gpt.err")"
+down
+
+# 6. --retries N on a flaky disk (every read fails with probability 0.3 via
+# nbdkit's error filter): the copy must complete identical, exit 0.
+if "$BIN" cp --help 2>/dev/null | grep -q -- --retries; then
+    nbdfuse -r "$MNT/vm-flat.vmdk" --command nbdkit -s --filter=error file "$FLAT" \
+        error-pread-rate=0.3 error=EIO 2>/dev/null &
+    NBD_PID=$!
+    for _ in $(seq 100); do [ -s "$MNT/vm-flat.vmdk" ] && break; sleep 0.1; done
+    rm -rf "$W/dest-retries"
+    timeout 300 "$BIN" cp -a --retries 20 "$MNT/vm-flat.vmdk" VolGroup00/LogVol00:/ "$W/dest-retries" 2>"$W/retries.err"
+    rc=$?
+    rmdir "$W/dest-retries/lost+found" 2>/dev/null
+    if [ "$rc" = 0 ] && python3 "$W/check.py" "$W/dest-retries" sample "$MAN" "$W/aff-none" "$W/retries.err"; then
+        pass retries-flaky-disk
+    else
+        fail retries-flaky-disk "exit $rc: $(head -c 400 "$W/retries.err")"
+    fi
+    down
+else
+    pending retries-flaky-disk "vmdkrecover cp has no --retries yet"
+fi
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
