@@ -575,8 +575,9 @@ fn mount_unmounts_on_sigterm_and_refuses_a_non_empty_mount_point() {
         ("/boot", "INT"),
         ("VolGroup00/LogVol00:/etc", "TERM"),
     ] {
+        let vm1 = testdata("vm_1.vmdk").to_string_lossy().into_owned();
         let mut child = Command::new(env!("CARGO_BIN_EXE_vmdkrecover"))
-            .args(["mount", &vm(), volume])
+            .args(["mount", "--disk", &vm1, &vm(), volume])
             .arg(&mp)
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -604,6 +605,26 @@ fn mount_unmounts_on_sigterm_and_refuses_a_non_empty_mount_point() {
         let want = manifest(m).into_iter().find(|e| e.path == file).unwrap();
         let got = std::fs::read(mp.join(under)).unwrap();
         assert_eq!(Some(sha256(&got)), want.sha256, "{volume}{file}");
+        if volume == "/" {
+            // The whole guest tree: its fstab's mounts in place, served with the
+            // tree's own (large, 64-bit) inode numbers.
+            for (m, file, under) in [
+                (
+                    "MANIFEST.boot.tsv",
+                    "/grub/grub.conf",
+                    "boot/grub/grub.conf",
+                ),
+                (
+                    "MANIFEST.srv.tsv",
+                    "/www/html/index.html",
+                    "srv/www/html/index.html",
+                ),
+            ] {
+                let want = manifest(m).into_iter().find(|e| e.path == file).unwrap();
+                let got = std::fs::read(mp.join(under)).unwrap();
+                assert_eq!(Some(sha256(&got)), want.sha256, "/{under}");
+            }
+        }
         let pid = child.id().to_string();
         host("kill", &[&format!("-{signal}"), &pid], None);
         let st = child.wait().unwrap();
