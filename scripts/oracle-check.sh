@@ -51,6 +51,18 @@ listing() {
         done)
 }
 
+# ls_normalized PREFIX: an `ls -lR` listing on stdin with its directory headers
+# made relative (PREFIX/grub: -> ./grub:) and runs of spaces squeezed, so that
+# vmdkrecover's listing (headers are SPECs) and coreutils' (headers are ./paths)
+# can be diffed line by line: modes, link counts, owners, sizes, times, names,
+# symlink targets and every directory's `total` (1 KiB blocks from st_blocks).
+ls_normalized() {
+    awk -v p="$1" '/:$/ && index($0, p) == 1 {
+            rest = substr($0, length(p) + 1); sub(/:$/, "", rest); sub(/^\//, "", rest)
+            print (rest == "" ? ".:" : "./" rest ":"); next }
+        { gsub(/ +/, " "); print }'
+}
+
 # compare_mount NAME IMAGE OFFSET SIZE VMDKRECOVER-ARGS...: vmdkrecover cp -a of a
 # volume, compared with the kernel's mount of IMAGE's byte range. vmdkrecover reads
 # first; then the kernel mounts. A scratch copy (under $work) is mounted read-write
@@ -79,6 +91,16 @@ compare_mount() {
         ok "$name: kernel mount == vmdkrecover cp ($(wc -l <"$work/kernel-$name.txt") objects)"
     else
         bad "$name: differs from the kernel mount:"; head -20 "$work/diff-$name.txt"
+    fi
+    # vmdkrecover ls -lRA == coreutils ls -lRAn on the kernel mount (the last
+    # argument is the SPEC, which vmdkrecover's headers start with).
+    local spec="${*: -1}" style='+%Y-%m-%dT%H:%M:%S.%N'
+    "$B" ls -lRA --time-style="$style" "$@" 2>/dev/null | ls_normalized "$spec" >"$work/ls-ours-$name.txt"
+    (cd "$mnt" && TZ=UTC LC_ALL=C ls -lRAn --time-style="$style" .) | ls_normalized . >"$work/ls-kernel-$name.txt"
+    if diff -u "$work/ls-kernel-$name.txt" "$work/ls-ours-$name.txt" >"$work/diff-ls-$name.txt"; then
+        ok "$name: vmdkrecover ls -lRA == ls -lRAn of the kernel mount, totals included ($(grep -c '^total' "$work/ls-kernel-$name.txt") directories)"
+    else
+        bad "$name: ls -lRA differs from the kernel mount's:"; head -20 "$work/diff-ls-$name.txt"
     fi
 }
 

@@ -1,6 +1,6 @@
 //! `vmdkrecover`: recover files from VMware virtual disks, read-only, without root.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use vmdkrecover::cmd;
@@ -116,24 +116,50 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List a directory (or show one file).
+    /// List directories (or show files), like ls; globs are expanded inside the image.
     #[command(
-        after_help = "Examples:\n  vmdkrecover ls -l web01.vmdk VolGroup00/LogVol00:/etc\n  vmdkrecover ls -R web01.vmdk sda1:/"
+        disable_help_flag = true,
+        after_help = "Examples:\n  vmdkrecover ls -lh web01.vmdk VolGroup00/LogVol00:/etc\n  vmdkrecover ls -R web01.vmdk sda1:/\n  vmdkrecover ls -l web01.vmdk '/etc/*.conf' /boot        (globs expanded in the image, not on the host)\n  vmdkrecover ls --csv --checksum -R web01.vmdk /etc > etc.csv\n\nTimes are UTC and shown with their offset (+0000). Names starting with '.' are hidden unless -a or -A (--json and --csv list every entry)."
     )]
     Ls {
         #[command(flatten)]
         image: ImageArgs,
-        /// VOLUME:PATH or a guest path.
-        spec: String,
+        /// VOLUME:PATH or guest paths; the paths may hold globs (*, ?, [...]).
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<String>,
         /// Long listing: mode, links, owner, group, size, mtime, symlink target.
         #[arg(short = 'l')]
         long: bool,
         /// Recurse into subdirectories.
-        #[arg(short = 'R')]
+        #[arg(short = 'R', long = "recursive")]
         recursive: bool,
-        /// Machine-readable output.
+        /// Sizes (and the total) in powers of 1024: 1.1K, 16K, 2.0M.
+        #[arg(short = 'h', long = "human-readable")]
+        human: bool,
+        /// Show names starting with '.', and the entries . and ..
+        #[arg(short = 'a', long = "all")]
+        all: bool,
+        /// Show names starting with '.', without . and ..
+        #[arg(short = 'A', long = "almost-all")]
+        almost_all: bool,
+        /// List directories themselves, not their contents.
+        #[arg(short = 'd', long = "directory")]
+        directory: bool,
+        /// How -l shows times: full-iso, long-iso, iso or +FORMAT (%Y %m %d %H %M %S %N %z %s %F %T); UTC.
+        #[arg(long, value_name = "STYLE")]
+        time_style: Option<String>,
+        /// Show the SHA-256 of every regular file (like virt-ls --checksum).
+        #[arg(long)]
+        checksum: bool,
+        /// One CSV row per entry: path,type,mode,nlink,uid,gid,size,mtime,target[,sha256] (like virt-ls --csv).
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// Machine-readable output (docs/json.md).
         #[arg(long)]
         json: bool,
+        /// Print help.
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
     },
     /// Write a file's contents to standard output (symlinks followed inside the guest).
     #[command(
@@ -154,13 +180,24 @@ enum Command {
         image: ImageArgs,
         /// VOLUME:PATH or a guest path.
         spec: String,
-        /// Machine-readable output.
+        /// Follow a symlink (inside the guest) and show what it points to.
+        #[arg(short = 'L', long = "dereference")]
+        follow: bool,
+        /// Print only these stat(1) directives: %n %N %s %b %a %A %f %F %u %U %g %G %h %i %t %T %x %X %y %Y %z %Z %w %W %% (UTC; %U/%G print numbers).
+        #[arg(
+            short = 'c',
+            long = "format",
+            value_name = "FORMAT",
+            conflicts_with = "json"
+        )]
+        format: Option<String>,
+        /// Machine-readable output (docs/json.md).
         #[arg(long)]
         json: bool,
     },
-    /// Search a tree by name, type or modification time.
+    /// Search a tree by name, type, size or modification time, like GNU find.
     #[command(
-        after_help = "Examples:\n  vmdkrecover find web01.vmdk VolGroup00/LogVol00:/etc --name '*.conf'\n  vmdkrecover find web01.vmdk VolGroup00/LogVol00:/ --type f --newer-than 2024-03-01"
+        after_help = "Examples:\n  vmdkrecover find web01.vmdk VolGroup00/LogVol00:/etc --name '*.conf'\n  vmdkrecover find web01.vmdk / --type f --newer-than 2024-03-01T12:00:00+02:00\n  vmdkrecover find web01.vmdk /boot --iname 'GRUB*' --print0 | xargs -0 -n1 vmdkrecover cat web01.vmdk\n\nPrinted paths start with the SPEC as typed (its VOLUME: prefix, or the guest path), so they can be pasted back into cat, cp or ls. DATE is ISO 8601 (2024-03-01, 2024-03-01 12:00, 2024-03-01T12:00:00Z, ...+02:00; UTC when no offset is given) or @EPOCH."
     )]
     Find {
         #[command(flatten)]
@@ -170,13 +207,28 @@ enum Command {
         /// Only names matching this shell glob.
         #[arg(long, value_name = "GLOB")]
         name: Option<String>,
-        /// Only this type: f (file), d (directory), l (symlink).
-        #[arg(long = "type", value_name = "f|d|l")]
+        /// Same, ignoring case.
+        #[arg(long, value_name = "GLOB")]
+        iname: Option<String>,
+        /// Only these types: f file, d directory, l symlink, p fifo, s socket, c char device, b block device; comma list (f,d).
+        #[arg(long = "type", value_name = "f|d|l|p|s|c|b")]
         kind: Option<String>,
-        /// Only entries modified after DATE (YYYY-MM-DD[ HH:MM[:SS]] UTC, or @EPOCH).
+        /// Size, rounded up to units, is more (+N), less (-N) or exactly N units: c bytes, w 2 bytes, b 512 (default), k, M, G.
+        #[arg(long, value_name = "[+-]N[ckMG]", allow_hyphen_values = true)]
+        size: Option<String>,
+        /// Only entries modified after DATE.
         #[arg(long, value_name = "DATE")]
         newer_than: Option<String>,
-        /// Machine-readable output.
+        /// Only entries modified before DATE.
+        #[arg(long, value_name = "DATE")]
+        older_than: Option<String>,
+        /// Descend at most N levels below SPEC (0: SPEC itself).
+        #[arg(long, value_name = "N")]
+        maxdepth: Option<usize>,
+        /// End each path with NUL instead of a newline (for xargs -0), bytes as they are.
+        #[arg(long, short = '0', conflicts_with = "json")]
+        print0: bool,
+        /// Machine-readable output (docs/json.md).
         #[arg(long)]
         json: bool,
     },
@@ -232,24 +284,43 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Mount a guest filesystem read-only with FUSE (foreground; Ctrl-C or fusermount -u to unmount).
+    /// Mount a guest filesystem read-only with FUSE (foreground; Ctrl-C, SIGTERM or fusermount3 -u unmounts).
     #[command(
         after_help = "Example:\n  mkdir /mnt/web01 && vmdkrecover mount web01.vmdk VolGroup00/LogVol00 /mnt/web01"
     )]
     Mount {
         #[command(flatten)]
         image: ImageArgs,
-        /// The volume to mount (VG/LV, sda1, LABEL=x, ...).
+        /// The volume to mount (VG/LV, sda1, LABEL=x, ...), VOLUME:/dir for a subtree, or a guest path (/, /boot).
         volume: String,
         /// An existing empty directory.
         mountpoint: PathBuf,
         /// Let other users see the mount (needs user_allow_other in /etc/fuse.conf for non-root).
         #[arg(long)]
         allow_other: bool,
+        /// Mount options, comma separated: allow_other, allow_root, ro (always read-only).
+        #[arg(short = 'o', value_name = "OPTIONS")]
+        options: Vec<String>,
     },
     /// Work with VMDK descriptor files.
     #[command(subcommand)]
     Descriptor(DescriptorCmd),
+    /// Print a shell completion script (bash, zsh, fish) to standard output.
+    #[command(
+        after_help = "Examples:\n  vmdkrecover completions bash > /etc/bash_completion.d/vmdkrecover\n  vmdkrecover completions zsh > \"${fpath[1]}/_vmdkrecover\"\n  vmdkrecover completions fish > ~/.config/fish/completions/vmdkrecover.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output: vmdkrecover(1), or one command's.
+    #[command(
+        after_help = "Examples:\n  vmdkrecover man | man -l -\n  vmdkrecover man ls > vmdkrecover-ls.1"
+    )]
+    Man {
+        /// A command (ls, find, mount, ...): its own page, vmdkrecover-COMMAND(1).
+        command: Option<String>,
+    },
     /// The state of one path in every image (e.g. every storage snapshot), grouped by content, newest first.
     #[command(
         after_help = "Examples:\n  vmdkrecover versions .snapshot/*/web01/web01.vmdk /etc/httpd/conf/httpd.conf\n  vmdkrecover versions --json snap1/vm.vmdk snap2/vm.vmdk VolGroup00/LogVol00:/etc\n\nA file's version is its content (sha256); a directory's is its whole tree (names,\ntypes, modes, owners, mtimes, xattrs, contents), and older versions list the paths\nthat differ from the newest. Images are read in parallel. Exit status 1 when some\nimage could not be read (listed under \"could not read\")."
@@ -331,27 +402,75 @@ fn main() -> ExitCode {
         Command::Info { image, json } => cmd::info::run(&image.into_opts(), json),
         Command::Ls {
             image,
-            spec,
+            specs,
             long,
             recursive,
+            human,
+            all,
+            almost_all,
+            directory,
+            time_style,
+            checksum,
+            csv,
             json,
-        } => cmd::ls::run(&image.into_opts(), &spec, long, recursive, json),
+            help: _,
+        } => (|| {
+            let opts = cmd::ls::LsOptions {
+                long,
+                recursive,
+                json,
+                csv,
+                human,
+                hidden: if all {
+                    cmd::ls::Hidden::All
+                } else if almost_all {
+                    cmd::ls::Hidden::AlmostAll
+                } else {
+                    cmd::ls::Hidden::Hide
+                },
+                directory,
+                checksum,
+                time_style: match time_style {
+                    Some(s) => cmd::TimeStyle::parse(&s)?,
+                    None => cmd::TimeStyle::Default,
+                },
+            };
+            cmd::ls::run(&image.into_opts(), &specs, &opts)
+        })(),
         Command::Cat { image, spec } => cmd::cat::run(&image.into_opts(), &spec),
-        Command::Stat { image, spec, json } => cmd::stat::run(&image.into_opts(), &spec, json),
+        Command::Stat {
+            image,
+            spec,
+            follow,
+            format,
+            json,
+        } => cmd::stat::run(&image.into_opts(), &spec, json, follow, format.as_deref()),
         Command::Find {
             image,
             spec,
             name,
+            iname,
             kind,
+            size,
             newer_than,
+            older_than,
+            maxdepth,
+            print0,
             json,
         } => cmd::find::run(
             &image.into_opts(),
             &spec,
-            name.as_deref(),
-            kind.as_deref(),
-            newer_than.as_deref(),
-            json,
+            &cmd::find::FindOptions {
+                name,
+                iname,
+                kind,
+                size,
+                newer_than,
+                older_than,
+                maxdepth,
+                print0,
+                json,
+            },
         ),
         Command::Cp {
             image,
@@ -385,7 +504,14 @@ fn main() -> ExitCode {
             volume,
             mountpoint,
             allow_other,
-        } => cmd::mount::run(&image.into_opts(), &volume, &mountpoint, allow_other),
+            options,
+        } => cmd::mount::run(
+            &image.into_opts(),
+            &volume,
+            &mountpoint,
+            allow_other,
+            &options,
+        ),
         Command::Descriptor(DescriptorCmd::Rewrite {
             descriptor,
             extents,
@@ -397,6 +523,27 @@ fn main() -> ExitCode {
         Command::Descriptor(DescriptorCmd::Check { descriptor }) => {
             cmd::descriptor::check(&descriptor)
         }
+        Command::Completions { shell } => {
+            let mut c = Cli::command();
+            let mut out = std::io::stdout();
+            clap_complete::generate(shell, &mut c, "vmdkrecover", &mut out);
+            Ok(cmd::Outcome::default())
+        }
+        Command::Man { command } => (|| {
+            let mut out = std::io::stdout();
+            let top = Cli::command();
+            let page = match command {
+                None => top,
+                Some(name) => top
+                    .find_subcommand(&name)
+                    .ok_or_else(|| anyhow::anyhow!("man {name}: no such command"))?
+                    .clone()
+                    .display_name(format!("vmdkrecover-{name}"))
+                    .bin_name(format!("vmdkrecover {name}")),
+            };
+            clap_mangen::Man::new(page).render(&mut out)?;
+            Ok(cmd::Outcome::default())
+        })(),
         Command::Versions { args, read, json } => {
             let mut args = args;
             let spec = args.pop().unwrap_or_default();

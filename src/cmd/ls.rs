@@ -1,188 +1,470 @@
-//! `vmdkrecover ls`: list a directory, like `ls -1`, `ls -l`, `ls -R`.
+//! `vmdkrecover ls`: list directories (or show files), like coreutils' `ls -1`,
+//! `ls -l`, `ls -R`, `ls -a`/`-A`, `ls -d`, `ls -h`, `--time-style`; plus
+//! `--checksum` and `--csv` as virt-ls has them, and `--json`.
+//!
+//! Operands are SPECs; shell globs (`*`, `?`, `[...]`) in their paths are expanded
+//! against the image's directories ([`super::expand_glob`]), never the host's.
+//! Names are shown so that they can be pasted back as a SPEC ([`super::Shown`]).
+//! Times are UTC, and the default style says so (`2024-03-01 12:00 +0000`).
 
-use super::{format_time, join, mode_string, show_name, walk, Common, EntryJson, Outcome};
-use crate::spec::{eprint_line, OpenFs};
+use super::{
+    expand_glob, human_size, join, mode_string, show_name, Common, EntryJson, Outcome, Shown,
+    TimeStyle,
+};
+use crate::spec::{eprint_line, OpenFs, Target};
 use anyhow::Result;
 use fsapi::{FileType, Metadata};
 use std::io::Write;
 
-/// Runs `ls`.
-pub fn run(
-    common: &Common,
-    spec: &str,
-    long: bool,
-    recursive: bool,
-    json: bool,
-) -> Result<Outcome> {
+/// Which names starting with `.` are listed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Hidden {
+    /// Hide them (the default).
+    #[default]
+    Hide,
+    /// `-A`: show them, but not `.` and `..`.
+    AlmostAll,
+    /// `-a`: show them, and `.` and `..`.
+    All,
+}
+
+/// What `ls` was asked for.
+#[derive(Clone, Debug)]
+pub struct LsOptions {
+    /// `-l`.
+    pub long: bool,
+    /// `-R`.
+    pub recursive: bool,
+    /// `--json`.
+    pub json: bool,
+    /// `--csv`.
+    pub csv: bool,
+    /// `-h`: sizes (and `total`) in powers of 1024.
+    pub human: bool,
+    /// `-a`, `-A`.
+    pub hidden: Hidden,
+    /// `-d`: list directories themselves, not their contents.
+    pub directory: bool,
+    /// `--checksum`: SHA-256 of every regular file.
+    pub checksum: bool,
+    /// `--time-style`.
+    pub time_style: TimeStyle,
+}
+
+/// One thing to print: its name as shown, its path in the filesystem, its inode.
+struct Item {
+    name: Vec<u8>,
+    path: Vec<u8>,
+    md: Metadata,
+}
+
+/// Runs `ls` on one or more SPECs.
+pub fn run(common: &Common, specs: &[String], opts: &LsOptions) -> Result<Outcome> {
     let stack = common.open()?;
-    let target = common.target(&stack, spec)?;
-    let fs = &*target.fs.fs;
-    let ino = fs.lookup(&target.path)?;
-    let top = fs.metadata(ino)?;
+    let mut outcome = Outcome::default();
+    let mut first_error = None;
+    // Each operand: (index of its target, shown name, path, metadata).
+    let mut targets: Vec<(Target, Shown)> = Vec::new();
+    let mut operands: Vec<(usize, Item)> = Vec::new();
+    for spec in specs {
+        let r = (|| -> Result<()> {
+            let target = common.target(&stack, spec)?;
+            let shown = Shown::new(spec, &target.path);
+            let paths = expand_glob(&target.fs, &target.path)?;
+            let idx = targets.len();
+            for p in paths {
+                let fs = &*target.fs.fs;
+                let mut md = fs.metadata(fs.lookup(&p)?)?;
+                let name = shown.show(&p);
+                let mut p = p;
+                // coreutils: without -l or -d, a symlink to a directory named on
+                // the command line is followed (inside the guest).
+                if md.file_type == FileType::Symlink && !opts.long && !opts.directory {
+                    if let Ok((to, tmd)) = crate::spec::lookup_follow(fs, &p) {
+                        if tmd.file_type == FileType::Directory {
+                            (p, md) = (to, tmd);
+                        }
+                    }
+                }
+                operands.push((idx, Item { name, path: p, md }));
+            }
+            targets.push((target, shown));
+            Ok(())
+        })();
+        if let Err(e) = r {
+            if specs.len() == 1 {
+                return Err(e);
+            }
+            eprintln!("vmdkrecover: {spec}: {e:#}");
+            outcome.failures += 1;
+            first_error.get_or_insert(e);
+        }
+    }
+    if operands.is_empty() {
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut outcome = Outcome::default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let mut p = Printer {
+        opts,
+        now,
+        outcome: &mut outcome,
+        json: Vec::new(),
+    };
 
-    if json {
-        let mut entries = Vec::new();
-        if top.file_type != FileType::Directory {
-            entries.push(EntryJson::new(fs, &target.path, &top));
-        } else if recursive {
-            let mut on_err = |p: &[u8], e: &anyhow::Error| {
-                eprintln!("vmdkrecover: {}: {e:#}", show_name(p));
-                outcome.failures += 1;
-            };
-            walk(
-                &target.fs,
-                &target.path,
-                top,
-                &mut |p, i| {
-                    if p != target.path.as_slice() {
-                        entries.push(EntryJson::new(fs, p, i));
-                    }
-                    Ok(())
-                },
-                &mut on_err,
-            )?;
-        } else {
-            let listed = sorted_dir(&target.fs, &target.path, &top);
-            target
-                .fs
-                .print_new_warnings_in(Some(&target.path), &eprint_line);
-            for e in listed? {
-                let p = join(&target.path, &e.name);
-                match fs.metadata(e.ino) {
-                    Ok(i) => entries.push(EntryJson::new(fs, &p, &i)),
-                    Err(err) => {
-                        eprintln!("vmdkrecover: {}: {err}", show_name(&p));
-                        outcome.failures += 1;
-                    }
+    if opts.json || opts.csv {
+        for (idx, item) in &operands {
+            let (target, shown) = &targets[*idx];
+            if item.md.file_type != FileType::Directory || opts.directory {
+                p.machine(&mut out, &target.fs, shown, item)?;
+            } else if opts.recursive {
+                let mut errs = 0;
+                super::walk(
+                    &target.fs,
+                    &item.path,
+                    item.md.clone(),
+                    &mut |path, md| {
+                        if path != item.path.as_slice() {
+                            let it = Item {
+                                name: shown.show(path),
+                                path: path.to_vec(),
+                                md: md.clone(),
+                            };
+                            p.machine(&mut out, &target.fs, shown, &it)?;
+                        }
+                        Ok(())
+                    },
+                    &mut |path, e| {
+                        eprintln!("vmdkrecover: {}: {e:#}", show_name(&shown.show(path)));
+                        errs += 1;
+                    },
+                )?;
+                p.outcome.failures += errs;
+            } else {
+                for it in p.entries(&target.fs, shown, item, Hidden::AlmostAll) {
+                    p.machine(&mut out, &target.fs, shown, &it)?;
                 }
             }
         }
-        serde_json::to_writer_pretty(&mut out, &entries)?;
-        writeln!(out)?;
+        if opts.json {
+            serde_json::to_writer_pretty(&mut out, &p.json)?;
+            writeln!(out)?;
+        }
         out.flush()?;
-        outcome.end_walk(&target);
+        for (t, _) in &targets {
+            outcome.end_walk(t);
+        }
         return Ok(outcome);
     }
 
-    if top.file_type != FileType::Directory {
-        print_entry(&mut out, fs, &target.path, &top, long)?;
-        out.flush()?;
-        outcome.end_walk(&target);
-        return Ok(outcome);
+    // coreutils: files first (as one listing), then each directory.
+    let (mut files, mut dirs): (Vec<_>, Vec<_>) = operands
+        .into_iter()
+        .partition(|(_, it)| it.md.file_type != FileType::Directory || opts.directory);
+    files.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    dirs.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    let many = files.len() + dirs.len() > 1 || opts.recursive;
+    if !files.is_empty() {
+        let rows: Vec<_> = files
+            .iter()
+            .map(|(idx, it)| (&targets[*idx].0.fs, it))
+            .collect();
+        p.print_rows(&mut out, &rows, false)?;
     }
-    let mut dirs = vec![(target.path.clone(), top)];
-    let mut seen = std::collections::HashSet::new();
-    let mut first = true;
-    while let Some((path, dir)) = dirs.pop() {
-        if !seen.insert(dir.ino) {
-            continue;
-        }
-        if recursive {
-            if !first {
-                writeln!(out)?;
-            }
-            writeln!(out, "{}:", show_name(&path))?;
-        }
-        first = false;
-        let entries = sorted_dir(&target.fs, &path, &dir);
-        if recursive {
-            // Long listings: the warnings this directory raised, as they come.
-            out.flush()?;
-        }
-        target.fs.print_new_warnings_in(Some(&path), &eprint_line);
-        let entries = match entries {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("vmdkrecover: {}: {e}", show_name(&path));
-                outcome.failures += 1;
+    let mut first = files.is_empty();
+    for (idx, top) in dirs {
+        let (target, shown) = &targets[idx];
+        let mut stack = vec![top];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(dir) = stack.pop() {
+            if !seen.insert(dir.md.ino) {
                 continue;
             }
-        };
-        if long {
-            writeln!(out, "total {}", entries.len())?;
-        }
-        let mut subdirs = Vec::new();
-        for e in entries {
-            let p = join(&path, &e.name);
-            match fs.metadata(e.ino) {
-                Ok(i) => {
-                    print_entry(&mut out, fs, &e.name, &i, long)?;
-                    if recursive && i.file_type == FileType::Directory {
-                        subdirs.push((p, i));
-                    }
+            if many {
+                if !first {
+                    writeln!(out)?;
                 }
-                Err(err) => {
-                    eprintln!("vmdkrecover: {}: {err}", show_name(&p));
-                    outcome.failures += 1;
-                }
+                writeln!(out, "{}:", show_name(&dir.name))?;
+            }
+            first = false;
+            let entries = p.entries(&target.fs, shown, &dir, opts.hidden);
+            // The warnings this directory raised, after what was printed before it.
+            out.flush()?;
+            let rows: Vec<_> = entries.iter().map(|it| (&target.fs, it)).collect();
+            p.print_rows(&mut out, &rows, true)?;
+            if opts.recursive {
+                let mut subdirs: Vec<Item> = entries
+                    .into_iter()
+                    .filter(|it| {
+                        it.md.file_type == FileType::Directory
+                            && it.path.len() > dir.path.len()
+                            && !is_dot(&it.name)
+                    })
+                    .map(|it| Item {
+                        name: shown.show(&it.path),
+                        ..it
+                    })
+                    .collect();
+                subdirs.reverse();
+                stack.extend(subdirs);
             }
         }
-        subdirs.reverse();
-        dirs.extend(subdirs);
     }
     out.flush()?;
-    outcome.end_walk(&target);
+    for (t, _) in &targets {
+        outcome.end_walk(t);
+    }
     Ok(outcome)
 }
 
-/// A directory's entries in name order, without the names [`crate::names`]
-/// refuses (each refused with a warning naming the directory).
-fn sorted_dir(ofs: &OpenFs, path: &[u8], dir: &Metadata) -> Result<Vec<fsapi::DirEntry>> {
-    let mut entries = ofs.fs.read_dir(dir.ino)?;
-    let mut names = crate::names::DirNames::new();
-    entries.retain(|e| match names.admit(&e.name) {
-        Ok(()) => true,
-        Err(why) => {
-            ofs.warn(&format!("{}: {why}", show_name(path)), &eprint_line);
-            false
-        }
-    });
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries)
+fn is_dot(name: &[u8]) -> bool {
+    name == b"." || name == b".."
 }
 
-fn print_entry(
-    out: &mut dyn Write,
-    fs: &dyn fsapi::Filesystem,
-    name: &[u8],
-    inode: &Metadata,
-    long: bool,
-) -> Result<()> {
-    if !long {
-        writeln!(out, "{}", show_name(name))?;
-        return Ok(());
-    }
-    let size = match inode.rdev {
-        Some((maj, min))
-            if matches!(
-                inode.file_type,
-                FileType::CharDevice | FileType::BlockDevice
-            ) =>
-        {
-            format!("{maj}, {min}")
+struct Printer<'a> {
+    opts: &'a LsOptions,
+    now: i64,
+    outcome: &'a mut Outcome,
+    json: Vec<EntryJson>,
+}
+
+impl Printer<'_> {
+    /// A directory's entries in name order (names [`crate::names`] refuses are
+    /// left out with a warning naming the directory), filtered by `hidden`, with
+    /// `.` and `..` for `-a`. Each entry's `name` is its name in the directory.
+    fn entries(&mut self, ofs: &OpenFs, shown: &Shown, dir: &Item, hidden: Hidden) -> Vec<Item> {
+        let fs = &*ofs.fs;
+        let list = fs.read_dir(dir.md.ino);
+        // Warnings name the directory inside the volume, as README's "Warnings" shows.
+        ofs.print_new_warnings_in(Some(&dir.path), &eprint_line);
+        let mut list = match list {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("vmdkrecover: {}: {e}", show_name(&shown.show(&dir.path)));
+                self.outcome.failures += 1;
+                return Vec::new();
+            }
+        };
+        let mut names = crate::names::DirNames::new();
+        list.retain(|e| match names.admit(&e.name) {
+            Ok(()) => true,
+            Err(why) => {
+                ofs.warn(&format!("{}: {why}", show_name(&dir.path)), &eprint_line);
+                false
+            }
+        });
+        if hidden == Hidden::Hide {
+            list.retain(|e| !e.name.starts_with(b"."));
         }
-        _ => inode.size.to_string(),
-    };
-    write!(
-        out,
-        "{} {:>3} {:>5} {:>5} {:>10} {} {}",
-        mode_string(inode.mode, inode.file_type),
-        inode.nlink,
-        inode.uid,
-        inode.gid,
-        size,
-        &format_time(inode.mtime.secs)[..16],
-        show_name(name)
-    )?;
-    if inode.file_type == FileType::Symlink {
-        match fs.read_link(inode.ino) {
-            Ok(t) => write!(out, " -> {}", show_name(&t))?,
-            Err(e) => write!(out, " -> (unreadable: {e})")?,
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut items = Vec::with_capacity(list.len() + 2);
+        if hidden == Hidden::All {
+            items.push(Item {
+                name: b".".to_vec(),
+                path: dir.path.clone(),
+                md: dir.md.clone(),
+            });
+            let parent = parent_of(&dir.path);
+            let pmd = fs
+                .lookup(&parent)
+                .and_then(|i| fs.metadata(i))
+                .unwrap_or_else(|_| dir.md.clone());
+            items.push(Item {
+                name: b"..".to_vec(),
+                path: parent,
+                md: pmd,
+            });
+        }
+        for e in list {
+            let path = join(&dir.path, &e.name);
+            match fs.metadata(e.ino) {
+                Ok(md) => items.push(Item {
+                    name: e.name,
+                    path,
+                    md,
+                }),
+                Err(err) => {
+                    eprintln!("vmdkrecover: {}: {err}", show_name(&shown.show(&path)));
+                    self.outcome.failures += 1;
+                }
+            }
+        }
+        items
+    }
+
+    /// SHA-256 of a regular file's contents, or None (and a failure) when it
+    /// cannot be read.
+    fn checksum(&mut self, ofs: &OpenFs, it: &Item) -> Option<String> {
+        if !self.opts.checksum || it.md.file_type != FileType::Regular {
+            return None;
+        }
+        match sha256_of(&*ofs.fs, &it.md) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("vmdkrecover: {}: checksum: {e}", show_name(&it.name));
+                self.outcome.failures += 1;
+                None
+            }
         }
     }
-    writeln!(out)?;
-    Ok(())
+
+    /// One `--json` or `--csv` record.
+    fn machine(
+        &mut self,
+        out: &mut dyn Write,
+        ofs: &OpenFs,
+        shown: &Shown,
+        it: &Item,
+    ) -> Result<()> {
+        let sum = self.checksum(ofs, it);
+        let mut e = EntryJson::new(&*ofs.fs, &it.path, &it.md);
+        e.sha256 = sum;
+        if self.opts.json {
+            self.json.push(e);
+            return Ok(());
+        }
+        let mut fields = vec![
+            csv_field(&shown.show(&it.path)),
+            e.kind.to_string(),
+            format!("{:04o}", e.mode),
+            e.nlink.to_string(),
+            e.uid.to_string(),
+            e.gid.to_string(),
+            e.size.to_string(),
+            format!("{}.{:09}", e.mtime, e.mtime_nsec),
+            e.target
+                .as_deref()
+                .map(|t| csv_field(t.as_bytes()))
+                .unwrap_or_default(),
+        ];
+        if self.opts.checksum {
+            fields.push(e.sha256.unwrap_or_default());
+        }
+        writeln!(out, "{}", fields.join(","))?;
+        Ok(())
+    }
+
+    /// Prints entries, one per line or as `ls -l` columns (aligned like coreutils);
+    /// `total` (1 KiB blocks, from st_blocks) when listing a directory.
+    fn print_rows(
+        &mut self,
+        out: &mut dyn Write,
+        rows: &[(&OpenFs, &Item)],
+        total: bool,
+    ) -> Result<()> {
+        let opts = self.opts;
+        let sums: Vec<Option<String>> = rows.iter().map(|(o, it)| self.checksum(o, it)).collect();
+        let sum_col = |s: &Option<String>, ft: FileType| match s {
+            Some(s) => s.clone(),
+            None if ft == FileType::Regular => "?".to_string(),
+            None => "-".to_string(),
+        };
+        if !opts.long {
+            for ((_, it), s) in rows.iter().zip(&sums) {
+                if opts.checksum {
+                    write!(out, "{}  ", sum_col(s, it.md.file_type))?;
+                }
+                writeln!(out, "{}", show_name(&it.name))?;
+            }
+            return Ok(());
+        }
+        if total {
+            let sectors: u128 = rows.iter().map(|(_, it)| u128::from(it.md.blocks)).sum();
+            let bytes = sectors.saturating_mul(512);
+            if opts.human {
+                writeln!(
+                    out,
+                    "total {}",
+                    human_size(u64::try_from(bytes).unwrap_or(u64::MAX))
+                )?;
+            } else {
+                writeln!(out, "total {}", bytes.div_ceil(1024))?;
+            }
+        }
+        let cells: Vec<[String; 6]> = rows
+            .iter()
+            .map(|(_, it)| {
+                let md = &it.md;
+                let size = match md.rdev {
+                    Some((maj, min))
+                        if matches!(md.file_type, FileType::CharDevice | FileType::BlockDevice) =>
+                    {
+                        format!("{maj}, {min}")
+                    }
+                    _ if opts.human => human_size(md.size),
+                    _ => md.size.to_string(),
+                };
+                [
+                    mode_string(md.mode, md.file_type),
+                    md.nlink.to_string(),
+                    md.uid.to_string(),
+                    md.gid.to_string(),
+                    size,
+                    opts.time_style.format(md.mtime, self.now),
+                ]
+            })
+            .collect();
+        let width = |i: usize| cells.iter().map(|c| c[i].len()).max().unwrap_or(0);
+        let (w1, w2, w3, w4) = (width(1), width(2), width(3), width(4));
+        for (((ofs, it), c), s) in rows.iter().zip(&cells).zip(&sums) {
+            write!(
+                out,
+                "{} {:>w1$} {:>w2$} {:>w3$} {:>w4$} {} ",
+                c[0], c[1], c[2], c[3], c[4], c[5]
+            )?;
+            if opts.checksum {
+                write!(out, "{} ", sum_col(s, it.md.file_type))?;
+            }
+            write!(out, "{}", show_name(&it.name))?;
+            if it.md.file_type == FileType::Symlink {
+                match ofs.fs.read_link(it.md.ino) {
+                    Ok(t) => write!(out, " -> {}", show_name(&t))?,
+                    Err(e) => write!(out, " -> (unreadable: {e})")?,
+                }
+            }
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+}
+
+/// `/etc/x` -> `/etc`; `/etc` -> `/`; `/` -> `/`.
+fn parent_of(path: &[u8]) -> Vec<u8> {
+    match path.iter().rposition(|b| *b == b'/') {
+        Some(0) | None => b"/".to_vec(),
+        Some(i) => path.get(..i).unwrap_or(b"/").to_vec(),
+    }
+}
+
+/// RFC 4180: quoted when it holds a comma, a quote or a line break.
+fn csv_field(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b);
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.into_owned()
+    }
+}
+
+/// SHA-256 of a regular file, read through the filesystem in 1 MiB pieces.
+pub fn sha256_of(fs: &dyn fsapi::Filesystem, md: &Metadata) -> Result<String> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut offset = 0u64;
+    while offset < md.size {
+        let n = fs.read_at(md.ino, offset, &mut buf)?;
+        if n == 0 {
+            anyhow::bail!("short read at byte {offset} of {}", md.size);
+        }
+        h.update(buf.get(..n).unwrap_or_default());
+        offset += n as u64;
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -196,54 +196,349 @@ pub fn format_time_ns(t: Timestamp) -> String {
     format!("{}.{:09} +0000", format_time(t.secs), t.nanos)
 }
 
-/// Parses `YYYY-MM-DD`, `YYYY-MM-DD HH:MM`, `YYYY-MM-DD HH:MM:SS` (UTC, `T` allowed) or `@EPOCH`.
+/// Parses a point in time to seconds since the epoch: see [`parse_time_ns`].
 pub fn parse_time(s: &str) -> Result<i64> {
+    parse_time_ns(s).map(|t| t.secs)
+}
+
+/// Parses a point in time for `find --newer-than`/`--older-than`: ISO 8601 dates
+/// and date-times (`2024-03-01`, `2024-03-01 12:00`, `2024-03-01T12:00:00.5`,
+/// with `Z` or an offset `+02:00`, `+0200`, `-05`; no offset means UTC), or
+/// `@EPOCH` (seconds, may be negative, may have a fraction).
+pub fn parse_time_ns(s: &str) -> Result<Timestamp> {
+    let bad = || {
+        anyhow::anyhow!(
+            "{s}: expected an ISO 8601 date or date-time (2024-03-01, 2024-03-01T12:00:00+02:00, ...; UTC unless an offset is given) or @EPOCH"
+        )
+    };
     if let Some(e) = s.strip_prefix('@') {
-        return e
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{s}: not a number of seconds"));
+        let (whole, frac) = e.split_once('.').unwrap_or((e, ""));
+        let secs: i64 = whole.parse().map_err(|_| bad())?;
+        let nanos = parse_fraction(frac).ok_or_else(bad)?;
+        if nanos != 0 && whole.starts_with('-') {
+            // -1.5 is 1.5 seconds before the epoch: (-2, 0.5).
+            return Ok(Timestamp {
+                secs: secs.checked_sub(1).ok_or_else(bad)?,
+                nanos: 1_000_000_000 - nanos,
+            });
+        }
+        return Ok(Timestamp { secs, nanos });
     }
-    let bad = || anyhow::anyhow!("{s}: expected YYYY-MM-DD[ HH:MM[:SS]] (UTC) or @EPOCH");
     let (date, time) = match s.split_once([' ', 'T']) {
-        Some((d, t)) => (d, Some(t.trim_end_matches('Z'))),
+        Some((d, t)) => (d, Some(t)),
         None => (s, None),
     };
     let mut dp = date.splitn(3, '-');
-    let y: i64 = dp.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
-    let m: u32 = dp
-        .next()
-        .and_then(|v| v.parse().ok())
+    let num = |v: Option<&str>, len: usize| -> Option<i64> {
+        v.filter(|v| v.len() == len && v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse().ok())
+    };
+    let y = num(dp.next(), 4).ok_or_else(bad)?;
+    let m = num(dp.next(), 2)
         .filter(|m| (1..=12).contains(m))
         .ok_or_else(bad)?;
-    let d: u32 = dp
-        .next()
-        .and_then(|v| v.parse().ok())
-        .filter(|d| (1..=31).contains(d))
+    let d = num(dp.next(), 2)
+        .filter(|d| (1..=days_in_month(y, m)).contains(d))
         .ok_or_else(bad)?;
-    let mut secs = days_from_civil(y, m, d) * 86_400;
+    let mut secs = days_from_civil(y, m as u32, d as u32) * 86_400;
+    let mut nanos = 0;
     if let Some(t) = time {
-        let mut tp = t.split(':');
-        let h: i64 = tp
-            .next()
-            .and_then(|v| v.parse().ok())
+        // Split off the zone: Z, or +/- after the clock.
+        let (clock, zone) = match t.find(['Z', 'z', '+', '-']) {
+            Some(i) => (&t[..i], &t[i..]),
+            None => (t, ""),
+        };
+        let (clock, frac) = clock.split_once(['.', ',']).unwrap_or((clock, ""));
+        let mut tp = clock.split(':');
+        let h = num(tp.next(), 2)
             .filter(|h| (0..24).contains(h))
             .ok_or_else(bad)?;
-        let mi: i64 = tp
-            .next()
-            .and_then(|v| v.parse().ok())
+        let mi = num(tp.next(), 2)
             .filter(|m| (0..60).contains(m))
             .ok_or_else(bad)?;
-        let se: i64 = match tp.next() {
-            Some(v) => v
-                .parse()
-                .ok()
+        let se = match tp.next() {
+            Some(v) => num(Some(v), 2)
                 .filter(|s| (0..61).contains(s))
                 .ok_or_else(bad)?,
             None => 0,
         };
+        if tp.next().is_some() {
+            return Err(bad());
+        }
+        nanos = parse_fraction(frac).ok_or_else(bad)?;
         secs += h * 3600 + mi * 60 + se;
+        if !zone.is_empty() && !zone.eq_ignore_ascii_case("z") {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let z = zone[1..].replace(':', "");
+            let (zh, zm) = match z.len() {
+                2 => (num(Some(&z), 2), Some(0)),
+                4 => (num(Some(&z[..2]), 2), num(Some(&z[2..]), 2)),
+                _ => (None, None),
+            };
+            let (zh, zm) = (
+                zh.filter(|h| *h <= 23).ok_or_else(bad)?,
+                zm.filter(|m| *m <= 59).ok_or_else(bad)?,
+            );
+            // Local time = UTC + offset, so UTC = local - offset.
+            secs -= sign * (zh * 3600 + zm * 60);
+        }
     }
-    Ok(secs)
+    Ok(Timestamp { secs, nanos })
+}
+
+/// `5` -> 500000000 nanoseconds (at most 9 digits kept; more are ignored).
+fn parse_fraction(frac: &str) -> Option<u32> {
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut digits: String = frac.chars().take(9).collect();
+    while digits.len() < 9 {
+        digits.push('0');
+    }
+    digits.parse().ok()
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// `ls --time-style`: how `ls -l` shows a modification time. Times are UTC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimeStyle {
+    /// `2024-03-01 12:00 +0000` (the default: long-iso with the zone shown).
+    Default,
+    /// `2024-03-01 12:00:00.000000000 +0000`.
+    FullIso,
+    /// `2024-03-01 12:00`.
+    LongIso,
+    /// `03-01 12:00` within six months of now, else `2024-03-01`.
+    Iso,
+    /// `+FORMAT`: strftime-like (see [`strftime`]).
+    Format(String),
+}
+
+impl TimeStyle {
+    /// Parses a `--time-style` value (coreutils' names; `posix-` prefixes accepted).
+    pub fn parse(s: &str) -> Result<TimeStyle> {
+        let s = s.strip_prefix("posix-").unwrap_or(s);
+        Ok(match s {
+            "full-iso" => TimeStyle::FullIso,
+            "long-iso" => TimeStyle::LongIso,
+            "iso" => TimeStyle::Iso,
+            "default" | "utc" => TimeStyle::Default,
+            f if f.starts_with('+') => TimeStyle::Format(f[1..].to_string()),
+            other => {
+                anyhow::bail!("--time-style {other}: expected full-iso, long-iso, iso or +FORMAT")
+            }
+        })
+    }
+
+    /// Formats `t` (`now` decides what "recent" means for `iso`).
+    pub fn format(&self, t: Timestamp, now: i64) -> String {
+        match self {
+            TimeStyle::Default => strftime("%Y-%m-%d %H:%M %z", t),
+            TimeStyle::FullIso => strftime("%Y-%m-%d %H:%M:%S.%N %z", t),
+            TimeStyle::LongIso => strftime("%Y-%m-%d %H:%M", t),
+            TimeStyle::Iso => {
+                // coreutils: "recent" is within the last six months (and not in the future).
+                let six_months = 31_556_952 / 2;
+                if t.secs <= now && now.saturating_sub(t.secs) < six_months {
+                    strftime("%m-%d %H:%M", t)
+                } else {
+                    strftime("%Y-%m-%d ", t)
+                }
+            }
+            TimeStyle::Format(f) => strftime(f, t),
+        }
+    }
+}
+
+/// A small strftime (UTC): `%Y %m %d %H %M %S %N %z %Z %s %F %T %e %j %%`; anything
+/// else is copied as is.
+pub fn strftime(fmt: &str, t: Timestamp) -> String {
+    let (y, mo, d) = civil_from_days(t.secs.div_euclid(86_400));
+    let s = t.secs.rem_euclid(86_400);
+    let (h, mi, se) = (s / 3600, s / 60 % 60, s % 60);
+    let mut out = String::with_capacity(fmt.len() + 16);
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('Y') => out.push_str(&format!("{y:04}")),
+            Some('m') => out.push_str(&format!("{mo:02}")),
+            Some('d') => out.push_str(&format!("{d:02}")),
+            Some('e') => out.push_str(&format!("{d:>2}")),
+            Some('H') => out.push_str(&format!("{h:02}")),
+            Some('M') => out.push_str(&format!("{mi:02}")),
+            Some('S') => out.push_str(&format!("{se:02}")),
+            Some('N') => out.push_str(&format!("{:09}", t.nanos)),
+            Some('z') => out.push_str("+0000"),
+            Some('Z') => out.push_str("UTC"),
+            Some('s') => out.push_str(&t.secs.to_string()),
+            Some('F') => out.push_str(&format!("{y:04}-{mo:02}-{d:02}")),
+            Some('T') => out.push_str(&format!("{h:02}:{mi:02}:{se:02}")),
+            Some('j') => {
+                let doy = t.secs.div_euclid(86_400) - days_from_civil(y, 1, 1) + 1;
+                out.push_str(&format!("{doy:03}"));
+            }
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+/// A size as `ls -h` shows it: powers of 1024, rounded up, one decimal below 10
+/// (`35`, `1.1K`, `9.0K`, `16K`, `1.0M`), as coreutils' human.c does with
+/// `human_ceiling | human_autoscale | human_base_1024`.
+pub fn human_size(n: u64) -> String {
+    if n < 1024 {
+        return n.to_string();
+    }
+    const UNITS: [char; 8] = ['K', 'M', 'G', 'T', 'P', 'E', 'Z', 'Y'];
+    let n = u128::from(n);
+    let mut unit: u128 = 1024;
+    for u in UNITS {
+        // Tenths, rounded up.
+        let tenths = n.saturating_mul(10).div_ceil(unit);
+        if tenths < 100 {
+            return format!("{}.{}{u}", tenths / 10, tenths % 10);
+        }
+        let whole = n.div_ceil(unit);
+        if whole < 1024 {
+            return format!("{whole}{u}");
+        }
+        unit = unit.saturating_mul(1024);
+    }
+    format!("{}Y", n.div_ceil(unit / 1024))
+}
+
+/// How paths found under a SPEC are shown so that they can be pasted back as a
+/// SPEC: with the volume as the user typed it (`sda1:/grub/grub.conf`), or as
+/// the guest path the user typed (`/boot/grub/grub.conf` for `/boot`, which lives
+/// on `sda1` as `/grub`).
+#[derive(Clone, Debug)]
+pub struct Shown {
+    /// Put in front of a path inside the filesystem.
+    prefix: Vec<u8>,
+    /// True when `prefix` ends with `:` (a volume prefix).
+    volume: bool,
+}
+
+impl Shown {
+    /// For `spec` (as typed) resolved to `inner` (the path in the filesystem).
+    pub fn new(spec: &str, inner: &[u8]) -> Shown {
+        match Spec::parse(spec) {
+            Ok(Spec::OnVolume { volume, .. }) => Shown {
+                prefix: format!("{volume}:").into_bytes(),
+                volume: true,
+            },
+            Ok(Spec::Guest { path }) => {
+                // The guest path ends with the inner path, below the mount point.
+                let prefix = if inner == b"/" {
+                    path
+                } else {
+                    path.strip_suffix(inner)
+                        .map(<[u8]>::to_vec)
+                        .unwrap_or_default()
+                };
+                let prefix = if prefix == b"/" { Vec::new() } else { prefix };
+                Shown {
+                    prefix,
+                    volume: false,
+                }
+            }
+            Err(_) => Shown {
+                prefix: Vec::new(),
+                volume: false,
+            },
+        }
+    }
+
+    /// The SPEC for a path inside the filesystem.
+    pub fn show(&self, path: &[u8]) -> Vec<u8> {
+        if path == b"/" && !self.volume && !self.prefix.is_empty() {
+            return self.prefix.clone();
+        }
+        let mut out = self.prefix.clone();
+        out.extend_from_slice(path);
+        out
+    }
+}
+
+/// True when a path component holds shell glob characters (`*`, `?`, `[`).
+pub fn has_glob(s: &[u8]) -> bool {
+    s.iter().any(|b| matches!(b, b'*' | b'?' | b'['))
+}
+
+/// Expands shell globs in `path` against the filesystem's own directories (never
+/// the host's): each component with `*`, `?` or `[...]` is matched against the
+/// names in the directories reached so far (a leading `.` only by a pattern that
+/// starts with `.`). Returns the matching paths in name order; a path without glob
+/// characters, or one that exists as typed, is returned as is.
+pub fn expand_glob(ofs: &OpenFs, path: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let fs = &*ofs.fs;
+    if !has_glob(path) || fs.lookup(path).is_ok() {
+        return Ok(vec![path.to_vec()]);
+    }
+    let mut current: Vec<Vec<u8>> = vec![b"/".to_vec()];
+    for comp in path.split(|b| *b == b'/').filter(|c| !c.is_empty()) {
+        let mut next = Vec::new();
+        if !has_glob(comp) {
+            for c in &current {
+                next.push(join(c, comp));
+            }
+        } else {
+            let pat = String::from_utf8_lossy(comp);
+            let m = globset::GlobBuilder::new(&pat)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()?
+                .compile_matcher();
+            for c in &current {
+                let Ok(ino) = fs.lookup(c) else { continue };
+                let Ok(md) = fs.metadata(ino) else { continue };
+                if md.file_type != FileType::Directory {
+                    continue;
+                }
+                let Ok(entries) = fs.read_dir(ino) else {
+                    continue;
+                };
+                ofs.print_new_warnings_in(Some(c), &eprint_line);
+                let mut names = crate::names::DirNames::new();
+                let mut hits: Vec<Vec<u8>> = entries
+                    .into_iter()
+                    .filter(|e| names.admit(&e.name).is_ok())
+                    .filter(|e| !e.name.starts_with(b".") || comp.starts_with(b"."))
+                    .filter(|e| m.is_match(String::from_utf8_lossy(&e.name).as_ref()))
+                    .map(|e| join(c, &e.name))
+                    .collect();
+                hits.sort();
+                next.extend(hits);
+            }
+        }
+        current = next;
+        if current.is_empty() {
+            break;
+        }
+    }
+    current.retain(|p| fs.lookup(p).is_ok());
+    if current.is_empty() {
+        anyhow::bail!("{}: no match", show_name(path));
+    }
+    Ok(current)
 }
 
 /// One directory entry or file, as `ls --json`, `find --json` and `stat --json` show it.
@@ -277,6 +572,9 @@ pub struct EntryJson {
     /// Symlink target (symlinks only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// SHA-256 of the contents (regular files, `ls --checksum` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl EntryJson {
@@ -308,6 +606,7 @@ impl EntryJson {
             mtime: inode.mtime.secs,
             mtime_nsec: inode.mtime.nanos,
             target,
+            sha256: None,
         }
     }
 }
@@ -354,12 +653,28 @@ pub fn walk(
     visit: &mut dyn FnMut(&[u8], &Metadata) -> Result<()>,
     on_error: &mut dyn FnMut(&[u8], &anyhow::Error),
 ) -> Result<()> {
+    walk_to_depth(ofs, root_path, root, None, visit, on_error)
+}
+
+/// [`walk`], descending at most `max_depth` levels below `root` (`Some(0)`: only
+/// `root` itself), as `find -maxdepth`.
+pub fn walk_to_depth(
+    ofs: &OpenFs,
+    root_path: &[u8],
+    root: Metadata,
+    max_depth: Option<usize>,
+    visit: &mut dyn FnMut(&[u8], &Metadata) -> Result<()>,
+    on_error: &mut dyn FnMut(&[u8], &anyhow::Error),
+) -> Result<()> {
     let fs = &*ofs.fs;
     let mut seen = std::collections::HashSet::new();
-    let mut stack = vec![(root_path.to_vec(), root)];
-    while let Some((path, md)) = stack.pop() {
+    let mut stack = vec![(root_path.to_vec(), root, 0usize)];
+    while let Some((path, md, depth)) = stack.pop() {
         visit(&path, &md)?;
-        if md.file_type != FileType::Directory || !seen.insert(md.ino) {
+        if md.file_type != FileType::Directory
+            || max_depth.is_some_and(|m| depth >= m)
+            || !seen.insert(md.ino)
+        {
             continue;
         }
         let entries = fs.read_dir(md.ino);
@@ -380,7 +695,7 @@ pub fn walk(
             }
             let p = join(&path, &e.name);
             match fs.metadata(e.ino) {
-                Ok(i) => children.push((p, i)),
+                Ok(i) => children.push((p, i, depth + 1)),
                 Err(err) => on_error(&p, &anyhow::Error::new(err)),
             }
         }

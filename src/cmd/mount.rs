@@ -3,8 +3,16 @@
 //! the mount point is unmounted (`fusermount -u`/`umount`) or the process gets
 //! Ctrl-C/SIGTERM, which unmounts it.
 //!
-//! Inode numbers are the filesystem's own, except that its root and number 1 trade
-//! places (FUSE's root is 1; ext's root is 2).
+//! Refuses a mount point that is not empty (as fusermount does). As root it mounts
+//! with mount(2) on /dev/fuse; otherwise fuser falls back to fusermount3, and when
+//! /dev/fuse cannot even be opened (mode 0600) we run fusermount3 ourselves and take
+//! the descriptor it passes back. SIGINT, SIGTERM and SIGHUP unmount before exit, so
+//! no dead mount ("Transport endpoint is not connected") is left behind.
+//!
+//! VOLUME is a volume (its whole filesystem), `VOLUME:/dir` (a subtree) or a guest
+//! path; whatever filesystem the SPEC resolves to is served, a composed guest tree
+//! included. Inode numbers are the filesystem's own (any u64), except that the
+//! served root and number 1 trade places (FUSE's root is 1; ext's root is 2).
 
 use super::{Common, Outcome};
 use crate::spec::{eprint_line, OpenFs};
@@ -287,17 +295,147 @@ impl fuser::Filesystem for GuestFs {
     }
 }
 
-/// Runs `mount` (foreground, until unmounted or interrupted).
-pub fn run(common: &Common, volume: &str, mountpoint: &Path, allow_other: bool) -> Result<Outcome> {
-    let stack = common.open()?;
-    let spec = if volume.contains(':') {
+/// `-o` options `mount` understands (comma separated, as mount(8) takes them).
+fn parse_o(opts: &[String], allow_other: &mut bool, allow_root: &mut bool) -> Result<()> {
+    for o in opts.iter().flat_map(|o| o.split(',')) {
+        match o {
+            "" | "ro" | "nodev" | "nosuid" | "noexec" | "default_permissions" => {}
+            "allow_other" => *allow_other = true,
+            "allow_root" => *allow_root = true,
+            "rw" | "dev" | "suid" | "exec" => {
+                bail!("-o {o}: the mount is always read-only, nodev, nosuid, noexec")
+            }
+            other => bail!("-o {other}: expected allow_other, allow_root or ro"),
+        }
+    }
+    Ok(())
+}
+
+/// The SPEC that `mount`'s VOLUME argument names: `VG/LV` or `sda1` (the whole
+/// filesystem), `VOLUME:/dir` (a subtree), or a guest path (`/`, `/boot`).
+fn volume_spec(volume: &str) -> String {
+    if volume.contains(':') || (volume.starts_with('/') && !volume.starts_with("/dev/")) {
         volume.to_string()
     } else {
         format!("{volume}:/")
+    }
+}
+
+/// How the filesystem got mounted, which decides how it is unmounted.
+enum Mounted {
+    /// By fuser (mount(2) as root, or its own fusermount3 fallback): dropping the
+    /// session unmounts.
+    Fuser(fuser::BackgroundSession),
+    /// By us through fusermount3 (non-root, /dev/fuse not openable): unmounted
+    /// with `fusermount3 -u`.
+    Fusermount(fuser::BackgroundSession),
+}
+
+impl Mounted {
+    fn finished(&self) -> bool {
+        match self {
+            Mounted::Fuser(s) | Mounted::Fusermount(s) => s.guard.is_finished(),
+        }
+    }
+
+    fn unmount(self, mountpoint: &Path) {
+        match self {
+            Mounted::Fuser(s) => drop(s),
+            Mounted::Fusermount(s) => {
+                if !s.guard.is_finished() {
+                    let r = std::process::Command::new("fusermount3")
+                        .args(["-u", "-q", "-z", "--"])
+                        .arg(mountpoint)
+                        .status();
+                    if !r.is_ok_and(|st| st.success()) {
+                        eprintln!(
+                            "vmdkrecover: {}: fusermount3 -u failed; unmount it by hand",
+                            mountpoint.display()
+                        );
+                    }
+                }
+                drop(s);
+            }
+        }
+    }
+}
+
+/// Mounts through the setuid `fusermount3` helper ourselves, the way libfuse does
+/// when it may not open /dev/fuse (lib/mount.c, `fuse_mount_fusermount`): the
+/// helper opens /dev/fuse, mounts, and passes the descriptor back over a Unix
+/// socket named by `_FUSE_COMMFD` (SCM_RIGHTS).
+fn mount_with_fusermount(
+    guest: GuestFs,
+    mountpoint: &Path,
+    options: &[String],
+    acl: fuser::SessionACL,
+) -> Result<fuser::BackgroundSession> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    // The helper inherits its end.
+    rustix::io::fcntl_setfd(&theirs, rustix::io::FdFlags::empty())?;
+    let fd_number = {
+        use std::os::fd::AsRawFd;
+        theirs.as_raw_fd()
     };
-    let target = common.target(&stack, &spec)?;
-    if target.path != b"/" {
-        bail!("mount takes a VOLUME (the whole filesystem is mounted), not a path inside it");
+    let child = std::process::Command::new("fusermount3")
+        .arg("-o")
+        .arg(options.join(","))
+        .arg("--")
+        .arg(mountpoint)
+        .env("_FUSE_COMMFD", fd_number.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot run fusermount3 (install fuse3)")?;
+    drop(theirs);
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    let received = rustix::net::recvmsg(
+        &ours,
+        &mut [std::io::IoSliceMut::new(&mut byte)],
+        &mut cmsg,
+        RecvFlags::CMSG_CLOEXEC,
+    );
+    let mut fd = None;
+    if received.is_ok() {
+        for m in cmsg.drain() {
+            if let RecvAncillaryMessage::ScmRights(mut fds) = m {
+                fd = fds.next();
+            }
+        }
+    }
+    let output = child.wait_with_output()?;
+    let Some(fd) = fd else {
+        let why = String::from_utf8_lossy(&output.stderr);
+        bail!(
+            "{}",
+            match why.trim() {
+                "" => "fusermount3 passed back no /dev/fuse descriptor",
+                w => w,
+            }
+        );
+    };
+    Ok(fuser::Session::from_fd(guest, fd, acl).spawn()?)
+}
+
+/// Runs `mount` (foreground, until unmounted or interrupted). `options` are the
+/// `-o` values.
+pub fn run(
+    common: &Common,
+    volume: &str,
+    mountpoint: &Path,
+    allow_other: bool,
+    options: &[String],
+) -> Result<Outcome> {
+    let (mut allow_other, mut allow_root) = (allow_other, false);
+    parse_o(options, &mut allow_other, &mut allow_root)?;
+    let stack = common.open()?;
+    let target = common.target(&stack, &volume_spec(volume))?;
+    let root_md = target.fs.fs.metadata(target.fs.fs.lookup(&target.path)?)?;
+    if root_md.file_type != fsapi::FileType::Directory {
+        bail!("{}: not a directory", target.display);
     }
     if !mountpoint.is_dir() {
         bail!(
@@ -305,55 +443,102 @@ pub fn run(common: &Common, volume: &str, mountpoint: &Path, allow_other: bool) 
             mountpoint.display()
         );
     }
-    let mut options = vec![
+    // As fusermount does by default: mounting over files would hide them.
+    if std::fs::read_dir(mountpoint)
+        .with_context(|| format!("{}: cannot read the mount point", mountpoint.display()))?
+        .next()
+        .is_some()
+    {
+        bail!(
+            "{}: mount point is not empty (mounting would hide what is there; use an empty directory)",
+            mountpoint.display()
+        );
+    }
+    let mut mount_options = vec![
         MountOption::RO,
         MountOption::NoDev,
         MountOption::NoSuid,
         MountOption::NoExec,
-        MountOption::FSName(format!("vmdkrecover:{}", target.fs.volume)),
+        MountOption::FSName(format!("vmdkrecover:{}", target.display.replace(',', "_"))),
         MountOption::Subtype("vmdkrecover".into()),
         MountOption::DefaultPermissions,
     ];
     if allow_other {
-        options.push(MountOption::AllowOther);
+        mount_options.push(MountOption::AllowOther);
+    } else if allow_root {
+        mount_options.push(MountOption::AllowRoot);
     }
+    // fusermount3 takes options as one comma-separated list: no commas in fsname.
+    let display = target.display.replace(',', "_");
     let ofs = Arc::new(target.fs);
     let guest = GuestFs {
         ofs: ofs.clone(),
         fs: ofs.fs.clone(),
-        root: ofs.fs.root(),
+        root: root_md.ino,
         dirs: HashMap::new(),
     };
-    let session = fuser::spawn_mount2(guest, mountpoint, &options).with_context(|| {
-        format!(
-            "{}: cannot mount (is /dev/fuse there, and fusermount3 installed for non-root users?)",
-            mountpoint.display()
-        )
-    })?;
+    // Signals first, so that one arriving just after the mount still unmounts.
     let (tx, rx) = std::sync::mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = tx.send(());
     })
-    .map_err(|e| anyhow!("cannot handle Ctrl-C: {e}"))?;
+    .map_err(|e| anyhow!("cannot handle SIGINT/SIGTERM/SIGHUP: {e}"))?;
+    let root_user = nix::unistd::geteuid().is_root();
+    let dev_fuse_ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_ok();
+    let session = if root_user || dev_fuse_ok {
+        Mounted::Fuser(
+            fuser::spawn_mount2(guest, mountpoint, &mount_options).with_context(|| {
+                format!(
+                    "{}: cannot mount (is /dev/fuse there, and fusermount3 installed for non-root users?)",
+                    mountpoint.display()
+                )
+            })?,
+        )
+    } else {
+        let mut o = vec![
+            "ro".to_string(),
+            "nodev".into(),
+            "nosuid".into(),
+            "noexec".into(),
+            format!("fsname=vmdkrecover:{display}"),
+            "subtype=vmdkrecover".into(),
+            "default_permissions".into(),
+        ];
+        let acl = if allow_other {
+            o.push("allow_other".into());
+            fuser::SessionACL::All
+        } else if allow_root {
+            o.push("allow_other".into());
+            fuser::SessionACL::RootAndOwner
+        } else {
+            fuser::SessionACL::Owner
+        };
+        Mounted::Fusermount(
+            mount_with_fusermount(guest, mountpoint, &o, acl)
+                .with_context(|| format!("{}: cannot mount", mountpoint.display()))?,
+        )
+    };
     eprintln!(
-        "vmdkrecover: {} mounted read-only at {}; unmount with `fusermount -u {}` (or umount as root), or press Ctrl-C",
-        ofs.volume,
+        "vmdkrecover: {display} mounted read-only at {}; unmount with `fusermount3 -u {}` (or umount as root), Ctrl-C or SIGTERM",
         mountpoint.display(),
         mountpoint.display()
     );
     loop {
-        match rx.recv_timeout(Duration::from_millis(500)) {
-            Ok(()) => break,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if session.guard.is_finished() {
+                if session.finished() {
                     break;
                 }
                 ofs.print_new_warnings(&eprint_line);
             }
         }
     }
-    drop(session); // unmounts if still mounted
+    session.unmount(mountpoint);
     let warnings = ofs.finish_warnings(&eprint_line);
     Ok(Outcome {
         failures: 0,

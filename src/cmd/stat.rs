@@ -1,4 +1,6 @@
-//! `vmdkrecover stat`: an inode's metadata, like stat(1), plus its xattrs.
+//! `vmdkrecover stat`: an inode's metadata, like stat(1), plus its xattrs; `-L`
+//! follows symlinks (inside the guest), `-c FORMAT` prints coreutils-style
+//! directives (`%n %N %s %b %a %A %f %F %U %G %u %g %h %i %x %X %y %Y %z %Z %w %W %t %T %%`).
 
 use super::{format_time_ns, mode_string, show_name, type_name, Common, EntryJson, Outcome};
 use anyhow::Result;
@@ -7,6 +9,8 @@ use std::io::Write;
 
 #[derive(Serialize)]
 struct StatJson {
+    /// Version of this object's shape (docs/json.md).
+    schema: u32,
     volume: String,
     #[serde(flatten)]
     entry: EntryJson,
@@ -35,12 +39,31 @@ struct XattrJson {
     hex: String,
 }
 
-/// Runs `stat`.
-pub fn run(common: &Common, spec: &str, json: bool) -> Result<Outcome> {
+/// Runs `stat`: `follow` is `-L`, `format` is `-c FORMAT`.
+pub fn run(
+    common: &Common,
+    spec: &str,
+    json: bool,
+    follow: bool,
+    format: Option<&str>,
+) -> Result<Outcome> {
     let stack = common.open()?;
     let target = common.target(&stack, spec)?;
     let fs = &*target.fs.fs;
-    let inode = fs.metadata(fs.lookup(&target.path)?)?;
+    let inode = if follow {
+        crate::spec::lookup_follow(fs, &target.path)?.1
+    } else {
+        fs.metadata(fs.lookup(&target.path)?)?
+    };
+    let shown = super::Shown::new(spec, &target.path).show(&target.path);
+    if let Some(f) = format {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        writeln!(out, "{}", directives(f, fs, &shown, &inode))?;
+        let mut outcome = Outcome::default();
+        outcome.end_walk(&target);
+        return Ok(outcome);
+    }
     let mut outcome = Outcome::default();
     let xattrs = match fs.xattrs(inode.ino) {
         Ok(x) => x,
@@ -54,6 +77,7 @@ pub fn run(common: &Common, spec: &str, json: bool) -> Result<Outcome> {
     let mut out = stdout.lock();
     if json {
         let s = StatJson {
+            schema: 1,
             volume: target.fs.volume.clone(),
             entry: EntryJson::new(fs, &target.path, &inode),
             blocks: inode.blocks,
@@ -138,4 +162,86 @@ pub fn run(common: &Common, spec: &str, json: bool) -> Result<Outcome> {
     }
     outcome.end_walk(&target);
     Ok(outcome)
+}
+
+/// Expands stat(1)'s `-c` directives (times UTC, `%y` as stat prints it).
+fn directives(f: &str, fs: &dyn fsapi::Filesystem, name: &[u8], i: &fsapi::Metadata) -> String {
+    let mut out = String::new();
+    let mut chars = f.chars();
+    let time = |t: Option<fsapi::Timestamp>, human: bool| match t {
+        Some(t) if human => format_time_ns(t),
+        Some(t) => t.secs.to_string(),
+        None if human => "-".to_string(),
+        None => "0".to_string(),
+    };
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some('\\') => out.push('\\'),
+                Some(o) => {
+                    out.push('\\');
+                    out.push(o);
+                }
+                None => out.push('\\'),
+            }
+            continue;
+        }
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let (maj, min) = i.rdev.unwrap_or((0, 0));
+        match chars.next() {
+            Some('n') => out.push_str(&show_name(name)),
+            Some('N') => {
+                out.push_str(&format!("'{}'", show_name(name)));
+                if i.file_type == fsapi::FileType::Symlink {
+                    if let Ok(t) = fs.read_link(i.ino) {
+                        out.push_str(&format!(" -> '{}'", show_name(&t)));
+                    }
+                }
+            }
+            Some('s') => out.push_str(&i.size.to_string()),
+            Some('b') => out.push_str(&i.blocks.to_string()),
+            Some('B') => out.push_str("512"),
+            Some('a') => out.push_str(&format!("{:o}", i.mode & 0o7777)),
+            Some('A') => out.push_str(&mode_string(i.mode, i.file_type)),
+            Some('f') => out.push_str(&format!("{:x}", i.mode)),
+            Some('F') => out.push_str(match i.file_type {
+                fsapi::FileType::Regular if i.size == 0 => "regular empty file",
+                fsapi::FileType::Regular => "regular file",
+                fsapi::FileType::Directory => "directory",
+                fsapi::FileType::Symlink => "symbolic link",
+                fsapi::FileType::CharDevice => "character special file",
+                fsapi::FileType::BlockDevice => "block special file",
+                fsapi::FileType::Fifo => "fifo",
+                fsapi::FileType::Socket => "socket",
+                fsapi::FileType::Unknown => "weird file",
+            }),
+            // No passwd database of the guest is read: names are the numbers.
+            Some('u') | Some('U') => out.push_str(&i.uid.to_string()),
+            Some('g') | Some('G') => out.push_str(&i.gid.to_string()),
+            Some('h') => out.push_str(&i.nlink.to_string()),
+            Some('i') => out.push_str(&i.ino.to_string()),
+            Some('t') => out.push_str(&format!("{maj:x}")),
+            Some('T') => out.push_str(&format!("{min:x}")),
+            Some('x') => out.push_str(&time(Some(i.atime), true)),
+            Some('X') => out.push_str(&time(Some(i.atime), false)),
+            Some('y') => out.push_str(&time(Some(i.mtime), true)),
+            Some('Y') => out.push_str(&time(Some(i.mtime), false)),
+            Some('z') => out.push_str(&time(Some(i.ctime), true)),
+            Some('Z') => out.push_str(&time(Some(i.ctime), false)),
+            Some('w') => out.push_str(&time(i.crtime, true)),
+            Some('W') => out.push_str(&time(i.crtime, false)),
+            Some('%') => out.push('%'),
+            Some(o) => {
+                out.push('%');
+                out.push(o);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
 }
