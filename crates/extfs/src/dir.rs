@@ -166,7 +166,8 @@ pub(crate) fn read_entries(fs: &Filesystem, dir: &Inode) -> Result<Vec<DirEntry>
                     ));
                     continue;
                 }
-                match fs.read_block(pblk) {
+                // The rest of this run is read in the same request (bounded).
+                match fs.read_block_ahead(pblk, phys.saturating_add(len)) {
                     Ok(block) => {
                         check_tail(fs, dir, &block, &format!("directory block {l}"));
                         let ctx = Region {

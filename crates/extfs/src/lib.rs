@@ -182,6 +182,8 @@ pub(crate) enum Mapping {
 const MAX_SYMLINK_HOPS: u32 = 40;
 /// Largest symlink target read.
 const MAX_SYMLINK_LEN: u64 = 65536;
+/// Bytes of inode table read at once on a cache miss ([`Filesystem::read_block_ahead`]).
+const READ_AHEAD_BYTES: u64 = 64 << 10;
 /// Most runs `file_runs` returns for one file.
 const MAX_RUNS: usize = 1 << 22;
 
@@ -560,6 +562,42 @@ impl Filesystem {
         Ok(data)
     }
 
+    /// Reads metadata block `block` like [`Self::read_block`], but on a cache miss
+    /// reads up to [`READ_AHEAD_BYTES`] of the blocks after it (never at or past
+    /// `end`) in the same request and caches them too: the inodes of one directory
+    /// were mostly allocated together, and where the disk is far away (NFS) one
+    /// 64 KiB request costs what one 4 KiB request does.
+    pub(crate) fn read_block_ahead(&self, block: u64, end: u64) -> Result<Arc<[u8]>, Error> {
+        if let Ok(mut c) = self.cache.lock() {
+            if let Some(b) = c.get(block) {
+                return Ok(b);
+            }
+        }
+        let bs = self.block_size();
+        let end = end.min(self.sb.s_blocks_count);
+        let n = (READ_AHEAD_BYTES / bs.max(1)).min(end.saturating_sub(block));
+        if n <= 1 {
+            return self.read_block(block);
+        }
+        let bs_usize = usize::try_from(bs).unwrap_or(0);
+        let mut buf = vec![0u8; usize::try_from(n.saturating_mul(bs)).unwrap_or(0)];
+        self.read_bytes(block.saturating_mul(bs), &mut buf)?;
+        let mut first = None;
+        if let Ok(mut c) = self.cache.lock() {
+            for (i, chunk) in buf.chunks(bs_usize.max(1)).enumerate() {
+                let data: Arc<[u8]> = Arc::from(chunk);
+                if i == 0 {
+                    first = Some(data.clone());
+                }
+                c.put(block.saturating_add(u64_from(i)), data);
+            }
+        }
+        match first {
+            Some(d) => Ok(d),
+            None => self.read_block(block),
+        }
+    }
+
     // ---- group descriptors and inodes -----------------------------------
 
     pub(crate) fn group_desc(&self, group: u32) -> Result<group_desc::GroupDesc, Error> {
@@ -677,8 +715,13 @@ impl Filesystem {
             .checked_add(byte_in_table.checked_div(bs).unwrap_or(0))
             .ok_or_else(|| Error::inode(ino, "inode table location overflows"))?;
         let off = usize::try_from(byte_in_table.checked_rem(bs).unwrap_or(0)).unwrap_or(0);
+        let table_end = gd.bg_inode_table.saturating_add(
+            u64::from(ipg)
+                .saturating_mul(u64::from(self.sb.inode_size))
+                .div_ceil(bs),
+        );
         let data = self
-            .read_block(block)
+            .read_block_ahead(block, table_end)
             .map_err(|e| Error::inode(ino, format!("inode table block {block}: {e}")))?;
         let raw = bytes::slice(&data, off, isz)
             .ok_or_else(|| Error::inode(ino, "does not fit in its inode table block"))?;
