@@ -15,6 +15,8 @@ pub mod filesystems;
 pub mod guest;
 pub mod io;
 pub mod names;
+pub mod output;
+pub mod progress;
 pub use partitions;
 pub mod spec;
 pub mod stack;

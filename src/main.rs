@@ -27,6 +27,9 @@ volume or path cannot be opened.";
 #[derive(Parser)]
 #[command(name = "vmdkrecover", version, about = "Recover files from VMware virtual disks (VMDK -> partitions -> LVM2 -> ext2/3/4), read-only, without root", after_help = EXAMPLES)]
 struct Cli {
+    /// No progress display and no summary line (errors and warnings are still printed).
+    #[arg(short = 'q', long = "quiet", global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,15 +98,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write a file's contents to standard output (symlinks followed inside the guest).
+    /// Write files' contents to standard output, in order (symlinks followed inside the guest).
     #[command(
-        after_help = "Example:\n  vmdkrecover cat web01.vmdk VolGroup00/LogVol00:/etc/fstab"
+        after_help = "Examples:\n  vmdkrecover cat web01.vmdk VolGroup00/LogVol00:/etc/fstab\n  vmdkrecover cat web01.vmdk /etc/passwd /etc/group"
     )]
     Cat {
         #[command(flatten)]
         image: ImageArgs,
-        /// VOLUME:PATH or a guest path.
-        spec: String,
+        /// VOLUME:PATH or guest paths.
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<String>,
     },
     /// Show an inode's metadata: type, mode, owner, size, times, links, xattrs.
     #[command(
@@ -142,7 +146,7 @@ enum Command {
     },
     /// Copy files and trees out, like `cp -r` (symlinks kept, hard links kept, modes and times kept).
     #[command(
-        after_help = "Examples:\n  vmdkrecover cp web01.vmdk VolGroup00/LogVol00:/etc ./restore/        (creates ./restore/etc)\n  vmdkrecover cp -a web01.vmdk VolGroup00/LogVol00:/ ./rootfs           (the root's contents, owners and xattrs)\n  vmdkrecover cp web01.vmdk sda1:/grub/grub.conf /tmp/grub.conf.old"
+        after_help = "Examples:\n  vmdkrecover cp web01.vmdk VolGroup00/LogVol00:/etc ./restore/        (./restore must exist; creates ./restore/etc)\n  vmdkrecover cp web01.vmdk /boot /etc/fstab ./restore/                (guest paths: ./restore/boot, ./restore/fstab)\n  vmdkrecover cp -a web01.vmdk VolGroup00/LogVol00:/ ./rootfs           (the root's contents, owners and xattrs)\n  vmdkrecover cp web01.vmdk sda1:/grub/grub.conf /tmp/grub.conf.old\n\nDEST ending in / must be an existing directory, and so must DEST with several SPECs.\nAn existing file is reported and kept (exit status 1) unless --force; -n skips it silently."
     )]
     Cp {
         #[command(flatten)]
@@ -154,11 +158,23 @@ enum Command {
         #[arg(short = 'a', long = "archive")]
         archive: bool,
         /// Replace existing destination files.
-        #[arg(long)]
+        #[arg(short = 'f', long)]
         force: bool,
+        /// Skip existing destination files silently (instead of reporting each).
+        #[arg(short = 'n', long = "no-clobber", conflicts_with = "force")]
+        no_clobber: bool,
+        /// Accepted for cp compatibility: the copy is always recursive.
+        #[arg(short = 'r', short_alias = 'R', long = "recursive")]
+        recursive: bool,
+        /// Print 'SRC' -> 'DEST' for every object made.
+        #[arg(short = 'v', long)]
+        verbose: bool,
         /// Copy with this many threads (default: the number of CPUs).
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
+        /// Retry a read that fails with EIO or ETIMEDOUT this many times (exponential backoff).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        retries: u32,
     },
     /// Write a tree as a tar archive (to a file, or - for standard output).
     #[command(
@@ -169,12 +185,15 @@ enum Command {
         image: ImageArgs,
         /// VOLUME:PATH or a guest path.
         spec: String,
-        /// Output file, or - for standard output.
+        /// Output file, or - for standard output (refused when it is a terminal).
         #[arg(short = 'o', value_name = "FILE|-", default_value = "-")]
         output: String,
         /// Replace an existing output file.
-        #[arg(long)]
+        #[arg(short = 'f', long)]
         force: bool,
+        /// Compress the archive with gzip.
+        #[arg(short = 'z', long)]
+        gzip: bool,
     },
     /// Write the whole virtual disk, or one volume, as a raw image (holes kept as holes).
     #[command(
@@ -189,7 +208,7 @@ enum Command {
         #[arg(short = 'o', value_name = "FILE|-", required = true)]
         output: String,
         /// Replace an existing output file.
-        #[arg(long)]
+        #[arg(short = 'f', long)]
         force: bool,
     },
     /// Mount a guest filesystem read-only with FUSE (foreground; Ctrl-C or fusermount -u to unmount).
@@ -252,6 +271,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    vmdkrecover::progress::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Info { image, json } => cmd::info::run(&image.into_opts(), json),
         Command::Ls {
@@ -261,7 +281,7 @@ fn main() -> ExitCode {
             recursive,
             json,
         } => cmd::ls::run(&image.into_opts(), &spec, long, recursive, json),
-        Command::Cat { image, spec } => cmd::cat::run(&image.into_opts(), &spec),
+        Command::Cat { image, specs } => cmd::cat::run(&image.into_opts(), &specs),
         Command::Stat { image, spec, json } => cmd::stat::run(&image.into_opts(), &spec, json),
         Command::Find {
             image,
@@ -283,14 +303,21 @@ fn main() -> ExitCode {
             args,
             archive,
             force,
+            no_clobber,
+            recursive: _,
+            verbose,
             threads,
+            retries,
         } => cmd::cp::run(
             &image.into_opts(),
             &args,
             &cmd::cp::CopyOptions {
                 archive,
                 force,
+                no_clobber,
+                verbose,
                 threads,
+                retries,
             },
         ),
         Command::Tar {
@@ -298,7 +325,13 @@ fn main() -> ExitCode {
             spec,
             output,
             force,
-        } => cmd::tar::run(&image.into_opts(), &spec, &output, force),
+            gzip,
+        } => cmd::tar::run(
+            &image.into_opts(),
+            &spec,
+            &output,
+            &cmd::tar::TarOptions { force, gzip },
+        ),
         Command::Export {
             image,
             volume,
