@@ -49,7 +49,7 @@ impl Progress {
         let bar = indicatif::ProgressBar::with_draw_target(Some(total_bytes), target);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:30} {bytes}/{total_bytes} {msg} ({bytes_per_sec}, ETA {eta})",
+                "{bytes}/{total_bytes} {msg} {bytes_per_sec} ETA {eta} {wide_bar}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
