@@ -175,6 +175,15 @@ enum Command {
         /// Retry a read that fails with EIO or ETIMEDOUT this many times (exponential backoff).
         #[arg(long, value_name = "N", default_value_t = 0)]
         retries: u32,
+        /// Copy every readable byte of a damaged file (zeros for unreadable ranges) as NAME.partial.
+        #[arg(long)]
+        salvage: bool,
+        /// With --salvage, give a salvaged file its own name instead of NAME.partial.
+        #[arg(long, requires = "salvage")]
+        salvage_in_place: bool,
+        /// Print a JSON summary (counts, salvaged files and their unreadable ranges) on standard output.
+        #[arg(long)]
+        json: bool,
     },
     /// Write a tree as a tar archive (to a file, or - for standard output).
     #[command(
@@ -308,6 +317,9 @@ fn main() -> ExitCode {
             verbose,
             threads,
             retries,
+            salvage,
+            salvage_in_place,
+            json,
         } => cmd::cp::run(
             &image.into_opts(),
             &args,
@@ -318,6 +330,9 @@ fn main() -> ExitCode {
                 verbose,
                 threads,
                 retries,
+                salvage,
+                salvage_in_place,
+                json,
             },
         ),
         Command::Tar {

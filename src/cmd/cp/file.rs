@@ -2,7 +2,10 @@
 //! written as large positional reads of its data runs (holes and unwritten extents
 //! stay holes), given its metadata and only then its name. A read that fails with
 //! EIO or ETIMEDOUT (a flaky NFS or SAN under the image) is tried again `--retries`
-//! times with exponential backoff before the file is reported.
+//! times with exponential backoff before the file is reported. With `--salvage` a
+//! range that still cannot be read is left as a hole (zeros), named on stderr and in
+//! the `--json` summary, and the file is placed as `NAME.partial` (unless
+//! `--salvage-in-place`) so that it is never mistaken for a good copy.
 
 use super::walk::{Copier, FileJob};
 use anyhow::{anyhow, bail, Context, Result};
@@ -12,6 +15,11 @@ use std::time::Duration;
 
 /// Size of each data read and write.
 pub(super) const CHUNK: usize = 1 << 20;
+
+/// With `--salvage`, a chunk that cannot be read is read again in pieces of this
+/// size (a sector, the smallest unit any layer below maps), so that only the
+/// unreadable blocks are lost.
+const SALVAGE_PIECE: usize = 512;
 
 /// First backoff of a retried read; doubled each time, at most [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -95,7 +103,26 @@ impl Copier<'_> {
         let out = staged.file();
         let size = job.inode.size;
         let mut written_to = 0u64;
-        for run in self.fs.file_runs(job.inode.ino)? {
+        // Unreadable ranges (offset, length) with --salvage.
+        let mut bad: Vec<(u64, u64)> = Vec::new();
+        let runs = match self.fs.file_runs(job.inode.ino) {
+            Ok(r) => r,
+            // The block map itself is damaged: read the whole file block by block
+            // (what reads is kept, what fails becomes a hole).
+            Err(e) if self.opts.salvage => {
+                self.progress.eprintln(&format!(
+                    "vmdkrecover: warning: {}: {e}; salvaging the whole file",
+                    self.shown(&job.src)
+                ));
+                vec![fsapi::FileRun::Data {
+                    offset: 0,
+                    len: size,
+                    physical: 0,
+                }]
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for run in runs {
             // Holes and unwritten (preallocated) runs read as zeros: both stay holes.
             let fsapi::FileRun::Data { offset, len, .. } = run else {
                 continue;
@@ -107,7 +134,16 @@ impl Copier<'_> {
                     .unwrap_or(usize::MAX)
                     .min(buf.len());
                 let chunk = &mut buf[..want];
-                let n = self.read_retrying(job.inode.ino, pos, chunk)?;
+                let n = match self.read_retrying(job.inode.ino, pos, chunk) {
+                    Ok(n) => n,
+                    Err(e) if self.opts.salvage => {
+                        self.salvage_chunk(job, pos, chunk, out, &mut bad, &e)?;
+                        pos += want as u64;
+                        written_to = pos;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 if n == 0 {
                     bail!("unexpected end of file data at offset {pos} of {size}");
                 }
@@ -127,13 +163,79 @@ impl Copier<'_> {
             out.set_len(size)?;
         }
         self.finish_file(&job.inode, out, &job.dst)?;
+        let partial_name;
+        let (name, shown_dst) = if bad.is_empty() || self.opts.salvage_in_place {
+            (name, job.dst.clone())
+        } else {
+            let mut n = name.to_os_string();
+            n.push(".partial");
+            partial_name = n;
+            (
+                partial_name.as_os_str(),
+                job.dst.with_file_name(&partial_name),
+            )
+        };
+        if !bad.is_empty() {
+            let lost: u64 = bad.iter().map(|r| r.1).sum();
+            let ranges: Vec<String> = bad
+                .iter()
+                .map(|(o, l)| format!("{o}-{}", o.saturating_add(*l)))
+                .collect();
+            self.progress.eprintln(&format!(
+                "vmdkrecover: {}: {lost} unreadable bytes left as zeros (byte ranges {}); written as {}",
+                self.shown(&job.src),
+                ranges.join(", "),
+                shown_dst.display()
+            ));
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut s) = self.salvaged.lock() {
+                s.push((shown_dst.display().to_string(), bad));
+            }
+        }
         match staged.place(dir, name, self.opts.force) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && self.opts.no_clobber => {
                 self.stats.skipped.fetch_add(1, Ordering::Relaxed);
                 Ok(false)
             }
-            Err(e) => Err(crate::output::placement_error(&job.dst, &e)),
+            Err(e) => Err(crate::output::placement_error(&shown_dst, &e)),
         }
+    }
+
+    /// `--salvage`: reads a chunk that failed in [`SALVAGE_PIECE`]s, writing what
+    /// can be read and leaving the rest as a hole, noted in `bad`.
+    fn salvage_chunk(
+        &self,
+        job: &FileJob,
+        start: u64,
+        chunk: &mut [u8],
+        out: &std::fs::File,
+        bad: &mut Vec<(u64, u64)>,
+        first: &anyhow::Error,
+    ) -> Result<()> {
+        self.progress.eprintln(&format!(
+            "vmdkrecover: warning: {}: read at offset {start} failed ({first:#}); salvaging",
+            self.shown(&job.src)
+        ));
+        let mut at = 0usize;
+        while at < chunk.len() {
+            let len = SALVAGE_PIECE.min(chunk.len() - at);
+            let pos = start + at as u64;
+            let piece = &mut chunk[at..at + len];
+            match self.fs.read_at(job.inode.ino, pos, piece) {
+                Ok(n) if n > 0 => {
+                    out.write_all_at(&piece[..n], pos)
+                        .with_context(|| format!("{}: write failed", job.dst.display()))?;
+                    self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                _ => match bad.last_mut() {
+                    Some((o, l)) if *o + *l == pos => *l += len as u64,
+                    _ => bad.push((pos, len as u64)),
+                },
+            }
+            self.progress.bytes(len as u64);
+            at += len;
+        }
+        Ok(())
     }
 }

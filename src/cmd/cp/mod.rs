@@ -40,6 +40,13 @@ pub struct CopyOptions {
     pub threads: Option<usize>,
     /// Further attempts for a read that fails with EIO or ETIMEDOUT.
     pub retries: u32,
+    /// Write every readable byte of a file with unreadable ranges (zeros there),
+    /// as `NAME.partial`.
+    pub salvage: bool,
+    /// With `salvage`, keep the file's own name.
+    pub salvage_in_place: bool,
+    /// Print a JSON summary on standard output.
+    pub json: bool,
 }
 
 /// Runs `cp`.
@@ -60,6 +67,8 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
     let mut total = Stats::default();
     let mut failures = 0u64;
     let mut warnings = 0u64;
+    let mut salvaged = Vec::new();
+    let mut bad_specs = Vec::new();
     for spec in specs {
         // One bad SPEC among several is reported and the others are still copied.
         let planned = (|| -> Result<_> {
@@ -79,6 +88,7 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
             Err(e) if specs.len() > 1 => {
                 progress.eprintln(&format!("vmdkrecover: {spec}: {e:#}"));
                 failures += 1;
+                bad_specs.push(serde_json::json!({"spec": spec, "error": format!("{e:#}")}));
                 continue;
             }
             Err(e) => return Err(e),
@@ -89,6 +99,9 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
         failures += copier.failures.load(Ordering::Relaxed);
         warnings += target.fs.finish_warnings(&|l| progress.eprintln(l));
         total.add(&copier.stats);
+        if let Ok(s) = copier.salvaged.into_inner() {
+            salvaged.extend(s);
+        }
     }
     let secs = progress.finish();
     progress::summary(&format!(
@@ -113,6 +126,30 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
             String::new()
         }
     ));
+    if opts.json {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let v = serde_json::json!({
+            "schema": 1,
+            "files": n(&total.files),
+            "directories": n(&total.dirs),
+            "symlinks": n(&total.symlinks),
+            "other": n(&total.other),
+            "bytes": n(&total.bytes),
+            "skipped": n(&total.skipped),
+            "failures": failures,
+            "warnings": warnings,
+            "seconds": secs,
+            "bad_specs": bad_specs,
+            "salvaged": salvaged.iter().map(|(path, ranges)| serde_json::json!({
+                "path": path,
+                "unreadable": ranges.iter().map(|(o, l)| serde_json::json!({"offset": o, "length": l})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        });
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &v)?;
+        writeln!(out)?;
+    }
     Ok(Outcome { failures, warnings })
 }
 

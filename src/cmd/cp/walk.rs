@@ -42,6 +42,10 @@ struct WalkState {
     dirs: Vec<(PathBuf, u64)>,
 }
 
+/// A file written with `--salvage`: its destination and its unreadable byte
+/// ranges (offset, length).
+pub(super) type Salvaged = (String, Vec<(u64, u64)>);
+
 /// One SPEC's copy.
 pub(super) struct Copier<'a> {
     pub ofs: &'a OpenFs,
@@ -51,6 +55,8 @@ pub(super) struct Copier<'a> {
     pub stats: Stats,
     pub failures: AtomicU64,
     pub warned_chown: AtomicU64,
+    /// `--salvage`: the files written with unreadable ranges (destination, ranges).
+    pub salvaged: Mutex<Vec<Salvaged>>,
     /// The SPEC's path inside the filesystem, and how the user named it: messages
     /// and `-v` show the second (a guest path stays a guest path).
     fs_prefix: &'a [u8],
@@ -73,6 +79,7 @@ impl<'a> Copier<'a> {
             stats: Stats::default(),
             failures: AtomicU64::new(0),
             warned_chown: AtomicU64::new(0),
+            salvaged: Mutex::new(Vec::new()),
             fs_prefix,
             shown_prefix,
         }
