@@ -406,3 +406,22 @@ fn cp_salvage_keeps_every_readable_byte_and_names_the_lost_range() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(out_dir.join("vmlinuz-2.6.18-398.el5").exists());
 }
+
+#[test]
+fn tar_of_a_guest_mount_point_names_members_by_the_guest_path() {
+    let out = run_ok(&["tar", "-q", &vm(), "/boot"]);
+    let mut ar = tar::Archive::new(&out.stdout[..]);
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    for e in manifest("MANIFEST.boot.tsv") {
+        let want = format!("boot{}", e.path);
+        assert!(
+            names.iter().any(|n| n.trim_end_matches('/') == want),
+            "{want} not in the archive"
+        );
+    }
+    assert!(names.iter().all(|n| n.starts_with("boot/")), "{names:?}");
+}

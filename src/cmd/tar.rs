@@ -195,11 +195,38 @@ pub fn run(common: &Common, spec: &str, output: &str, opts: &TarOptions) -> Resu
     let target = common.target(&stack, spec)?;
     let fs = &*target.fs.fs;
     let top = fs.metadata(fs.lookup(&target.path)?)?;
-    // Names in the archive are relative to the parent of the SPEC's path, like
-    // `tar -C parent -c name`; for "/" the root's contents.
-    let strip = match target.path.iter().rposition(|b| *b == b'/') {
-        Some(i) if target.path.len() > 1 => i + 1,
-        _ => 1,
+    // Names in the archive are relative to the parent of the SPEC's path as the
+    // user typed it, like `tar -C parent -c name` (so the guest path `/boot`, the
+    // root of its own filesystem, gives `boot/...`); for "/" the root's contents.
+    let given = match crate::spec::Spec::parse(spec)? {
+        crate::spec::Spec::OnVolume { path, .. } | crate::spec::Spec::Guest { path } => path,
+    };
+    let top_name: Vec<u8> = if given == b"/" {
+        Vec::new()
+    } else {
+        given
+            .rsplit(|b| *b == b'/')
+            .next()
+            .unwrap_or_default()
+            .to_vec()
+    };
+    if !top_name.is_empty() && !crate::names::is_safe(&top_name) {
+        bail!(
+            "{spec}: \"{}\" cannot be a member name",
+            show_name(&top_name)
+        );
+    }
+    let archive_name = |path: &[u8]| -> Vec<u8> {
+        let below = path
+            .strip_prefix(target.path.as_slice())
+            .unwrap_or_default();
+        let below = below.strip_prefix(b"/").unwrap_or(below);
+        let mut name = top_name.clone();
+        if !name.is_empty() && !below.is_empty() {
+            name.push(b'/');
+        }
+        name.extend_from_slice(below);
+        name
     };
     let raw: Box<dyn Write> = match &file_out {
         None => Box::new(std::io::stdout().lock()),
@@ -223,12 +250,12 @@ pub fn run(common: &Common, spec: &str, output: &str, opts: &TarOptions) -> Resu
         &target.path,
         top,
         &mut |path, inode| {
-            let rel = path.get(strip..).unwrap_or_default();
+            let rel = archive_name(path);
             if rel.is_empty() {
                 return Ok(());
             }
             progress.add_total(1, inode.size);
-            let r = member(&mut *sink, fs, rel, inode, &mut first_path, &bytes);
+            let r = member(&mut *sink, fs, &rel, inode, &mut first_path, &bytes);
             progress.file_done();
             progress.bytes(if inode.file_type == fsapi::FileType::Regular {
                 inode.size
