@@ -266,3 +266,54 @@ fn place_inner(tmp: &Path, dst: &Path, force: bool) -> Result<()> {
 pub fn os(b: &[u8]) -> &OsStr {
     std::os::unix::ffi::OsStrExt::from_bytes(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The registry is global: these tests must not run at the same time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn live_temporaries_are_removed_and_placed_ones_forgotten() {
+        let _serial = SERIAL.lock();
+        let dir = tempfile::tempdir().unwrap();
+        let dst = dir.path().join("file");
+        let (tmp, live) = temp_name(&dst).unwrap();
+        assert!(tmp
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .ends_with(PARTIAL_SUFFIX));
+        std::fs::write(&tmp, b"partial").unwrap();
+        // A second one, placed: no longer live, so never removed.
+        let other = dir.path().join("placed");
+        let (tmp2, live2) = temp_name(&other).unwrap();
+        std::fs::write(&tmp2, b"done").unwrap();
+        place_path(&tmp2, live2, &other, false).unwrap();
+        assert!(remove_live() >= 1);
+        assert!(!tmp.exists(), "the live temporary was not removed");
+        assert_eq!(std::fs::read(&other).unwrap(), b"done");
+        drop(live);
+    }
+
+    #[test]
+    fn placing_never_replaces_without_force() {
+        let _serial = SERIAL.lock();
+        let dir = tempfile::tempdir().unwrap();
+        let dst = dir.path().join("file");
+        std::fs::write(&dst, b"mine").unwrap();
+        let (tmp, live) = temp_name(&dst).unwrap();
+        std::fs::write(&tmp, b"new").unwrap();
+        let e = place_path(&tmp, live, &dst, false).unwrap_err();
+        assert!(format!("{e}").contains("--force"), "{e}");
+        assert_eq!(std::fs::read(&dst).unwrap(), b"mine");
+        assert!(!tmp.exists(), "the temporary was left behind");
+        let o = Output::create(&dst, false);
+        assert!(o.is_err());
+        let o = Output::create(&dst, true).unwrap();
+        std::io::Write::write_all(&mut o.file(), b"replaced").unwrap();
+        o.commit().unwrap();
+        assert_eq!(std::fs::read(&dst).unwrap(), b"replaced");
+    }
+}

@@ -111,9 +111,14 @@ impl<'a> Copier<'a> {
     pub fn made(&self, src: &[u8], dst: &Path) {
         if self.opts.verbose {
             let line = format!("'{}' -> '{}'", self.shown(src), dst.display());
+            // On standard output as cp -v, unless that carries the --json summary.
             self.progress.suspend(|| {
                 use std::io::Write;
-                let _ = writeln!(std::io::stdout().lock(), "{line}");
+                if self.opts.json {
+                    let _ = writeln!(std::io::stderr().lock(), "{line}");
+                } else {
+                    let _ = writeln!(std::io::stdout().lock(), "{line}");
+                }
             });
         }
     }
