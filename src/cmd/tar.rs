@@ -344,7 +344,17 @@ fn member(
         };
         pax_record(&mut records, "mtime", t.as_bytes());
     }
-    let attrs = fs.xattrs(inode.ino).unwrap_or_default();
+    let attrs = match fs.xattrs(inode.ino) {
+        Ok(a) => a,
+        Err(e) => {
+            // The member is still worth having; its attributes are missing.
+            eprintln!(
+                "vmdkrecover: warning: {}: extended attributes not archived: {e}",
+                show_name(rel)
+            );
+            Vec::new()
+        }
+    };
     let mut xbytes = 0usize;
     for a in &attrs {
         xbytes = xbytes.saturating_add(a.value.len());
