@@ -146,7 +146,7 @@ enum Command {
     },
     /// Copy files and trees out, like `cp -r` (symlinks kept, hard links kept, modes and times kept).
     #[command(
-        after_help = "Examples:\n  vmdkrecover cp web01.vmdk VolGroup00/LogVol00:/etc ./restore/        (./restore must exist; creates ./restore/etc)\n  vmdkrecover cp web01.vmdk /boot /etc/fstab ./restore/                (guest paths: ./restore/boot, ./restore/fstab)\n  vmdkrecover cp -a web01.vmdk VolGroup00/LogVol00:/ ./rootfs           (the root's contents, owners and xattrs)\n  vmdkrecover cp web01.vmdk sda1:/grub/grub.conf /tmp/grub.conf.old\n\nDEST ending in / must be an existing directory, and so must DEST with several SPECs.\nAn existing file is reported and kept (exit status 1) unless --force; -n skips it silently."
+        after_help = "Examples:\n  # ./restore must exist; creates ./restore/etc\n  vmdkrecover cp web01.vmdk VolGroup00/LogVol00:/etc ./restore/\n  # guest paths: creates ./restore/boot and ./restore/fstab\n  vmdkrecover cp web01.vmdk /boot /etc/fstab ./restore/\n  # the root's contents, with owners and xattrs\n  vmdkrecover cp -a web01.vmdk VolGroup00/LogVol00:/ ./rootfs\n  vmdkrecover cp web01.vmdk sda1:/grub/grub.conf /tmp/grub.conf.old\n\nDEST ending in / must be an existing directory, and so must DEST with several SPECs.\nAn existing file is reported and kept (exit status 1) unless -f; -n skips it silently."
     )]
     Cp {
         #[command(flatten)]
