@@ -425,3 +425,23 @@ fn tar_of_a_guest_mount_point_names_members_by_the_guest_path() {
     }
     assert!(names.iter().all(|n| n.starts_with("boot/")), "{names:?}");
 }
+
+#[test]
+fn sigterm_exits_143() {
+    // export to a pipe nobody reads blocks once the pipe is full.
+    let mut child = Command::new(bin())
+        .args(["export", &vm(), "-o", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    assert!(stderr(&out).contains("SIGTERM"), "{}", stderr(&out));
+}

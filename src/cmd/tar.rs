@@ -518,3 +518,22 @@ impl Write for CountingWriter<'_> {
         self.out.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::pax_record;
+
+    /// POSIX.1-2008 pax, "pax Extended Header": "%d %s=%s\n", the length counting
+    /// the whole record including its own digits.
+    #[test]
+    fn pax_records_count_their_own_length() {
+        let mut r = Vec::new();
+        pax_record(&mut r, "mtime", b"1350244992.023960108");
+        assert_eq!(r, b"30 mtime=1350244992.023960108\n");
+        // Where the length gains a digit: 98 bytes of text need "101 ".
+        let mut r = Vec::new();
+        pax_record(&mut r, "k", &[b'v'; 94]);
+        assert_eq!(r.len(), 101);
+        assert!(r.starts_with(b"101 k="));
+    }
+}
