@@ -429,7 +429,7 @@ fn tar_of_a_guest_mount_point_names_members_by_the_guest_path() {
 #[test]
 fn sigterm_exits_143() {
     // export to a pipe nobody reads blocks once the pipe is full.
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(["export", &vm(), "-o", "-"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
