@@ -445,3 +445,56 @@ fn sigterm_exits_143() {
     assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
     assert!(stderr(&out).contains("SIGTERM"), "{}", stderr(&out));
 }
+
+/// Runs `cp` of the root LV with stderr on a pseudo-terminal (util-linux `script`)
+/// and returns what the terminal showed.
+fn cp_on_a_terminal(script: &str, term: &str, extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = format!("{} cp", bin());
+    for a in extra {
+        cmd.push_str(&format!(" {a}"));
+    }
+    cmd.push_str(&format!(
+        " {} VolGroup00/LogVol00:/ {}/r",
+        vm(),
+        dir.path().display()
+    ));
+    let out = Command::new(script)
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("TERM", term)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn progress_only_on_a_capable_terminal() {
+    // Not a terminal: the summary, no bar.
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_ok(&[
+        "cp",
+        &vm(),
+        "sda1:/",
+        dir.path().join("b").to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert!(err.contains("vmdkrecover: copied"), "{err}");
+    assert!(!err.contains("ETA") && !err.contains('\r'), "{err}");
+    let Some(script) = tool("script") else {
+        return;
+    };
+    let shown = cp_on_a_terminal(&script, "xterm", &[]);
+    assert!(
+        shown.contains("ETA"),
+        "no progress bar on a terminal: {shown}"
+    );
+    assert!(shown.contains("vmdkrecover: copied"), "{shown}");
+    let dumb = cp_on_a_terminal(&script, "dumb", &[]);
+    assert!(!dumb.contains("ETA"), "{dumb}");
+    let quiet = cp_on_a_terminal(&script, "xterm", &["-q"]);
+    assert!(
+        !quiet.contains("ETA") && !quiet.contains("copied"),
+        "{quiet}"
+    );
+}
