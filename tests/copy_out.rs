@@ -498,3 +498,30 @@ fn progress_only_on_a_capable_terminal() {
         "{quiet}"
     );
 }
+
+#[test]
+fn archives_and_images_are_never_written_to_a_terminal() {
+    let Some(script) = tool("script") else {
+        return;
+    };
+    for (cmd, says) in [
+        (
+            format!("{} tar {} sda1:/", bin(), vm()),
+            "Refusing to write archive contents to terminal",
+        ),
+        (
+            format!("{} export {} -o -", bin(), vm()),
+            "refusing to write a disk image to a terminal",
+        ),
+    ] {
+        let out = Command::new(&script)
+            .args(["-qec", &cmd, "/dev/null"])
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {shown}");
+        assert!(shown.contains(says), "{cmd}: {shown}");
+        // Nothing but the message: no archive bytes reached the terminal.
+        assert!(shown.len() < 300, "{cmd}: {shown}");
+    }
+}
