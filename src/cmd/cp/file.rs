@@ -30,8 +30,11 @@ fn transient(e: &fsapi::Error) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if matches!(io.raw_os_error(), Some(libc_eio) if libc_eio == 5 || libc_eio == 110)
-                || io.kind() == std::io::ErrorKind::TimedOut
+            let errno = io.raw_os_error().map(nix::errno::Errno::from_raw);
+            if matches!(
+                errno,
+                Some(nix::errno::Errno::EIO | nix::errno::Errno::ETIMEDOUT)
+            ) || io.kind() == std::io::ErrorKind::TimedOut
             {
                 return true;
             }
