@@ -39,6 +39,13 @@ fn transient(e: &fsapi::Error) -> bool {
                 return true;
             }
         }
+        // The layers below re-wrap host errors as text (`io::Error::new(kind,
+        // "FILE: error")`, or inside a reader's own message), which drops the errno
+        // but keeps std's "(os error N)".
+        let text = err.to_string();
+        if text.contains("(os error 5)") || text.contains("(os error 110)") {
+            return true;
+        }
         cur = err.source();
     }
     false
@@ -72,17 +79,23 @@ impl Copier<'_> {
         }
     }
 
-    /// A positional read with `--retries` further attempts on transient errors.
-    fn read_retrying(&self, ino: u64, pos: u64, buf: &mut [u8]) -> Result<usize> {
+    /// `op` with `--retries` further attempts on transient errors (`what` names
+    /// the read in the warning).
+    fn retrying<T>(
+        &self,
+        what: &dyn Fn() -> String,
+        op: &mut dyn FnMut() -> fsapi::Result<T>,
+    ) -> Result<T> {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 0u32;
         loop {
-            match self.fs.read_at(ino, pos, buf) {
-                Ok(n) => return Ok(n),
+            match op() {
+                Ok(v) => return Ok(v),
                 Err(e) if attempt < self.opts.retries && transient(&e) => {
                     attempt = attempt.saturating_add(1);
                     self.progress.eprintln(&format!(
-                        "vmdkrecover: warning: read at offset {pos} failed ({e}); retry {attempt} of {} in {backoff:?}",
+                        "vmdkrecover: warning: {} failed ({e}); retry {attempt} of {} in {backoff:?}",
+                        what(),
                         self.opts.retries
                     ));
                     std::thread::sleep(backoff);
@@ -91,6 +104,14 @@ impl Copier<'_> {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// A positional read with `--retries`.
+    fn read_retrying(&self, job: &FileJob, pos: u64, buf: &mut [u8]) -> Result<usize> {
+        self.retrying(
+            &|| format!("{}: read at offset {pos}", self.shown(&job.src)),
+            &mut || self.fs.read_at(job.inode.ino, pos, buf),
+        )
     }
 
     /// Copies one regular file into `dir`, the directory of `job.dst`; false when
@@ -108,13 +129,16 @@ impl Copier<'_> {
         let mut written_to = 0u64;
         // Unreadable ranges (offset, length) with --salvage.
         let mut bad: Vec<(u64, u64)> = Vec::new();
-        let runs = match self.fs.file_runs(job.inode.ino) {
+        let runs = match self.retrying(
+            &|| format!("{}: reading the block map", self.shown(&job.src)),
+            &mut || self.fs.file_runs(job.inode.ino),
+        ) {
             Ok(r) => r,
             // The block map itself is damaged: read the whole file block by block
             // (what reads is kept, what fails becomes a hole).
             Err(e) if self.opts.salvage => {
                 self.progress.eprintln(&format!(
-                    "vmdkrecover: warning: {}: {e}; salvaging the whole file",
+                    "vmdkrecover: warning: {}: {e:#}; salvaging the whole file",
                     self.shown(&job.src)
                 ));
                 vec![fsapi::FileRun::Data {
@@ -123,7 +147,7 @@ impl Copier<'_> {
                     physical: 0,
                 }]
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         for run in runs {
             // Holes and unwritten (preallocated) runs read as zeros: both stay holes.
@@ -137,7 +161,7 @@ impl Copier<'_> {
                     .unwrap_or(usize::MAX)
                     .min(buf.len());
                 let chunk = &mut buf[..want];
-                let n = match self.read_retrying(job.inode.ino, pos, chunk) {
+                let n = match self.read_retrying(job, pos, chunk) {
                     Ok(n) => n,
                     Err(e) if self.opts.salvage => {
                         self.salvage_chunk(job, pos, chunk, out, &mut bad, &e)?;
