@@ -48,7 +48,7 @@ impl Dest {
 
     /// Where a SPEC whose path (as typed, made absolute) is `given` lands, and
     /// whether a root's contents merge into DEST.
-    pub fn place_for(&self, given: &[u8], _inode: &fsapi::Metadata) -> Result<(PathBuf, bool)> {
+    pub fn place_for(&self, given: &[u8]) -> Result<(PathBuf, bool)> {
         let is_root = given == b"/";
         if !self.is_dir {
             return Ok((self.path.clone(), false));

@@ -80,7 +80,7 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
                 .lookup(&target.path)
                 .with_context(|| target.display.clone())?;
             let inode = target.fs.fs.metadata(ino)?;
-            let (dst, merge_root) = dest.place_for(&given, &inode)?;
+            let (dst, merge_root) = dest.place_for(&given)?;
             Ok((given, target, inode, dst, merge_root))
         })();
         let (given, target, inode, dst, merge_root) = match planned {
