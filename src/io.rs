@@ -81,7 +81,9 @@ impl DestDir {
 /// temporary file beside the destination is renamed into place.
 pub enum StagedFile {
     Unnamed(std::fs::File),
-    Named(tempfile::NamedTempFile),
+    /// The named fallback, listed in [`crate::output`]'s registry of live temporary
+    /// files while it exists (a signal removes it).
+    Named(tempfile::NamedTempFile, crate::output::LiveTemp),
 }
 
 /// How an O_TMPFILE inode gets its name: `linkat(fd, "", AT_EMPTY_PATH)` where the
@@ -91,24 +93,32 @@ static EMPTY_PATH_LINK_FAILS: AtomicBool = AtomicBool::new(false);
 
 impl StagedFile {
     /// A new, empty file to be placed in `dir` later; `hint` names the temporary
-    /// file where one is needed.
-    pub fn new_in(dir: &DestDir, hint: &OsStr) -> io::Result<Self> {
+    /// file where one is needed. `mode` is the creation mode, which the kernel
+    /// reduces by the umask (open(2)): `cp` passes 0o600 and sets the source's
+    /// mode later, the single-file outputs 0o666 so that they come out as any
+    /// other program's output would.
+    pub fn new_in(dir: &DestDir, hint: &OsStr, mode: u32) -> io::Result<Self> {
         let unnamed = fs::openat(
             &dir.fd,
             ".",
             OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
+            Mode::from_raw_mode(mode),
         );
         match unnamed {
             Ok(fd) => Ok(StagedFile::Unnamed(std::fs::File::from(fd))),
-            Err(_) => tempfile::Builder::new()
-                .prefix(&format!(
-                    ".{}.",
-                    hint.to_string_lossy().chars().take(100).collect::<String>()
-                ))
-                .suffix(".vmdkrecover-partial")
-                .tempfile_in(&dir.path)
-                .map(StagedFile::Named),
+            Err(_) => {
+                use std::os::unix::fs::PermissionsExt;
+                let t = tempfile::Builder::new()
+                    .prefix(&format!(
+                        ".{}.",
+                        hint.to_string_lossy().chars().take(100).collect::<String>()
+                    ))
+                    .suffix(crate::output::PARTIAL_SUFFIX)
+                    .permissions(std::fs::Permissions::from_mode(mode))
+                    .tempfile_in(&dir.path)?;
+                let live = crate::output::LiveTemp::new(t.path());
+                Ok(StagedFile::Named(t, live))
+            }
         }
     }
 
@@ -116,7 +126,7 @@ impl StagedFile {
     pub fn file(&self) -> &std::fs::File {
         match self {
             StagedFile::Unnamed(file) => file,
-            StagedFile::Named(t) => t.as_file(),
+            StagedFile::Named(t, _) => t.as_file(),
         }
     }
 
@@ -124,13 +134,16 @@ impl StagedFile {
     /// [`StagedFile::new_in`]). An existing `name` is an error unless `replace`.
     pub fn place(self, dir: &DestDir, name: &OsStr, replace: bool) -> io::Result<()> {
         let file = match self {
-            StagedFile::Named(t) => {
+            StagedFile::Named(t, live) => {
                 let dst = dir.path.join(name);
-                return if replace {
+                let r = if replace {
                     t.persist(dst).map(drop).map_err(|e| e.error)
                 } else {
                     t.persist_noclobber(dst).map(drop).map_err(|e| e.error)
                 };
+                // Placed, or (on error) removed by tempfile's drop: no longer live.
+                drop(live);
+                return r;
             }
             StagedFile::Unnamed(file) => file,
         };
@@ -158,7 +171,7 @@ impl StagedFile {
                 // the temporary name is removed again if the rename fails.
                 let tmp = tempfile::Builder::new()
                     .prefix(".vmdkrecover-")
-                    .suffix(".partial")
+                    .suffix(crate::output::PARTIAL_SUFFIX)
                     .make_in(&dir.path, |p| link(p.file_name().unwrap_or_default()))?
                     .into_temp_path();
                 let tmp_name = tmp.file_name().unwrap_or_default();

@@ -17,6 +17,8 @@ pub mod guest;
 pub mod io;
 pub mod manifest;
 pub mod names;
+pub mod output;
+pub mod progress;
 pub use partitions;
 pub mod spec;
 pub mod stack;

@@ -27,6 +27,9 @@ volume or path cannot be opened.";
 #[derive(Parser)]
 #[command(name = "vmdkrecover", version, about = "Recover files from VMware virtual disks (VMDK -> partitions -> LVM2 -> ext2/3/4), read-only, without root", after_help = EXAMPLES)]
 struct Cli {
+    /// No progress display and no summary line (errors and warnings are still printed).
+    #[arg(short = 'q', long = "quiet", global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -161,15 +164,16 @@ enum Command {
         #[arg(long, action = clap::ArgAction::Help)]
         help: Option<bool>,
     },
-    /// Write a file's contents to standard output (symlinks followed inside the guest).
+    /// Write files' contents to standard output, in order (symlinks followed inside the guest).
     #[command(
-        after_help = "Example:\n  vmdkrecover cat web01.vmdk VolGroup00/LogVol00:/etc/fstab"
+        after_help = "Examples:\n  vmdkrecover cat web01.vmdk VolGroup00/LogVol00:/etc/fstab\n  vmdkrecover cat web01.vmdk /etc/passwd /etc/group"
     )]
     Cat {
         #[command(flatten)]
         image: ImageArgs,
-        /// VOLUME:PATH or a guest path.
-        spec: String,
+        /// VOLUME:PATH or guest paths.
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<String>,
     },
     /// Show an inode's metadata: type, mode, owner, size, times, links, xattrs.
     #[command(
@@ -234,7 +238,7 @@ enum Command {
     },
     /// Copy files and trees out, like `cp -r` (symlinks kept, hard links kept, modes and times kept).
     #[command(
-        after_help = "Examples:\n  vmdkrecover cp web01.vmdk VolGroup00/LogVol00:/etc ./restore/        (creates ./restore/etc)\n  vmdkrecover cp -a web01.vmdk VolGroup00/LogVol00:/ ./rootfs           (the root's contents, owners and xattrs)\n  vmdkrecover cp web01.vmdk sda1:/grub/grub.conf /tmp/grub.conf.old"
+        after_help = "Examples:\n  # ./restore must exist; creates ./restore/etc\n  vmdkrecover cp web01.vmdk VolGroup00/LogVol00:/etc ./restore/\n  # guest paths: creates ./restore/boot and ./restore/fstab\n  vmdkrecover cp web01.vmdk /boot /etc/fstab ./restore/\n  # the root's contents, with owners and xattrs\n  vmdkrecover cp -a web01.vmdk VolGroup00/LogVol00:/ ./rootfs\n  vmdkrecover cp web01.vmdk sda1:/grub/grub.conf /tmp/grub.conf.old\n\nDEST ending in / must be an existing directory, and so must DEST with several SPECs.\nAn existing file is reported and kept (exit status 1) unless -f; -n skips it silently."
     )]
     Cp {
         #[command(flatten)]
@@ -246,11 +250,32 @@ enum Command {
         #[arg(short = 'a', long = "archive")]
         archive: bool,
         /// Replace existing destination files.
-        #[arg(long)]
+        #[arg(short = 'f', long)]
         force: bool,
+        /// Skip existing destination files silently (instead of reporting each).
+        #[arg(short = 'n', long = "no-clobber", conflicts_with = "force")]
+        no_clobber: bool,
+        /// Accepted for cp compatibility: the copy is always recursive.
+        #[arg(short = 'r', short_alias = 'R', long = "recursive")]
+        recursive: bool,
+        /// Print 'SRC' -> 'DEST' for every object made.
+        #[arg(short = 'v', long)]
+        verbose: bool,
         /// Copy with this many threads (default: the number of CPUs).
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
+        /// Retry a read that fails with EIO or ETIMEDOUT this many times (exponential backoff).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        retries: u32,
+        /// Copy every readable byte of a damaged file (zeros for unreadable ranges) as NAME.partial.
+        #[arg(long)]
+        salvage: bool,
+        /// With --salvage, give a salvaged file its own name instead of NAME.partial.
+        #[arg(long, requires = "salvage")]
+        salvage_in_place: bool,
+        /// Print a JSON summary (counts, salvaged files and their unreadable ranges) on standard output.
+        #[arg(long)]
+        json: bool,
     },
     /// Write a tree as a tar archive (to a file, or - for standard output).
     #[command(
@@ -261,12 +286,15 @@ enum Command {
         image: ImageArgs,
         /// VOLUME:PATH or a guest path.
         spec: String,
-        /// Output file, or - for standard output.
+        /// Output file, or - for standard output (refused when it is a terminal).
         #[arg(short = 'o', value_name = "FILE|-", default_value = "-")]
         output: String,
         /// Replace an existing output file.
-        #[arg(long)]
+        #[arg(short = 'f', long)]
         force: bool,
+        /// Compress the archive with gzip.
+        #[arg(short = 'z', long)]
+        gzip: bool,
     },
     /// Write the whole virtual disk, or one volume, as a raw image (holes kept as holes).
     #[command(
@@ -281,7 +309,7 @@ enum Command {
         #[arg(short = 'o', value_name = "FILE|-", required = true)]
         output: String,
         /// Replace an existing output file.
-        #[arg(long)]
+        #[arg(short = 'f', long)]
         force: bool,
     },
     /// Mount a guest filesystem read-only with FUSE (foreground; Ctrl-C, SIGTERM or fusermount3 -u unmounts).
@@ -398,6 +426,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    vmdkrecover::progress::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Info { image, json } => cmd::info::run(&image.into_opts(), json),
         Command::Ls {
@@ -437,7 +466,7 @@ fn main() -> ExitCode {
             };
             cmd::ls::run(&image.into_opts(), &specs, &opts)
         })(),
-        Command::Cat { image, spec } => cmd::cat::run(&image.into_opts(), &spec),
+        Command::Cat { image, specs } => cmd::cat::run(&image.into_opts(), &specs),
         Command::Stat {
             image,
             spec,
@@ -477,14 +506,27 @@ fn main() -> ExitCode {
             args,
             archive,
             force,
+            no_clobber,
+            recursive: _,
+            verbose,
             threads,
+            retries,
+            salvage,
+            salvage_in_place,
+            json,
         } => cmd::cp::run(
             &image.into_opts(),
             &args,
             &cmd::cp::CopyOptions {
                 archive,
                 force,
+                no_clobber,
+                verbose,
                 threads,
+                retries,
+                salvage,
+                salvage_in_place,
+                json,
             },
         ),
         Command::Tar {
@@ -492,7 +534,13 @@ fn main() -> ExitCode {
             spec,
             output,
             force,
-        } => cmd::tar::run(&image.into_opts(), &spec, &output, force),
+            gzip,
+        } => cmd::tar::run(
+            &image.into_opts(),
+            &spec,
+            &output,
+            &cmd::tar::TarOptions { force, gzip },
+        ),
         Command::Export {
             image,
             volume,

@@ -85,13 +85,14 @@ pub fn rewrite(descriptor: &Path, extents: &[String], output: &Path) -> Result<O
     }
     let new_text =
         vmdk::descriptor::rewrite_extent_files(&text, extents).map_err(|e| anyhow!("{e}"))?;
-    let mut tmp = tempfile::Builder::new()
-        .suffix(".vmdkrecover-partial")
-        .tempfile_in(out_dir)?;
-    tmp.write_all(new_text.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist_noclobber(output)
-        .map_err(|e| anyhow!("{}: {}", output.display(), e.error))?;
+    // Staged, then placed without replacing anything (crate::output).
+    crate::output::install_signal_cleanup();
+    let out = crate::output::Output::create(output, false)?;
+    let mut f = out.file();
+    f.write_all(new_text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("{}: write failed", output.display()))?;
+    out.commit()?;
     eprintln!(
         "vmdkrecover: wrote {} (extent{} now {})",
         output.display(),

@@ -5,11 +5,10 @@
 use super::{Common, Outcome};
 use anyhow::{anyhow, bail, Context, Result};
 use bytesource::{ByteSource, SharedSource};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
 
 const CHUNK: usize = 1 << 20;
 
@@ -19,6 +18,19 @@ const MAP_WINDOW: u64 = 1 << 30;
 
 /// Runs `export`.
 pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> Result<Outcome> {
+    crate::output::install_signal_cleanup();
+    if output == "-" && std::io::stdout().is_terminal() {
+        bail!("refusing to write a disk image to a terminal (use -o FILE, or redirect standard output)");
+    }
+    // Checked before the image is opened: an existing output is refused at once.
+    let file_out = if output == "-" {
+        None
+    } else {
+        Some(crate::output::Output::create(
+            std::path::Path::new(output),
+            force,
+        )?)
+    };
     let stack = common.open()?;
     // A whole disk also brings its allocation map: unallocated and zero grains are
     // neither read nor written (as `qemu-img convert` skips them by block status).
@@ -45,17 +57,7 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
         }
     };
     let size = src.len();
-    let started = Instant::now();
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(size),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = crate::progress::Progress::new(size, false);
     // The window's bytes as pieces of at most CHUNK: (start, length, holds data).
     let pieces = |window: u64, wlen: u64| -> Result<Vec<(u64, usize, bool)>> {
         let runs = match disk {
@@ -96,26 +98,14 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
                 } else {
                     buf[..n].fill(0);
                 }
-                out.write_all(&buf[..n])?;
-                bar.inc(n as u64);
+                out.write_all(&buf[..n]).context("standard output")?;
+                bar.bytes(n as u64);
             }
             window += wlen;
         }
-        out.flush()?;
-    } else {
-        let path = std::path::Path::new(output);
-        if !force && std::fs::symlink_metadata(path).is_ok() {
-            bail!("{output}: already exists (use --force to replace)");
-        }
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .suffix(".vmdkrecover-partial")
-            .tempfile_in(dir)
-            .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
-        let f = tmp.as_file();
+        out.flush().context("standard output")?;
+    } else if let Some(tmp) = file_out {
+        let f = tmp.file();
         // A file takes writes at any offset, so compressed (stream-optimized) grains
         // are inflated by several threads. Plain data is copied by one: buffered
         // writes to one file serialize on its inode lock, and two writers only
@@ -138,7 +128,7 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
                 if data {
                     data_pieces.push((pos, n));
                 } else {
-                    bar.inc(n as u64);
+                    bar.bytes(n as u64);
                 }
             }
             let next = AtomicUsize::new(0);
@@ -165,7 +155,7 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
                                 next.store(data_pieces.len(), Ordering::Relaxed);
                                 break;
                             }
-                            bar.inc(n as u64);
+                            bar.bytes(n as u64);
                         }
                     });
                 }
@@ -175,19 +165,14 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
             }
             window += wlen;
         }
-        f.set_len(size)?;
-        if force {
-            tmp.persist(path).map_err(|e| e.error)?;
-        } else {
-            tmp.persist_noclobber(path).map_err(|e| e.error)?;
-        }
+        f.set_len(size)
+            .with_context(|| format!("{output}: write failed"))?;
+        tmp.commit()?;
     }
-    bar.finish_and_clear();
-    let secs = started.elapsed().as_secs_f64();
-    let mib = size as f64 / (1024.0 * 1024.0);
-    eprintln!(
-        "vmdkrecover: exported {name} ({mib:.1} MiB) in {secs:.2} s ({:.0} MiB/s)",
-        if secs > 0.0 { mib / secs } else { 0.0 }
-    );
+    let secs = bar.finish();
+    crate::progress::summary(&format!(
+        "vmdkrecover: exported {name} {}",
+        crate::progress::rate(size, secs)
+    ));
     Ok(Outcome::default())
 }

@@ -75,8 +75,11 @@ pub fn finish(result: Result<Outcome>) -> ExitCode {
         Ok(o) if o.failures == 0 && o.warnings == 0 => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(e) => {
+            // The reader went away (`| head`): the output is incomplete, so not
+            // success, but the reader knows; exit 1 without a message, as GNU
+            // tools killed by SIGPIPE report failure without one.
             if is_broken_pipe(&e) {
-                return ExitCode::SUCCESS;
+                return ExitCode::from(1);
             }
             let mut msg = String::new();
             for (i, cause) in e.chain().enumerate() {

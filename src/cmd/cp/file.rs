@@ -1,0 +1,268 @@
+//! Copying regular files' data: each file is staged ([`crate::io::StagedFile`]),
+//! written as large positional reads of its data runs (holes and unwritten extents
+//! stay holes), given its metadata and only then its name. A read that fails with
+//! EIO or ETIMEDOUT (a flaky NFS or SAN under the image) is tried again `--retries`
+//! times with exponential backoff before the file is reported. With `--salvage` a
+//! range that still cannot be read is left as a hole (zeros), named on stderr and in
+//! the `--json` summary, and the file is placed as `NAME.partial` (unless
+//! `--salvage-in-place`) so that it is never mistaken for a good copy.
+
+use super::walk::{Copier, FileJob};
+use anyhow::{anyhow, bail, Context, Result};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Size of each data read and write.
+pub(super) const CHUNK: usize = 1 << 20;
+
+/// With `--salvage`, a chunk that cannot be read is read again in pieces of this
+/// size (a sector, the smallest unit any layer below maps), so that only the
+/// unreadable blocks are lost.
+const SALVAGE_PIECE: usize = 512;
+
+/// First backoff of a retried read; doubled each time, at most [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// True for the errors a retry may cure: EIO and ETIMEDOUT from the host.
+fn transient(e: &fsapi::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            let errno = io.raw_os_error().map(nix::errno::Errno::from_raw);
+            if matches!(
+                errno,
+                Some(nix::errno::Errno::EIO | nix::errno::Errno::ETIMEDOUT)
+            ) || io.kind() == std::io::ErrorKind::TimedOut
+            {
+                return true;
+            }
+        }
+        // The layers below re-wrap host errors as text (`io::Error::new(kind,
+        // "FILE: error")`, or inside a reader's own message), which drops the errno
+        // but keeps std's "(os error N)".
+        let text = err.to_string();
+        if text.contains("(os error 5)") || text.contains("(os error 110)") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+impl Copier<'_> {
+    /// Copies one directory's batch of files, named relative to that directory.
+    pub(super) fn copy_batch(&self, batch: &[FileJob], buf: &mut [u8]) {
+        let Some(parent) = batch.first().and_then(|j| j.dst.parent()) else {
+            return;
+        };
+        let dir = match crate::io::DestDir::open(parent) {
+            Ok(d) => d,
+            Err(e) => {
+                for job in batch {
+                    self.fail(&job.src, &anyhow!("{}: {e}", parent.display()));
+                }
+                return;
+            }
+        };
+        for job in batch {
+            match self.copy_file(job, &dir, buf) {
+                Ok(true) => {
+                    self.stats.files.fetch_add(1, Ordering::Relaxed);
+                    self.made(&job.src, &job.dst);
+                }
+                Ok(false) => {}
+                Err(e) => self.fail(&job.src, &e),
+            }
+            self.progress.file_done();
+        }
+    }
+
+    /// `op` with `--retries` further attempts on transient errors (`what` names
+    /// the read in the warning).
+    fn retrying<T>(
+        &self,
+        what: &dyn Fn() -> String,
+        op: &mut dyn FnMut() -> fsapi::Result<T>,
+    ) -> Result<T> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 0u32;
+        loop {
+            match op() {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt < self.opts.retries && transient(&e) => {
+                    attempt = attempt.saturating_add(1);
+                    self.progress.eprintln(&format!(
+                        "vmdkrecover: warning: {} failed ({e}); retry {attempt} of {} in {backoff:?}",
+                        what(),
+                        self.opts.retries
+                    ));
+                    std::thread::sleep(backoff);
+                    backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// A positional read with `--retries`.
+    fn read_retrying(&self, job: &FileJob, pos: u64, buf: &mut [u8]) -> Result<usize> {
+        self.retrying(
+            &|| format!("{}: read at offset {pos}", self.shown(&job.src)),
+            &mut || self.fs.read_at(job.inode.ino, pos, buf),
+        )
+    }
+
+    /// Copies one regular file into `dir`, the directory of `job.dst`; false when
+    /// `-n` skipped it because the name exists.
+    fn copy_file(&self, job: &FileJob, dir: &crate::io::DestDir, buf: &mut [u8]) -> Result<bool> {
+        let name = job
+            .dst
+            .file_name()
+            .ok_or_else(|| anyhow!("{}: no file name", job.dst.display()))?;
+        // Created owner-only; the source's mode is set before it gets its name.
+        let staged = crate::io::StagedFile::new_in(dir, name, 0o600)
+            .with_context(|| format!("{}: cannot create a temporary file", dir.path().display()))?;
+        let out = staged.file();
+        let size = job.inode.size;
+        let mut written_to = 0u64;
+        // Unreadable ranges (offset, length) with --salvage.
+        let mut bad: Vec<(u64, u64)> = Vec::new();
+        let runs = match self.retrying(
+            &|| format!("{}: reading the block map", self.shown(&job.src)),
+            &mut || self.fs.file_runs(job.inode.ino),
+        ) {
+            Ok(r) => r,
+            // The block map itself is damaged: read the whole file block by block
+            // (what reads is kept, what fails becomes a hole).
+            Err(e) if self.opts.salvage => {
+                self.progress.eprintln(&format!(
+                    "vmdkrecover: warning: {}: {e:#}; salvaging the whole file",
+                    self.shown(&job.src)
+                ));
+                vec![fsapi::FileRun::Data {
+                    offset: 0,
+                    len: size,
+                    physical: 0,
+                }]
+            }
+            Err(e) => return Err(e),
+        };
+        for run in runs {
+            // Holes and unwritten (preallocated) runs read as zeros: both stay holes.
+            let fsapi::FileRun::Data { offset, len, .. } = run else {
+                continue;
+            };
+            let end = offset.saturating_add(len).min(size);
+            let mut pos = offset;
+            while pos < end {
+                let want = usize::try_from(end - pos)
+                    .unwrap_or(usize::MAX)
+                    .min(buf.len());
+                let chunk = &mut buf[..want];
+                let n = match self.read_retrying(job, pos, chunk) {
+                    Ok(n) => n,
+                    Err(e) if self.opts.salvage => {
+                        self.salvage_chunk(job, pos, chunk, out, &mut bad, &e)?;
+                        pos += want as u64;
+                        written_to = pos;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                if n == 0 {
+                    bail!("unexpected end of file data at offset {pos} of {size}");
+                }
+                let data = &chunk[..n];
+                // A block that reads as zeros inside a data run (preallocated space
+                // the guest never wrote) stays data: cp keeps what the fs says.
+                out.write_all_at(data, pos)
+                    .with_context(|| format!("{}: write failed", job.dst.display()))?;
+                pos += n as u64;
+                written_to = pos;
+                self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                self.progress.bytes(n as u64);
+            }
+        }
+        // Trailing hole (and files that are all hole): the size alone makes it.
+        if written_to < size {
+            out.set_len(size)?;
+        }
+        self.finish_file(&job.inode, out, &job.dst)?;
+        let partial_name;
+        let (name, shown_dst) = if bad.is_empty() || self.opts.salvage_in_place {
+            (name, job.dst.clone())
+        } else {
+            let mut n = name.to_os_string();
+            n.push(".partial");
+            partial_name = n;
+            (
+                partial_name.as_os_str(),
+                job.dst.with_file_name(&partial_name),
+            )
+        };
+        if !bad.is_empty() {
+            let lost: u64 = bad.iter().map(|r| r.1).sum();
+            let ranges: Vec<String> = bad
+                .iter()
+                .map(|(o, l)| format!("{o}-{}", o.saturating_add(*l)))
+                .collect();
+            self.progress.eprintln(&format!(
+                "vmdkrecover: {}: {lost} unreadable bytes left as zeros (byte ranges {}); written as {}",
+                self.shown(&job.src),
+                ranges.join(", "),
+                shown_dst.display()
+            ));
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut s) = self.salvaged.lock() {
+                s.push((shown_dst.display().to_string(), bad));
+            }
+        }
+        match staged.place(dir, name, self.opts.force) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && self.opts.no_clobber => {
+                self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+                Ok(false)
+            }
+            Err(e) => Err(crate::output::placement_error(&shown_dst, &e)),
+        }
+    }
+
+    /// `--salvage`: reads a chunk that failed in [`SALVAGE_PIECE`]s, writing what
+    /// can be read and leaving the rest as a hole, noted in `bad`.
+    fn salvage_chunk(
+        &self,
+        job: &FileJob,
+        start: u64,
+        chunk: &mut [u8],
+        out: &std::fs::File,
+        bad: &mut Vec<(u64, u64)>,
+        first: &anyhow::Error,
+    ) -> Result<()> {
+        self.progress.eprintln(&format!(
+            "vmdkrecover: warning: {}: read at offset {start} failed ({first:#}); salvaging",
+            self.shown(&job.src)
+        ));
+        let mut at = 0usize;
+        while at < chunk.len() {
+            let len = SALVAGE_PIECE.min(chunk.len() - at);
+            let pos = start + at as u64;
+            let piece = &mut chunk[at..at + len];
+            match self.fs.read_at(job.inode.ino, pos, piece) {
+                Ok(n) if n > 0 => {
+                    out.write_all_at(&piece[..n], pos)
+                        .with_context(|| format!("{}: write failed", job.dst.display()))?;
+                    self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                _ => match bad.last_mut() {
+                    Some((o, l)) if *o + *l == pos => *l += len as u64,
+                    _ => bad.push((pos, len as u64)),
+                },
+            }
+            self.progress.bytes(len as u64);
+            at += len;
+        }
+        Ok(())
+    }
+}
