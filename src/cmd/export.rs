@@ -174,5 +174,15 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
         "vmdkrecover: exported {name} {}",
         crate::progress::rate(size, secs)
     ));
-    Ok(Outcome::default())
+    // Damage the disk layer noticed while opening (a stream-optimized file indexed
+    // by scanning, a marker beyond the capacity ignored, a redundant grain directory
+    // used) may mean the image is incomplete: say so, and exit 1.
+    let damage = disk.map(|d| d.warnings()).unwrap_or_default();
+    for w in &damage {
+        eprintln!("vmdkrecover: {name}: warning: {w}");
+    }
+    Ok(Outcome {
+        failures: u64::try_from(damage.len()).unwrap_or(u64::MAX),
+        ..Outcome::default()
+    })
 }

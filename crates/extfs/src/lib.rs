@@ -575,7 +575,10 @@ impl Filesystem {
         }
         let bs = self.block_size();
         let end = end.min(self.sb.s_blocks_count);
-        let n = (READ_AHEAD_BYTES / bs.max(1)).min(end.saturating_sub(block));
+        let n = READ_AHEAD_BYTES
+            .checked_div(bs)
+            .unwrap_or(1)
+            .min(end.saturating_sub(block));
         if n <= 1 {
             return self.read_block(block);
         }
