@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Size of each data read and write.
-pub(super) const CHUNK: usize = 1 << 20;
+pub(super) const CHUNK: usize = 8 << 20;
 
 /// With `--salvage`, a chunk that cannot be read is read again in pieces of this
 /// size (a sector, the smallest unit any layer below maps), so that only the
