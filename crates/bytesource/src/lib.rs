@@ -217,7 +217,22 @@ pub struct FileSource {
     id: (u64, u64),
     /// Large reads of this file have been slow: split them.
     far: std::sync::atomic::AtomicBool,
+    /// Consecutive slow large reads so far.
+    slow_streak: std::sync::atomic::AtomicU32,
 }
+
+/// Files of the process currently marked far away.
+static FAR_FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// True while some input file is marked far away (its large reads are slower than
+/// local storage): callers then issue larger reads, to keep more in flight.
+pub fn far_reads_seen() -> bool {
+    FAR_FILES.load(Ordering::Relaxed) > 0
+}
+
+/// Consecutive slow large reads that mark a file far away: one slow read (a page
+/// reclaim, a cold block of a local disk) is not enough.
+const SLOW_STREAK: u32 = 3;
 
 /// Reads of at least this many bytes may be split into pieces read in parallel.
 pub const PARALLEL_MIN: usize = 256 << 10;
@@ -290,6 +305,7 @@ impl FileSource {
             path: path.to_path_buf(),
             id,
             far: std::sync::atomic::AtomicBool::new(false),
+            slow_streak: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -313,6 +329,9 @@ impl FileSource {
 impl Drop for FileSource {
     fn drop(&mut self) {
         LIVE_FILES.fetch_sub(1, Ordering::Relaxed);
+        if self.far.load(Ordering::Relaxed) {
+            FAR_FILES.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -343,8 +362,8 @@ impl ByteSource for FileSource {
         self.len
     }
     /// Reads below [`PARALLEL_MIN`] bytes, and every read of a file that has been
-    /// fast, are one `pread`. A large read that was slow marks the file as far
-    /// away; from then on large reads are split into up to `VMDKRECOVER_IO_DEPTH`
+    /// fast, are one `pread`. Three large reads in a row that were slow mark the
+    /// file as far away; from then on large reads are split into up to `VMDKRECOVER_IO_DEPTH`
     /// pieces read at once, which hides the per-request latency of NFS or FUSE the
     /// way several readers would. A split read that is fast again clears the mark.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -369,10 +388,22 @@ impl ByteSource for FileSource {
             .saturating_mul(1000)
             .checked_div(buf.len() as u128)
             .unwrap_or(0);
-        if !far && ps_per_byte > FAR_PS_PER_BYTE {
-            self.far.store(true, Ordering::Relaxed);
-        } else if far && ps_per_byte.saturating_mul(8) < FAR_PS_PER_BYTE {
-            self.far.store(false, Ordering::Relaxed);
+        if !far {
+            if ps_per_byte > FAR_PS_PER_BYTE {
+                let streak = self.slow_streak.fetch_add(1, Ordering::Relaxed);
+                if streak.saturating_add(1) >= SLOW_STREAK
+                    && !self.far.swap(true, Ordering::Relaxed)
+                {
+                    FAR_FILES.fetch_add(1, Ordering::Relaxed);
+                }
+            } else {
+                self.slow_streak.store(0, Ordering::Relaxed);
+            }
+        } else if ps_per_byte.saturating_mul(2) < FAR_PS_PER_BYTE {
+            self.slow_streak.store(0, Ordering::Relaxed);
+            if self.far.swap(false, Ordering::Relaxed) {
+                FAR_FILES.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         result.map_err(|e| read_error(&self.path, offset, e))
     }
@@ -733,6 +764,7 @@ mod tests {
         let mut b = vec![0u8; 1 << 20];
         assert!(read_pieces(&src.file, 2_500_000, &mut b, 8).is_err());
         src.far.store(true, Ordering::Relaxed);
+        FAR_FILES.fetch_add(1, Ordering::Relaxed);
         let mut c = vec![0u8; 2_000_000];
         src.read_at(100, &mut c).unwrap();
         assert_eq!(c, data[100..2_000_100]);

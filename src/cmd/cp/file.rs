@@ -13,8 +13,12 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Size of each data read and write.
+/// Size of the copy buffer, and of each data read and write once the disk has
+/// turned out to be far away (NFS, FUSE): several MiB in flight per file.
 pub(super) const CHUNK: usize = 8 << 20;
+/// Size of each read and write while the disk is local: 1 MiB stays in the CPU's
+/// caches between the read and the write (8 MiB made a page-cache copy 1.8x slower).
+const LOCAL_CHUNK: usize = 1 << 20;
 
 /// With `--salvage`, a chunk that cannot be read is read again in pieces of this
 /// size (a sector, the smallest unit any layer below maps), so that only the
@@ -157,9 +161,15 @@ impl Copier<'_> {
             let end = offset.saturating_add(len).min(size);
             let mut pos = offset;
             while pos < end {
+                let step = if bytesource::far_reads_seen() {
+                    CHUNK
+                } else {
+                    LOCAL_CHUNK
+                };
                 let want = usize::try_from(end - pos)
                     .unwrap_or(usize::MAX)
-                    .min(buf.len());
+                    .min(buf.len())
+                    .min(step);
                 let chunk = &mut buf[..want];
                 let n = match self.read_retrying(job, pos, chunk) {
                     Ok(n) => n,
