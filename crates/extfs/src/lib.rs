@@ -584,7 +584,11 @@ impl Filesystem {
         }
         let bs_usize = usize::try_from(bs).unwrap_or(0);
         let mut buf = vec![0u8; usize::try_from(n.saturating_mul(bs)).unwrap_or(0)];
-        self.read_bytes(block.saturating_mul(bs), &mut buf)?;
+        if self.read_bytes(block.saturating_mul(bs), &mut buf).is_err() {
+            // A bad sector among the blocks read ahead must cost only the objects
+            // it holds: read the one block asked for on its own.
+            return self.read_block(block);
+        }
         let mut first = None;
         if let Ok(mut c) = self.cache.lock() {
             for (i, chunk) in buf.chunks(bs_usize.max(1)).enumerate() {
