@@ -60,7 +60,10 @@ ls_normalized() {
     awk -v p="$1" '/:$/ && index($0, p) == 1 {
             rest = substr($0, length(p) + 1); sub(/:$/, "", rest); sub(/^\//, "", rest)
             print (rest == "" ? ".:" : "./" rest ":"); next }
-        { gsub(/ +/, " "); print }'
+        { gsub(/ +/, " ");
+          # coreutils marks an ACL (+) or an SELinux context (.) after the mode;
+          # vmdkrecover ls -l does not (stat and cp -a show and keep them).
+          if (length($1) == 11 && $1 ~ /^[-dlcbps].*[.+]$/) $1 = substr($1, 1, 10); print }'
 }
 
 # compare_mount NAME IMAGE OFFSET SIZE VMDKRECOVER-ARGS...: vmdkrecover cp -a of a
