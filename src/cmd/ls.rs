@@ -375,8 +375,12 @@ impl Printer<'_> {
             return Ok(());
         }
         if total {
-            let sectors: u128 = rows.iter().map(|(_, it)| u128::from(it.md.blocks)).sum();
-            let bytes = sectors.saturating_mul(512);
+            // coreutils rounds each entry up to whole 1 KiB blocks, then adds them.
+            let kib: u128 = rows
+                .iter()
+                .map(|(_, it)| u128::from(it.md.blocks).div_ceil(2))
+                .sum();
+            let bytes = kib.saturating_mul(1024);
             if opts.human {
                 writeln!(
                     out,

@@ -54,7 +54,15 @@ impl From<&Inode> for fsapi::Metadata {
             flags: u64::from(i.flags),
             rdev: i.rdev,
             generation: i.generation,
-            blocks: i.blocks,
+            // The kernel's ext4_file_getattr adds an inline file's bytes, rounded
+            // up to sectors, to what i_blocks says (stat and ls -s show that).
+            blocks: if i.flags & crate::inode::EXT4_INLINE_DATA_FL != 0
+                && i.file_type == fsapi::FileType::Regular
+            {
+                i.blocks.saturating_add(i.size.div_ceil(512))
+            } else {
+                i.blocks
+            },
         }
     }
 }
