@@ -375,12 +375,9 @@ impl Printer<'_> {
             return Ok(());
         }
         if total {
-            // coreutils rounds each entry up to whole 1 KiB blocks, then adds them.
-            let kib: u128 = rows
-                .iter()
-                .map(|(_, it)| u128::from(it.md.blocks).div_ceil(2))
-                .sum();
-            let bytes = kib.saturating_mul(1024);
+            // coreutils adds the entries' 512-byte blocks, then rounds up to KiB.
+            let sectors: u128 = rows.iter().map(|(_, it)| u128::from(it.md.blocks)).sum();
+            let bytes = sectors.saturating_mul(512);
             if opts.human {
                 writeln!(
                     out,
