@@ -66,6 +66,30 @@ pub(crate) fn verify(buf: &[u8], off: usize) -> bool {
     stored == !crc
 }
 
+/// The XFS checksum of `buf` with the 4-byte CRC field at `crc_off` taken as zero
+/// (`xfs_start_cksum_update` + `xfs_end_cksum`, libxfs/xfs_cksum.h): the value that is
+/// stored little-endian at `crc_off`.
+pub(crate) fn xfs_cksum(buf: &[u8], crc_off: usize) -> u32 {
+    let head = buf.get(..crc_off).unwrap_or(buf);
+    let mut crc = crc32c(!0, head);
+    if buf.len() >= crc_off.saturating_add(4) {
+        crc = crc32c(crc, &[0u8; 4]);
+        crc = crc32c(
+            crc,
+            buf.get(crc_off.saturating_add(4)..).unwrap_or_default(),
+        );
+    }
+    !crc
+}
+
+/// Recomputes the XFS checksum of `buf` and stores it at `crc_off` (`xfs_update_cksum`).
+pub(crate) fn xfs_update_cksum(buf: &mut [u8], crc_off: usize) {
+    let crc = xfs_cksum(buf, crc_off);
+    if let Some(f) = buf.get_mut(crc_off..crc_off.saturating_add(4)) {
+        f.copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

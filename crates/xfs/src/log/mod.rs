@@ -34,9 +34,8 @@
 //!
 //! Module map: `record` (ring, record headers, cycle data), `head_tail`,
 //! `transaction` (op headers, reassembly), `items` (item formats), `replay`,
-//! `overlay` (all private), plus `sb` (superblock fields) and `crc`.
+//! `overlay` (all private), plus `sb` (superblock fields); checksums come from the crate's `crc` module.
 
-mod crc;
 mod head_tail;
 mod items;
 mod overlay;

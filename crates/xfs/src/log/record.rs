@@ -9,9 +9,9 @@
 use bytesource::ByteSource;
 use fsapi::Error;
 
-use super::crc::crc32c;
 use super::overlay::BBSIZE;
 use super::sb::{be32, be64, le32};
+use crate::crc::crc32c;
 
 /// `XLOG_HEADER_MAGIC_NUM`: never a valid cycle number, so a header block is told
 /// from a data block by its first word.

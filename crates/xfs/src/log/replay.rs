@@ -11,11 +11,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::crc::xfs_update_cksum;
 use super::items::{self, BufItem, IcreateItem, InodeItem, Item};
 use super::overlay::{Overlay, BBSIZE};
 use super::sb::{be16, be32, be64, le16, le32, le64, uuid_at, SbInfo};
 use super::transaction::Transaction;
+use crate::crc::xfs_update_cksum;
 
 /// `XFS_DINODE_MAGIC` "IN".
 const XFS_DINODE_MAGIC: u16 = 0x494e;
