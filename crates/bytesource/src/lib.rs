@@ -12,7 +12,8 @@
 //! ([`FileSource`], [`MemSource`], [`Window`], [`Counting`]); it knows nothing about
 //! any on-disk format. Every input file is opened through [`open_input`] (via
 //! [`FileSource::open`] or [`read_small_file`]), which refuses FIFOs and devices that
-//! would hang or never end.
+//! would hang or never end. [`field`] holds the little- and big-endian field readers
+//! the format crates share.
 
 use std::fs::File;
 use std::io;
@@ -20,6 +21,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+pub mod field;
 
 /// A fixed-length sequence of bytes readable at any offset, from any thread.
 pub trait ByteSource: Send + Sync {
