@@ -131,3 +131,8 @@ fn v5_4k_sectors_tree_equals_kernel_recovery() {
 fn v5_log_stripe_unit_tree_equals_kernel_recovery() {
     check("log-v5-lsunit");
 }
+
+#[test]
+fn unfinished_intent_tree_equals_kernel_recovery() {
+    check("log-intent");
+}
