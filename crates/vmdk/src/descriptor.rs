@@ -31,7 +31,7 @@
 //! tools write (CRLF, NUL padding, bare or quoted values, unknown keys kept in
 //! order). With nom each field would still need its own `map_err` to produce those
 //! messages, and spans would be recomputed from remaining-input lengths as here; the
-//! result was not shorter. The `descriptor` fuzz target covers this parser.
+//! result was not shorter. The `vmdk_descriptor` fuzz target covers this parser.
 
 use crate::Error;
 use std::ops::Range;
