@@ -51,7 +51,7 @@ pass() { echo "PASS $1"; PASSED=$((PASSED + 1)); }
 # Cases that show a known gap (each named in the open issue): reported as KNOWN-GAP
 # with the failure text, not counted, so the run still guards every case that
 # passes. Remove a name here when its fix lands.
-KNOWN_GAPS=" grain-table grain-table-named primary-gpt primary-gpt-warning retries-flaky-disk "
+KNOWN_GAPS=" grain-table grain-table-named primary-gpt primary-gpt-warning "
 fail() {
     case "$KNOWN_GAPS" in
         *" $1 "*) echo "KNOWN-GAP $1: $2" ;;

@@ -12,8 +12,8 @@
 //!
 //! [`dest`] decides where each SPEC lands (coreutils' rules for DEST), [`walk`] walks
 //! the source creating directories, symlinks and special files and queueing the
-//! regular files, [`file`] copies file data (holes kept, bounded retries), [`meta`]
-//! sets owners, xattrs, modes and times.
+//! regular files, [`file`] copies file data (holes kept; `--retries` acts below,
+//! in bytesource), [`meta`] sets owners, xattrs, modes and times.
 
 mod dest;
 mod file;
@@ -38,8 +38,6 @@ pub struct CopyOptions {
     pub verbose: bool,
     /// Worker threads for file data; None = number of CPUs.
     pub threads: Option<usize>,
-    /// Further attempts for a read that fails with EIO or ETIMEDOUT.
-    pub retries: u32,
     /// Write every readable byte of a file with unreadable ranges (zeros there),
     /// as `NAME.partial`.
     pub salvage: bool,
