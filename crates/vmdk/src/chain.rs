@@ -58,7 +58,14 @@ enum Kind {
 fn sniff(file: &SharedSource, name: &str) -> Result<Kind, Error> {
     let n = file.len().min(SNIFF_BYTES);
     let mut head = vec![0u8; usize::try_from(n).unwrap_or(0)];
-    file.read_at(0, &mut head).map_err(|e| Error::io(name, e))?;
+    if let Err(e) = file.read_at(0, &mut head) {
+        // A bad sector after sector 0 (a raw disk's primary GPT) must not make the
+        // disk unopenable: the magics and a descriptor's first line are in sector
+        // 0, and the layers above fall back where they can (backup GPT). Only
+        // sector 0 itself is fatal.
+        head.truncate(usize::try_from(file.len().min(512)).unwrap_or(0));
+        file.read_at(0, &mut head).map_err(|_| Error::io(name, e))?;
+    }
     let magic4 = sparse::u32_at(&head, 0);
     if head.len() >= 4 && magic4 == sparse::MAGIC {
         return Ok(Kind::Sparse);
@@ -225,7 +232,24 @@ fn open_depth(
     } else {
         dir
     };
-    match sniff(&file, &name)? {
+    let vmdk_named = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("vmdk"));
+    let mut raw_warnings = Vec::new();
+    let kind = match sniff(&file, &name) {
+        Ok(k) => k,
+        // Sector 0 of a file that is not named as a VMDK (a .img, or --raw) cannot
+        // be read: it is a raw disk either way, and the partition layer may still
+        // find a backup GPT at its end.
+        Err(e @ Error::Io { .. }) if !vmdk_named || opts.raw => {
+            raw_warnings.push(format!(
+                "{e}; the first sector cannot be read, reading it as a raw disk"
+            ));
+            Kind::Raw
+        }
+        Err(e) => return Err(e),
+    };
+    match kind {
         Kind::Descriptor => {
             let text = read_text(&file, &name)?;
             let d = descriptor::parse(&text).map_err(|e| e.in_file(&name))?;
@@ -299,10 +323,7 @@ fn open_depth(
         }
         Kind::Raw => {
             let len = file.len();
-            let vmdk_named = path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("vmdk"));
-            if vmdk_named && !opts.raw && !looks_like_raw_disk(&file) {
+            if raw_warnings.is_empty() && vmdk_named && !opts.raw && !looks_like_raw_disk(&file) {
                 return Err(Error::corrupt(
                     &name,
                     format!(
@@ -313,7 +334,7 @@ fn open_depth(
             }
             Ok(Disk {
                 info: one_file_info(path, len, "FLAT", "raw", None),
-                warnings: Vec::new(),
+                warnings: raw_warnings,
                 size: len,
                 slots: slot_list(vec![Box::new(Flat {
                     file,

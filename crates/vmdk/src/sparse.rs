@@ -200,17 +200,33 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
             table_bytes,
         )
     };
+    let has_redundant = h.rgd_offset != 0 && h.rgd_offset != h.gd_offset;
+    // The redundant directory (flag bit 1, rgdOffset) stands in for the primary when
+    // that cannot be used, and else backs it up table by table (a grain table or a
+    // directory piece that cannot be read is read from it; see grain.rs).
+    let mut redundant = None;
+    let mut read_warning = None;
     let loaded = match footer_error {
         Some(e) => Err(e),
         None => match load(h.gd_offset, "grain directory") {
-            Ok(gd) => Ok(gd),
-            Err(primary) if h.rgd_offset != 0 && h.rgd_offset != h.gd_offset => {
-                // Fall back to the redundant grain directory (flag bit 1, rgdOffset).
+            Ok(gd) => {
+                if has_redundant {
+                    // A redundant directory that does not check out is not used.
+                    redundant = load(h.rgd_offset, "redundant grain directory").ok();
+                }
+                Ok(gd)
+            }
+            Err(primary) if has_redundant => {
                 match load(h.rgd_offset, "redundant grain directory") {
                     Ok(gd) => {
-                        warnings.push(format!(
-                            "{primary}; using the redundant grain directory instead"
-                        ));
+                        let w = format!("{primary}; using the redundant grain directory instead");
+                        if matches!(primary, Error::Io { .. }) {
+                            // A read error survived: reported as such (counted by
+                            // the front ends), not only at open.
+                            read_warning = Some(w);
+                        } else {
+                            warnings.push(w);
+                        }
                         Ok(gd)
                     }
                     Err(_) => Err(primary),
@@ -254,7 +270,11 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
             compressed,
             markers,
         },
-    );
+    )
+    .with_redundant(redundant);
+    if let Some(w) = read_warning {
+        map.note_read_warning(w);
+    }
     Ok(Opened {
         map,
         descriptor: embedded,
