@@ -53,7 +53,6 @@ mod ebr;
 mod error;
 mod gpt;
 pub mod guid;
-mod le;
 mod mbr;
 
 use bytesource::ByteSource;

@@ -21,9 +21,9 @@
 use crate::descriptor::{self, Descriptor, MAX_DESCRIPTOR_BYTES, MAX_EXTENT_LINES};
 use crate::extent::{Extent, Flat, Zero};
 use crate::{
-    cowd, file_name, sesparse, sparse, Disk, DiskInfo, Error, ExtentInfo, OpenOptions, Slot,
+    cowd, file_name, kdmv, sesparse, sparse, Disk, DiskInfo, Error, ExtentInfo, OpenOptions, Slot,
 };
-use bytesource::{ByteSource, FileSource, PooledFile, SharedSource};
+use bytesource::{field, ByteSource, FileSource, PooledFile, SharedSource};
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -66,14 +66,14 @@ fn sniff(file: &SharedSource, name: &str) -> Result<Kind, Error> {
         head.truncate(usize::try_from(file.len().min(512)).unwrap_or(0));
         file.read_at(0, &mut head).map_err(|_| Error::io(name, e))?;
     }
-    let magic4 = sparse::u32_at(&head, 0);
-    if head.len() >= 4 && magic4 == sparse::MAGIC {
+    let magic4 = field::le_u32(&head, 0);
+    if magic4 == Some(kdmv::MAGIC) {
         return Ok(Kind::Sparse);
     }
-    if head.len() >= 4 && magic4 == cowd::MAGIC {
+    if magic4 == Some(cowd::MAGIC) {
         return Ok(Kind::Cowd);
     }
-    if head.len() >= 8 && sparse::u64_at(&head, 0) == sesparse::MAGIC {
+    if field::le_u64(&head, 0) == Some(sesparse::MAGIC) {
         return Ok(Kind::SeSparse);
     }
     let text_end = head.iter().position(|&b| b == 0).unwrap_or(head.len());
@@ -502,7 +502,7 @@ fn cid_of(path: &Path) -> Option<u32> {
         Kind::Sparse => {
             let mut sector = [0u8; 512];
             f.read_at(0, &mut sector).ok()?;
-            let h = sparse::Header::parse(&sector)?;
+            let h = kdmv::Header::parse(&sector, "candidate", 0).ok()??;
             let text = sparse::read_embedded_descriptor(&f, "candidate", &h, &mut Vec::new())?;
             descriptor::parse(&text).ok()?.cid
         }

@@ -22,10 +22,14 @@
 
 use crate::extent::{read_file, Extent, Piece};
 use crate::Error;
-use bytesource::SharedSource;
+use bytesource::{field, SharedSource};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
+
+/// Largest grain accepted by every sparse kind, in sectors (8 MiB; VMware writes
+/// 128 = 64 KiB, qemu refuses more than 128 MiB... of cluster, far above this).
+pub(crate) const MAX_GRAIN_SECTORS: u64 = 16 * 1024;
 
 /// Bytes of decoded grain tables kept in memory per extent.
 const TABLE_CACHE_BYTES: u64 = 2 * 1024 * 1024;
@@ -43,10 +47,10 @@ const DIR_CACHE_CHUNKS_U64: u64 = 4;
 /// (one grain is at most `MAX_GRAIN_SECTORS` * 512 = 8 MiB): about 10 MiB.
 pub const MAX_CACHE_BYTES: u64 = TABLE_CACHE_BYTES
     + DIR_CHUNK_BYTES * DIR_CACHE_CHUNKS_U64
-    + if GRAIN_CACHE_BYTES > crate::sparse::MAX_GRAIN_SECTORS * 512 {
+    + if GRAIN_CACHE_BYTES > MAX_GRAIN_SECTORS * 512 {
         GRAIN_CACHE_BYTES
     } else {
-        crate::sparse::MAX_GRAIN_SECTORS * 512
+        MAX_GRAIN_SECTORS * 512
     };
 
 /// How a grain directory entry locates its grain table.
@@ -179,16 +183,17 @@ impl<T: Clone> Lru<T> {
     }
 }
 
+/// One little-endian directory or table entry of `entry_size` (4 or 8) bytes at the
+/// start of `bytes`. Every caller passes a slice of exactly that length
+/// (`chunks_exact`, or a checked `get`), so the field is always there; were it not,
+/// it would read as 0 (no table, unallocated grain), never as stray data.
 fn le(bytes: &[u8], entry_size: u64) -> u64 {
     if entry_size == 8 {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(bytes.get(..8).unwrap_or(&[0; 8]));
-        u64::from_le_bytes(b)
+        field::le_u64(bytes, 0)
     } else {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(bytes.get(..4).unwrap_or(&[0; 4]));
-        u64::from(u32::from_le_bytes(b))
+        field::le_u32(bytes, 0).map(u64::from)
     }
+    .unwrap_or(0)
 }
 
 /// Decodes `count` little-endian entries of `entry_size` bytes.
@@ -482,7 +487,13 @@ impl GrainMap {
             // Grain marker: lba u64, size u32, then `size` bytes of zlib data.
             let mut m = [0u8; 12];
             read_file(&self.file, &self.name, at, &mut m)?;
-            let size = u64::from(u32::from_le_bytes([m[8], m[9], m[10], m[11]]));
+            let size = u64::from(crate::error::need(
+                field::le_u32(&m, 8),
+                &self.name,
+                "grain marker",
+                at,
+                8,
+            )?);
             if size == 0 || size > limit {
                 return Err(Error::corrupt(
                     &self.name,

@@ -40,6 +40,7 @@ pub mod descriptor;
 mod error;
 mod extent;
 mod grain;
+mod kdmv;
 mod sesparse;
 mod sparse;
 mod stream;
