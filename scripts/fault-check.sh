@@ -31,7 +31,9 @@ done
 [ -e "$(nbdkit --dump-config | sed -n 's/^filterdir=//p')/nbdkit-ddrescue-filter.so" ] ||
     { echo "fault-check.sh: nbdkit ddrescue filter missing" >&2; exit 2; }
 BIN=${VMDKRECOVER_BIN:-$ROOT/target/debug/vmdkrecover}
-[ -x "$BIN" ] || (cd "$ROOT" && cargo build -q) || exit 2
+# Always (re)build the default binary: a stale target/debug would test old code.
+if [ -z "${VMDKRECOVER_BIN:-}" ]; then (cd "$ROOT" && cargo build -q) || exit 2; fi
+[ -x "$BIN" ] || { echo "fault-check.sh: $BIN missing" >&2; exit 2; }
 
 W=$(mktemp -d /tmp/fault-check.XXXXXX)
 MNT=$W/mnt
