@@ -30,6 +30,11 @@ struct Cli {
     /// No progress display and no summary line (errors and warnings are still printed).
     #[arg(short = 'q', long = "quiet", global = true)]
     quiet: bool,
+    /// Retry a read of the image that fails with EIO, ETIMEDOUT or EAGAIN (a flaky NFS
+    /// or SAN) this many times, with backoff from 20 ms doubling to 1 s; every read
+    /// (metadata as well as file data) gets it.
+    #[arg(long, value_name = "N", default_value_t = 0, global = true)]
+    retries: u32,
     #[command(subcommand)]
     command: Command,
 }
@@ -264,9 +269,6 @@ enum Command {
         /// Copy with this many threads (default: the number of CPUs).
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
-        /// Retry a read that fails with EIO or ETIMEDOUT this many times (exponential backoff).
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        retries: u32,
         /// Copy every readable byte of a damaged file (zeros for unreadable ranges) as NAME.partial.
         #[arg(long)]
         salvage: bool,
@@ -427,6 +429,7 @@ fn main() -> ExitCode {
         }
     };
     vmdkrecover::progress::set_quiet(cli.quiet);
+    bytesource::retry::set_retries(cli.retries);
     let result = match cli.command {
         Command::Info { image, json } => cmd::info::run(&image.into_opts(), json),
         Command::Ls {
@@ -510,7 +513,6 @@ fn main() -> ExitCode {
             recursive: _,
             verbose,
             threads,
-            retries,
             salvage,
             salvage_in_place,
             json,
@@ -523,7 +525,6 @@ fn main() -> ExitCode {
                 no_clobber,
                 verbose,
                 threads,
-                retries,
                 salvage,
                 salvage_in_place,
                 json,

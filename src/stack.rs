@@ -357,12 +357,41 @@ impl Stack {
                 });
             }
         }
+        // Read errors the disks survived while the tables, LVM and filesystems above
+        // were probed (a grain table read from its redundant copy).
+        for d in &disks {
+            for w in d.disk.read_warnings() {
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
+        }
         Ok(Stack {
             disks,
             lvm,
             volumes,
             warnings,
         })
+    }
+
+    /// Read errors survived so far, one line each: bad sectors under a partition
+    /// table that its other copy made good (backup GPT) and grain tables read from
+    /// their redundant copies. Nothing is lost, but the disk is failing, so a
+    /// copying command prints these and counts them in its exit status. Grows as
+    /// the disks are read (grain tables are read on demand).
+    pub fn read_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in &self.disks {
+            out.extend(
+                d.table
+                    .warnings
+                    .iter()
+                    .filter(|w| w.is_read_error())
+                    .map(|w| format!("{}: {w}", d.name)),
+            );
+            out.extend(d.disk.read_warnings());
+        }
+        out
     }
 
     /// Finds a volume by any of the names a user may type for it.

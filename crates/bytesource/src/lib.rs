@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub mod field;
+pub mod retry;
 
 /// A fixed-length sequence of bytes readable at any offset, from any thread.
 pub trait ByteSource: Send + Sync {
@@ -349,7 +350,14 @@ fn read_error(path: &Path, offset: u64, e: io::Error) -> io::Error {
             ),
         )
     } else {
-        io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+        // The host error stays the source, so its errno still decides a retry.
+        io::Error::new(
+            e.kind(),
+            retry::PathError {
+                path: path.display().to_string(),
+                source: e,
+            },
+        )
     }
 }
 
@@ -364,12 +372,19 @@ impl ByteSource for FileSource {
     fn len(&self) -> u64 {
         self.len
     }
+    /// One read, tried again on transient errors ([`retry`], `--retries`).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        retry::with_retries(|| self.read_once(offset, buf))
+    }
+}
+
+impl FileSource {
     /// Reads below [`PARALLEL_MIN`] bytes, and every read of a file that has been
     /// fast, are one `pread`. Three large reads in a row that were slow mark the
     /// file as far away; from then on large reads are split into up to `VMDKRECOVER_IO_DEPTH`
     /// pieces read at once, which hides the per-request latency of NFS or FUSE the
     /// way several readers would. A split read that is fast again clears the mark.
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    fn read_once(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(&self.path.display(), self.len, offset, buf.len())?;
         let depth = io_depth();
         if buf.len() < PARALLEL_MIN || depth < 2 {
@@ -514,9 +529,11 @@ impl ByteSource for PooledFile {
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(&self.path.display(), self.len, offset, buf.len())?;
-        self.file()?
-            .read_exact_at(buf, offset)
-            .map_err(|e| read_error(&self.path, offset, e))
+        retry::with_retries(|| {
+            self.file()?
+                .read_exact_at(buf, offset)
+                .map_err(|e| read_error(&self.path, offset, e))
+        })
     }
 }
 

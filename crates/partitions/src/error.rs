@@ -267,6 +267,12 @@ pub enum Warning {
     },
     /// A GPT was found although sector 0 holds no MBR signature.
     NoProtectiveMbr,
+    /// Sector 0 could not be read; the GPT found elsewhere (at LBA 1 or the last
+    /// LBA) is used.
+    MbrUnreadable {
+        /// The I/O error's text.
+        error: String,
+    },
     /// A hybrid MBR: besides the 0xEE entry it lists other partitions; the GPT is used.
     HybridMbr {
         /// How many non-0xEE entries the MBR has.
@@ -283,6 +289,37 @@ pub enum Warning {
     },
     /// The table could not be read; the disk is treated as a whole volume.
     Unreadable(Error),
+}
+
+impl Warning {
+    /// True when the disk failed to read somewhere the table lies (a bad sector
+    /// under the primary or backup GPT, an EBR, or the MBR): the table may still
+    /// be whole thanks to the other copy, but a front end reports and counts it.
+    pub fn is_read_error(&self) -> bool {
+        match self {
+            Self::GptPrimaryDamaged { fault, .. } | Self::GptBackupDamaged { fault } => {
+                matches!(fault, GptFault::Unreadable { .. })
+            }
+            Self::EbrChain { fault, .. } => matches!(fault, EbrFault::Unreadable(_)),
+            Self::MbrUnreadable { .. } => true,
+            Self::Unreadable(e) | Self::GptUnusableUsingMbr(e) => e.is_read_error(),
+            _ => false,
+        }
+    }
+}
+
+impl Error {
+    /// True when a read of the disk failed (see [`Warning::is_read_error`]).
+    pub fn is_read_error(&self) -> bool {
+        match self {
+            Self::Io { .. } => true,
+            Self::Gpt { primary, backup } => {
+                matches!(primary, GptFault::Unreadable { .. })
+                    || matches!(backup, GptFault::Unreadable { .. })
+            }
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for Warning {
@@ -314,6 +351,13 @@ impl fmt::Display for Warning {
                 "MBR: partition {number} is a second extended partition; its logical partitions are not read"
             ),
             Self::GptPrimaryDamaged {
+                fault: fault @ GptFault::Unreadable { .. },
+                backup_offset,
+            } => write!(
+                f,
+                "GPT: the primary is unreadable ({fault}); using the backup header at byte {backup_offset}"
+            ),
+            Self::GptPrimaryDamaged {
                 fault,
                 backup_offset,
             } => write!(
@@ -326,6 +370,10 @@ impl fmt::Display for Warning {
             Self::NoProtectiveMbr => {
                 write!(f, "no MBR signature in sector 0; using the GPT found anyway")
             }
+            Self::MbrUnreadable { error } => write!(
+                f,
+                "MBR: sector 0 (byte 0) cannot be read ({error}); using the GPT found anyway"
+            ),
             Self::HybridMbr { others } => write!(
                 f,
                 "hybrid MBR ({others} entries besides the GPT protective one); the GPT is used"

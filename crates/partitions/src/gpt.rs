@@ -16,7 +16,8 @@
 
 use crate::crc32::Crc32;
 use crate::guid::{gpt_type_name, Guid};
-use crate::{le, place, Error, GptFault, Partition, Warning, MAX_GPT_ENTRIES};
+use crate::{place, Error, GptFault, Partition, Warning, MAX_GPT_ENTRIES};
+use bytesource::field::{array_at, le_u16, le_u32, le_u64};
 use bytesource::ByteSource;
 
 /// `EFI PART`, the header signature (5.3.2, Table "GPT Header").
@@ -160,13 +161,21 @@ fn parse_header(b: &[u8], offset: u64, lba: u64, ss: u64, role: Role) -> Result<
     if b.get(..8) != Some(&SIGNATURE[..]) {
         return Err(GptFault::NoSignature { offset });
     }
-    let size = le::u32_at(b, 12);
+    // A field outside `b` (a buffer shorter than the 92 defined bytes) is a header
+    // too small to hold it.
+    let short = || GptFault::HeaderSize {
+        offset,
+        size: u32::try_from(b.len()).unwrap_or(u32::MAX),
+    };
+    let u32f = |off: usize| le_u32(b, off).ok_or_else(short);
+    let u64f = |off: usize| le_u64(b, off).ok_or_else(short);
+    let size = u32f(12)?;
     let hdr = usize::try_from(size)
         .ok()
         .filter(|_| size >= MIN_HEADER && u64::from(size) <= ss)
         .and_then(|n| b.get(..n))
         .ok_or(GptFault::HeaderSize { offset, size })?;
-    let stored = le::u32_at(b, CRC_FIELD);
+    let stored = u32f(CRC_FIELD)?;
     let mut crc = Crc32::default();
     crc.update(hdr.get(..CRC_FIELD).unwrap_or_default());
     crc.update(&[0; 4]);
@@ -179,7 +188,7 @@ fn parse_header(b: &[u8], offset: u64, lba: u64, ss: u64, role: Role) -> Result<
             computed,
         });
     }
-    let my_lba = le::u64_at(b, 24);
+    let my_lba = u64f(24)?;
     if my_lba != lba {
         return Err(GptFault::WrongLba {
             offset,
@@ -187,8 +196,8 @@ fn parse_header(b: &[u8], offset: u64, lba: u64, ss: u64, role: Role) -> Result<
             expected: lba,
         });
     }
-    let first = le::u64_at(b, 40);
-    let last = le::u64_at(b, 48);
+    let first = u64f(40)?;
+    let last = u64f(48)?;
     let sane = first <= last
         && match role {
             Role::Primary => first > my_lba,
@@ -201,7 +210,7 @@ fn parse_header(b: &[u8], offset: u64, lba: u64, ss: u64, role: Role) -> Result<
             last,
         });
     }
-    let entry_size = le::u32_at(b, 84);
+    let entry_size = u32f(84)?;
     if entry_size < 128 || !entry_size.is_power_of_two() {
         // 128 × 2^n is exactly a power of two that is at least 128.
         return Err(GptFault::EntrySize {
@@ -215,12 +224,12 @@ fn parse_header(b: &[u8], offset: u64, lba: u64, ss: u64, role: Role) -> Result<
         my_lba,
         first_usable: first,
         last_usable: last,
-        alternate_lba: le::u64_at(b, 32),
-        disk_guid: Guid(le::bytes(b, 56)),
-        entries_lba: le::u64_at(b, 72),
-        count: le::u32_at(b, 80),
+        alternate_lba: u64f(32)?,
+        disk_guid: Guid(array_at(b, 56).ok_or_else(short)?),
+        entries_lba: u64f(72)?,
+        count: u32f(80)?,
         entry_size,
-        entries_crc: le::u32_at(b, 88),
+        entries_crc: u32f(88)?,
     };
     Ok(header)
 }
@@ -285,8 +294,14 @@ pub(crate) fn partitions(
 ) -> Vec<Partition> {
     let size = usize::try_from(g.header.entry_size).unwrap_or(ENTRY_DEFINED);
     let mut out = Vec::new();
-    for ((i, e), number) in g.array.chunks(size).enumerate().zip(1u32..) {
-        let type_guid = Guid(le::bytes(e, 0));
+    for ((i, e), number) in g.array.chunks_exact(size).enumerate().zip(1u32..) {
+        // Each chunk is a whole entry of at least ENTRY_DEFINED (128) bytes (the
+        // entry size was checked by `parse_header`), so every field below is
+        // inside it; an entry that were not would be skipped like an unused one.
+        let Some(f) = entry_fields(e) else {
+            continue;
+        };
+        let type_guid = f.type_guid;
         if type_guid.is_nil() {
             continue;
         }
@@ -295,8 +310,8 @@ pub(crate) fn partitions(
             .and_then(|i| i.checked_mul(u64::from(g.header.entry_size)))
             .and_then(|o| o.checked_add(g.header.entries_lba.checked_mul(ss)?))
             .unwrap_or(u64::MAX);
-        let first = le::u64_at(e, 32);
-        let last = le::u64_at(e, 40);
+        let first = f.first;
+        let last = f.last;
         let Some(sectors) = last.checked_sub(first).and_then(|s| s.checked_add(1)) else {
             warnings.push(Warning::GptEntryInverted {
                 number,
@@ -304,13 +319,13 @@ pub(crate) fn partitions(
             });
             continue;
         };
-        let attributes = le::u64_at(e, 48);
+        let attributes = f.attributes;
         let mut p = place(number, first, sectors, ss, disk_len, warnings);
         p.type_name = gpt_type_name(&type_guid)
             .map(str::to_string)
             .unwrap_or_else(|| type_guid.to_string());
         p.type_guid = Some(type_guid);
-        p.part_uuid = Some(Guid(le::bytes(e, 16)));
+        p.part_uuid = Some(f.uuid);
         p.attributes = attributes;
         p.bootable = attributes & ATTR_LEGACY_BOOTABLE != 0;
         p.gpt_name =
@@ -320,12 +335,32 @@ pub(crate) fn partitions(
     out
 }
 
+/// The defined fields of one partition entry (5.3.3, "GPT Partition Entry").
+struct EntryFields {
+    type_guid: Guid,
+    uuid: Guid,
+    first: u64,
+    last: u64,
+    attributes: u64,
+}
+
+fn entry_fields(e: &[u8]) -> Option<EntryFields> {
+    Some(EntryFields {
+        type_guid: Guid(array_at(e, 0)?),
+        uuid: Guid(array_at(e, 16)?),
+        first: le_u64(e, 32)?,
+        last: le_u64(e, 40)?,
+        attributes: le_u64(e, 48)?,
+    })
+}
+
 /// A partition name: UTF-16LE up to the first NUL (36 code units at most);
 /// unpaired surrogates become U+FFFD.
 fn name(raw: &[u8]) -> String {
     let units = raw
         .chunks_exact(2)
-        .map(|c| le::u16_at(c, 0))
+        // chunks_exact(2): the u16 is always there.
+        .map(|c| le_u16(c, 0).unwrap_or(0))
         .take_while(|&u| u != 0);
     char::decode_utf16(units)
         .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))

@@ -53,7 +53,6 @@ mod ebr;
 mod error;
 mod gpt;
 pub mod guid;
-mod le;
 mod mbr;
 
 use bytesource::ByteSource;
@@ -169,10 +168,18 @@ pub fn detect(disk: &dyn ByteSource) -> Result<Option<Table>, Error> {
         return Ok(None);
     }
     let mut sector0 = [0u8; 512];
-    disk.read_at(0, &mut sector0).map_err(|e| Error::Io {
-        offset: 0,
-        error: e.to_string(),
-    })?;
+    if let Err(e) = disk.read_at(0, &mut sector0) {
+        // A bad sector 0 (or, where the disk is read in pages, one near it) loses
+        // the MBR, but a GPT's backup at the last LBA may still be whole: use it
+        // when a header signature is found, as for a missing protective MBR.
+        let error = e.to_string();
+        let Some(ss) = gpt::sector_size(disk) else {
+            return Err(Error::Io { offset: 0, error });
+        };
+        let mut t = read_gpt(disk, ss)?;
+        t.warnings.insert(0, Warning::MbrUnreadable { error });
+        return Ok(Some(t));
+    }
     match mbr::classify(&sector0) {
         mbr::Sector0::NoSignature => {
             // A GPT disk always has a protective MBR, but a damaged one may still

@@ -4,7 +4,8 @@
 //! The same sector layout is reused by each EBR of an extended partition
 //! ([`crate::ebr`]).
 
-use crate::{ebr, le, place, Error, Partition, Warning, MBR_SECTOR};
+use crate::{ebr, place, Error, Partition, Warning, MBR_SECTOR};
+use bytesource::field;
 use bytesource::ByteSource;
 
 /// Byte offset of the first partition entry.
@@ -52,12 +53,17 @@ pub(crate) fn entries(sector: &[u8]) -> [Entry; 4] {
         else {
             continue;
         };
-        let raw: [u8; ENTRY_LEN] = le::bytes(sector, off);
+        // Callers pass a whole 512-byte sector, so every entry lies inside it; one
+        // that did not would stay unused.
+        let Some(raw) = field::array_at::<ENTRY_LEN>(sector, off) else {
+            continue;
+        };
+        // raw is ENTRY_LEN (16) bytes: the fields at 8 and 12 are always inside.
         *e = Entry {
             boot: raw[0],
             kind: raw[4],
-            start: le::u32_at(&raw, 8),
-            sectors: le::u32_at(&raw, 12),
+            start: field::le_u32(&raw, 8).unwrap_or(0),
+            sectors: field::le_u32(&raw, 12).unwrap_or(0),
         };
     }
     out

@@ -474,3 +474,97 @@ fn hybrid_with_both_gpt_copies_gone_uses_its_mbr_entries() {
         Some(Warning::GptUnusableUsingMbr(partitions::Error::Gpt { .. }))
     ));
 }
+
+/// A disk whose reads fail with EIO where they touch `[bad.0, bad.1)`, as a
+/// failing disk's (or a FUSE page holding a bad sector) would.
+struct Failing {
+    inner: MemSource,
+    bad: (u64, u64),
+}
+
+impl bytesource::ByteSource for Failing {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let end = offset + buf.len() as u64;
+        if offset < self.bad.1 && self.bad.0 < end {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        self.inner.read_at(offset, buf)
+    }
+}
+
+/// Reads the sgdisk-made GPT with `bad` unreadable; the partitions must be the
+/// ones `sfdisk -J` lists for the intact image (read from the backup).
+fn gpt_with_bad(bad: (u64, u64)) -> Table {
+    let disk = Failing {
+        inner: image("gpt"),
+        bad,
+    };
+    let t = partitions::detect(&disk).unwrap().unwrap();
+    let (_, ss, want) = sfdisk("gpt");
+    assert_eq!(t.kind, TableKind::Gpt);
+    assert_eq!(t.sector_size, ss);
+    let got: Vec<Expect> = t.partitions.iter().map(ours).collect();
+    assert_eq!(sorted(got), sorted(want), "{:#?}", t.warnings);
+    assert!(t.gpt_backup_used);
+    t
+}
+
+#[test]
+fn unreadable_primary_gpt_falls_back_to_the_backup() {
+    // LBA 1-33: the primary header and its entry array (sgdisk's layout).
+    let t = gpt_with_bad((512, 34 * 512));
+    let w: Vec<&Warning> = t.warnings.iter().filter(|w| w.is_read_error()).collect();
+    assert_eq!(w.len(), 1, "{:#?}", t.warnings);
+    assert!(matches!(
+        w[0],
+        Warning::GptPrimaryDamaged {
+            fault: GptFault::Unreadable { offset: 512, .. },
+            ..
+        }
+    ));
+    let text = w[0].to_string();
+    assert!(
+        text.contains("unreadable") && text.contains("backup"),
+        "{text}"
+    );
+    // Only the entry array unreadable: the same.
+    let t = gpt_with_bad((2 * 512, 34 * 512));
+    assert!(t.warnings.iter().any(|w| matches!(
+        w,
+        Warning::GptPrimaryDamaged {
+            fault: GptFault::Unreadable { offset: 1024, .. },
+            ..
+        }
+    )));
+}
+
+#[test]
+fn unreadable_sector_0_still_finds_the_backup_gpt() {
+    // FUSE reads in 4 KiB pages: a bad primary GPT takes sector 0 with it.
+    let t = gpt_with_bad((0, 34 * 512));
+    assert!(matches!(
+        t.warnings.first(),
+        Some(Warning::MbrUnreadable { .. })
+    ));
+    assert!(
+        t.warnings.iter().all(|w| w.is_read_error()),
+        "{:#?}",
+        t.warnings
+    );
+}
+
+#[test]
+fn both_gpt_copies_unreadable_is_an_error_naming_both() {
+    let disk = Failing {
+        inner: image("gpt"),
+        bad: (512, u64::MAX),
+    };
+    let e = partitions::detect(&disk).unwrap_err();
+    assert!(e.is_read_error(), "{e}");
+    let t = partitions::read_table(&disk);
+    assert_eq!(t.kind, TableKind::None);
+    assert!(t.warnings.iter().any(|w| w.is_read_error()));
+}

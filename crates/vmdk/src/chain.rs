@@ -21,9 +21,9 @@
 use crate::descriptor::{self, Descriptor, MAX_DESCRIPTOR_BYTES, MAX_EXTENT_LINES};
 use crate::extent::{Extent, Flat, Zero};
 use crate::{
-    cowd, file_name, sesparse, sparse, Disk, DiskInfo, Error, ExtentInfo, OpenOptions, Slot,
+    cowd, file_name, kdmv, sesparse, sparse, Disk, DiskInfo, Error, ExtentInfo, OpenOptions, Slot,
 };
-use bytesource::{ByteSource, FileSource, PooledFile, SharedSource};
+use bytesource::{field, ByteSource, FileSource, PooledFile, SharedSource};
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -58,15 +58,22 @@ enum Kind {
 fn sniff(file: &SharedSource, name: &str) -> Result<Kind, Error> {
     let n = file.len().min(SNIFF_BYTES);
     let mut head = vec![0u8; usize::try_from(n).unwrap_or(0)];
-    file.read_at(0, &mut head).map_err(|e| Error::io(name, e))?;
-    let magic4 = sparse::u32_at(&head, 0);
-    if head.len() >= 4 && magic4 == sparse::MAGIC {
+    if let Err(e) = file.read_at(0, &mut head) {
+        // A bad sector after sector 0 (a raw disk's primary GPT) must not make the
+        // disk unopenable: the magics and a descriptor's first line are in sector
+        // 0, and the layers above fall back where they can (backup GPT). Only
+        // sector 0 itself is fatal.
+        head.truncate(usize::try_from(file.len().min(512)).unwrap_or(0));
+        file.read_at(0, &mut head).map_err(|_| Error::io(name, e))?;
+    }
+    let magic4 = field::le_u32(&head, 0);
+    if magic4 == Some(kdmv::MAGIC) {
         return Ok(Kind::Sparse);
     }
-    if head.len() >= 4 && magic4 == cowd::MAGIC {
+    if magic4 == Some(cowd::MAGIC) {
         return Ok(Kind::Cowd);
     }
-    if head.len() >= 8 && sparse::u64_at(&head, 0) == sesparse::MAGIC {
+    if field::le_u64(&head, 0) == Some(sesparse::MAGIC) {
         return Ok(Kind::SeSparse);
     }
     let text_end = head.iter().position(|&b| b == 0).unwrap_or(head.len());
@@ -225,7 +232,24 @@ fn open_depth(
     } else {
         dir
     };
-    match sniff(&file, &name)? {
+    let vmdk_named = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("vmdk"));
+    let mut raw_warnings = Vec::new();
+    let kind = match sniff(&file, &name) {
+        Ok(k) => k,
+        // Sector 0 of a file that is not named as a VMDK (a .img, or --raw) cannot
+        // be read: it is a raw disk either way, and the partition layer may still
+        // find a backup GPT at its end.
+        Err(e @ Error::Io { .. }) if !vmdk_named || opts.raw => {
+            raw_warnings.push(format!(
+                "{e}; the first sector cannot be read, reading it as a raw disk"
+            ));
+            Kind::Raw
+        }
+        Err(e) => return Err(e),
+    };
+    match kind {
         Kind::Descriptor => {
             let text = read_text(&file, &name)?;
             let d = descriptor::parse(&text).map_err(|e| e.in_file(&name))?;
@@ -299,10 +323,7 @@ fn open_depth(
         }
         Kind::Raw => {
             let len = file.len();
-            let vmdk_named = path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("vmdk"));
-            if vmdk_named && !opts.raw && !looks_like_raw_disk(&file) {
+            if raw_warnings.is_empty() && vmdk_named && !opts.raw && !looks_like_raw_disk(&file) {
                 return Err(Error::corrupt(
                     &name,
                     format!(
@@ -313,7 +334,7 @@ fn open_depth(
             }
             Ok(Disk {
                 info: one_file_info(path, len, "FLAT", "raw", None),
-                warnings: Vec::new(),
+                warnings: raw_warnings,
                 size: len,
                 slots: slot_list(vec![Box::new(Flat {
                     file,
@@ -481,7 +502,7 @@ fn cid_of(path: &Path) -> Option<u32> {
         Kind::Sparse => {
             let mut sector = [0u8; 512];
             f.read_at(0, &mut sector).ok()?;
-            let h = sparse::Header::parse(&sector)?;
+            let h = kdmv::Header::parse(&sector, "candidate", 0).ok()??;
             let text = sparse::read_embedded_descriptor(&f, "candidate", &h, &mut Vec::new())?;
             descriptor::parse(&text).ok()?.cid
         }

@@ -12,9 +12,10 @@
 //! Each grain table holds 4096 32-bit sector numbers; 0 is an unallocated grain (read
 //! from the parent).
 
-use crate::grain::{open_dir, DirEncoding, Directory, Flavor, GrainMap};
-use crate::sparse::{u32_at, MAX_GRAIN_SECTORS};
+use crate::error::need;
+use crate::grain::{open_dir, DirEncoding, Directory, Flavor, GrainMap, MAX_GRAIN_SECTORS};
 use crate::Error;
+use bytesource::field::le_u32;
 use bytesource::SharedSource;
 
 /// `COWD` read as a little-endian u32.
@@ -32,20 +33,21 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<GrainMap, Error> {
         ));
     }
     file.read_at(0, &mut b).map_err(|e| Error::io(name, e))?;
-    if u32_at(&b, 0) != MAGIC {
+    let u32_at = |off: usize| need(le_u32(&b, off), name, "COWD header", 0, off);
+    if u32_at(0)? != MAGIC {
         return Err(Error::corrupt(name, "no COWD magic at byte 0"));
     }
-    let version = u32_at(&b, 4);
+    let version = u32_at(4)?;
     if version != 1 {
         return Err(Error::unsupported(
             name,
             format!("COWD version {version} (only 1 is known)"),
         ));
     }
-    let sectors = u64::from(u32_at(&b, 12));
-    let grain_sectors = u64::from(u32_at(&b, 16));
-    let gd_sector = u64::from(u32_at(&b, 20));
-    let gd_entries = u64::from(u32_at(&b, 24));
+    let sectors = u64::from(u32_at(12)?);
+    let grain_sectors = u64::from(u32_at(16)?);
+    let gd_sector = u64::from(u32_at(20)?);
+    let gd_entries = u64::from(u32_at(24)?);
     if grain_sectors == 0 || grain_sectors > MAX_GRAIN_SECTORS {
         return Err(Error::corrupt(
             name,

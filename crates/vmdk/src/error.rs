@@ -97,6 +97,29 @@ pub enum Error {
 }
 
 /// " (limit N)" when the open-file limit is known, else nothing.
+/// A fixed-width field read with [`bytesource::field`] from bytes read at byte
+/// `base` of `file`: `None` (the field at offset `off` does not lie inside the
+/// bytes read) becomes a corrupt-structure error naming the file, the object and
+/// the field's byte position, never a silent zero.
+pub(crate) fn need<T>(
+    v: Option<T>,
+    file: &str,
+    object: &str,
+    base: u64,
+    off: usize,
+) -> Result<T, Error> {
+    v.ok_or_else(|| {
+        let pos = u64::try_from(off)
+            .ok()
+            .and_then(|o| base.checked_add(o))
+            .map_or_else(|| "past 2^64".to_string(), |p| format!("{p:#x}"));
+        Error::corrupt(
+            file,
+            format!("{object}: the field at byte {pos} lies past the end of what was read"),
+        )
+    })
+}
+
 fn nofile_limit_hint() -> String {
     bytesource::open_file_limit()
         .map(|n| format!(" (limit {n})"))

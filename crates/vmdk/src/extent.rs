@@ -31,6 +31,13 @@ pub(crate) trait Extent: Send + Sync {
 
     /// Reads bytes of a [`Piece::Data`] or [`Piece::Compressed`] run.
     fn read_piece(&self, piece: Piece, buf: &mut [u8]) -> Result<(), Error>;
+
+    /// Read errors survived so far through a redundant copy (a grain table read
+    /// from the redundant grain directory), one line each; they grow as the
+    /// extent is read.
+    fn read_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Reads `buf.len()` bytes at `at` from `file`, naming `name` on error.

@@ -22,10 +22,14 @@
 
 use crate::extent::{read_file, Extent, Piece};
 use crate::Error;
-use bytesource::SharedSource;
+use bytesource::{field, SharedSource};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
+
+/// Largest grain accepted by every sparse kind, in sectors (8 MiB; VMware writes
+/// 128 = 64 KiB, qemu refuses more than 128 MiB... of cluster, far above this).
+pub(crate) const MAX_GRAIN_SECTORS: u64 = 16 * 1024;
 
 /// Bytes of decoded grain tables kept in memory per extent.
 const TABLE_CACHE_BYTES: u64 = 2 * 1024 * 1024;
@@ -43,10 +47,10 @@ const DIR_CACHE_CHUNKS_U64: u64 = 4;
 /// (one grain is at most `MAX_GRAIN_SECTORS` * 512 = 8 MiB): about 10 MiB.
 pub const MAX_CACHE_BYTES: u64 = TABLE_CACHE_BYTES
     + DIR_CHUNK_BYTES * DIR_CACHE_CHUNKS_U64
-    + if GRAIN_CACHE_BYTES > crate::sparse::MAX_GRAIN_SECTORS * 512 {
+    + if GRAIN_CACHE_BYTES > MAX_GRAIN_SECTORS * 512 {
         GRAIN_CACHE_BYTES
     } else {
-        crate::sparse::MAX_GRAIN_SECTORS * 512
+        MAX_GRAIN_SECTORS * 512
     };
 
 /// How a grain directory entry locates its grain table.
@@ -123,10 +127,21 @@ pub(crate) struct GrainMap {
     /// Where the grain tables are.
     pub(crate) dir: Directory,
     pub(crate) flavor: Flavor,
+    /// The redundant grain directory (hosted sparse, rgdOffset), checked at open:
+    /// where a table or a piece of the primary directory cannot be read, its copy
+    /// is read from here.
+    redundant: Option<Dir>,
+    /// Read errors survived through the redundant copies, one line each.
+    read_warnings: Mutex<Vec<String>>,
     tables: Mutex<Lru<Arc<Vec<u64>>>>,
     dir_chunks: Mutex<Lru<Arc<Vec<u8>>>>,
     grains: Mutex<Lru<Arc<Vec<u8>>>>,
 }
+
+/// Most read warnings one map keeps (one per grain table at most, but bounded).
+const MAX_READ_WARNINGS: usize = 1000;
+/// Directory-chunk cache keys of the redundant directory have this bit set.
+const REDUNDANT_KEY: u64 = 1 << 63;
 
 /// A tiny least-recently-used cache keyed by u64.
 struct Lru<T> {
@@ -168,16 +183,17 @@ impl<T: Clone> Lru<T> {
     }
 }
 
+/// One little-endian directory or table entry of `entry_size` (4 or 8) bytes at the
+/// start of `bytes`. Every caller passes a slice of exactly that length
+/// (`chunks_exact`, or a checked `get`), so the field is always there; were it not,
+/// it would read as 0 (no table, unallocated grain), never as stray data.
 fn le(bytes: &[u8], entry_size: u64) -> u64 {
     if entry_size == 8 {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(bytes.get(..8).unwrap_or(&[0; 8]));
-        u64::from_le_bytes(b)
+        field::le_u64(bytes, 0)
     } else {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(bytes.get(..4).unwrap_or(&[0; 4]));
-        u64::from(u32::from_le_bytes(b))
+        field::le_u32(bytes, 0).map(u64::from)
     }
+    .unwrap_or(0)
 }
 
 /// Decodes `count` little-endian entries of `entry_size` bytes.
@@ -219,6 +235,8 @@ impl GrainMap {
             entry_size,
             dir,
             flavor,
+            redundant: None,
+            read_warnings: Mutex::new(Vec::new()),
             tables: Mutex::new(Lru::new(tables)),
             dir_chunks: Mutex::new(Lru::new(DIR_CACHE_CHUNKS)),
             grains: Mutex::new(Lru::new(
@@ -233,26 +251,68 @@ impl GrainMap {
         }
     }
 
+    /// Adds the redundant grain directory (see [`GrainMap::redundant`]).
+    pub(crate) fn with_redundant(mut self, redundant: Option<Dir>) -> Self {
+        self.redundant = redundant;
+        self
+    }
+
+    /// Records a read error that a redundant copy made good (once per message).
+    pub(crate) fn note_read_warning(&self, w: String) {
+        if let Ok(mut l) = self.read_warnings.lock() {
+            if l.len() < MAX_READ_WARNINGS && !l.contains(&w) {
+                l.push(w);
+            }
+        }
+    }
+
     /// The byte offset of grain table `gd_index` (0 = no table), or `None` past the
-    /// end of the directory; read through the directory chunk cache.
+    /// end of the directory: from the primary directory, or from the redundant one
+    /// (with a read warning) where that piece of the primary cannot be read.
     fn table_offset(&self, d: &Dir, gd_index: u64) -> Result<Option<u64>, Error> {
+        match self.dir_entry(d, gd_index, false) {
+            Ok(o) => Ok(o),
+            Err(e) => {
+                let Some(r) = &self.redundant else {
+                    return Err(e);
+                };
+                let o = self.dir_entry(r, gd_index, true).map_err(|e2| {
+                    Error::corrupt(
+                        &self.name,
+                        format!("{e}; the redundant grain directory cannot be read either: {e2}"),
+                    )
+                })?;
+                self.note_read_warning(format!(
+                    "{e}; used the redundant grain directory at byte {:#x} for grain table {gd_index}",
+                    r.at
+                ));
+                Ok(o)
+            }
+        }
+    }
+
+    /// Entry `gd_index` of directory `d` (the redundant one when `redundant`),
+    /// read through the directory chunk cache.
+    fn dir_entry(&self, d: &Dir, gd_index: u64, redundant: bool) -> Result<Option<u64>, Error> {
         if gd_index >= d.count {
             return Ok(None);
         }
         let internal = || Error::corrupt(&self.name, "internal: grain directory chunk");
         let per_chunk = d.per_chunk();
         let chunk_no = gd_index.checked_div(per_chunk).ok_or_else(internal)?;
-        let cached = self
-            .dir_chunks
-            .lock()
-            .ok()
-            .and_then(|mut c| c.get(chunk_no));
+        // chunk_no < 32 Mi (MAX_GD_ENTRIES), so the top bit is free for the copy.
+        let key = if redundant {
+            chunk_no | REDUNDANT_KEY
+        } else {
+            chunk_no
+        };
+        let cached = self.dir_chunks.lock().ok().and_then(|mut c| c.get(key));
         let chunk = match cached {
             Some(c) => c,
             None => {
                 let c = Arc::new(d.read_chunk(&self.file, &self.name, chunk_no)?);
                 if let Ok(mut cache) = self.dir_chunks.lock() {
-                    cache.put(chunk_no, c.clone());
+                    cache.put(key, c.clone());
                 }
                 c
             }
@@ -304,18 +364,63 @@ impl GrainMap {
                 return Ok(t);
             }
         }
-        let mut buf = vec![0u8; self.gt_bytes()?];
-        read_file(&self.file, &self.name, at, &mut buf).map_err(|e| {
-            Error::corrupt(
-                &self.name,
-                format!("grain table {gd_index} at byte {at:#x} cannot be read: {e}"),
-            )
-        })?;
-        let t = Arc::new(decode_entries(&buf, self.entry_size));
+        let t = match self.read_table_at(at) {
+            Ok(t) => t,
+            Err(e) => self.redundant_table(gd_index, at, &e)?,
+        };
+        let t = Arc::new(t);
         if let Ok(mut c) = self.tables.lock() {
             c.put(gd_index, t.clone());
         }
         Ok(t)
+    }
+
+    /// The grain table at byte `at`, decoded.
+    fn read_table_at(&self, at: u64) -> Result<Vec<u64>, Error> {
+        let mut buf = vec![0u8; self.gt_bytes()?];
+        read_file(&self.file, &self.name, at, &mut buf)?;
+        Ok(decode_entries(&buf, self.entry_size))
+    }
+
+    /// Grain table `gd_index` from the redundant directory, after its primary copy
+    /// at `at` failed with `e` (VMware "Virtual Disk Format 5.0": the redundant
+    /// directory and tables are a full second copy). Without a usable copy, the
+    /// error names the table, its byte position and what the copy said.
+    fn redundant_table(&self, gd_index: u64, at: u64, e: &Error) -> Result<Vec<u64>, Error> {
+        let fail = |more: String| {
+            Error::corrupt(
+                &self.name,
+                format!("grain table {gd_index} at byte {at:#x} cannot be read: {e}{more}"),
+            )
+        };
+        let Some(r) = &self.redundant else {
+            return Err(fail(String::new()));
+        };
+        let r_at = match self.dir_entry(r, gd_index, true) {
+            Ok(Some(a)) if a != 0 && a != at => a,
+            Ok(_) => {
+                return Err(fail(
+                    "; the redundant grain directory has no other copy of it".into(),
+                ))
+            }
+            Err(e2) => {
+                return Err(fail(format!(
+                    "; the redundant grain directory cannot be read either: {e2}"
+                )))
+            }
+        };
+        match self.read_table_at(r_at) {
+            Ok(t) => {
+                self.note_read_warning(format!(
+                    "{}: grain table {gd_index} at byte {at:#x} cannot be read ({e}); used its redundant copy at byte {r_at:#x}",
+                    self.name
+                ));
+                Ok(t)
+            }
+            Err(e2) => Err(fail(format!(
+                "; its redundant copy at byte {r_at:#x} cannot be read either: {e2}"
+            ))),
+        }
     }
 
     fn decode(&self, raw: u64, grain_index: u64) -> Result<Loc, Error> {
@@ -382,7 +487,13 @@ impl GrainMap {
             // Grain marker: lba u64, size u32, then `size` bytes of zlib data.
             let mut m = [0u8; 12];
             read_file(&self.file, &self.name, at, &mut m)?;
-            let size = u64::from(u32::from_le_bytes([m[8], m[9], m[10], m[11]]));
+            let size = u64::from(crate::error::need(
+                field::le_u32(&m, 8),
+                &self.name,
+                "grain marker",
+                at,
+                8,
+            )?);
             if size == 0 || size > limit {
                 return Err(Error::corrupt(
                     &self.name,
@@ -451,6 +562,13 @@ fn continues(first: Piece, run: u64, next: Piece) -> bool {
 impl Extent for GrainMap {
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn read_warnings(&self) -> Vec<String> {
+        self.read_warnings
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
     }
 
     fn map(&self, offset: u64, max: u64) -> Result<(u64, Piece), Error> {
@@ -668,7 +786,15 @@ impl Dir {
         let len = usize::try_from(n.saturating_mul(self.entry_size))
             .map_err(|_| Error::corrupt(name, "grain directory too large"))?;
         let mut buf = vec![0u8; len];
-        read_file(file, name, at, &mut buf)?;
+        file.read_at(at, &mut buf).map_err(|e| {
+            Error::io(
+                name,
+                std::io::Error::new(
+                    e.kind(),
+                    format!("grain directory at byte {at:#x} cannot be read: {e}"),
+                ),
+            )
+        })?;
         Ok(buf)
     }
 

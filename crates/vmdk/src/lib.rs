@@ -40,6 +40,7 @@ pub mod descriptor;
 mod error;
 mod extent;
 mod grain;
+mod kdmv;
 mod sesparse;
 mod sparse;
 mod stream;
@@ -163,11 +164,36 @@ impl Disk {
     }
 
     /// Problems that did not stop the open (CID mismatch, redundant GD used, ...),
-    /// this disk's first, then its parents'.
+    /// this disk's first, then its parents'; then the [`Disk::read_warnings`]
+    /// raised so far.
     pub fn warnings(&self) -> Vec<String> {
+        let mut w = self.open_warnings();
+        w.extend(self.read_warnings());
+        w
+    }
+
+    fn open_warnings(&self) -> Vec<String> {
         let mut w = self.warnings.clone();
         if let Some(p) = &self.parent {
-            w.extend(p.warnings());
+            w.extend(p.open_warnings());
+        }
+        w
+    }
+
+    /// Read errors survived so far, this disk's and its parents': a grain table
+    /// or grain directory that could not be read and was read from its redundant
+    /// copy instead (nothing lost, but the disk has bad sectors). The list grows
+    /// as the disk is read; each line names the file, the table and its byte
+    /// position. Front ends print these and count them like a filesystem's
+    /// warnings.
+    pub fn read_warnings(&self) -> Vec<String> {
+        let mut w: Vec<String> = self
+            .slots
+            .iter()
+            .flat_map(|s| s.extent.read_warnings())
+            .collect();
+        if let Some(p) = &self.parent {
+            w.extend(p.read_warnings());
         }
         w
     }

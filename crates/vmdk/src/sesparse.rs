@@ -17,9 +17,10 @@
 //! (allocated: grain number = bits 48..59 | bits 0..47 << 12). The journal is not
 //! replayed: an image whose volatile header asks for replay is read with a warning.
 
-use crate::grain::{open_dir, DirEncoding, Directory, Flavor, GrainMap};
-use crate::sparse::{u64_at, MAX_GRAIN_SECTORS};
+use crate::error::need;
+use crate::grain::{open_dir, DirEncoding, Directory, Flavor, GrainMap, MAX_GRAIN_SECTORS};
 use crate::Error;
+use bytesource::field::le_u64;
 use bytesource::SharedSource;
 
 /// Const header magic, as the first 8 bytes read little-endian.
@@ -38,20 +39,21 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<(GrainMap, Vec<Stri
     }
     let mut b = [0u8; 512];
     file.read_at(0, &mut b).map_err(|e| Error::io(name, e))?;
-    if u64_at(&b, 0) != MAGIC {
+    let u64_at = |off: usize| need(le_u64(&b, off), name, "SESparse header", 0, off);
+    if u64_at(0)? != MAGIC {
         return Err(Error::corrupt(name, "no SESparse magic at byte 0"));
     }
-    let version = u64_at(&b, 8);
+    let version = u64_at(8)?;
     if version != VERSION {
         return Err(Error::unsupported(
             name,
             format!("SESparse version {version:#x} (only 0x200000001 is known)"),
         ));
     }
-    let capacity = u64_at(&b, 16);
-    let grain_sectors = u64_at(&b, 24);
-    let gt_sectors = u64_at(&b, 32);
-    let flags = u64_at(&b, 40);
+    let capacity = u64_at(16)?;
+    let grain_sectors = u64_at(24)?;
+    let gt_sectors = u64_at(32)?;
+    let flags = u64_at(40)?;
     if flags != 0 {
         return Err(Error::unsupported(
             name,
@@ -70,11 +72,12 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<(GrainMap, Vec<Stri
             format!("SESparse grain table size of {gt_sectors} sectors is not sane"),
         ));
     }
-    let volatile_at = u64_at(&b, 80).saturating_mul(512);
+    let volatile_at = u64_at(80)?.saturating_mul(512);
     let mut v = [0u8; 512];
     match file.read_at(volatile_at, &mut v) {
-        Ok(()) if u64_at(&v, 0) == VOLATILE_MAGIC => {
-            if u64_at(&v, 24) != 0 {
+        // v is 512 bytes: both fields lie inside it.
+        Ok(()) if le_u64(&v, 0) == Some(VOLATILE_MAGIC) => {
+            if le_u64(&v, 24) != Some(0) {
                 warnings.push(format!(
                     "{name}: the SESparse journal needs replaying (unclean shutdown); it is not replayed, recent writes may be missing"
                 ));
@@ -84,10 +87,10 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<(GrainMap, Vec<Stri
             "{name}: SESparse volatile header at byte {volatile_at:#x} is missing or damaged"
         )),
     }
-    let gd_at = u64_at(&b, 128).saturating_mul(512);
-    let gd_entries = u64_at(&b, 136).saturating_mul(512) / 8;
-    let tables_at = u64_at(&b, 144).saturating_mul(512);
-    let grains_at = u64_at(&b, 192).saturating_mul(512);
+    let gd_at = u64_at(128)?.saturating_mul(512);
+    let gd_entries = u64_at(136)?.saturating_mul(512) / 8;
+    let tables_at = u64_at(144)?.saturating_mul(512);
+    let grains_at = u64_at(192)?.saturating_mul(512);
     let grain = grain_sectors.saturating_mul(512);
     let gt_bytes = gt_sectors.saturating_mul(512);
     let gt_entries = gt_bytes / 8;

@@ -1,93 +1,18 @@
-//! Hosted sparse extents (`KDMV`): monolithicSparse, twoGbMaxExtentSparse pieces and
-//! streamOptimized files.
-//!
-//! Layout from VMware "Virtual Disk Format 5.0", "Hosted Sparse Extent Header"
-//! (qemu `VMDK4Header`, libyal libvmdk "Sparse extent file header"), all little-endian:
-//!
-//! ```text
-//!  0 magicNumber u32 'KDMV'   4 version u32        8 flags u32
-//! 12 capacity u64 (sectors)  20 grainSize u64      28 descriptorOffset u64
-//! 36 descriptorSize u64      44 numGTEsPerGT u32   48 rgdOffset u64
-//! 56 gdOffset u64            64 overHead u64       72 uncleanShutdown u8
-//! 73 '\n' ' ' '\r' '\n'      77 compressAlgorithm u16
-//! ```
-//!
-//! flags: bit 0 newline test valid, bit 1 redundant grain directory in use, bit 2
-//! zeroed-grain GTEs, bit 16 compressed grains, bit 17 markers. A `gdOffset` of
-//! `GD_AT_END` (all ones) means the real header is the footer near the end of the file
-//! (see [`crate::stream`]).
+//! Opening hosted sparse extents (`KDMV`): monolithicSparse, twoGbMaxExtentSparse
+//! pieces and streamOptimized files. The header is decoded by [`crate::kdmv`]; this
+//! module checks its geometry, finds the grain directory (the primary, else the
+//! redundant copy; a stream's footer or, without one, its markers via
+//! [`crate::stream`]) and reads the embedded descriptor.
 
-use crate::grain::{open_dir, Dir, DirEncoding, Directory, Flavor, GrainMap};
+use crate::grain::{open_dir, Dir, DirEncoding, Directory, Flavor, GrainMap, MAX_GRAIN_SECTORS};
+use crate::kdmv::{Header, FLAG_MARKERS, GD_AT_END};
 use crate::Error;
 use bytesource::SharedSource;
 
-/// `KDMV` read as a little-endian u32.
-pub(crate) const MAGIC: u32 = 0x564d_444b;
-pub(crate) const GD_AT_END: u64 = u64::MAX;
-const FLAG_MARKERS: u32 = 1 << 17;
-/// Largest grain accepted, in sectors (8 MiB; VMware writes 128 = 64 KiB).
-pub(crate) const MAX_GRAIN_SECTORS: u64 = 16 * 1024;
 /// Largest grain table accepted (VMware writes 512 entries; qemu refuses > 512).
 const MAX_GTES_PER_GT: u64 = 4096;
 /// Largest embedded descriptor read.
 const MAX_EMBEDDED_DESCRIPTOR: u64 = 1024 * 1024;
-
-/// The fields of a hosted sparse header.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Header {
-    pub(crate) version: u32,
-    pub(crate) flags: u32,
-    pub(crate) capacity: u64,
-    pub(crate) grain_size: u64,
-    pub(crate) descriptor_offset: u64,
-    pub(crate) descriptor_size: u64,
-    pub(crate) num_gtes_per_gt: u32,
-    pub(crate) rgd_offset: u64,
-    pub(crate) gd_offset: u64,
-    pub(crate) overhead: u64,
-    pub(crate) compress_algorithm: u16,
-}
-
-pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = at.checked_add(4).and_then(|end| b.get(at..end)) {
-        a.copy_from_slice(s);
-    }
-    u32::from_le_bytes(a)
-}
-
-pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = at.checked_add(8).and_then(|end| b.get(at..end)) {
-        a.copy_from_slice(s);
-    }
-    u64::from_le_bytes(a)
-}
-
-impl Header {
-    /// Decodes a 512-byte header sector; `None` when the magic is wrong.
-    pub(crate) fn parse(b: &[u8]) -> Option<Header> {
-        if u32_at(b, 0) != MAGIC {
-            return None;
-        }
-        Some(Header {
-            version: u32_at(b, 4),
-            flags: u32_at(b, 8),
-            capacity: u64_at(b, 12),
-            grain_size: u64_at(b, 20),
-            descriptor_offset: u64_at(b, 28),
-            descriptor_size: u64_at(b, 36),
-            num_gtes_per_gt: u32_at(b, 44),
-            rgd_offset: u64_at(b, 48),
-            gd_offset: u64_at(b, 56),
-            overhead: u64_at(b, 64),
-            compress_algorithm: u16::from_le_bytes([
-                b.get(77).copied().unwrap_or(0),
-                b.get(78).copied().unwrap_or(0),
-            ]),
-        })
-    }
-}
 
 /// An opened hosted sparse file.
 pub(crate) struct Opened {
@@ -118,7 +43,7 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
     let mut sector = [0u8; 512];
     file.read_at(0, &mut sector)
         .map_err(|e| Error::io(name, e))?;
-    let mut h = Header::parse(&sector)
+    let mut h = Header::parse(&sector, name, 0)?
         .ok_or_else(|| Error::corrupt(name, "no KDMV sparse extent magic at byte 0"))?;
     let embedded = read_embedded_descriptor(&file, name, &h, &mut warnings);
     let mut stream_optimized = false;
@@ -200,17 +125,33 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
             table_bytes,
         )
     };
+    let has_redundant = h.rgd_offset != 0 && h.rgd_offset != h.gd_offset;
+    // The redundant directory (flag bit 1, rgdOffset) stands in for the primary when
+    // that cannot be used, and else backs it up table by table (a grain table or a
+    // directory piece that cannot be read is read from it; see grain.rs).
+    let mut redundant = None;
+    let mut read_warning = None;
     let loaded = match footer_error {
         Some(e) => Err(e),
         None => match load(h.gd_offset, "grain directory") {
-            Ok(gd) => Ok(gd),
-            Err(primary) if h.rgd_offset != 0 && h.rgd_offset != h.gd_offset => {
-                // Fall back to the redundant grain directory (flag bit 1, rgdOffset).
+            Ok(gd) => {
+                if has_redundant {
+                    // A redundant directory that does not check out is not used.
+                    redundant = load(h.rgd_offset, "redundant grain directory").ok();
+                }
+                Ok(gd)
+            }
+            Err(primary) if has_redundant => {
                 match load(h.rgd_offset, "redundant grain directory") {
                     Ok(gd) => {
-                        warnings.push(format!(
-                            "{primary}; using the redundant grain directory instead"
-                        ));
+                        let w = format!("{primary}; using the redundant grain directory instead");
+                        if matches!(primary, Error::Io { .. }) {
+                            // A read error survived: reported as such (counted by
+                            // the front ends), not only at open.
+                            read_warning = Some(w);
+                        } else {
+                            warnings.push(w);
+                        }
                         Ok(gd)
                     }
                     Err(_) => Err(primary),
@@ -254,7 +195,11 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
             compressed,
             markers,
         },
-    );
+    )
+    .with_redundant(redundant);
+    if let Some(w) = read_warning {
+        map.note_read_warning(w);
+    }
     Ok(Opened {
         map,
         descriptor: embedded,

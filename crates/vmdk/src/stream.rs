@@ -10,8 +10,10 @@
 //! by metadata markers (`val` = sectors, `size` 0, `type` 1 = GT, 2 = GD). Compressed
 //! grains are inflated in [`crate::grain`].
 
-use crate::sparse::{u32_at, u64_at, Header};
+use crate::error::need;
+use crate::kdmv::{Header, GD_AT_END};
 use crate::Error;
+use bytesource::field::{le_u32, le_u64};
 use bytesource::SharedSource;
 use std::collections::BTreeMap;
 
@@ -29,12 +31,18 @@ pub(crate) fn read_footer(file: &SharedSource, name: &str) -> Result<Header, Err
     })?;
     let mut b = vec![0u8; 1536];
     file.read_at(at, &mut b).map_err(|e| Error::io(name, e))?;
-    let footer_marker_ok = u32_at(&b, 8) == 0 && u32_at(&b, 12) == MARKER_FOOTER;
-    let eos_ok = u64_at(&b, 1024) == 0 && u32_at(&b, 1032) == 0 && u32_at(&b, 1036) == MARKER_EOS;
-    let header = b.get(512..1024).and_then(Header::parse);
+    const WHAT: &str = "streamOptimized footer";
+    let u32f = |off: usize| need(le_u32(&b, off), name, WHAT, at, off);
+    let u64f = |off: usize| need(le_u64(&b, off), name, WHAT, at, off);
+    let footer_marker_ok = u32f(8)? == 0 && u32f(12)? == MARKER_FOOTER;
+    let eos_ok = u64f(1024)? == 0 && u32f(1032)? == 0 && u32f(1036)? == MARKER_EOS;
+    let header = match b.get(512..1024) {
+        Some(h) => Header::parse(h, name, at.saturating_add(512))?,
+        None => None,
+    };
     match header {
         Some(h) if footer_marker_ok && eos_ok => {
-            if h.gd_offset == crate::sparse::GD_AT_END {
+            if h.gd_offset == GD_AT_END {
                 return Err(Error::corrupt(
                     name,
                     "streamOptimized footer also says the grain directory is at the end",
@@ -86,9 +94,10 @@ pub(crate) fn scan(
         let _ = end;
         let mut m = [0u8; 16];
         file.read_at(pos, &mut m).map_err(|e| Error::io(name, e))?;
-        let val = u64_at(&m, 0);
-        let size = u64::from(u32_at(&m, 8));
-        let kind = u32_at(&m, 12);
+        const WHAT: &str = "stream marker";
+        let val = need(le_u64(&m, 0), name, WHAT, pos, 0)?;
+        let size = u64::from(need(le_u32(&m, 8), name, WHAT, pos, 8)?);
+        let kind = need(le_u32(&m, 12), name, WHAT, pos, 12)?;
         let sector = pos / 512;
         let advance = if size != 0 {
             // Grain marker: lba, size, then the compressed bytes.

@@ -1,8 +1,9 @@
 //! Copying regular files' data: each file is staged ([`crate::io::StagedFile`]),
 //! written as large positional reads of its data runs (holes and unwritten extents
 //! stay holes), given its metadata and only then its name. A read that fails with
-//! EIO or ETIMEDOUT (a flaky NFS or SAN under the image) is tried again `--retries`
-//! times with exponential backoff before the file is reported. With `--salvage` a
+//! EIO or ETIMEDOUT (a flaky NFS or SAN under the image) has already been tried
+//! again `--retries` times at the bottom of the stack ([`bytesource::retry`], so
+//! metadata reads get the same) before the file is reported. With `--salvage` a
 //! range that still cannot be read is left as a hole (zeros), named on stderr and in
 //! the `--json` summary, and the file is placed as `NAME.partial` (unless
 //! `--salvage-in-place`) so that it is never mistaken for a good copy.
@@ -11,7 +12,6 @@ use super::walk::{Copier, FileJob};
 use anyhow::{anyhow, bail, Context, Result};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 /// Size of the copy buffer, and of each data read and write once the disk has
 /// turned out to be far away (NFS, FUSE): several MiB in flight per file.
@@ -24,36 +24,6 @@ const LOCAL_CHUNK: usize = 1 << 20;
 /// size (a sector, the smallest unit any layer below maps), so that only the
 /// unreadable blocks are lost.
 const SALVAGE_PIECE: usize = 512;
-
-/// First backoff of a retried read; doubled each time, at most [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
-
-/// True for the errors a retry may cure: EIO and ETIMEDOUT from the host.
-fn transient(e: &fsapi::Error) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            let errno = io.raw_os_error().map(nix::errno::Errno::from_raw);
-            if matches!(
-                errno,
-                Some(nix::errno::Errno::EIO | nix::errno::Errno::ETIMEDOUT)
-            ) || io.kind() == std::io::ErrorKind::TimedOut
-            {
-                return true;
-            }
-        }
-        // The layers below re-wrap host errors as text (`io::Error::new(kind,
-        // "FILE: error")`, or inside a reader's own message), which drops the errno
-        // but keeps std's "(os error N)".
-        let text = err.to_string();
-        if text.contains("(os error 5)") || text.contains("(os error 110)") {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
-}
 
 impl Copier<'_> {
     /// Copies one directory's batch of files, named relative to that directory.
@@ -83,41 +53,6 @@ impl Copier<'_> {
         }
     }
 
-    /// `op` with `--retries` further attempts on transient errors (`what` names
-    /// the read in the warning).
-    fn retrying<T>(
-        &self,
-        what: &dyn Fn() -> String,
-        op: &mut dyn FnMut() -> fsapi::Result<T>,
-    ) -> Result<T> {
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 0u32;
-        loop {
-            match op() {
-                Ok(v) => return Ok(v),
-                Err(e) if attempt < self.opts.retries && transient(&e) => {
-                    attempt = attempt.saturating_add(1);
-                    self.progress.eprintln(&format!(
-                        "vmdkrecover: warning: {} failed ({e}); retry {attempt} of {} in {backoff:?}",
-                        what(),
-                        self.opts.retries
-                    ));
-                    std::thread::sleep(backoff);
-                    backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// A positional read with `--retries`.
-    fn read_retrying(&self, job: &FileJob, pos: u64, buf: &mut [u8]) -> Result<usize> {
-        self.retrying(
-            &|| format!("{}: read at offset {pos}", self.shown(&job.src)),
-            &mut || self.fs.read_at(job.inode.ino, pos, buf),
-        )
-    }
-
     /// Copies one regular file into `dir`, the directory of `job.dst`; false when
     /// `-n` skipped it because the name exists.
     fn copy_file(&self, job: &FileJob, dir: &crate::io::DestDir, buf: &mut [u8]) -> Result<bool> {
@@ -133,10 +68,11 @@ impl Copier<'_> {
         let mut written_to = 0u64;
         // Unreadable ranges (offset, length) with --salvage.
         let mut bad: Vec<(u64, u64)> = Vec::new();
-        let runs = match self.retrying(
-            &|| format!("{}: reading the block map", self.shown(&job.src)),
-            &mut || self.fs.file_runs(job.inode.ino),
-        ) {
+        let runs = match self
+            .fs
+            .file_runs(job.inode.ino)
+            .map_err(anyhow::Error::from)
+        {
             Ok(r) => r,
             // The block map itself is damaged: read the whole file block by block
             // (what reads is kept, what fails becomes a hole).
@@ -171,7 +107,11 @@ impl Copier<'_> {
                     .min(buf.len())
                     .min(step);
                 let chunk = &mut buf[..want];
-                let n = match self.read_retrying(job, pos, chunk) {
+                let n = match self
+                    .fs
+                    .read_at(job.inode.ino, pos, chunk)
+                    .map_err(anyhow::Error::from)
+                {
                     Ok(n) => n,
                     Err(e) if self.opts.salvage => {
                         self.salvage_chunk(job, pos, chunk, out, &mut bad, &e)?;

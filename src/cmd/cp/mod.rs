@@ -12,8 +12,8 @@
 //!
 //! [`dest`] decides where each SPEC lands (coreutils' rules for DEST), [`walk`] walks
 //! the source creating directories, symlinks and special files and queueing the
-//! regular files, [`file`] copies file data (holes kept, bounded retries), [`meta`]
-//! sets owners, xattrs, modes and times.
+//! regular files, [`file`] copies file data (holes kept; `--retries` acts below,
+//! in bytesource), [`meta`] sets owners, xattrs, modes and times.
 
 mod dest;
 mod file;
@@ -38,8 +38,6 @@ pub struct CopyOptions {
     pub verbose: bool,
     /// Worker threads for file data; None = number of CPUs.
     pub threads: Option<usize>,
-    /// Further attempts for a read that fails with EIO or ETIMEDOUT.
-    pub retries: u32,
     /// Write every readable byte of a file with unreadable ranges (zeros there),
     /// as `NAME.partial`.
     pub salvage: bool,
@@ -67,6 +65,20 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
     let mut total = Stats::default();
     let mut failures = 0u64;
     let mut warnings = 0u64;
+    // Read errors the disk layers survived (backup GPT, redundant grain table):
+    // printed once each and counted like filesystem warnings (README, "Exit status").
+    let mut disk_warned = std::collections::HashSet::new();
+    let mut disk_warnings = |progress: &Progress| -> u64 {
+        let mut n = 0u64;
+        for w in stack.read_warnings() {
+            if disk_warned.insert(w.clone()) {
+                progress.eprintln(&format!("vmdkrecover: warning: {w}"));
+                n += 1;
+            }
+        }
+        n
+    };
+    let mut disk_read_errors = disk_warnings(&progress);
     let mut salvaged = Vec::new();
     let mut bad_specs = Vec::new();
     for spec in specs {
@@ -98,14 +110,16 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
         copier.copy(&target.path, inode, &dst, merge_root);
         failures += copier.failures.load(Ordering::Relaxed);
         warnings += target.fs.finish_warnings(&|l| progress.eprintln(l));
+        disk_read_errors += disk_warnings(&progress);
         total.add(&copier.stats);
         if let Ok(s) = copier.salvaged.into_inner() {
             salvaged.extend(s);
         }
     }
     let secs = progress.finish();
+    warnings += disk_read_errors;
     progress::summary(&format!(
-        "vmdkrecover: copied {} files, {} directories, {} symlinks, {} other {}{}{}{}",
+        "vmdkrecover: copied {} files, {} directories, {} symlinks, {} other {}{}{}{}{}",
         total.files.load(Ordering::Relaxed),
         total.dirs.load(Ordering::Relaxed),
         total.symlinks.load(Ordering::Relaxed),
@@ -120,10 +134,13 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
         } else {
             String::new()
         },
-        if warnings > 0 {
-            format!("; {warnings} filesystem warnings (something may be missing; see above)")
-        } else {
-            String::new()
+        match warnings - disk_read_errors {
+            0 => String::new(),
+            n => format!("; {n} filesystem warnings (something may be missing; see above)"),
+        },
+        match disk_read_errors {
+            0 => String::new(),
+            n => format!("; {n} disk read errors survived through redundant copies (see above)"),
         }
     ));
     if opts.json {
