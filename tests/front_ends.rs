@@ -1,0 +1,136 @@
+//! `ls -l`'s ACL/SELinux marker, `stat` of a guest path naming the filesystem that
+//! holds it, and `versions`' shortcut for files held by the same backing bytes.
+//!
+//! Oracles: getfattr's dump of the kernel mount (crates/extfs/tests/data/ext4.xattrs,
+//! testdata/rhel9/XATTRS.*.txt) for which inodes carry an ACL or an SELinux context,
+//! read the way GNU ls reads them; `stat -c %i` on the kernel's mount of every
+//! rhel9 filesystem (testdata/rhel9/INODES.*.txt, scripts/fixtures/guest-inodes.sh);
+//! sha256sum of the files of the sample disk's manifest (testdata/MANIFEST.*.tsv).
+
+mod common;
+#[path = "common/harness.rs"]
+mod harness;
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn rhel9() -> String {
+    testdata("rhel9/rhel9.vmdk").display().to_string()
+}
+
+/// getfattr -d dump: path (relative, as getfattr prints it) -> attribute names.
+fn getfattr_dump(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut cur = None;
+    for line in text.lines() {
+        if let Some(p) = line.strip_prefix("# file: ") {
+            cur = Some(p.to_string());
+            out.entry(p.to_string()).or_default();
+        } else if let (Some(p), Some((name, _))) = (&cur, line.split_once('=')) {
+            out.get_mut(p).unwrap().insert(name.to_string());
+        }
+    }
+    out
+}
+
+/// The marker GNU ls shows for an inode with these attributes (coreutils ls.c with
+/// gnulib's file_has_acl: an access ACL, or a default ACL on a directory, is `+`;
+/// else an SELinux context is `.`).
+fn gnu_marker(attrs: Option<&BTreeSet<String>>, is_dir: bool) -> char {
+    let Some(a) = attrs else { return ' ' };
+    if a.contains("system.posix_acl_access") || (is_dir && a.contains("system.posix_acl_default")) {
+        '+'
+    } else if a.contains("security.selinux") {
+        '.'
+    } else {
+        ' '
+    }
+}
+
+/// `ls -l` rows of one directory: name -> (mode column as printed, is directory).
+fn long_rows(out: &str) -> BTreeMap<String, (String, bool)> {
+    out.lines()
+        .filter(|l| !l.starts_with("total") && !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // mode[marker] nlink uid gid size date time zone name [-> target]; the
+            // first 11 characters are the mode and the marker column (a space when
+            // this row has none).
+            let name = f[8].to_string();
+            (name, (l[..11].to_string(), l.starts_with('d')))
+        })
+        .collect()
+}
+
+/// Checks every row's 11th column against the oracle: the marker where GNU ls puts
+/// one, a space for the others when any row has one, nothing at all otherwise.
+fn check_markers(
+    listing: &str,
+    dir_in_dump: &str,
+    dump: &BTreeMap<String, BTreeSet<String>>,
+) -> usize {
+    let rows = long_rows(listing);
+    assert!(!rows.is_empty(), "no rows in {listing}");
+    let want: BTreeMap<&String, char> = rows
+        .iter()
+        .map(|(name, (_, dir))| {
+            let key = if dir_in_dump.is_empty() {
+                name.clone()
+            } else {
+                format!("{dir_in_dump}/{name}")
+            };
+            (name, gnu_marker(dump.get(&key), *dir))
+        })
+        .collect();
+    let any = want.values().any(|c| *c != ' ');
+    let mut marked = 0;
+    for (name, (mode, _)) in &rows {
+        let w = want[name];
+        assert_eq!(mode.chars().nth(10), Some(w), "{name}: {mode:?}");
+        if !any {
+            // No marker column at all: the link count follows the mode directly
+            // (right-aligned, so a space may come before it anyway).
+            assert!(!mode.ends_with(['.', '+']), "{name}: {mode:?}");
+        }
+        if w != ' ' {
+            marked += 1;
+        }
+    }
+    marked
+}
+
+#[test]
+fn ls_long_marks_acls_like_gnu_ls() {
+    let gz = testdata("../crates/extfs/tests/data/ext4.img.gz");
+    let dump_path = testdata("../crates/extfs/tests/data/ext4.xattrs");
+    if !harness::have(&gz.display().to_string()) || !harness::have(&dump_path.display().to_string())
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("ext4.img");
+    std::fs::write(&img, harness::gunzip(&gz)).unwrap();
+    let img = img.display().to_string();
+    let dump = getfattr_dump(&std::fs::read_to_string(dump_path).unwrap());
+    // The root lists `acl` (a default ACL) among plain directories; `acl/` holds a
+    // file with an access ACL; `xattr/` has only user./trusted. attributes.
+    let root = String::from_utf8(run_ok(&["ls", "-l", &img, "sda:/"]).stdout).unwrap();
+    assert_eq!(check_markers(&root, "", &dump), 1, "{root}");
+    let acl = String::from_utf8(run_ok(&["ls", "-l", &img, "sda:/acl"]).stdout).unwrap();
+    assert_eq!(check_markers(&acl, "acl", &dump), 1, "{acl}");
+    let xattr = String::from_utf8(run_ok(&["ls", "-l", &img, "sda:/xattr"]).stdout).unwrap();
+    assert_eq!(check_markers(&xattr, "xattr", &dump), 0, "{xattr}");
+}
+
+#[test]
+fn ls_long_marks_selinux_contexts_in_the_guest() {
+    let dump = getfattr_dump(
+        &std::fs::read_to_string(testdata("rhel9/XATTRS.root.txt")).expect("XATTRS.root.txt"),
+    );
+    let etc = String::from_utf8(run_ok(&["ls", "-lA", &rhel9(), "/etc"]).stdout).unwrap();
+    assert!(check_markers(&etc, "etc", &dump) >= 5, "{etc}");
+    // Every entry of /etc carries a context on this guest, so every row has `.`.
+    assert!(
+        long_rows(&etc).values().all(|(m, _)| m.ends_with('.')),
+        "{etc}"
+    );
+}
