@@ -134,3 +134,80 @@ fn ls_long_marks_selinux_contexts_in_the_guest() {
         "{etc}"
     );
 }
+
+/// (guest mount point, volume, INODES.<name>.txt) of every filesystem fstab places.
+const RHEL9_MOUNTS: &[(&str, &str, &str)] = &[
+    ("/", "rhel/root", "root"),
+    ("/boot", "sda2", "boot"),
+    ("/home", "rhel/home", "home"),
+    ("/var", "rhel/var", "var"),
+    ("/srv/data", "rhel/data", "data"),
+];
+
+#[test]
+fn stat_of_a_guest_path_names_its_filesystem_and_real_inode() {
+    let img = rhel9();
+    let mut checked = 0;
+    for (mp, volume, name) in RHEL9_MOUNTS {
+        let text = std::fs::read_to_string(testdata(&format!("rhel9/INODES.{name}.txt")))
+            .unwrap_or_else(|e| panic!("INODES.{name}.txt: {e}"));
+        for line in text.lines() {
+            let (ino, path) = line.split_once('\t').unwrap();
+            let ino: u64 = ino.parse().unwrap();
+            let guest = match (*mp, path) {
+                ("/", p) => p.to_string(),
+                (m, "/") => m.to_string(),
+                (m, p) => format!("{m}{p}"),
+            };
+            // The root filesystem's own mount-point directories are covered.
+            if *mp == "/"
+                && RHEL9_MOUNTS
+                    .iter()
+                    .any(|(m, _, _)| *m != "/" && *m == guest)
+            {
+                continue;
+            }
+            let out = run_ok(&["stat", "--json", &img, &guest]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(v["volume"], "guest", "{guest}");
+            let fs = &v["filesystem"];
+            assert_eq!(fs["volume"], *volume, "{guest}: {v}");
+            assert_eq!(fs["mount_point"], *mp, "{guest}: {v}");
+            assert_eq!(fs["ino"], ino, "{guest}: {v}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "{checked}");
+    // The text form says the same; the guest's own number stays on the Inode line.
+    let text = String::from_utf8(run_ok(&["stat", &img, "/home/alice/notes.txt"]).stdout).unwrap();
+    let home = std::fs::read_to_string(testdata("rhel9/INODES.home.txt")).unwrap();
+    let notes = home
+        .lines()
+        .find_map(|l| l.strip_suffix("\t/alice/notes.txt"))
+        .unwrap();
+    assert!(
+        text.contains(&format!(
+            "Volume: rhel/home (ext4, mounted at /home)  Inode there: {notes}\n"
+        )),
+        "{text}"
+    );
+    // /srv exists only as the parent of the /srv/data mount point.
+    let srv: serde_json::Value =
+        serde_json::from_slice(&run_ok(&["stat", "--json", &img, "/srv"]).stdout).unwrap();
+    assert!(srv.get("filesystem").is_none(), "{srv}");
+    // A VOLUME:PATH SPEC: the volume itself, the number unchanged.
+    let var: serde_json::Value =
+        serde_json::from_slice(&run_ok(&["stat", "--json", &img, "rhel/var:/log/messages"]).stdout)
+            .unwrap();
+    let want = std::fs::read_to_string(testdata("rhel9/INODES.var.txt")).unwrap();
+    let want: u64 = want
+        .lines()
+        .find_map(|l| l.strip_suffix("\t/log/messages"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(var["filesystem"]["volume"], "rhel/var");
+    assert_eq!(var["filesystem"]["kind"], "xfs");
+    assert_eq!(var["filesystem"]["ino"], want);
+    assert_eq!(var["ino"], want);
+}
