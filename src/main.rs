@@ -351,7 +351,7 @@ enum Command {
     },
     /// The state of one path in every image (e.g. every storage snapshot), grouped by content, newest first.
     #[command(
-        after_help = "Examples:\n  vmdkrecover versions .snapshot/*/web01/web01.vmdk /etc/httpd/conf/httpd.conf\n  vmdkrecover versions --json snap1/vm.vmdk snap2/vm.vmdk VolGroup00/LogVol00:/etc\n\nA file's version is its content (sha256); a directory's is its whole tree (names,\ntypes, modes, owners, mtimes, xattrs, contents), and older versions list the paths\nthat differ from the newest. Images are read in parallel. Exit status 1 when some\nimage could not be read (listed under \"could not read\")."
+        after_help = "Examples:\n  vmdkrecover versions .snapshot/*/web01/web01.vmdk /etc/httpd/conf/httpd.conf\n  vmdkrecover versions --json snap1/vm.vmdk snap2/vm.vmdk VolGroup00/LogVol00:/etc\n\nA file's version is its content (sha256); a directory's is its whole tree (names,\ntypes, modes, owners, mtimes, xattrs, contents), and older versions list the paths\nthat differ from the newest. Images are read in parallel. A file is read once for\nall images that resolve it to the same bytes of the same unchanged host files\n(device, inode, size, mtime, ctime, and the same physical runs); --json lists them\nunder hashed and shortcut. Exit status 1 when some image could not be read\n(listed under \"could not read\")."
     )]
     Versions {
         /// IMAGE... followed by SPEC (a guest path or VOLUME:PATH).

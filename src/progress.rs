@@ -1,5 +1,5 @@
 //! The progress display and the one-line summaries of the long commands (`cp`, `tar`,
-//! `export`): a bar with bytes and files done of the totals known so far, speed and
+//! `export`; `versions` shows the bar only, counting images): a bar with bytes and files done of the totals known so far, speed and
 //! ETA, on standard error when it is a terminal; nothing when it is not, when
 //! `TERM=dumb`, or with `-q/--quiet` (which also drops the summary line). The
 //! display uses no colours at all, so `NO_COLOR` holds trivially.
@@ -34,6 +34,8 @@ pub struct Progress {
     files_done: AtomicU64,
     files_total: AtomicU64,
     count_files: bool,
+    /// What the counted objects are called ("files", "images").
+    unit: &'static str,
     started: Instant,
 }
 
@@ -41,6 +43,15 @@ impl Progress {
     /// A bar for `total_bytes` (growing with [`Progress::add_total`]); `count_files`
     /// adds "files N/M" to it.
     pub fn new(total_bytes: u64, count_files: bool) -> Self {
+        Self::counting(total_bytes, count_files, "files")
+    }
+
+    /// A bar for `total_bytes` that counts `unit` ("images 2/5") instead of files.
+    pub fn with_unit(total_bytes: u64, unit: &'static str) -> Self {
+        Self::counting(total_bytes, true, unit)
+    }
+
+    fn counting(total_bytes: u64, count_files: bool, unit: &'static str) -> Self {
         let target = if shown() {
             indicatif::ProgressDrawTarget::stderr()
         } else {
@@ -61,6 +72,7 @@ impl Progress {
             files_done: AtomicU64::new(0),
             files_total: AtomicU64::new(0),
             count_files,
+            unit,
             started: Instant::now(),
         }
     }
@@ -68,7 +80,8 @@ impl Progress {
     fn update_msg(&self) {
         if self.count_files && !self.bar.is_hidden() {
             self.bar.set_message(format!(
-                "files {}/{}",
+                "{} {}/{}",
+                self.unit,
                 self.files_done.load(Ordering::Relaxed),
                 self.files_total.load(Ordering::Relaxed)
             ));

@@ -211,3 +211,170 @@ fn stat_of_a_guest_path_names_its_filesystem_and_real_inode() {
     assert_eq!(var["filesystem"]["ino"], want);
     assert_eq!(var["ino"], want);
 }
+
+/// A tool the test needs as its oracle or to make its input: missing fails the test
+/// unless VMDKRECOVER_SKIP_MISSING=1.
+fn tool(name: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var("VMDKRECOVER_SKIP_MISSING").as_deref() == Ok("1") {
+            eprintln!("SKIPPED: {name} is not installed (VMDKRECOVER_SKIP_MISSING=1)");
+        } else {
+            panic!("{name} is needed (set VMDKRECOVER_SKIP_MISSING=1 to skip)");
+        }
+    }
+    found
+}
+
+fn sh(cmd: &str) -> Vec<u8> {
+    let out = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn versions_reads_a_file_once_per_backing_bytes_and_says_so() {
+    if !tool("debugfs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let vmdk = testdata("vm.vmdk");
+    let flat = testdata("vm-flat.vmdk");
+    // sda1 (/boot, ext3) on the flat file, where sfdisk put it (LAYOUT.txt).
+    let layout = std::fs::read_to_string(testdata("LAYOUT.txt")).unwrap();
+    let start: u64 = layout
+        .lines()
+        .find(|l| l.starts_with("vm-flat.vmdk1 "))
+        .and_then(|l| l.split("start=").nth(1))
+        .and_then(|s| s.split(',').next())
+        .map(|s| s.trim().parse().unwrap())
+        .unwrap();
+    for d in ["base", "link", "copy", "changed", "gone"] {
+        std::fs::create_dir(t.join(d)).unwrap();
+    }
+    let q = |p: &std::path::Path| format!("'{}'", p.display());
+    sh(&format!(
+        "cp --reflink=never {} {} {}",
+        q(&vmdk),
+        q(&flat),
+        q(&t.join("base"))
+    ));
+    for f in ["vm.vmdk", "vm-flat.vmdk"] {
+        std::fs::hard_link(t.join("base").join(f), t.join("link").join(f)).unwrap();
+        for d in ["copy", "changed", "gone"] {
+            sh(&format!(
+                "cp --reflink=never {} {}",
+                q(&t.join("base").join(f)),
+                q(&t.join(d))
+            ));
+        }
+    }
+    // Change /boot/grub/grub.conf with debugfs -w on the partition's bytes, and
+    // put them back: one copy with new content, one without the file.
+    let new_conf = t.join("grub.conf.new");
+    std::fs::write(&new_conf, b"default=1\ntimeout=0\n# restored by the test\n").unwrap();
+    let part = t.join("sda1.img");
+    for (d, cmds) in [
+        (
+            "changed",
+            format!(
+                "rm /grub/grub.conf\nwrite {} /grub/grub.conf\n",
+                new_conf.display()
+            ),
+        ),
+        ("gone", "rm /grub/grub.conf\n".to_string()),
+    ] {
+        let f = t.join(d).join("vm-flat.vmdk");
+        let script = t.join("debugfs.cmds");
+        std::fs::write(&script, cmds).unwrap();
+        sh(&format!(
+            "dd if={f} of={p} bs=512 skip={start} count=16384 status=none && \
+             debugfs -w -f {c} {p} >/dev/null 2>&1 && \
+             dd if={p} of={f} bs=512 seek={start} conv=notrunc status=none",
+            f = q(&f),
+            p = q(&part),
+            c = q(&script)
+        ));
+    }
+    // The oracle: what debugfs reads in the changed copy, and sha256sum of it.
+    sh(&format!(
+        "dd if={} of={} bs=512 skip={start} count=16384 status=none",
+        q(&t.join("changed").join("vm-flat.vmdk")),
+        q(&part)
+    ));
+    let changed = sh(&format!(
+        "debugfs -R 'cat /grub/grub.conf' {} 2>/dev/null",
+        q(&part)
+    ));
+    assert_eq!(changed, std::fs::read(&new_conf).unwrap());
+    let base_sha = std::fs::read_to_string(testdata("MANIFEST.boot.tsv"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("/grub/grub.conf\t"))
+        .map(|l| l.split('\t').nth(5).unwrap().to_string())
+        .unwrap();
+
+    let img = |d: &str| t.join(d).join("vm.vmdk").display().to_string();
+    let out = run(&[
+        "versions",
+        "--json",
+        &img("base"),
+        &img("link"),
+        &img("copy"),
+        &img("changed"),
+        &img("gone"),
+        "/boot/grub/grub.conf",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let versions = v["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{v}");
+    let strings = |x: &serde_json::Value| -> Vec<String> {
+        x.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    // Newest: the rewritten file (debugfs stamped it now).
+    assert_eq!(versions[0]["sha256"], sha256(&changed));
+    assert_eq!(strings(&versions[0]["images"]), vec![img("changed")]);
+    assert_eq!(strings(&versions[0]["hashed"]), vec![img("changed")]);
+    // The original: base and its hard links hold the same backing bytes (one is
+    // read, the other not); the --reflink=never copy is another file, so read.
+    let old = &versions[1];
+    assert_eq!(old["sha256"], base_sha.as_str());
+    assert_eq!(
+        strings(&old["images"]),
+        vec![img("base"), img("link"), img("copy")]
+    );
+    let hashed = strings(&old["hashed"]);
+    let shortcut = old["shortcut"].as_array().unwrap();
+    assert_eq!(hashed.len(), 2, "{old}");
+    assert!(hashed.contains(&img("copy")), "{old}");
+    assert_eq!(shortcut.len(), 1, "{old}");
+    let (s, first) = (
+        shortcut[0]["image"].as_str().unwrap(),
+        shortcut[0]["same_as"].as_str().unwrap(),
+    );
+    let pair = [img("base"), img("link")];
+    assert!(pair.contains(&s.to_string()) && pair.contains(&first.to_string()) && s != first);
+    assert_eq!(strings(&v["missing"]), vec![img("gone")]);
+    assert!(v["errors"].as_array().unwrap().is_empty());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

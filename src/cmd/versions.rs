@@ -5,6 +5,14 @@
 //! directory's is the digest of its whole manifest, and each older version lists
 //! the paths that differ from the newest one. Images are opened and read in
 //! parallel, since each is typically on a different snapshot of an NFS export.
+//!
+//! A regular file is read once for all the images that resolve it to the same
+//! bytes of the same unchanged host files ([`backing`]: same extent-file identity
+//! and the same physical runs); `--json` says which images were read (`hashed`)
+//! and which took another's digest (`shortcut`). Nothing is inferred from the
+//! guest's metadata. A progress bar (images and bytes hashed) shows on a terminal.
+
+mod backing;
 
 use super::{mode_string, type_name, Common, Outcome};
 use crate::manifest::{self, Manifest};
@@ -12,9 +20,9 @@ use crate::spec::{resolve, Spec};
 use anyhow::{anyhow, Result};
 use fsapi::{FileType, Timestamp};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Images read at once.
 const PARALLEL_IMAGES: usize = 4;
@@ -37,6 +45,27 @@ struct State {
     target: Option<Vec<u8>>,
     /// The whole tree, for directories.
     tree: Option<Manifest>,
+    /// How the digest was had.
+    read: Read,
+}
+
+/// How an image's digest was had.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Its contents were read.
+    Hashed,
+    /// Image `n` resolved the file to the same backing bytes and read them.
+    Shortcut(usize),
+}
+
+/// A digest computed once per backing key: (image that read it, its result).
+type Digested = Arc<OnceLock<(usize, std::result::Result<[u8; 32], String>)>>;
+
+/// Digests by backing key, shared by the reader threads: the first image with a
+/// key reads the file, the others with that key wait for its result.
+#[derive(Default)]
+struct Shared {
+    digests: Mutex<HashMap<backing::Key, Digested>>,
 }
 
 /// One version in the JSON output.
@@ -52,9 +81,20 @@ struct VersionJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<String>,
     images: Vec<String>,
+    /// The images whose contents were read for this version.
+    hashed: Vec<String>,
+    /// The images not read again: each resolved the file to the same backing bytes
+    /// as `same_as`, which was.
+    shortcut: Vec<ShortcutJson>,
     /// Directories: paths (relative to SPEC) that differ from the newest version.
     #[serde(skip_serializing_if = "Option::is_none")]
     differs_from_newest: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct ShortcutJson {
+    image: String,
+    same_as: String,
 }
 
 #[derive(Serialize)]
@@ -75,6 +115,9 @@ struct VersionsJson {
 /// Runs `versions`.
 pub fn run(common: &Common, images: &[PathBuf], spec: &str, json: bool) -> Result<Outcome> {
     let parsed = Spec::parse(spec)?;
+    let shared = Shared::default();
+    let progress = crate::progress::Progress::with_unit(0, "images");
+    progress.add_total(u64::try_from(images.len()).unwrap_or(u64::MAX), 0);
     let results: Mutex<Vec<(usize, Seen)>> = Mutex::new(Vec::new());
     let next = Mutex::new(0usize);
     std::thread::scope(|s| {
@@ -87,7 +130,8 @@ pub fn run(common: &Common, images: &[PathBuf], spec: &str, json: bool) -> Resul
                     i
                 };
                 let Some(image) = images.get(i) else { return };
-                let seen = look(common, image, &parsed);
+                let seen = look(common, i, image, &parsed, &shared, &progress);
+                progress.file_done();
                 if let Ok(mut r) = results.lock() {
                     r.push((i, seen));
                 }
@@ -97,6 +141,7 @@ pub fn run(common: &Common, images: &[PathBuf], spec: &str, json: bool) -> Resul
     let mut results = results
         .into_inner()
         .map_err(|_| anyhow!("a reader thread panicked"))?;
+    progress.finish();
     results.sort_by_key(|(i, _)| *i);
     let shown = |i: usize| {
         images
@@ -109,9 +154,11 @@ pub fn run(common: &Common, images: &[PathBuf], spec: &str, json: bool) -> Resul
     let mut groups: Vec<(State, Vec<usize>)> = Vec::new();
     let mut missing = Vec::new();
     let mut errors = Vec::new();
+    let mut reads: HashMap<usize, Read> = HashMap::new();
     for (i, seen) in results {
         match seen {
             Seen::Present(st) => {
+                reads.insert(i, st.read);
                 match groups
                     .iter_mut()
                     .find(|(g, _)| g.file_type == st.file_type && g.digest == st.digest)
@@ -145,6 +192,21 @@ pub fn run(common: &Common, images: &[PathBuf], spec: &str, json: bool) -> Resul
                 .as_deref()
                 .map(|t| String::from_utf8_lossy(t).into_owned()),
             images: imgs.iter().map(|&i| shown(i)).collect(),
+            hashed: imgs
+                .iter()
+                .filter(|&&i| reads.get(&i) == Some(&Read::Hashed))
+                .map(|&i| shown(i))
+                .collect(),
+            shortcut: imgs
+                .iter()
+                .filter_map(|&i| match reads.get(&i) {
+                    Some(Read::Shortcut(n)) => Some(ShortcutJson {
+                        image: shown(i),
+                        same_as: shown(*n),
+                    }),
+                    _ => None,
+                })
+                .collect(),
             differs_from_newest: match (&st.tree, newest_tree) {
                 (Some(t), Some(newest)) if n > 0 => Some(tree_differences(spec, newest, t)),
                 (Some(_), _) => Some(Vec::new()),
@@ -203,7 +265,13 @@ fn print_text(out: &VersionsJson, groups: &[(State, Vec<usize>)]) {
             mode_string(st.mode, st.file_type),
         );
         for i in &v.images {
-            println!("    {i}");
+            match v.shortcut.iter().find(|s| &s.image == i) {
+                Some(s) => println!(
+                    "    {i}  (same backing bytes as {}: not read again)",
+                    s.same_as
+                ),
+                None => println!("    {i}"),
+            }
         }
         if let Some(d) = &v.differs_from_newest {
             if n > 0 {
@@ -263,7 +331,14 @@ fn tree_differences(spec: &str, newest: &Manifest, other: &Manifest) -> Vec<Stri
 }
 
 /// Opens one image and looks at the path.
-fn look(common: &Common, image: &std::path::Path, spec: &Spec) -> Seen {
+fn look(
+    common: &Common,
+    index: usize,
+    image: &std::path::Path,
+    spec: &Spec,
+    shared: &Shared,
+    progress: &crate::progress::Progress,
+) -> Seen {
     let c = Common {
         request: crate::stack::OpenRequest {
             image: image.to_path_buf(),
@@ -285,6 +360,7 @@ fn look(common: &Common, image: &std::path::Path, spec: &Spec) -> Seen {
             Err(e) => return Err(e.into()),
         };
         let m = fs.metadata(ino)?;
+        let mut read = Read::Hashed;
         let (digest, tree) = match m.file_type {
             FileType::Directory => {
                 let tree = manifest::build(fs, ino, true)?;
@@ -297,7 +373,51 @@ fn look(common: &Common, image: &std::path::Path, spec: &Spec) -> Seen {
                 }
                 (tree.digest(), Some(tree))
             }
-            FileType::Regular => (manifest::hash_file(fs, ino, m.size)?, None),
+            FileType::Regular => {
+                progress.add_total(0, m.size);
+                let hash = || {
+                    manifest::hash_file_with(fs, ino, m.size, &|n| progress.bytes(n))
+                        .map_err(|e| format!("{e:#}"))
+                };
+                // The filesystem and inode that hold the file, for its backing key.
+                let holder = match &t.guest {
+                    Some(tree) => tree
+                        .owner(ino)
+                        .map(|(mnt, inner)| (mnt.volume.clone(), mnt.fs.clone(), inner)),
+                    None => Some((t.fs.volume.clone(), t.fs.fs.clone(), ino)),
+                };
+                let key = holder
+                    .and_then(|(vol, hfs, inner)| backing::key(&stack, &vol, hfs.as_ref(), inner));
+                let digest = match key {
+                    Some(k) => {
+                        let cell = shared
+                            .digests
+                            .lock()
+                            .map_err(|_| anyhow!("a reader thread panicked"))?
+                            .entry(k)
+                            .or_default()
+                            .clone();
+                        let mut ran = false;
+                        let (first, got) = cell.get_or_init(|| {
+                            ran = true;
+                            (index, hash())
+                        });
+                        match got {
+                            Ok(d) if !ran => {
+                                read = Read::Shortcut(*first);
+                                progress.bytes(m.size);
+                                *d
+                            }
+                            Ok(d) => *d,
+                            // The first reader failed: read it here too.
+                            Err(_) if !ran => hash().map_err(|e| anyhow!(e))?,
+                            Err(e) => return Err(anyhow!(e.clone())),
+                        }
+                    }
+                    None => hash().map_err(|e| anyhow!(e))?,
+                };
+                (digest, None)
+            }
             _ => {
                 let o = manifest::object(fs, &m, false)?;
                 let mut one = Manifest::default();
@@ -322,6 +442,7 @@ fn look(common: &Common, image: &std::path::Path, spec: &Spec) -> Seen {
             mode: m.mode,
             target,
             tree,
+            read,
         }))
     })();
     match result {
