@@ -201,7 +201,7 @@ enum Command {
     },
     /// Search a tree by name, type, size or modification time, like GNU find.
     #[command(
-        after_help = "Examples:\n  vmdkrecover find web01.vmdk VolGroup00/LogVol00:/etc --name '*.conf'\n  vmdkrecover find web01.vmdk / --type f --newer-than 2024-03-01T12:00:00+02:00\n  vmdkrecover find web01.vmdk /boot --iname 'GRUB*' --print0 | xargs -0 -n1 vmdkrecover cat web01.vmdk\n\nPrinted paths start with the SPEC as typed (its VOLUME: prefix, or the guest path), so they can be pasted back into cat, cp or ls. DATE is ISO 8601 (2024-03-01, 2024-03-01 12:00, 2024-03-01T12:00:00Z, ...+02:00; UTC when no offset is given) or @EPOCH."
+        after_help = "Examples:\n  vmdkrecover find web01.vmdk VolGroup00/LogVol00:/etc --name '*.conf'\n  vmdkrecover find web01.vmdk / --type f --newer-than 2024-03-01T12:00:00+02:00\n  vmdkrecover find web01.vmdk /boot --type f --iname 'GRUB*' --print0 | xargs -0 -n1 vmdkrecover cat web01.vmdk\n\nPrinted paths start with the SPEC as typed (its VOLUME: prefix, or the guest path), so they can be pasted back into cat, cp or ls. DATE is ISO 8601 (2024-03-01, 2024-03-01 12:00, 2024-03-01T12:00:00Z, ...+02:00; UTC when no offset is given) or @EPOCH."
     )]
     Find {
         #[command(flatten)]

@@ -243,8 +243,10 @@ pub fn resolve(stack: &Stack, spec: &Spec, replay_journal: bool) -> Result<Targe
             let fs = OpenFs::new("guest".into(), tree.clone());
             // A filesystem the guest would mount but that cannot be read leaves its
             // mount point showing what lies beneath: say so, once.
+            // Once per process, although several SPECs (ls, cat, cp) resolve.
+            static SAID: Mutex<Vec<String>> = Mutex::new(Vec::new());
             for s in layout.skipped.iter().filter(|s| s.unreadable) {
-                eprintln!(
+                let line = format!(
                     "vmdkrecover: guest: {} is not mounted: {}",
                     if s.mount_point.is_empty() {
                         "a mount point"
@@ -253,6 +255,16 @@ pub fn resolve(stack: &Stack, spec: &Spec, replay_journal: bool) -> Result<Targe
                     },
                     s.why
                 );
+                let new = SAID.lock().map(|mut said| {
+                    let new = !said.contains(&line);
+                    if new {
+                        said.push(line.clone());
+                    }
+                    new
+                });
+                if new.unwrap_or(true) {
+                    eprintln!("{line}");
+                }
             }
             Ok(Target {
                 fs,

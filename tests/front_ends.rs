@@ -378,3 +378,50 @@ fn versions_reads_a_file_once_per_backing_bytes_and_says_so() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn cp_of_a_directory_to_a_missing_dest_slash_creates_it_as_gnu_cp_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    // The oracle: GNU cp -r of a directory to a missing `x/` makes x the copy, and
+    // refuses a file there.
+    std::fs::create_dir(t.join("src")).unwrap();
+    std::fs::write(t.join("src/f"), b"x").unwrap();
+    std::fs::write(t.join("file"), b"x").unwrap();
+    let gnu = |args: &[&str]| {
+        std::process::Command::new("cp")
+            .args(args)
+            .current_dir(t)
+            .env("LC_ALL", "C")
+            .output()
+            .unwrap()
+    };
+    assert!(gnu(&["-r", "src", "gnu-dir/"]).status.success());
+    assert!(t.join("gnu-dir/f").is_file());
+    let refused = gnu(&["file", "gnu-file/"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("Not a directory"));
+    assert!(!t.join("gnu-file").exists());
+
+    let vm = testdata("vm.vmdk").display().to_string();
+    let dest = format!("{}/restore/", t.display());
+    run_ok(&["cp", &vm, "VolGroup00/LogVol00:/etc", &dest]);
+    let etc: Vec<_> = manifest("MANIFEST.root.tsv")
+        .into_iter()
+        .filter(|e| e.kind == 'f' && e.path.starts_with("/etc/"))
+        .collect();
+    assert!(!etc.is_empty());
+    for e in &etc {
+        let p = t
+            .join("restore")
+            .join(e.path.strip_prefix("/etc/").unwrap());
+        assert_eq!(Some(sha256_file(&p)), e.sha256, "{}", e.path);
+    }
+    assert!(!t.join("restore/etc").exists());
+    // A file to a missing DEST/ is refused and creates nothing, as GNU cp.
+    let nodir = format!("{}/nodir/", t.display());
+    let out = run(&["cp", &vm, "VolGroup00/LogVol00:/etc/passwd", &nodir]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Not a directory"));
+    assert!(!t.join("nodir").exists());
+}
