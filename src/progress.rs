@@ -10,6 +10,16 @@ use std::time::{Duration, Instant};
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 
+/// The bar: bytes done of the total, the counts, speed, ETA.
+const BAR_TEMPLATE: &str = "{bytes}/{total_bytes} {msg} {bytes_per_sec} ETA {eta} {wide_bar}";
+/// Before any byte total is known.
+const EMPTY_TEMPLATE: &str = "{msg} {elapsed}";
+
+fn style(template: &str) -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+}
+
 /// Sets `-q/--quiet` for the whole process.
 pub fn set_quiet(q: bool) {
     QUIET.store(q, Ordering::Relaxed);
@@ -36,6 +46,8 @@ pub struct Progress {
     count_files: bool,
     /// What the counted objects are called ("files", "images").
     unit: &'static str,
+    /// The bar style is on (a byte total is known).
+    has_bar: AtomicBool,
     started: Instant,
 }
 
@@ -58,12 +70,13 @@ impl Progress {
             indicatif::ProgressDrawTarget::hidden()
         };
         let bar = indicatif::ProgressBar::with_draw_target(Some(total_bytes), target);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bytes}/{total_bytes} {msg} {bytes_per_sec} ETA {eta} {wide_bar}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
+        // Until some bytes are known, a bar of 0 of 0 would be drawn full: show the
+        // counts and the time only, and the bar once there is a total.
+        bar.set_style(style(if total_bytes == 0 {
+            EMPTY_TEMPLATE
+        } else {
+            BAR_TEMPLATE
+        }));
         if !bar.is_hidden() {
             bar.enable_steady_tick(Duration::from_millis(200));
         }
@@ -73,6 +86,7 @@ impl Progress {
             files_total: AtomicU64::new(0),
             count_files,
             unit,
+            has_bar: AtomicBool::new(total_bytes > 0),
             started: Instant::now(),
         }
     }
@@ -93,6 +107,9 @@ impl Progress {
         self.files_total.fetch_add(files, Ordering::Relaxed);
         if bytes > 0 {
             self.bar.inc_length(bytes);
+            if !self.has_bar.swap(true, Ordering::Relaxed) {
+                self.bar.set_style(style(BAR_TEMPLATE));
+            }
         }
         self.update_msg();
     }

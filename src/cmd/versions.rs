@@ -339,13 +339,7 @@ fn look(
     shared: &Shared,
     progress: &crate::progress::Progress,
 ) -> Seen {
-    let c = Common {
-        request: crate::stack::OpenRequest {
-            image: image.to_path_buf(),
-            ..common.request.clone()
-        },
-        replay_journal: common.replay_journal,
-    };
+    let c = common.for_image(image);
     let result = (|| -> Result<Option<State>> {
         let stack = c.open()?;
         let t = match resolve(&stack, spec, c.replay_journal) {
