@@ -362,6 +362,12 @@ enum Command {
         /// Machine-readable output (docs/json.md).
         #[arg(long)]
         json: bool,
+        /// Also take a file as unchanged, without reading it, when another image
+        /// has it with the same inode number, size, mtime and ctime on the same
+        /// volume. NOT EXACT: a file rewritten with its times put back looks
+        /// unchanged. --json marks such images shortcut by "metadata".
+        #[arg(long)]
+        quick: bool,
     },
     /// What changed between two images (two snapshots of one VM), like virt-diff.
     #[command(
@@ -592,11 +598,16 @@ fn main() -> ExitCode {
             clap_mangen::Man::new(page).render(&mut out)?;
             Ok(cmd::Outcome::default())
         })(),
-        Command::Versions { args, read, json } => {
+        Command::Versions {
+            args,
+            read,
+            json,
+            quick,
+        } => {
             let mut args = args;
             let spec = args.pop().unwrap_or_default();
             let images: Vec<PathBuf> = args.into_iter().map(PathBuf::from).collect();
-            cmd::versions::run(&read.into_opts(), &images, &spec, json)
+            cmd::versions::run(&read.into_opts(), &images, &spec, json, quick)
         }
         Command::Diff {
             image_a,

@@ -377,6 +377,35 @@ fn versions_reads_a_file_once_per_backing_bytes_and_says_so() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    for s in shortcut {
+        assert_eq!(s["by"], "backing", "{old}");
+    }
+
+    // --quick also takes the copy (other host files, the same guest inode, size,
+    // mtime and ctime) as unchanged without reading it; the rewritten file (new
+    // inode and times) is still read and still its own version.
+    let quick: serde_json::Value = serde_json::from_slice(
+        &run_ok(&[
+            "versions",
+            "--json",
+            "--quick",
+            &img("base"),
+            &img("copy"),
+            &img("changed"),
+            "/boot/grub/grub.conf",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let qv = quick["versions"].as_array().unwrap();
+    assert_eq!(qv.len(), 2, "{quick}");
+    assert_eq!(qv[0]["sha256"], sha256(&changed));
+    assert_eq!(strings(&qv[0]["hashed"]), vec![img("changed")]);
+    assert_eq!(qv[1]["sha256"], base_sha.as_str());
+    assert_eq!(strings(&qv[1]["hashed"]).len(), 1, "{quick}");
+    let qs = qv[1]["shortcut"].as_array().unwrap();
+    assert_eq!(qs.len(), 1, "{quick}");
+    assert_eq!(qs[0]["by"], "metadata", "{quick}");
 }
 
 #[test]

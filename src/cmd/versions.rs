@@ -10,7 +10,10 @@
 //! bytes of the same unchanged host files ([`backing`]: same extent-file identity
 //! and the same physical runs); `--json` says which images were read (`hashed`)
 //! and which took another's digest (`shortcut`). Nothing is inferred from the
-//! guest's metadata. A progress bar (images and bytes hashed) shows on a terminal.
+//! guest's metadata unless `--quick` asks for it (the same inode number, size,
+//! mtime and ctime on the same volume taken as the same file: fast, not exact,
+//! and marked `by: "metadata"`). A progress bar (images and bytes hashed) shows on
+//! a terminal.
 
 mod backing;
 
@@ -56,6 +59,25 @@ enum Read {
     Hashed,
     /// Image `n` resolved the file to the same backing bytes and read them.
     Shortcut(usize),
+    /// `--quick`: image `n` has an inode with the same number, size, mtime and
+    /// ctime on the same volume, and was read; taken as the same, not known.
+    Assumed(usize),
+}
+
+/// What makes two images' files share one digest.
+#[derive(PartialEq, Eq, Hash)]
+enum CacheKey {
+    /// The same backing bytes ([`backing`]): exact.
+    Backing(backing::Key),
+    /// `--quick`: the same guest metadata. Not exact: a file rewritten in place
+    /// with its times reset (or a restored snapshot) looks the same.
+    Metadata {
+        volume: String,
+        ino: u64,
+        size: u64,
+        mtime: fsapi::Timestamp,
+        ctime: fsapi::Timestamp,
+    },
 }
 
 /// A digest computed once per backing key: (image that read it, its result).
@@ -65,7 +87,9 @@ type Digested = Arc<OnceLock<(usize, std::result::Result<[u8; 32], String>)>>;
 /// key reads the file, the others with that key wait for its result.
 #[derive(Default)]
 struct Shared {
-    digests: Mutex<HashMap<backing::Key, Digested>>,
+    digests: Mutex<HashMap<CacheKey, Digested>>,
+    /// `--quick`: also share digests between files whose metadata agree.
+    quick: bool,
 }
 
 /// One version in the JSON output.
@@ -95,6 +119,9 @@ struct VersionJson {
 struct ShortcutJson {
     image: String,
     same_as: String,
+    /// `backing` (the same bytes of the same host files: exact) or `metadata`
+    /// (`--quick`: the same inode number, size, mtime and ctime; not exact).
+    by: &'static str,
 }
 
 #[derive(Serialize)]
@@ -113,9 +140,18 @@ struct VersionsJson {
 }
 
 /// Runs `versions`.
-pub fn run(common: &Common, images: &[PathBuf], spec: &str, json: bool) -> Result<Outcome> {
+pub fn run(
+    common: &Common,
+    images: &[PathBuf],
+    spec: &str,
+    json: bool,
+    quick: bool,
+) -> Result<Outcome> {
     let parsed = Spec::parse(spec)?;
-    let shared = Shared::default();
+    let shared = Shared {
+        quick,
+        ..Shared::default()
+    };
     let progress = crate::progress::Progress::with_unit(0, "images");
     progress.add_total(u64::try_from(images.len()).unwrap_or(u64::MAX), 0);
     let results: Mutex<Vec<(usize, Seen)>> = Mutex::new(Vec::new());
@@ -203,6 +239,12 @@ pub fn run(common: &Common, images: &[PathBuf], spec: &str, json: bool) -> Resul
                     Some(Read::Shortcut(n)) => Some(ShortcutJson {
                         image: shown(i),
                         same_as: shown(*n),
+                        by: "backing",
+                    }),
+                    Some(Read::Assumed(n)) => Some(ShortcutJson {
+                        image: shown(i),
+                        same_as: shown(*n),
+                        by: "metadata",
                     }),
                     _ => None,
                 })
@@ -266,6 +308,10 @@ fn print_text(out: &VersionsJson, groups: &[(State, Vec<usize>)]) {
         );
         for i in &v.images {
             match v.shortcut.iter().find(|s| &s.image == i) {
+                Some(s) if s.by == "metadata" => println!(
+                    "    {i}  (--quick: same inode, size, mtime and ctime as {}: assumed the same, not read)",
+                    s.same_as
+                ),
                 Some(s) => println!(
                     "    {i}  (same backing bytes as {}: not read again)",
                     s.same_as
@@ -380,17 +426,45 @@ fn look(
                         .map(|(mnt, inner)| (mnt.volume.clone(), mnt.fs.clone(), inner)),
                     None => Some((t.fs.volume.clone(), t.fs.fs.clone(), ino)),
                 };
-                let key = holder
-                    .and_then(|(vol, hfs, inner)| backing::key(&stack, &vol, hfs.as_ref(), inner));
-                let digest = match key {
-                    Some(k) => {
-                        let cell = shared
-                            .digests
-                            .lock()
-                            .map_err(|_| anyhow!("a reader thread panicked"))?
-                            .entry(k)
-                            .or_default()
-                            .clone();
+                let backing_key = holder.as_ref().and_then(|(vol, hfs, inner)| {
+                    backing::key(&stack, vol, hfs.as_ref(), *inner).map(CacheKey::Backing)
+                });
+                let quick_key = holder
+                    .as_ref()
+                    .filter(|_| shared.quick)
+                    .map(|(vol, _, inner)| CacheKey::Metadata {
+                        volume: vol.clone(),
+                        ino: *inner,
+                        size: m.size,
+                        mtime: m.mtime,
+                        ctime: m.ctime,
+                    });
+                // An exact match first; with --quick, a metadata match; else this
+                // image reads the file, under both keys for the images after it.
+                let found = {
+                    let mut map = shared
+                        .digests
+                        .lock()
+                        .map_err(|_| anyhow!("a reader thread panicked"))?;
+                    let by = |k: &Option<CacheKey>, exact: bool| {
+                        k.as_ref()
+                            .and_then(|k| map.get(k))
+                            .map(|c| (c.clone(), exact))
+                    };
+                    match by(&backing_key, true).or_else(|| by(&quick_key, false)) {
+                        Some(f) => Some(f),
+                        None if backing_key.is_some() || quick_key.is_some() => {
+                            let cell = Digested::default();
+                            for k in [backing_key, quick_key].into_iter().flatten() {
+                                map.insert(k, cell.clone());
+                            }
+                            Some((cell, true))
+                        }
+                        None => None,
+                    }
+                };
+                let digest = match found {
+                    Some((cell, exact)) => {
                         let mut ran = false;
                         let (first, got) = cell.get_or_init(|| {
                             ran = true;
@@ -398,7 +472,11 @@ fn look(
                         });
                         match got {
                             Ok(d) if !ran => {
-                                read = Read::Shortcut(*first);
+                                read = if exact {
+                                    Read::Shortcut(*first)
+                                } else {
+                                    Read::Assumed(*first)
+                                };
                                 progress.bytes(m.size);
                                 *d
                             }
