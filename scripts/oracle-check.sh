@@ -54,16 +54,14 @@ listing() {
 # ls_normalized PREFIX: an `ls -lR` listing on stdin with its directory headers
 # made relative (PREFIX/grub: -> ./grub:) and runs of spaces squeezed, so that
 # vmdkrecover's listing (headers are SPECs) and coreutils' (headers are ./paths)
-# can be diffed line by line: modes, link counts, owners, sizes, times, names,
-# symlink targets and every directory's `total` (1 KiB blocks from st_blocks).
+# can be diffed line by line: modes with coreutils' ACL (+) and SELinux-context (.)
+# marker, link counts, owners, sizes, times, names, symlink targets and every
+# directory's `total` (1 KiB blocks from st_blocks).
 ls_normalized() {
     awk -v p="$1" '/:$/ && index($0, p) == 1 {
             rest = substr($0, length(p) + 1); sub(/:$/, "", rest); sub(/^\//, "", rest)
             print (rest == "" ? ".:" : "./" rest ":"); next }
-        { gsub(/ +/, " ");
-          # coreutils marks an ACL (+) or an SELinux context (.) after the mode;
-          # vmdkrecover ls -l does not (stat and cp -a show and keep them).
-          if (length($1) == 11 && $1 ~ /^[-dlcbps].*[.+]$/) $1 = substr($1, 1, 10); print }'
+        { gsub(/ +/, " "); print }'
 }
 
 # compare_mount NAME IMAGE OFFSET SIZE VMDKRECOVER-ARGS...: vmdkrecover cp -a of a

@@ -6,6 +6,7 @@
 # from vmdkrecover.
 #
 #   A, A2  untouched copies               B  /etc/hosts rewritten, mtime changed
+#   A3     hard links to A's files (the same backing bytes: read once for A and A3)
 #   C      /etc/hosts removed             D  the flat file cut to 1 MiB (damaged)
 #
 # Prints PASS/FAIL lines and "N passed, M failed"; exit 1 on a failure.
@@ -45,13 +46,16 @@ with_root() { # with_root COPY CMD: runs CMD with the copy's root LV mounted at 
     umount "$mnt"
     return $rc
 }
+# A3: hard links to A's files, so the same backing bytes: read once for both.
+mkdir -p "$work/A3"
+ln "$work/A/vm.vmdk" "$work/A/vm-flat.vmdk" "$work/A3/"
 with_root B 'printf "10.0.0.99 changed\n" > etc/hosts; touch -d "2026-11-30 23:00:00 UTC" etc/hosts'
 with_root C 'rm etc/hosts etc/hosts.hardlink'
 truncate -s 1M "$work/D/vm-flat.vmdk"
 sha_a=$(with_root A 'sha256sum < etc/hosts' | cut -d' ' -f1)
 sha_b=$(with_root B 'sha256sum < etc/hosts' | cut -d' ' -f1)
 
-"$B" versions --json "$work"/{A,A2,B,C,D}/vm.vmdk /etc/hosts >"$work/v.json" 2>"$work/v.err"
+"$B" versions --json "$work"/{A,A2,A3,B,C,D}/vm.vmdk /etc/hosts >"$work/v.json" 2>"$work/v.err"
 rc=$?
 py=$(python3 - "$work" "$sha_a" "$sha_b" "$rc" <<'EOF'
 import json, sys
@@ -59,12 +63,17 @@ work, sha_a, sha_b, rc = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 v = json.load(open(f"{work}/v.json"))
 img = lambda c: f"{work}/{c}/vm.vmdk"
 groups = [(x["sha256"], sorted(x["images"])) for x in v["versions"]]
-want = [(sha_b, [img("B")]), (sha_a, sorted([img("A"), img("A2")]))]
+want = [(sha_b, [img("B")]), (sha_a, sorted([img("A"), img("A2"), img("A3")]))]
+old = next((x for x in v["versions"] if x["sha256"] == sha_a), {})
+short = old.get("shortcut", [])
 checks = [
     ("versions: newest first, grouped by the kernel's sha256", groups == want),
     ("versions: the copy without the file is listed as missing", v["missing"] == [img("C")]),
     ("versions: the damaged copy is listed with its error", [e["image"] for e in v["errors"]] == [img("D")]),
     ("versions: exit status 1 because one image could not be read", rc == 1),
+    ("versions: A and its hard links A3 read once, the copy A2 read (hashed/shortcut)",
+     sorted(old.get("hashed", [])) in (sorted([img("A"), img("A2")]), sorted([img("A3"), img("A2")]))
+     and len(short) == 1 and {short[0]["image"], short[0]["same_as"]} == {img("A"), img("A3")}),
 ]
 for name, good in checks:
     print(("PASS " if good else "FAIL ") + name + ("" if good else f": {json.dumps(v)} rc={rc}"))

@@ -206,7 +206,7 @@ enum Command {
     },
     /// Search a tree by name, type, size or modification time, like GNU find.
     #[command(
-        after_help = "Examples:\n  vmdkrecover find web01.vmdk VolGroup00/LogVol00:/etc --name '*.conf'\n  vmdkrecover find web01.vmdk / --type f --newer-than 2024-03-01T12:00:00+02:00\n  vmdkrecover find web01.vmdk /boot --iname 'GRUB*' --print0 | xargs -0 -n1 vmdkrecover cat web01.vmdk\n\nPrinted paths start with the SPEC as typed (its VOLUME: prefix, or the guest path), so they can be pasted back into cat, cp or ls. DATE is ISO 8601 (2024-03-01, 2024-03-01 12:00, 2024-03-01T12:00:00Z, ...+02:00; UTC when no offset is given) or @EPOCH."
+        after_help = "Examples:\n  vmdkrecover find web01.vmdk VolGroup00/LogVol00:/etc --name '*.conf'\n  vmdkrecover find web01.vmdk / --type f --newer-than 2024-03-01T12:00:00+02:00\n  vmdkrecover find web01.vmdk /boot --type f --iname 'GRUB*' --print0 | xargs -0 -n1 vmdkrecover cat web01.vmdk\n\nPrinted paths start with the SPEC as typed (its VOLUME: prefix, or the guest path), so they can be pasted back into cat, cp or ls. DATE is ISO 8601 (2024-03-01, 2024-03-01 12:00, 2024-03-01T12:00:00Z, ...+02:00; UTC when no offset is given) or @EPOCH."
     )]
     Find {
         #[command(flatten)]
@@ -353,7 +353,7 @@ enum Command {
     },
     /// The state of one path in every image (e.g. every storage snapshot), grouped by content, newest first.
     #[command(
-        after_help = "Examples:\n  vmdkrecover versions .snapshot/*/web01/web01.vmdk /etc/httpd/conf/httpd.conf\n  vmdkrecover versions --json snap1/vm.vmdk snap2/vm.vmdk VolGroup00/LogVol00:/etc\n\nA file's version is its content (sha256); a directory's is its whole tree (names,\ntypes, modes, owners, mtimes, xattrs, contents), and older versions list the paths\nthat differ from the newest. Images are read in parallel. Exit status 1 when some\nimage could not be read (listed under \"could not read\")."
+        after_help = "Examples:\n  vmdkrecover versions .snapshot/*/web01/web01.vmdk /etc/httpd/conf/httpd.conf\n  vmdkrecover versions --json snap1/vm.vmdk snap2/vm.vmdk VolGroup00/LogVol00:/etc\n\nA file's version is its content (sha256); a directory's is its whole tree (names,\ntypes, modes, owners, mtimes, xattrs, contents), and older versions list the paths\nthat differ from the newest. Images are read in parallel. A file is read once for\nall images that resolve it to the same bytes of the same unchanged host files\n(device, inode, size, mtime, ctime, and the same physical runs); --json lists them\nunder hashed and shortcut. Exit status 1 when some image could not be read\n(listed under \"could not read\")."
     )]
     Versions {
         /// IMAGE... followed by SPEC (a guest path or VOLUME:PATH).
@@ -364,6 +364,12 @@ enum Command {
         /// Machine-readable output (docs/json.md).
         #[arg(long)]
         json: bool,
+        /// Also take a file as unchanged, without reading it, when another image
+        /// has it with the same inode number, size, mtime and ctime on the same
+        /// volume. NOT EXACT: a file rewritten with its times put back looks
+        /// unchanged. --json marks such images shortcut by "metadata".
+        #[arg(long)]
+        quick: bool,
     },
     /// What changed between two images (two snapshots of one VM), like virt-diff.
     #[command(
@@ -593,11 +599,16 @@ fn main() -> ExitCode {
             clap_mangen::Man::new(page).render(&mut out)?;
             Ok(cmd::Outcome::default())
         })(),
-        Command::Versions { args, read, json } => {
+        Command::Versions {
+            args,
+            read,
+            json,
+            quick,
+        } => {
             let mut args = args;
             let spec = args.pop().unwrap_or_default();
             let images: Vec<PathBuf> = args.into_iter().map(PathBuf::from).collect();
-            cmd::versions::run(&read.into_opts(), &images, &spec, json)
+            cmd::versions::run(&read.into_opts(), &images, &spec, json, quick)
         }
         Command::Diff {
             image_a,

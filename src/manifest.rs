@@ -78,6 +78,16 @@ fn describe(o: &Object) -> String {
 
 /// sha256 of a file's contents, read in large pieces; holes read as zeros.
 pub fn hash_file(fs: &dyn Filesystem, ino: Ino, size: u64) -> Result<[u8; 32]> {
+    hash_file_with(fs, ino, size, &|_| {})
+}
+
+/// [`hash_file`], telling `on_bytes` how many bytes each read added (progress).
+pub fn hash_file_with(
+    fs: &dyn Filesystem,
+    ino: Ino,
+    size: u64,
+    on_bytes: &dyn Fn(u64),
+) -> Result<[u8; 32]> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; HASH_CHUNK];
     let mut pos = 0u64;
@@ -94,6 +104,7 @@ pub fn hash_file(fs: &dyn Filesystem, ino: Ino, size: u64) -> Result<[u8; 32]> {
         }
         h.update(chunk.get(..n).unwrap_or_default());
         pos = pos.saturating_add(n as u64);
+        on_bytes(n as u64);
     }
     Ok(h.finalize().into())
 }

@@ -1,5 +1,5 @@
 //! The progress display and the one-line summaries of the long commands (`cp`, `tar`,
-//! `export`): a bar with bytes and files done of the totals known so far, speed and
+//! `export`; `versions` shows the bar only, counting images): a bar with bytes and files done of the totals known so far, speed and
 //! ETA, on standard error when it is a terminal; nothing when it is not, when
 //! `TERM=dumb`, or with `-q/--quiet` (which also drops the summary line). The
 //! display uses no colours at all, so `NO_COLOR` holds trivially.
@@ -9,6 +9,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// The bar: bytes done of the total, the counts, speed, ETA.
+const BAR_TEMPLATE: &str = "{bytes}/{total_bytes} {msg} {bytes_per_sec} ETA {eta} {wide_bar}";
+/// Before any byte total is known.
+const EMPTY_TEMPLATE: &str = "{msg} {elapsed}";
+
+fn style(template: &str) -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+}
 
 /// Sets `-q/--quiet` for the whole process.
 pub fn set_quiet(q: bool) {
@@ -34,6 +44,10 @@ pub struct Progress {
     files_done: AtomicU64,
     files_total: AtomicU64,
     count_files: bool,
+    /// What the counted objects are called ("files", "images").
+    unit: &'static str,
+    /// The bar style is on (a byte total is known).
+    has_bar: AtomicBool,
     started: Instant,
 }
 
@@ -41,18 +55,28 @@ impl Progress {
     /// A bar for `total_bytes` (growing with [`Progress::add_total`]); `count_files`
     /// adds "files N/M" to it.
     pub fn new(total_bytes: u64, count_files: bool) -> Self {
+        Self::counting(total_bytes, count_files, "files")
+    }
+
+    /// A bar for `total_bytes` that counts `unit` ("images 2/5") instead of files.
+    pub fn with_unit(total_bytes: u64, unit: &'static str) -> Self {
+        Self::counting(total_bytes, true, unit)
+    }
+
+    fn counting(total_bytes: u64, count_files: bool, unit: &'static str) -> Self {
         let target = if shown() {
             indicatif::ProgressDrawTarget::stderr()
         } else {
             indicatif::ProgressDrawTarget::hidden()
         };
         let bar = indicatif::ProgressBar::with_draw_target(Some(total_bytes), target);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bytes}/{total_bytes} {msg} {bytes_per_sec} ETA {eta} {wide_bar}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
+        // Until some bytes are known, a bar of 0 of 0 would be drawn full: show the
+        // counts and the time only, and the bar once there is a total.
+        bar.set_style(style(if total_bytes == 0 {
+            EMPTY_TEMPLATE
+        } else {
+            BAR_TEMPLATE
+        }));
         if !bar.is_hidden() {
             bar.enable_steady_tick(Duration::from_millis(200));
         }
@@ -61,6 +85,8 @@ impl Progress {
             files_done: AtomicU64::new(0),
             files_total: AtomicU64::new(0),
             count_files,
+            unit,
+            has_bar: AtomicBool::new(total_bytes > 0),
             started: Instant::now(),
         }
     }
@@ -68,7 +94,8 @@ impl Progress {
     fn update_msg(&self) {
         if self.count_files && !self.bar.is_hidden() {
             self.bar.set_message(format!(
-                "files {}/{}",
+                "{} {}/{}",
+                self.unit,
                 self.files_done.load(Ordering::Relaxed),
                 self.files_total.load(Ordering::Relaxed)
             ));
@@ -80,6 +107,9 @@ impl Progress {
         self.files_total.fetch_add(files, Ordering::Relaxed);
         if bytes > 0 {
             self.bar.inc_length(bytes);
+            if !self.has_bar.swap(true, Ordering::Relaxed) {
+                self.bar.set_style(style(BAR_TEMPLATE));
+            }
         }
         self.update_msg();
     }

@@ -219,6 +219,9 @@ pub struct Target {
     pub path: Vec<u8>,
     /// How to show this path to the user (`VolGroup00/LogVol00:/etc`).
     pub display: String,
+    /// The guest tree behind `fs`, for a guest-path SPEC: which mounted filesystem
+    /// holds an inode ([`crate::guest::GuestTree::owner`]).
+    pub guest: Option<Arc<crate::guest::GuestTree>>,
 }
 
 /// Resolves a SPEC against the stack, opening the filesystem it lives on.
@@ -232,14 +235,18 @@ pub fn resolve(stack: &Stack, spec: &Spec, replay_journal: bool) -> Result<Targe
                 fs,
                 path: path.clone(),
                 display,
+                guest: None,
             })
         }
         Spec::Guest { path } => {
-            let (fs, layout) = open_guest(stack, replay_journal)?;
+            let (tree, layout) = open_guest_tree(stack, replay_journal)?;
+            let fs = OpenFs::new("guest".into(), tree.clone());
             // A filesystem the guest would mount but that cannot be read leaves its
             // mount point showing what lies beneath: say so, once.
+            // Once per process, although several SPECs (ls, cat, cp) resolve.
+            static SAID: Mutex<Vec<String>> = Mutex::new(Vec::new());
             for s in layout.skipped.iter().filter(|s| s.unreadable) {
-                eprintln!(
+                let line = format!(
                     "vmdkrecover: guest: {} is not mounted: {}",
                     if s.mount_point.is_empty() {
                         "a mount point"
@@ -248,11 +255,22 @@ pub fn resolve(stack: &Stack, spec: &Spec, replay_journal: bool) -> Result<Targe
                     },
                     s.why
                 );
+                let new = SAID.lock().map(|mut said| {
+                    let new = !said.contains(&line);
+                    if new {
+                        said.push(line.clone());
+                    }
+                    new
+                });
+                if new.unwrap_or(true) {
+                    eprintln!("{line}");
+                }
             }
             Ok(Target {
                 fs,
                 path: path.clone(),
                 display: String::from_utf8_lossy(path).into_owned(),
+                guest: Some(tree),
             })
         }
     }
@@ -384,6 +402,15 @@ fn absolute_str(p: &str) -> String {
 /// placed filesystem mounted where fstab puts it. A filesystem that cannot be
 /// opened is left out with a warning (its mount point shows what lies beneath).
 pub fn open_guest(stack: &Stack, replay_journal: bool) -> Result<(OpenFs, GuestLayout)> {
+    let (tree, layout) = open_guest_tree(stack, replay_journal)?;
+    Ok((OpenFs::new("guest".into(), tree), layout))
+}
+
+/// [`open_guest`], keeping the tree's own type (to ask which mount owns an inode).
+pub fn open_guest_tree(
+    stack: &Stack,
+    replay_journal: bool,
+) -> Result<(Arc<crate::guest::GuestTree>, GuestLayout)> {
     let mut layout = guest_layout(stack, replay_journal)?;
     let mut mounts = Vec::new();
     let mut placed = Vec::new();
@@ -419,7 +446,7 @@ pub fn open_guest(stack: &Stack, replay_journal: bool) -> Result<(OpenFs, GuestL
         });
     }
     layout.mounts = placed;
-    Ok((OpenFs::new("guest".into(), Arc::new(tree)), layout))
+    Ok((Arc::new(tree), layout))
 }
 
 /// Reads a whole file of at most `cap` bytes.

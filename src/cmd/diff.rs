@@ -34,13 +34,7 @@ struct DiffJson {
 
 /// Builds the manifest of SPEC in one image.
 fn side(common: &Common, image: &Path, spec: &Spec, content: bool) -> Result<Manifest> {
-    let c = Common {
-        request: crate::stack::OpenRequest {
-            image: image.to_path_buf(),
-            ..common.request.clone()
-        },
-        replay_journal: common.replay_journal,
-    };
+    let c = common.for_image(image);
     let stack = c.open()?;
     let t = resolve(&stack, spec, c.replay_journal)?;
     let fs = t.fs.fs.as_ref();

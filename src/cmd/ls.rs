@@ -411,6 +411,24 @@ impl Printer<'_> {
                 ]
             })
             .collect();
+        // coreutils' marker after the mode: `+` for a POSIX ACL, `.` for only an
+        // SELinux context; when one entry of the listing has one, the others get a
+        // space there so the columns stay aligned (ls.c, print_long_format).
+        let markers: Vec<char> = rows
+            .iter()
+            .map(|(o, it)| acl_marker(&*o.fs, &it.md))
+            .collect();
+        let any_marker = markers.iter().any(|m| *m != ' ');
+        let cells: Vec<[String; 6]> = cells
+            .into_iter()
+            .zip(&markers)
+            .map(|(mut c, m)| {
+                if any_marker {
+                    c[0].push(*m);
+                }
+                c
+            })
+            .collect();
         let width = |i: usize| cells.iter().map(|c| c[i].len()).max().unwrap_or(0);
         let (w1, w2, w3, w4) = (width(1), width(2), width(3), width(4));
         for (((ofs, it), c), s) in rows.iter().zip(&cells).zip(&sums) {
@@ -432,6 +450,26 @@ impl Printer<'_> {
             writeln!(out)?;
         }
         Ok(())
+    }
+}
+
+/// The character GNU ls prints after the mode: `+` when the inode has a POSIX ACL
+/// (`system.posix_acl_access`, or `system.posix_acl_default` on a directory, as
+/// gnulib's file_has_acl tests them), else `.` when it has an SELinux context
+/// (`security.selinux`), else a space. Unreadable attributes count as none.
+pub fn acl_marker(fs: &dyn fsapi::Filesystem, md: &Metadata) -> char {
+    let Ok(xattrs) = fs.xattrs(md.ino) else {
+        return ' ';
+    };
+    let has = |n: &[u8]| xattrs.iter().any(|x| x.name == n);
+    if has(b"system.posix_acl_access")
+        || (md.file_type == FileType::Directory && has(b"system.posix_acl_default"))
+    {
+        '+'
+    } else if has(b"security.selinux") {
+        '.'
+    } else {
+        ' '
     }
 }
 

@@ -40,6 +40,17 @@ impl Common {
         Stack::open(&self.request)
     }
 
+    /// The same options for another IMAGE (`versions` and `diff` read several).
+    pub fn for_image(&self, image: &std::path::Path) -> Common {
+        Common {
+            request: OpenRequest {
+                image: image.to_path_buf(),
+                ..self.request.clone()
+            },
+            replay_journal: self.replay_journal,
+        }
+    }
+
     /// Opens the stack and resolves one SPEC on it.
     pub fn target(&self, stack: &Stack, spec: &str) -> Result<Target> {
         let spec = Spec::parse(spec)?;

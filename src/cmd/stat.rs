@@ -12,6 +12,8 @@ struct StatJson {
     /// Version of this object's shape (docs/json.md).
     schema: u32,
     volume: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filesystem: Option<HolderJson>,
     #[serde(flatten)]
     entry: EntryJson,
     blocks: u64,
@@ -28,6 +30,43 @@ struct StatJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     rdev: Option<(u32, u32)>,
     xattrs: Vec<XattrJson>,
+}
+
+/// The filesystem that holds the inode (docs/json.md, `stat --json`).
+#[derive(Serialize)]
+struct HolderJson {
+    /// Canonical volume name (`rhel/home`, `sda2`).
+    volume: String,
+    /// `ext4`, `xfs`, ...
+    kind: String,
+    /// Where the guest mounts it, for a guest path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mount_point: Option<String>,
+    /// The inode number inside that filesystem (what the kernel's `stat -c %i`
+    /// shows on a mount of it); the entry's `ino` is the guest tree's number.
+    ino: u64,
+}
+
+/// Which filesystem holds `ino` of the target, and its number there; `None` for a
+/// directory the guest tree synthesises (a missing mount point's parent).
+fn holder(target: &crate::spec::Target, ino: u64) -> Option<HolderJson> {
+    match &target.guest {
+        Some(tree) => {
+            let (m, inner) = tree.owner(ino)?;
+            Some(HolderJson {
+                volume: m.volume.clone(),
+                kind: m.fs.info().kind,
+                mount_point: Some(String::from_utf8_lossy(&m.path).into_owned()),
+                ino: inner,
+            })
+        }
+        None => Some(HolderJson {
+            volume: target.fs.volume.clone(),
+            kind: target.fs.fs.info().kind,
+            mount_point: None,
+            ino,
+        }),
+    }
 }
 
 #[derive(Serialize)]
@@ -79,6 +118,7 @@ pub fn run(
         let s = StatJson {
             schema: 1,
             volume: target.fs.volume.clone(),
+            filesystem: holder(&target, inode.ino),
             entry: EntryJson::new(fs, &target.path, &inode),
             blocks: inode.blocks,
             flags: inode.flags,
@@ -114,7 +154,27 @@ pub fn run(
         }
     }
     writeln!(out, "  File: {file_line}")?;
-    writeln!(out, "Volume: {}", target.fs.volume)?;
+    match holder(&target, inode.ino) {
+        Some(h) => {
+            let place = h
+                .mount_point
+                .map(|m| format!(", mounted at {m}"))
+                .unwrap_or_default();
+            if target.guest.is_some() {
+                writeln!(
+                    out,
+                    "Volume: {} ({}{place})  Inode there: {}",
+                    h.volume, h.kind, h.ino
+                )?;
+            } else {
+                writeln!(out, "Volume: {} ({})", h.volume, h.kind)?;
+            }
+        }
+        None => writeln!(
+            out,
+            "Volume: none (a directory the guest tree supplies where fstab mounts below it)"
+        )?,
+    }
     writeln!(
         out,
         "  Size: {:<15} Blocks: {:<10} {}",

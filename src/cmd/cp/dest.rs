@@ -1,6 +1,7 @@
 //! Where each SPEC lands, by coreutils `cp`'s rules for DEST:
-//! - DEST ending in `/` must be an existing directory (so `cp IMG /etc/passwd
-//!   ./nodir/` never creates a file `nodir`);
+//! - DEST ending in `/` is a directory: an existing one, or, for one SPEC that is a
+//!   directory, the copy itself (`cp -r dir ./restore/` creates `restore` as GNU cp
+//!   does); a file is never copied to a missing `./nodir/` (no file `nodir`);
 //! - several SPECs need DEST to be an existing directory;
 //! - into an existing directory, a SPEC lands under its own last name — the name the
 //!   user typed, so the guest path `/boot` (a mount point in the guest) lands as
@@ -19,6 +20,8 @@ pub(super) struct Dest {
     pub path: PathBuf,
     /// An existing directory (a symlink to one counts, as for cp).
     pub is_dir: bool,
+    /// DEST ends in `/` but does not exist: only a directory may be copied there.
+    pub dir_only: bool,
 }
 
 impl Dest {
@@ -26,8 +29,9 @@ impl Dest {
     pub fn check(arg: &str, nspecs: usize) -> Result<Dest> {
         let path = std::path::absolute(arg).map_err(|e| anyhow::anyhow!("cp: {arg}: {e}"))?;
         let is_dir = fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false);
-        if arg.ends_with('/') && !is_dir {
-            bail!("cp: cannot create '{arg}': Not a directory (create the directory first)");
+        let dir_only = arg.ends_with('/') && !is_dir;
+        if dir_only && fs::symlink_metadata(&path).is_ok() {
+            bail!("cp: cannot create '{arg}': Not a directory");
         }
         if nspecs > 1 && !is_dir {
             bail!(
@@ -43,7 +47,20 @@ impl Dest {
                 );
             }
         }
-        Ok(Dest { path, is_dir })
+        Ok(Dest {
+            path,
+            is_dir,
+            dir_only,
+        })
+    }
+
+    /// Refuses a SPEC that is not a directory for a missing `DEST/` (GNU cp:
+    /// "cannot create regular file 'x/': Not a directory").
+    pub fn accepts(&self, arg: &str, file_type: fsapi::FileType) -> Result<()> {
+        if self.dir_only && file_type != fsapi::FileType::Directory {
+            bail!("cp: cannot create '{arg}': Not a directory (only a directory is copied to a missing DEST/; create the directory first)");
+        }
+        Ok(())
     }
 
     /// Where a SPEC whose path (as typed, made absolute) is `given` lands, and

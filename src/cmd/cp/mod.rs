@@ -92,6 +92,7 @@ pub fn run(common: &Common, args: &[String], opts: &CopyOptions) -> Result<Outco
                 .lookup(&target.path)
                 .with_context(|| target.display.clone())?;
             let inode = target.fs.fs.metadata(ino)?;
+            dest.accepts(dest_arg, inode.file_type)?;
             let (dst, merge_root) = dest.place_for(&given)?;
             Ok((given, target, inode, dst, merge_root))
         })();
