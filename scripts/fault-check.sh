@@ -294,6 +294,45 @@ else
     run_cp grain-table "$MNT/sparse.vmdk" VolGroup00/LogVol00:/ "$W/aff-none" sample "$MAN"
     grep -q "grain table 0 at byte .*redundant copy at byte $(printf '%#x' "$RGT")" "$W/grain-table.err" ||
         fail grain-table-named "stderr does not name grain table 0 and its redundant copy: $(head -c 400 "$W/grain-table.err")"
+    # The other reading commands on the same disk: complete output (the manifest's
+    # paths; /etc/fstab's sha256), the survived read error printed once, exit 1.
+    GT_WARN="grain table 0 at byte .*redundant copy at byte $(printf '%#x' "$RGT")"
+    cmd_ok() { # NAME RC: exit 1 and the warning exactly once
+        local n
+        n=$(grep -c "$GT_WARN" "$W/$1.err")
+        [ "$2" = 1 ] && [ "$n" = 1 ] && ! grep -q panicked "$W/$1.err"
+    }
+    awk -F'\t' '{ print $1 }' "$MAN" | sed 's#^/*#/#' | sort >"$W/man.paths"
+    timeout 120 "$BIN" find "$MNT/sparse.vmdk" VolGroup00/LogVol00:/ >"$W/gt-find.out" 2>"$W/gt-find.err"
+    rc=$?
+    sed 's#^VolGroup00/LogVol00:##' "$W/gt-find.out" | grep -v -e '^/$' -e '^/lost+found$' | sort >"$W/gt-find.paths"
+    if cmd_ok gt-find "$rc" && cmp -s "$W/gt-find.paths" "$W/man.paths"; then
+        pass grain-table-find
+    else
+        fail grain-table-find "exit $rc, $(diff "$W/man.paths" "$W/gt-find.paths" | wc -l) paths differ: $(head -c 400 "$W/gt-find.err")"
+    fi
+    timeout 120 "$BIN" tar "$MNT/sparse.vmdk" VolGroup00/LogVol00:/ -o "$W/gt.tar" 2>"$W/gt-tar.err"
+    rc=$?
+    python3 - "$W/gt.tar" >"$W/gt-tar.paths" <<'PY'
+import sys, tarfile
+for m in tarfile.open(sys.argv[1]):
+    if m.name != "lost+found":
+        print("/" + m.name.rstrip("/"))
+PY
+    sort -o "$W/gt-tar.paths" "$W/gt-tar.paths"
+    if cmd_ok gt-tar "$rc" && cmp -s "$W/gt-tar.paths" "$W/man.paths"; then
+        pass grain-table-tar
+    else
+        fail grain-table-tar "exit $rc, $(diff "$W/man.paths" "$W/gt-tar.paths" | wc -l) members differ: $(head -c 400 "$W/gt-tar.err")"
+    fi
+    timeout 120 "$BIN" cat "$MNT/sparse.vmdk" VolGroup00/LogVol00:/etc/fstab >"$W/gt-cat.out" 2>"$W/gt-cat.err"
+    rc=$?
+    want=$(awk -F'\t' '$1 == "/etc/fstab" { print $6 }' "$MAN")
+    if cmd_ok gt-cat "$rc" && [ "$(sha256sum <"$W/gt-cat.out" | cut -d' ' -f1)" = "$want" ]; then
+        pass grain-table-cat
+    else
+        fail grain-table-cat "exit $rc: $(head -c 400 "$W/gt-cat.err")"
+    fi
     down
 fi
 
