@@ -14,6 +14,8 @@
 #   - the grain table position: the sparse header qemu-img wrote (VMware
 #     "Virtual Disk Format 1.1": gdOffset/rgdOffset, GD entries);
 #   - the primary GPT's position: LBA 1-33 as sgdisk wrote it;
+#   - the first LVM metadata area of a --pvmetadatacopies 2 PV and where its LV
+#     lies: lvm2's own pvck --dump headers, pvs and lvs --segments;
 #   - file contents: testdata/MANIFEST.*.tsv and crates/extfs/tests/data/*.tsv.gz
 #     (find/stat/sha256sum of the source trees).
 #
@@ -25,7 +27,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "fault-check.sh: SKIPPED (needs root for FUSE mounts)"
     exit 0
 fi
-for t in nbdkit nbdfuse fusermount3 debugfs dumpe2fs qemu-img sgdisk python3 dd; do
+for t in nbdkit nbdfuse fusermount3 debugfs dumpe2fs qemu-img sgdisk python3 dd lvm losetup; do
     command -v "$t" >/dev/null || { echo "fault-check.sh: $t missing" >&2; exit 2; }
 done
 [ -e "$(nbdkit --dump-config | sed -n 's/^filterdir=//p')/nbdkit-ddrescue-filter.so" ] ||
@@ -292,6 +294,45 @@ else
     run_cp grain-table "$MNT/sparse.vmdk" VolGroup00/LogVol00:/ "$W/aff-none" sample "$MAN"
     grep -q "grain table 0 at byte .*redundant copy at byte $(printf '%#x' "$RGT")" "$W/grain-table.err" ||
         fail grain-table-named "stderr does not name grain table 0 and its redundant copy: $(head -c 400 "$W/grain-table.err")"
+    # The other reading commands on the same disk: complete output (the manifest's
+    # paths; /etc/fstab's sha256), the survived read error printed once, exit 1.
+    GT_WARN="grain table 0 at byte .*redundant copy at byte $(printf '%#x' "$RGT")"
+    cmd_ok() { # NAME RC: exit 1 and the warning exactly once
+        local n
+        n=$(grep -c "$GT_WARN" "$W/$1.err")
+        [ "$2" = 1 ] && [ "$n" = 1 ] && ! grep -q panicked "$W/$1.err"
+    }
+    awk -F'\t' '{ print $1 }' "$MAN" | sed 's#^/*#/#' | sort >"$W/man.paths"
+    timeout 120 "$BIN" find "$MNT/sparse.vmdk" VolGroup00/LogVol00:/ >"$W/gt-find.out" 2>"$W/gt-find.err"
+    rc=$?
+    sed 's#^VolGroup00/LogVol00:##' "$W/gt-find.out" | grep -v -e '^/$' -e '^/lost+found$' | sort >"$W/gt-find.paths"
+    if cmd_ok gt-find "$rc" && cmp -s "$W/gt-find.paths" "$W/man.paths"; then
+        pass grain-table-find
+    else
+        fail grain-table-find "exit $rc, $(diff "$W/man.paths" "$W/gt-find.paths" | wc -l) paths differ: $(head -c 400 "$W/gt-find.err")"
+    fi
+    timeout 120 "$BIN" tar "$MNT/sparse.vmdk" VolGroup00/LogVol00:/ -o "$W/gt.tar" 2>"$W/gt-tar.err"
+    rc=$?
+    python3 - "$W/gt.tar" >"$W/gt-tar.paths" <<'PY'
+import sys, tarfile
+for m in tarfile.open(sys.argv[1]):
+    if m.name != "lost+found":
+        print("/" + m.name.rstrip("/"))
+PY
+    sort -o "$W/gt-tar.paths" "$W/gt-tar.paths"
+    if cmd_ok gt-tar "$rc" && cmp -s "$W/gt-tar.paths" "$W/man.paths"; then
+        pass grain-table-tar
+    else
+        fail grain-table-tar "exit $rc, $(diff "$W/man.paths" "$W/gt-tar.paths" | wc -l) members differ: $(head -c 400 "$W/gt-tar.err")"
+    fi
+    timeout 120 "$BIN" cat "$MNT/sparse.vmdk" VolGroup00/LogVol00:/etc/fstab >"$W/gt-cat.out" 2>"$W/gt-cat.err"
+    rc=$?
+    want=$(awk -F'\t' '$1 == "/etc/fstab" { print $6 }' "$MAN")
+    if cmd_ok gt-cat "$rc" && [ "$(sha256sum <"$W/gt-cat.out" | cut -d' ' -f1)" = "$want" ]; then
+        pass grain-table-cat
+    else
+        fail grain-table-cat "exit $rc: $(head -c 400 "$W/gt-cat.err")"
+    fi
     down
 fi
 
@@ -329,6 +370,45 @@ if "$BIN" cp --help 2>/dev/null | grep -q -- --retries; then
     down
 else
     pending retries-flaky-disk "vmdkrecover cp has no --retries yet"
+fi
+
+# 7. The first of two LVM metadata areas (pvcreate --pvmetadatacopies 2) on bad
+# sectors: the second copy (at the end of the PV) must serve, with a warning
+# naming the area. The PV is made here by real lvm2 on a loop device (no
+# device-mapper: --driverloaded n, the LV never activated), and the sample's
+# LogVol00 filesystem is written at the byte range lvm2's lvs/pvs report.
+if command -v lvm >/dev/null && command -v losetup >/dev/null; then
+    export LVM_SUPPRESS_FD_WARNINGS=1
+    mkdir -p /run/lock/lvm
+    truncate -s 20M "$W/mda2.img"
+    LOOP=$(losetup -f --show "$W/mda2.img")
+    LCFG="global{use_lvmetad=0} devices{filter=[\"a|^$LOOP\$|\",\"r|.*|\"] global_filter=[\"a|^$LOOP\$|\",\"r|.*|\"] obtain_device_list_from_udev=0 use_devicesfile=0} activation{udev_sync=0 udev_rules=0 monitoring=0} backup{backup=0 archive=0}"
+    lvm pvcreate --config "$LCFG" --pvmetadatacopies 2 "$LOOP" >/dev/null 2>&1 &&
+        lvm vgcreate --config "$LCFG" -s 1m vg_fault "$LOOP" >/dev/null 2>&1 &&
+        lvm lvcreate --config "$LCFG" --driverloaded n -an -Zn -Wn --yes -L "${LV_SIZE}b" -n lv vg_fault >/dev/null 2>&1
+    M_PE_START=$(lvm pvs --config "$LCFG" --noheadings --nosuffix --units b -o pe_start "$LOOP" 2>/dev/null | tr -d ' ')
+    M_EXT=$(lvm vgs --config "$LCFG" --noheadings --nosuffix --units b -o vg_extent_size vg_fault 2>/dev/null | tr -d ' ')
+    M_SEG=$(lvm lvs --config "$LCFG" --noheadings -o seg_pe_ranges vg_fault/lv 2>/dev/null | tr -d ' ')
+    M_MDAS=$(lvm pvs --config "$LCFG" --noheadings -o pv_mda_count "$LOOP" 2>/dev/null | tr -d ' ')
+    read -r MDA1 MDA1_SIZE < <(lvm pvck --dump headers --config "$LCFG" "$LOOP" 2>/dev/null |
+        awk '$1 == "mda_header_1.start" { s = $2 } $1 == "mda_header_1.size" { z = $2 } END { print s, z }')
+    losetup -d "$LOOP"
+    M_FIRST=${M_SEG##*:}
+    M_FIRST=${M_FIRST%-*}
+    if [ "$M_MDAS" != 2 ] || [ -z "$MDA1" ] || [ -z "$M_PE_START" ]; then
+        fail mda-copy "lvm2 did not make a PV with two metadata areas (mda_count=$M_MDAS)"
+    else
+        dd if="$W/lv.img" of="$W/mda2.img" bs=1M oflag=seek_bytes conv=notrunc,sparse status=none \
+            seek=$((M_PE_START + M_FIRST * M_EXT))
+        WANT_RC=0 run_cp control-mda-copy "$W/mda2.img" vg_fault/lv:/ "$W/aff-none" sample "$MAN"
+        up "$W/mda2.img" mda2.img "$MDA1" "$MDA1_SIZE"
+        run_cp mda-copy "$MNT/mda2.img" vg_fault/lv:/ "$W/aff-none" sample "$MAN"
+        grep -q "metadata area on .* at byte $MDA1: (mda1) cannot read" "$W/mda-copy.err" ||
+            fail mda-copy-named "stderr does not name mda1 at byte $MDA1: $(head -c 400 "$W/mda-copy.err")"
+        down
+    fi
+else
+    fail mda-copy "lvm2 or losetup missing"
 fi
 
 echo "$PASSED passed, $FAILED failed"

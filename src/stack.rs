@@ -92,11 +92,30 @@ impl Content {
 
 /// Identifies what a volume holds from its signature bytes. Reads the first 8 KiB,
 /// and two small pieces further in only when nothing matched there.
+///
+/// A bad sector in the first 8 KiB (e.g. an LVM metadata area at 4 KiB, whose
+/// other copy is at the end of the PV) must not hide what the volume is: when the
+/// whole read fails, the head is read sector by sector and the unreadable
+/// sectors stay zero (the signature readers below read what they need themselves).
 pub fn probe(src: &dyn ByteSource) -> Content {
     let len = usize::try_from(src.len()).unwrap_or(usize::MAX);
     let mut head = vec![0u8; 8192.min(len)];
+    let mut head_complete = true;
     if src.read_at(0, &mut head).is_err() {
-        return Content::Unknown;
+        head_complete = false;
+        head.fill(0);
+        let mut any = false;
+        for (i, sector) in head.chunks_mut(512).enumerate() {
+            let off = u64::try_from(i.saturating_mul(512)).unwrap_or(u64::MAX);
+            if src.read_at(off, sector).is_ok() {
+                any = true;
+            } else {
+                sector.fill(0);
+            }
+        }
+        if !any {
+            return Content::Unknown;
+        }
     }
     let at = |buf: &[u8], off: usize, sig: &[u8]| buf.get(off..off + sig.len()) == Some(sig);
     let far = |off: u64, sig: &[u8]| {
@@ -124,7 +143,7 @@ pub fn probe(src: &dyn ByteSource) -> Content {
     } else if let Some(reader) = crate::filesystems::probe_damaged(src) {
         // E.g. the primary ext superblock is gone but a backup is where mke2fs puts it.
         reader.content.clone()
-    } else if head.iter().all(|b| *b == 0) {
+    } else if head_complete && head.iter().all(|b| *b == 0) {
         Content::Empty
     } else {
         Content::Unknown
@@ -375,8 +394,8 @@ impl Stack {
     }
 
     /// Read errors survived so far, one line each: bad sectors under a partition
-    /// table that its other copy made good (backup GPT) and grain tables read from
-    /// their redundant copies. Nothing is lost, but the disk is failing, so a
+    /// table that its other copy made good (backup GPT), grain tables read from
+    /// their redundant copies and LVM metadata areas whose other copy served. Nothing is lost, but the disk is failing, so a
     /// copying command prints these and counts them in its exit status. Grows as
     /// the disks are read (grain tables are read on demand).
     pub fn read_warnings(&self) -> Vec<String> {
@@ -391,6 +410,8 @@ impl Stack {
             );
             out.extend(d.disk.read_warnings());
         }
+        // Bad sectors in an LVM metadata area (the other copy served, or none did).
+        out.extend(self.lvm.read_errors.iter().cloned());
         out
     }
 

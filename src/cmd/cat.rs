@@ -31,6 +31,7 @@ pub fn run(common: &Common, specs: &[String]) -> Result<Outcome> {
         }
     }
     out.flush().context("standard output")?;
+    outcome.end_read_warnings(&stack);
     Ok(outcome)
 }
 

@@ -181,8 +181,16 @@ pub fn run(common: &Common, volume: Option<&str>, output: &str, force: bool) -> 
     for w in &damage {
         eprintln!("vmdkrecover: {name}: warning: {w}");
     }
-    Ok(Outcome {
+    let mut outcome = Outcome {
         failures: u64::try_from(damage.len()).unwrap_or(u64::MAX),
         ..Outcome::default()
-    })
+    };
+    // Read errors survived while exporting (the backup GPT, the other LVM
+    // metadata copy; grain tables read from their redundant copies are in `damage`
+    // already): the image is complete, but the disk is failing.
+    let mut read_warnings = super::ReadWarnings {
+        seen: damage.iter().cloned().collect(),
+    };
+    outcome.warnings += read_warnings.print_new(&stack, &crate::spec::eprint_line);
+    Ok(outcome)
 }

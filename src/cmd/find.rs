@@ -190,6 +190,7 @@ pub fn run(common: &Common, spec: &str, opts: &FindOptions) -> Result<Outcome> {
     }
     out.flush()?;
     outcome.end_walk(&target);
+    outcome.end_read_warnings(&stack);
     Ok(outcome)
 }
 

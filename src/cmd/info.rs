@@ -600,14 +600,23 @@ fn build(stack: &Stack) -> InfoJson {
             filesystem: fs_json(v),
         })
         .collect();
+    let guest = guest_json(stack);
+    // Read errors survived after the stack was opened (a grain table read from its
+    // redundant copy while the guest's fstab was read) join those found opening it.
+    let mut warnings = stack.warnings.clone();
+    for w in stack.read_warnings() {
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    }
     InfoJson {
         schema: INFO_SCHEMA,
         disks,
         physical_volumes,
         volume_groups,
         volumes,
-        guest: guest_json(stack),
-        warnings: stack.warnings.clone(),
+        guest,
+        warnings,
     }
 }
 

@@ -80,6 +80,37 @@ impl Outcome {
     }
 }
 
+/// Read errors the disk layers survived (a backup GPT, a redundant grain table, the
+/// other LVM metadata copy; [`Stack::read_warnings`]), printed once each as
+/// `vmdkrecover: warning: ...` and counted: nothing is lost, but the disk is
+/// failing, so the command exits 1 (README, "Exit status").
+#[derive(Default)]
+pub struct ReadWarnings {
+    seen: std::collections::HashSet<String>,
+}
+
+impl ReadWarnings {
+    /// Prints the entries not printed yet and returns how many there were.
+    pub fn print_new(&mut self, stack: &Stack, emit: &dyn Fn(&str)) -> u64 {
+        let mut n = 0u64;
+        for w in stack.read_warnings() {
+            if self.seen.insert(w.clone()) {
+                emit(&format!("vmdkrecover: warning: {w}"));
+                n = n.saturating_add(1);
+            }
+        }
+        n
+    }
+}
+
+impl Outcome {
+    /// Prints every read error survived so far (see [`ReadWarnings`]) and counts
+    /// them as warnings: for commands that print them once, at the end.
+    pub fn end_read_warnings(&mut self, stack: &Stack) {
+        self.warnings += ReadWarnings::default().print_new(stack, &eprint_line);
+    }
+}
+
 /// Prints the error, if any, and maps the result to the exit status of the contract.
 pub fn finish(result: Result<Outcome>) -> ExitCode {
     match result {

@@ -527,6 +527,10 @@ pub fn run(
         mountpoint.display(),
         mountpoint.display()
     );
+    // Read errors the disk layers survived: printed as they appear (grain tables
+    // are read on demand) and counted, once each.
+    let mut read_warnings = super::ReadWarnings::default();
+    let mut read_errors = read_warnings.print_new(&stack, &eprint_line);
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
@@ -535,14 +539,16 @@ pub fn run(
                     break;
                 }
                 ofs.print_new_warnings(&eprint_line);
+                read_errors += read_warnings.print_new(&stack, &eprint_line);
             }
         }
     }
     session.unmount(mountpoint);
     let warnings = ofs.finish_warnings(&eprint_line);
+    read_errors += read_warnings.print_new(&stack, &eprint_line);
     Ok(Outcome {
         failures: 0,
-        warnings,
+        warnings: warnings + read_errors,
     })
 }
 

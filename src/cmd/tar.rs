@@ -296,6 +296,7 @@ pub fn run(common: &Common, spec: &str, output: &str, opts: &TarOptions) -> Resu
         show_name(&target.path),
         crate::progress::rate(bytes.get(), secs)
     ));
+    outcome.end_read_warnings(&stack);
     Ok(outcome)
 }
 

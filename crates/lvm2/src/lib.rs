@@ -118,6 +118,10 @@ pub struct Scan {
     pub warnings: Vec<String>,
     /// Per-device failures ("LVM label on sda2: bad CRC").
     pub errors: Vec<String>,
+    /// The entries of `warnings` and `errors` caused by the device failing a read
+    /// (a bad sector in a metadata area): the disk is failing even when another
+    /// copy made up for it, so copying commands print and count these.
+    pub read_errors: Vec<String>,
 }
 
 impl Scan {
@@ -169,6 +173,7 @@ pub fn scan(devices: &[Device]) -> Scan {
             vgs: Vec::new(),
             warnings: Vec::new(),
             errors: vec![e.to_string()],
+            read_errors: Vec::new(),
         },
     }
 }

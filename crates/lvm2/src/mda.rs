@@ -152,6 +152,11 @@ pub struct RawText {
     pub wrapped: bool,
 }
 
+/// How [`read_raw_text`]'s error starts when the device failed the read (a bad
+/// sector) rather than the area being damaged: the scan counts those as read
+/// errors survived (or not) through the other copies.
+pub const READ_FAILED: &str = "cannot read";
+
 /// Reads the text that `rl` points to in the area described by `mda`.
 pub fn read_raw_text(
     source: &dyn ByteSource,
@@ -195,7 +200,7 @@ pub fn read_raw_text(
         .ok_or_else(|| "metadata text offset overflows".to_string())?;
     source
         .read_at(abs, a)
-        .map_err(|e| format!("reading metadata text at byte {abs}: {e}"))?;
+        .map_err(|e| format!("{READ_FAILED} metadata text at byte {abs}: {e}"))?;
     if !b.is_empty() {
         let abs2 = mda
             .start
@@ -203,7 +208,7 @@ pub fn read_raw_text(
             .ok_or_else(|| "metadata area offset overflows".to_string())?;
         source
             .read_at(abs2, b)
-            .map_err(|e| format!("reading wrapped metadata text at byte {abs2}: {e}"))?;
+            .map_err(|e| format!("{READ_FAILED} the wrapped metadata text at byte {abs2}: {e}"))?;
     }
     let checksum_ok = calc_crc(INITIAL_CRC, &text) == rl.checksum;
     while text.last() == Some(&0) {

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::label::{parse_label, LabelProblem, LABEL_SCAN_SECTORS, SECTOR_SIZE};
 use crate::mda::{
     parse_mda_header, parse_mda_header_ignoring_checksum, read_raw_text, search_ring,
-    RAW_LOCN_IGNORED,
+    RAW_LOCN_IGNORED, READ_FAILED,
 };
 use crate::metadata_text::{parse, Section};
 use crate::pv_header::{parse_pv_header, PvHeader};
@@ -99,11 +99,12 @@ pub(crate) fn scan_impl(devices: &[Device], replacement: Option<&Section>) -> Re
         vgs: Vec::new(),
         warnings: Vec::new(),
         errors: Vec::new(),
+        read_errors: Vec::new(),
     };
     let mut found: Vec<PvFound> = Vec::new();
     let mut copies: Vec<Copy> = Vec::new();
     // Devices that carry metadata areas but yielded no usable copy.
-    let mut no_copy: Vec<String> = Vec::new();
+    let mut no_copy: Vec<(String, Vec<String>)> = Vec::new();
 
     for dev in devices {
         let header = match read_label(&dev.name, dev.source.as_ref()) {
@@ -146,20 +147,30 @@ pub(crate) fn scan_impl(devices: &[Device], replacement: Option<&Section>) -> Re
         let mut seen_mda: Vec<u64> = Vec::new();
         // Areas whose header is sound enough to search their ring later.
         let mut ring_areas: Vec<(u64, crate::mda::MdaHeader)> = Vec::new();
-        for mda in header.metadata_areas.iter().take(MAX_MDAS) {
+        // What went wrong with each area, for the error when none is usable
+        // (a bad sector in one copy must not hide what happened to the others).
+        let mut tried: Vec<String> = Vec::new();
+        for (index, mda) in header.metadata_areas.iter().take(MAX_MDAS).enumerate() {
             if seen_mda.contains(&mda.offset) {
                 continue;
             }
             seen_mda.push(mda.offset);
+            // lvm2 numbers the areas mda1, mda2 (pvck's mda_header_1/_2).
+            let number = index.saturating_add(1);
             let merr = |reason: String| Error::Mda {
                 device: dev.name.clone(),
                 offset: mda.offset,
-                reason,
+                reason: format!("(mda{number}) {reason}"),
             };
             let mut hbuf = [0u8; 512];
             if let Err(e) = dev.source.read_at(mda.offset, &mut hbuf) {
-                scan.warnings
-                    .push(merr(format!("cannot read header: {e}")).to_string());
+                let w = merr(format!(
+                    "cannot read the header: {e}; any other metadata copy is used"
+                ))
+                .to_string();
+                tried.push(w.clone());
+                scan.read_errors.push(w.clone());
+                scan.warnings.push(w);
                 continue;
             }
             let mh = match parse_mda_header(&hbuf, mda.offset) {
@@ -175,7 +186,9 @@ pub(crate) fn scan_impl(devices: &[Device], replacement: Option<&Section>) -> Re
                         m
                     }
                     Err(_) => {
-                        scan.warnings.push(merr(r).to_string());
+                        let w = merr(r).to_string();
+                        tried.push(w.clone());
+                        scan.warnings.push(w);
                         continue;
                     }
                 },
@@ -205,7 +218,13 @@ pub(crate) fn scan_impl(devices: &[Device], replacement: Option<&Section>) -> Re
                 let raw = match read_raw_text(dev.source.as_ref(), &mh, rl) {
                     Ok(r) => r,
                     Err(reason) => {
-                        scan.warnings.push(merr(reason).to_string());
+                        let read_failed = reason.starts_with(READ_FAILED);
+                        let w = merr(reason).to_string();
+                        tried.push(w.clone());
+                        if read_failed {
+                            scan.read_errors.push(w.clone());
+                        }
+                        scan.warnings.push(w);
                         continue;
                     }
                 };
@@ -235,8 +254,9 @@ pub(crate) fn scan_impl(devices: &[Device], replacement: Option<&Section>) -> Re
                         } else {
                             "metadata text has a bad checksum and does not parse"
                         };
-                        scan.warnings
-                            .push(merr(format!("{what}: {reason}")).to_string());
+                        let w = merr(format!("{what}: {reason}")).to_string();
+                        tried.push(w.clone());
+                        scan.warnings.push(w);
                     }
                 }
             }
@@ -270,7 +290,7 @@ pub(crate) fn scan_impl(devices: &[Device], replacement: Option<&Section>) -> Re
             }
         }
         if !header.metadata_areas.is_empty() && usable == 0 {
-            no_copy.push(dev.name.clone());
+            no_copy.push((dev.name.clone(), tried));
         }
         scan.pvs.push(FoundPv {
             device: dev.name.clone(),
@@ -428,11 +448,18 @@ pub(crate) fn scan_impl(devices: &[Device], replacement: Option<&Section>) -> Re
             ));
         }
         pv.vg_name = claims.first().map(|vg| vg.name().to_string());
-        if pv.vg_name.is_none() && no_copy.contains(&pv.device) {
-            scan.errors.push(format!(
-                "{}: PV {} has metadata areas but no readable metadata copy",
-                pv.device, pv.pv_uuid
-            ));
+        if pv.vg_name.is_none() {
+            if let Some((_, tried)) = no_copy.iter().find(|(d, _)| *d == pv.device) {
+                let what = if tried.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (tried: {})", tried.join("; "))
+                };
+                scan.errors.push(format!(
+                    "{}: PV {} has metadata areas but no readable metadata copy{what}",
+                    pv.device, pv.pv_uuid
+                ));
+            }
         }
     }
     for (i, vg) in scan.vgs.iter().enumerate() {

@@ -813,3 +813,120 @@ fn concurrent_reads() {
         t.join().unwrap();
     }
 }
+
+/// A device whose reads of chosen byte ranges fail with EIO, like bad sectors.
+struct Failing {
+    inner: MemSource,
+    bad: Vec<(u64, u64)>,
+}
+
+impl ByteSource for Failing {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let end = offset + buf.len() as u64;
+        if self.bad.iter().any(|&(s, l)| offset < s + l && s < end) {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        self.inner.read_at(offset, buf)
+    }
+}
+
+fn failing_dev(name: &str, bytes: Vec<u8>, bad: Vec<(u64, u64)>) -> lvm2::Device {
+    lvm2::Device {
+        name: name.to_string(),
+        source: Arc::new(Failing {
+            inner: MemSource::new(bytes),
+            bad,
+        }),
+    }
+}
+
+/// Bad sectors over one metadata area of a `--pvmetadatacopies 2` PV (where
+/// pvck says the area and its text are): the other area serves, the warning
+/// names the PV, the area and its byte offset. Both bad: no VG, and the error
+/// names each copy tried.
+#[test]
+fn unreadable_mda_falls_back_to_the_other_copy() {
+    let fx = load("mdacopies2");
+    let lv = &fx.lvs[0];
+    for (bad, text_only) in [(1u32, false), (2, false), (1, true), (2, true)] {
+        let start = fx.pvck_u64("pv1", &format!("mda_header_{bad}.start"));
+        // Either the header sector, or only the text's first sector.
+        let range = if text_only {
+            (text_offset(&fx, "pv1", bad), 512)
+        } else {
+            (start, 512)
+        };
+        let scan = lvm2::scan(&[failing_dev("sdc", fx.images["pv1"].clone(), vec![range])]);
+        assert!(scan.errors.is_empty(), "mda{bad}: {:?}", scan.errors);
+        assert_eq!(scan.vgs.len(), 1);
+        assert_eq!(scan.vgs[0].name(), fx.pvs[0].vg);
+        assert_eq!(scan.vgs[0].seqno(), fx.pvs[0].seqno);
+        assert!(
+            scan.warnings.iter().any(|w| w.contains("sdc")
+                && w.contains(&format!("mda{bad}"))
+                && w.contains(&format!("byte {start}"))),
+            "mda{bad}: {:?}",
+            scan.warnings
+        );
+        // Counted as a read error the scan survived.
+        assert_eq!(scan.read_errors.len(), 1, "{:?}", scan.read_errors);
+        assert!(scan.read_errors[0].contains(&format!("mda{bad}")));
+        let v = scan.vgs[0].open_lv(&lv.name).unwrap();
+        assert_eq!(v.len(), lv.size);
+        let mut all = vec![0u8; v.len() as usize];
+        v.read_at(0, &mut all).unwrap();
+        check_pattern(&lv.name, 0, &all).unwrap();
+    }
+    // Undamaged: no read error.
+    assert!(lvm2::scan(&fx.devices()).read_errors.is_empty());
+    // Both areas unreadable.
+    let s1 = fx.pvck_u64("pv1", "mda_header_1.start");
+    let s2 = fx.pvck_u64("pv1", "mda_header_2.start");
+    let scan = lvm2::scan(&[failing_dev(
+        "sdc",
+        fx.images["pv1"].clone(),
+        vec![(s1, 512), (s2, 512)],
+    )]);
+    assert!(scan.vgs.is_empty());
+    assert_eq!(scan.errors.len(), 1, "{:?}", scan.errors);
+    let e = &scan.errors[0];
+    assert!(e.contains(&fx.pvs[0].uuid), "{e}");
+    for (n, s) in [(1, s1), (2, s2)] {
+        assert!(
+            e.contains(&format!("mda{n}")) && e.contains(&format!("byte {s}")),
+            "{e}"
+        );
+    }
+}
+
+/// A VG on two PVs (`segments`, one area each): pv1's area unreadable, pv2's
+/// copy serves, and every LV reads as lvm2 laid it out.
+#[test]
+fn unreadable_mda_on_one_pv_uses_another_pvs_copy() {
+    let fx = load("segments");
+    let start = fx.pvck_u64("pv1", "mda_header_1.start");
+    let scan = lvm2::scan(&[
+        failing_dev("sda", fx.images["pv1"].clone(), vec![(start, 4096)]),
+        dev("sdb", fx.images["pv2"].clone()),
+    ]);
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    assert_eq!(scan.vgs.len(), 1);
+    assert_eq!(scan.vgs[0].seqno(), fx.pvs[0].seqno);
+    assert!(
+        scan.warnings.iter().any(|w| w.contains("sda")
+            && w.contains("mda1")
+            && w.contains(&format!("byte {start}"))),
+        "{:?}",
+        scan.warnings
+    );
+    for lv in fx.lvs.iter().filter(|l| !l.hidden) {
+        let v = scan.vgs[0].open_lv(&lv.name).unwrap();
+        assert_eq!(v.len(), lv.size);
+        let mut all = vec![0u8; v.len() as usize];
+        v.read_at(0, &mut all).unwrap();
+        check_pattern(&lv.name, 0, &all).unwrap();
+    }
+}
