@@ -325,6 +325,13 @@ PY
     else
         fail grain-table-tar "exit $rc, $(diff "$W/man.paths" "$W/gt-tar.paths" | wc -l) members differ: $(head -c 400 "$W/gt-tar.err")"
     fi
+    timeout 120 "$BIN" ls -R "$MNT/sparse.vmdk" VolGroup00/LogVol00:/ >"$W/gt-ls.out" 2>"$W/gt-ls.err"
+    rc=$?
+    if cmd_ok gt-ls "$rc" && grep -qx 'random.bin' "$W/gt-ls.out"; then
+        pass grain-table-ls
+    else
+        fail grain-table-ls "exit $rc: $(head -c 400 "$W/gt-ls.err")"
+    fi
     timeout 120 "$BIN" cat "$MNT/sparse.vmdk" VolGroup00/LogVol00:/etc/fstab >"$W/gt-cat.out" 2>"$W/gt-cat.err"
     rc=$?
     want=$(awk -F'\t' '$1 == "/etc/fstab" { print $6 }' "$MAN")

@@ -160,6 +160,7 @@ pub fn run(common: &Common, specs: &[String], opts: &LsOptions) -> Result<Outcom
         for (t, _) in &targets {
             outcome.end_walk(t);
         }
+        outcome.end_read_warnings(&stack);
         return Ok(outcome);
     }
 
@@ -220,6 +221,7 @@ pub fn run(common: &Common, specs: &[String], opts: &LsOptions) -> Result<Outcom
     for (t, _) in &targets {
         outcome.end_walk(t);
     }
+    outcome.end_read_warnings(&stack);
     Ok(outcome)
 }
 
