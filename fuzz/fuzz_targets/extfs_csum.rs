@@ -30,23 +30,41 @@ const MAX_INODES: u64 = 32;
 /// Largest device served (zeros past the input cost nothing).
 const MAX_DEVICE: u64 = 1 << 30;
 
-fn crc32c(mut crc: u32, data: &[u8]) -> u32 {
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { 0x82f6_3b78 ^ (crc >> 1) } else { crc >> 1 };
+const TABLE: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0x82f6_3b78 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
         }
+        t[i] = c;
+        i += 1;
     }
-    crc
+    t
+};
+
+fn crc32c(crc: u32, data: &[u8]) -> u32 {
+    data.iter().fold(crc, |c, &b| {
+        TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
+    })
 }
 
 fn le16(b: &[u8], i: usize) -> u64 {
-    b.get(i..i + 2).map_or(0, |x| u64::from(u16::from_le_bytes([x[0], x[1]])))
+    b.get(i..i + 2)
+        .map_or(0, |x| u64::from(u16::from_le_bytes([x[0], x[1]])))
 }
 
 fn le32(b: &[u8], i: usize) -> u64 {
-    b.get(i..i + 4)
-        .map_or(0, |x| u64::from(u32::from_le_bytes([x[0], x[1], x[2], x[3]])))
+    b.get(i..i + 4).map_or(0, |x| {
+        u64::from(u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+    })
 }
 
 /// The input, then zeros up to `len`.
@@ -89,7 +107,9 @@ fn fix(img: &mut [u8]) -> u64 {
     let incompat = le32(&sb, 0x60);
     let is64 = incompat & 0x80 != 0;
     let blocks = le32(&sb, 0x04) | if is64 { le32(&sb, 0x150) << 32 } else { 0 };
-    let device = blocks.saturating_mul(bs).clamp(img.len() as u64, MAX_DEVICE);
+    let device = blocks
+        .saturating_mul(bs)
+        .clamp(img.len() as u64, MAX_DEVICE);
     if le32(&sb, 0x64) & 0x400 == 0 {
         return device; // no metadata_csum
     }
@@ -103,13 +123,19 @@ fn fix(img: &mut [u8]) -> u64 {
     let bpg = le32(&sb, 0x20).max(1);
     let ipg = le32(&sb, 0x28);
     let isz = le16(&sb, 0x58).max(128) as usize;
-    let dsz = if is64 { le16(&sb, 0xFE).max(32) as usize } else { 32 };
+    let dsz = if is64 {
+        le16(&sb, 0xFE).max(32) as usize
+    } else {
+        32
+    };
     let groups = blocks.saturating_sub(first).div_ceil(bpg).min(MAX_GROUPS);
     if incompat & 0x10 == 0 && dsz <= 1024 {
         let gdt = (first + 1).saturating_mul(bs);
         for g in 0..groups {
             let at = gdt.saturating_add(g * dsz as u64) as usize;
-            let Some(d) = img.get_mut(at..at.saturating_add(dsz)) else { break };
+            let Some(d) = img.get_mut(at..at.saturating_add(dsz)) else {
+                break;
+            };
             d[0x1E] = 0;
             d[0x1F] = 0;
             let mut crc = crc32c(seed, &(g as u32).to_le_bytes());
@@ -120,7 +146,9 @@ fn fix(img: &mut [u8]) -> u64 {
             for i in 0..ipg.min(MAX_INODES) {
                 let ino = g * ipg + i + 1;
                 let at = table.saturating_mul(bs).saturating_add(i * isz as u64) as usize;
-                let Some(raw) = img.get_mut(at..at.saturating_add(isz)) else { break };
+                let Some(raw) = img.get_mut(at..at.saturating_add(isz)) else {
+                    break;
+                };
                 if raw.iter().all(|b| *b == 0) {
                     continue; // never used (lazy itable init): mke2fs writes no checksum
                 }
@@ -162,20 +190,27 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     for replay in [true, false] {
-        let Ok(fs) = Filesystem::open(src.clone(), &OpenOptions { replay_journal: replay }) else {
+        let Ok(fs) = Filesystem::open(
+            src.clone(),
+            &OpenOptions {
+                replay_journal: replay,
+            },
+        ) else {
             continue;
         };
         let _ = fs.warnings();
         let mut stack = vec![(fs.root(), 0usize)];
         let mut seen = std::collections::HashSet::new();
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut buf = vec![0u8; 4096];
         let mut entries = 0usize;
         while let Some((ino, depth)) = stack.pop() {
-            if !seen.insert(ino) || entries > 2048 {
+            if !seen.insert(ino) || entries > 512 {
                 continue;
             }
             let Ok(dir) = fs.inode(ino) else { continue };
-            let Ok(list) = fs.read_dir(&dir) else { continue };
+            let Ok(list) = fs.read_dir(&dir) else {
+                continue;
+            };
             for e in list {
                 entries += 1;
                 let Ok(inode) = fs.inode(e.ino) else { continue };

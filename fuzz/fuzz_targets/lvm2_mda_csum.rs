@@ -22,14 +22,30 @@ const INITIAL_CRC: u32 = 0xf597_a6cf;
 const SECTOR: usize = 512;
 const MDA_HEADER_SIZE: u64 = 512;
 
-fn calc_crc(mut crc: u32, data: &[u8]) -> u32 {
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { 0xedb8_8320 ^ (crc >> 1) } else { crc >> 1 };
+const TABLE: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
         }
+        t[i] = c;
+        i += 1;
     }
-    crc
+    t
+};
+
+fn calc_crc(crc: u32, data: &[u8]) -> u32 {
+    data.iter().fold(crc, |c, &b| {
+        TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
+    })
 }
 
 fn u32_at(b: &[u8], i: usize) -> Option<u32> {
@@ -63,23 +79,34 @@ fn metadata_areas(img: &[u8], pvh: usize) -> Vec<(u64, u64)> {
 
 /// Recomputes one area's text checksums, then its header checksum.
 fn fix_mda(img: &mut [u8], mda_off: u64) {
-    let Ok(h) = usize::try_from(mda_off) else { return };
+    let Ok(h) = usize::try_from(mda_off) else {
+        return;
+    };
     let Some(hdr) = img.get(h..h.saturating_add(SECTOR)).map(<[u8]>::to_vec) else {
         return;
     };
-    let (Some(start), Some(size)) = (u64_at(&hdr, 24), u64_at(&hdr, 32)) else { return };
+    let (Some(start), Some(size)) = (u64_at(&hdr, 24), u64_at(&hdr, 32)) else {
+        return;
+    };
     for slot in 0..2 {
         let rl = 40 + slot * 24;
-        let (Some(off), Some(len)) = (u64_at(&hdr, rl), u64_at(&hdr, rl + 8)) else { return };
+        let (Some(off), Some(len)) = (u64_at(&hdr, rl), u64_at(&hdr, rl + 8)) else {
+            return;
+        };
         if len == 0 || len > 1 << 20 || off < MDA_HEADER_SIZE || off >= size {
             continue;
         }
         // First piece up to the end of the ring, the rest just after the header.
         let first = (size - off).min(len);
         let mut text = Vec::new();
-        let pieces = [(start.saturating_add(off), first), (start.saturating_add(MDA_HEADER_SIZE), len - first)];
+        let pieces = [
+            (start.saturating_add(off), first),
+            (start.saturating_add(MDA_HEADER_SIZE), len - first),
+        ];
         for (at, n) in pieces {
-            let (Ok(a), Ok(n)) = (usize::try_from(at), usize::try_from(n)) else { return };
+            let (Ok(a), Ok(n)) = (usize::try_from(at), usize::try_from(n)) else {
+                return;
+            };
             match img.get(a..a.saturating_add(n)) {
                 Some(p) => text.extend_from_slice(p),
                 None => return,
@@ -95,7 +122,9 @@ fn fix_mda(img: &mut [u8], mda_off: u64) {
 fn fix(img: &mut [u8]) {
     for sector in 0..4usize {
         let s = sector * SECTOR;
-        let Some(lab) = img.get(s..s + SECTOR) else { return };
+        let Some(lab) = img.get(s..s + SECTOR) else {
+            return;
+        };
         if &lab[..8] != b"LABELONE" {
             continue;
         }

@@ -25,14 +25,30 @@ const MAX_AGS: u64 = 64;
 const CHUNK_INODES: u64 = 64;
 const MAX_DEVICE: u64 = 1 << 30;
 
-fn crc32c(mut crc: u32, data: &[u8]) -> u32 {
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { 0x82f6_3b78 ^ (crc >> 1) } else { crc >> 1 };
+const TABLE: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0x82f6_3b78 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
         }
+        t[i] = c;
+        i += 1;
     }
-    crc
+    t
+};
+
+fn crc32c(crc: u32, data: &[u8]) -> u32 {
+    data.iter().fold(crc, |c, &b| {
+        TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
+    })
 }
 
 fn be(b: &[u8], i: usize, n: usize) -> u64 {
@@ -90,7 +106,9 @@ fn fix(img: &mut [u8]) -> u64 {
     }
     let bsize = be(&sb, 4, 4);
     let dblocks = be(&sb, 8, 8);
-    let device = dblocks.saturating_mul(bsize).clamp(img.len() as u64, MAX_DEVICE);
+    let device = dblocks
+        .saturating_mul(bsize)
+        .clamp(img.len() as u64, MAX_DEVICE);
     let agblocks = be(&sb, 84, 4);
     let agcount = be(&sb, 88, 4);
     let sect = be(&sb, 102, 2).clamp(512, 32768);
@@ -149,10 +167,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = fs.warnings();
         let mut stack = vec![(fs.root(), 0usize)];
         let mut seen = std::collections::HashSet::new();
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut buf = vec![0u8; 4096];
         let mut entries = 0usize;
         while let Some((ino, depth)) = stack.pop() {
-            if !seen.insert(ino) || entries > 2048 {
+            if !seen.insert(ino) || entries > 512 {
                 continue;
             }
             let Ok(list) = fs.read_dir(ino) else { continue };
