@@ -18,9 +18,7 @@ const DEV_BLOCKS: usize = 512;
 const UUID: [u8; 16] = *b"fuzz-xfs-log-uid";
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, log)) = data.split_first() else {
-        return;
-    };
+    let Some((&flags, log)) = data.split_first() else { return };
     let is_v5 = flags & 1 != 0;
     let mut dev = vec![0u8; DEV_BLOCKS * BLOCK];
     // struct xfs_dsb fields the log module reads (libxfs/xfs_format.h).
@@ -53,11 +51,6 @@ fuzz_target!(|data: &[u8]| {
         for s in rec.changed_sectors.iter().take(4096) {
             let _ = rec.device.read_at(s * 512, &mut b);
         }
-        let _ = (
-            rec.warnings.len(),
-            rec.summary.len(),
-            rec.head_block,
-            rec.tail_block,
-        );
+        let _ = (rec.warnings.len(), rec.summary.len(), rec.head_block, rec.tail_block);
     }
 });
