@@ -410,7 +410,7 @@ if command -v lvm >/dev/null && command -v losetup >/dev/null; then
         WANT_RC=0 run_cp control-mda-copy "$W/mda2.img" vg_fault/lv:/ "$W/aff-none" sample "$MAN"
         up "$W/mda2.img" mda2.img "$MDA1" "$MDA1_SIZE"
         run_cp mda-copy "$MNT/mda2.img" vg_fault/lv:/ "$W/aff-none" sample "$MAN"
-        grep -q "metadata area on .* at byte $MDA1: (mda1) cannot read" "$W/mda-copy.err" ||
+        grep -q "metadata area on .* at byte $MDA1: (mda1 of PV .*) cannot read" "$W/mda-copy.err" ||
             fail mda-copy-named "stderr does not name mda1 at byte $MDA1: $(head -c 400 "$W/mda-copy.err")"
         down
     fi

@@ -37,6 +37,7 @@ seed() {
         out="corpus/$t/seed-$(basename "$f" .gz)"
         case "$f" in
             *.gz) gunzip -c "$f" | head -c 1048576 >"$out" ;;
+            *.zst) out=${out%.zst}; zstd -dc "$f" | head -c 1048576 >"$out" ;;
             *) head -c 1048576 "$f" >"$out" ;;
         esac
     done
@@ -51,6 +52,10 @@ seed lvm2_mda "$D"/lvm2/tests/data/linear/pv1.img.gz "$D"/lvm2/tests/data/wrap/p
 seed lvm2_metadata_text "$D"/lvm2/tests/data/*/backup.vg
 seed partition_table "$here"/testdata/vm-flat.vmdk "$D"/partitions/tests/data/*.img.gz
 seed partition_gpt "$D"/partitions/tests/data/*.img.gz
+# Structure-aware targets (checksums recomputed after mutation): real images.
+seed lvm2_mda_csum "$D"/lvm2/tests/data/{linear,mdacopies2,wrap,segments}/pv1.img.gz
+seed extfs_csum "$D"/extfs/tests/data/{ext4-64bit-csum,ext4,tiny-ext4,ext4-inline}.img.gz
+seed xfs_csum "$D"/xfs/tests/data/{v5,v5_1k,v5_nrext64}.img.zst
 if [ -d "$here/../shared/corpus" ]; then
     seed vmdk_sesparse "$here/../shared/corpus"/dissect.hypervisor/*/tests/data/sesparse.vmdk.gz
     seed partition_table "$here/../shared/corpus"/dissect.volume/*/tests/data/{gpt,gpt_4k,gpt_esxi,mbr}.bin

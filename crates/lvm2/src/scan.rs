@@ -157,10 +157,11 @@ pub(crate) fn scan_impl(devices: &[Device], replacement: Option<&Section>) -> Re
             seen_mda.push(mda.offset);
             // lvm2 numbers the areas mda1, mda2 (pvck's mda_header_1/_2).
             let number = index.saturating_add(1);
+            let pv_uuid = header.uuid();
             let merr = |reason: String| Error::Mda {
                 device: dev.name.clone(),
                 offset: mda.offset,
-                reason: format!("(mda{number}) {reason}"),
+                reason: format!("(mda{number} of PV {pv_uuid}) {reason}"),
             };
             let mut hbuf = [0u8; 512];
             if let Err(e) = dev.source.read_at(mda.offset, &mut hbuf) {

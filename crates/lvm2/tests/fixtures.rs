@@ -867,6 +867,7 @@ fn unreadable_mda_falls_back_to_the_other_copy() {
         assert!(
             scan.warnings.iter().any(|w| w.contains("sdc")
                 && w.contains(&format!("mda{bad}"))
+                && w.contains(&fx.pvs[0].uuid)
                 && w.contains(&format!("byte {start}"))),
             "mda{bad}: {:?}",
             scan.warnings
