@@ -34,7 +34,9 @@ pub const MAX_DEPTH: u32 = 8;
 /// A checked btree node (the block it was read from is kept whole).
 #[derive(Clone, Debug)]
 pub struct Node {
-    /// Block number (verified equal to the `blocknr` field).
+    /// Block number (verified equal to the `blocknr` field). Kept for debugging
+    /// output; the walk itself tracks block numbers on its own.
+    #[allow(dead_code)]
     pub blocknr: u64,
     /// Leaf (values are the tree's values) or internal (values are child blocks).
     pub leaf: bool,

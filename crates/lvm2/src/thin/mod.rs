@@ -20,9 +20,20 @@
 //! maps' bitmaps (only their counts), and `needs_check` is reported, not acted on.
 //! Nothing is written.
 
+// The node, space-map and superblock layouts are internal; the fuzz target forges
+// their checksums, so `--features fuzzing` makes them public for it alone.
+#[cfg(feature = "fuzzing")]
 pub mod btree;
+#[cfg(not(feature = "fuzzing"))]
+mod btree;
+#[cfg(feature = "fuzzing")]
 pub mod space_map;
+#[cfg(not(feature = "fuzzing"))]
+mod space_map;
+#[cfg(feature = "fuzzing")]
 pub mod superblock;
+#[cfg(not(feature = "fuzzing"))]
+mod superblock;
 
 use btree::{Node, NodeSource};
 use bytesource::{ByteSource, SharedSource};
