@@ -146,7 +146,7 @@ fn clean_corpus_images_match_debugfs() {
         let img = tmp.join("image");
         std::fs::write(&img, &bytes).unwrap();
         let clean = Command::new("timeout")
-            .args(["20", "e2fsck", "-fn"])
+            .args(["-k", "5", "20", "e2fsck", "-fn"])
             .arg(&img)
             .output()
             .map(|o| o.status.success());
@@ -155,9 +155,10 @@ fn clean_corpus_images_match_debugfs() {
         }
         let out = tmp.join("out");
         std::fs::create_dir_all(&out).unwrap();
-        // A bound on the oracle too: e2fsck and debugfs can spin on a damaged image.
+        // A bound on the oracle too: e2fsck and debugfs can spin on a damaged image
+        // (and e2fsck can sit on SIGTERM, hence `-k`: SIGKILL 5 s later).
         let status = Command::new("timeout")
-            .args(["120", "debugfs", "-R"])
+            .args(["-k", "5", "120", "debugfs", "-R"])
             .arg(format!("rdump / {}", out.display()))
             .arg(&img)
             .output()
@@ -241,7 +242,7 @@ fn zeroed_primary_superblock_reads_like_debugfs_on_the_backup() {
     let img = tmp.join("image");
     std::fs::write(&img, &bytes).unwrap();
     let status = Command::new("timeout")
-        .args(["120", "debugfs", "-s", "8193", "-b", "1024", "-R"])
+        .args(["-k", "5", "120", "debugfs", "-s", "8193", "-b", "1024", "-R"])
         .arg(format!("rdump / {}", tmp.join("out").display()))
         .arg(&img)
         .output()

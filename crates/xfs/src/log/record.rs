@@ -11,7 +11,6 @@ use fsapi::Error;
 
 use super::overlay::BBSIZE;
 use super::sb::{be32, be64, le32};
-use crate::crc::crc32c;
 
 /// `XLOG_HEADER_MAGIC_NUM`: never a valid cycle number, so a header block is told
 /// from a data block by its first word.
@@ -223,12 +222,10 @@ pub(crate) fn read_record(ring: &LogRing<'_>, blk: u64) -> Result<Record, String
 
     // xlog_cksum: the header block (328 bytes, h_crc as zero), the extended headers
     // (260 bytes each) that h_len needs, then the packed payload.
-    let mut crc = crc32c(!0, hdr.get(..H_CRC_OFF).unwrap_or_default());
-    crc = crc32c(crc, &[0u8; 4]);
-    crc = crc32c(
-        crc,
-        hdr.get(H_CRC_OFF + 4..REC_HEADER_SIZE).unwrap_or_default(),
-    );
+    let mut crc = crate::crc::digest();
+    crc.update(hdr.get(..H_CRC_OFF).unwrap_or_default());
+    crc.update(&[0u8; 4]);
+    crc.update(hdr.get(H_CRC_OFF + 4..REC_HEADER_SIZE).unwrap_or_default());
     if ring.logv2 {
         let xheads = usize::try_from(h.len.div_ceil(XLOG_HEADER_CYCLE_SIZE)).unwrap_or(1);
         for i in 1..xheads {
@@ -236,11 +233,11 @@ pub(crate) fn read_record(ring: &LogRing<'_>, blk: u64) -> Result<Record, String
             let ext = hdr
                 .get(off..off.saturating_add(REC_EXT_HEADER_SIZE))
                 .ok_or_else(|| format!("record at log block {blk}: missing extended header {i}"))?;
-            crc = crc32c(crc, ext);
+            crc.update(ext);
         }
     }
-    crc = crc32c(crc, data.get(..len).unwrap_or_default());
-    let bad_crc = !crc != h.crc && (h.crc != 0 || ring.is_v5);
+    crc.update(data.get(..len).unwrap_or_default());
+    let bad_crc = crc.finalize() != h.crc && (h.crc != 0 || ring.is_v5);
 
     // xlog_unpack_data: put back the first word of every data block.
     let nblocks = usize::try_from(bblks).unwrap_or(0);
