@@ -29,6 +29,7 @@ pub const LVM2_LABEL: &[u8; 8] = b"LVM2 001";
 
 /// A validated label header.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Label {
     /// Sector (0..4) the label was found in.
     pub sector: u64,
@@ -40,6 +41,7 @@ pub struct Label {
 
 /// Why a sector that starts with `LABELONE` was rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LabelProblem {
     /// No `LABELONE` magic: not a label at all.
     NoMagic,

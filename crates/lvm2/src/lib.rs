@@ -111,6 +111,7 @@ impl std::fmt::Debug for Device {
 
 /// What a scan found.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Scan {
     /// Every device with a valid LVM label.
     pub pvs: Vec<FoundPv>,
@@ -131,6 +132,7 @@ impl Scan {
 
 /// A device carrying a valid LVM label.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct FoundPv {
     /// `Device.name`.
     pub device: String,

@@ -40,6 +40,7 @@ const MAX_RAW_LOCNS: usize = 19;
 
 /// One `raw_locn`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RawLocn {
     /// Offset of the text from the start of the area.
     pub offset: u64,
@@ -53,6 +54,7 @@ pub struct RawLocn {
 
 /// A validated metadata area header.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MdaHeader {
     /// `start`: absolute byte offset of the area.
     pub start: u64,
@@ -143,6 +145,7 @@ fn parse_mda_header_inner(
 
 /// The metadata text of one `raw_locn`, read from the ring (wrapping if needed).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RawText {
     /// The text bytes, trailing NULs removed.
     pub text: Vec<u8>,

@@ -21,6 +21,7 @@ pub const MAX_STACK: u32 = 8;
 
 /// A PV as the VG metadata lists it.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct VgPv {
     /// Name in the metadata ("pv0").
     pub name: String,
@@ -38,6 +39,7 @@ pub struct VgPv {
 
 /// One LV as the metadata describes it.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct LvInfo {
     /// LV name.
     pub name: String,
@@ -133,6 +135,7 @@ pub enum LvRole {
 
 /// One segment of an LV.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SegmentInfo {
     /// First LV extent.
     pub start_extent: u64,

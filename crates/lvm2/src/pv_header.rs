@@ -21,6 +21,7 @@ use bytesource::field::{le_u32, le_u64, slice_at};
 
 /// One `disk_locn`: a byte range on the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DiskLocn {
     /// Absolute byte offset on the device.
     pub offset: u64,
@@ -30,6 +31,7 @@ pub struct DiskLocn {
 
 /// A parsed PV header.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PvHeader {
     /// The raw 32-character uuid.
     pub uuid_raw: [u8; 32],

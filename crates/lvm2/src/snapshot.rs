@@ -33,6 +33,7 @@ const MAX_CHUNK_BYTES: u64 = 1 << 24;
 
 /// The exception table of one snapshot.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ExceptionStore {
     /// Chunk size in bytes (from the header; it wins over the VG text).
     pub chunk_bytes: u64,

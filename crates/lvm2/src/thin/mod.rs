@@ -55,6 +55,7 @@ const DETAILS_SIZE: usize = 24;
 
 /// One thin device's details (`struct disk_device_details`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ThinDeviceDetails {
     /// Device id (lvm2's `device_id`).
     pub device_id: u64,

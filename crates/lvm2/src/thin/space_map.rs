@@ -21,6 +21,7 @@ pub const INDEX_CSUM_XOR: u32 = 160_478;
 
 /// A space map root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct SmRoot {
     /// Blocks the space map covers.
     pub nr_blocks: u64,

@@ -87,6 +87,7 @@ pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
 
 /// The pool superblock, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Superblock {
     /// `flags` (bit 0: needs_check).
     pub flags: u32,

@@ -76,6 +76,7 @@ pub struct LogGeometry {
 }
 
 /// The outcome of recovery.
+#[non_exhaustive]
 pub struct Recovery {
     /// The log held changes that needed replay.
     pub was_dirty: bool,
