@@ -1,7 +1,7 @@
 //! The volume-group model: what the metadata text becomes once checked — PVs,
 //! LVs, their segments and how each segment maps LV bytes to areas — shared by
-//! [`crate::vg`] (which builds it) and [`crate::lv`] (which reads through it), so
-//! neither module depends on the other.
+//! `vg.rs` (which builds it) and `lv.rs` (which reads through it), so neither
+//! module depends on the other.
 //!
 //! Segment kinds and limits follow lvm2's `lib/metadata/segtype.h` and
 //! `lib/format_text/import_vsn1.c`; the raid layouts are md's
