@@ -15,7 +15,7 @@
 use fsapi::Error;
 
 use super::record::{LogRing, RecHeader, XLOG_HEADER_CYCLE_SIZE, XLOG_HEADER_MAGIC};
-use super::sb::be32;
+use bytesource::field;
 
 /// `XLOG_UNMOUNT_TRANS`.
 pub(crate) const XLOG_UNMOUNT_TRANS: u8 = 0x20;
@@ -99,7 +99,8 @@ fn find_verify_log_record(
             )));
         }
         let b = ring.read(u64::try_from(i).unwrap_or(0), 1)?;
-        if be32(&b, 0) == XLOG_HEADER_MAGIC {
+        // A block too short for the magic is not a record header.
+        if field::be_u32(&b, 0) == Some(XLOG_HEADER_MAGIC) {
             found = Some((i, b));
             break;
         }
