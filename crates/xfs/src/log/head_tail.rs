@@ -109,7 +109,7 @@ fn find_verify_log_record(
     let Some((i, b)) = found else {
         return Ok(None);
     };
-    let h = RecHeader::parse(&b);
+    let h = RecHeader::parse(&b).ok_or_else(|| corrupt("record header cut short"))?;
     // xlog_header_check_mount: a record of another filesystem is not our log.
     if h.uuid != ring.uuid && h.uuid != [0u8; 16] {
         return Err(corrupt(format!(
@@ -277,7 +277,7 @@ pub(crate) fn find_tail(ring: &LogRing<'_>) -> Result<HeadTail, Error> {
         ));
     };
     let b = ring.read(i, 1)?;
-    let h = RecHeader::parse(&b);
+    let h = RecHeader::parse(&b).ok_or_else(|| corrupt("record header cut short"))?;
     let mut tail = super::record::lsn_block(h.tail_lsn);
     if tail >= bbs {
         return Err(corrupt(format!(
