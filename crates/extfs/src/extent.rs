@@ -118,7 +118,7 @@ pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, 
         if hdr.depth == 0 {
             let (m, overlap) = leaf_lookup(node, hdr.entries, target, bound)
                 .map_err(|e| Error::inode(ino, e.to_string()))?;
-            if let Some((start, end, limit)) = overlap {
+            if let Some(Overlap { start, end, limit }) = overlap {
                 // e2fsck: "extent tree ... overlaps" / "out of order extents". The
                 // later extent wins from `limit` on, so nothing is read twice.
                 fs.warn(format!(
@@ -190,10 +190,17 @@ pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, 
     }
 }
 
-/// `(start, end, limit)` of an extent that runs into the next one.
-type Overlap = (u64, u64, u64);
+/// An extent that runs into the next extent or past its parent's range.
+struct Overlap {
+    /// Its first logical block.
+    start: u64,
+    /// Where it claims to end.
+    end: u64,
+    /// Where the next extent or the parent's range begins.
+    limit: u64,
+}
 
-/// The mapping of `target` in a leaf, and `(start, end, limit)` when the extent
+/// The mapping of `target` in a leaf, and an [`Overlap`] when the extent
 /// found runs into the next extent or past its parent's range.
 fn leaf_lookup(
     node: &[u8],
@@ -233,7 +240,11 @@ fn leaf_lookup(
     let limit = next_start.map_or(bound, |n| n.min(bound));
     if let Some((start, len, phys, uninit)) = best {
         let full_end = start.saturating_add(len);
-        let overlap = (full_end > limit || same_start).then_some((start, full_end, limit));
+        let overlap = (full_end > limit || same_start).then_some(Overlap {
+            start,
+            end: full_end,
+            limit,
+        });
         let end = full_end.min(limit);
         if t < end {
             let skip = t.saturating_sub(start);
