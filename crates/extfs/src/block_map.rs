@@ -5,7 +5,7 @@
 //! block of pointers, `i_block[13]` to a block of pointer blocks, `i_block[14]`
 //! adds a third level. A zero pointer at any level is a hole covering its subtree.
 
-use crate::bytes::{le32, usize_from};
+use crate::bytes::{usize_from, Fields};
 use crate::{Error, Filesystem, Inode, Mapping};
 
 /// Number of direct pointers in `i_block`.
@@ -18,7 +18,7 @@ pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, 
     if lblk < EXT2_NDIR_BLOCKS {
         // Direct pointers: extend the run over following contiguous pointers.
         let idx = usize::try_from(lblk).unwrap_or(0);
-        return Ok(run_in(i_block, idx, 12));
+        return run_in(i_block, idx, 12).map_err(|e| Error::inode(inode.ino, e.to_string()));
     }
     let mut rem = lblk.saturating_sub(EXT2_NDIR_BLOCKS);
     // (root slot, number of levels, span of one root subtree in blocks)
@@ -35,7 +35,11 @@ pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, 
     let Some((slot, levels, span)) = level_info else {
         return Ok(Mapping::Hole { len: u64::MAX });
     };
-    let mut ptr = u64::from(le32(i_block, slot.saturating_mul(4)));
+    let mut ptr = u64::from(
+        Fields::new(i_block, "i_block")
+            .le32(slot.saturating_mul(4))
+            .map_err(|e| Error::inode(inode.ino, e.to_string()))?,
+    );
     let mut child_span = span;
     for level in 0..levels {
         if ptr == 0 {
@@ -52,21 +56,29 @@ pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, 
         rem = rem.checked_rem(child_span).unwrap_or(0);
         let idx = usize::try_from(idx).unwrap_or(usize::MAX);
         if level.saturating_add(1) == levels {
-            return Ok(run_in(&block, idx, usize_from(fs.sb.block_size / 4)));
+            return run_in(&block, idx, usize_from(fs.sb.block_size / 4))
+                .map_err(|e| Error::inode(inode.ino, format!("indirect block {ptr}: {e}")));
         }
-        ptr = u64::from(le32(&block, idx.saturating_mul(4)));
+        ptr = u64::from(
+            Fields::new(&block, "pointer")
+                .le32(idx.saturating_mul(4))
+                .map_err(|e| Error::inode(inode.ino, format!("indirect block {ptr}: {e}")))?,
+        );
     }
     Ok(Mapping::Hole { len: 1 })
 }
 
 /// The run starting at pointer `idx` of a pointer array with `count` entries:
-/// consecutive physical blocks, or consecutive zero pointers.
-fn run_in(ptrs: &[u8], idx: usize, count: usize) -> Mapping {
-    let first = u64::from(le32(ptrs, idx.saturating_mul(4)));
+/// consecutive physical blocks, or consecutive zero pointers. `count` pointers
+/// fit in `ptrs` (i_block holds 15, a block `block_size / 4`), so a read outside
+/// it means the caller's arithmetic is wrong, reported rather than read as 0.
+fn run_in(ptrs: &[u8], idx: usize, count: usize) -> Result<Mapping, Error> {
+    let f = Fields::new(ptrs, "block pointers");
+    let first = u64::from(f.le32(idx.saturating_mul(4))?);
     let mut len: u64 = 1;
     let mut i = idx.saturating_add(1);
     while i < count {
-        let p = u64::from(le32(ptrs, i.saturating_mul(4)));
+        let p = u64::from(f.le32(i.saturating_mul(4))?);
         let expect = if first == 0 {
             0
         } else {
@@ -78,9 +90,9 @@ fn run_in(ptrs: &[u8], idx: usize, count: usize) -> Mapping {
         len = len.saturating_add(1);
         i = i.saturating_add(1);
     }
-    if first == 0 {
+    Ok(if first == 0 {
         Mapping::Hole { len }
     } else {
         Mapping::Data { phys: first, len }
-    }
+    })
 }

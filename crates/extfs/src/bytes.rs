@@ -1,40 +1,65 @@
-//! Little- and big-endian field readers over byte slices.
+//! Field readers over byte slices.
 //!
-//! Every on-disk structure is first read into a buffer whose length has been
-//! checked; these helpers then never panic: a field that does not fit in the
-//! buffer reads as zero (callers validate lengths before relying on a field).
+//! [`Fields`] reads the little- and big-endian (jbd2) fields of one on-disk
+//! structure through `bytesource::field`: a field that does not lie inside the
+//! structure's bytes is an [`Error::Corrupt`] naming the structure and the
+//! field's byte offset, never a silent zero and never a panic.
 
-/// Reads a little-endian `u16` at `off`, or 0 when out of range.
-pub(crate) fn le16(b: &[u8], off: usize) -> u16 {
-    b.get(off..)
-        .and_then(|s| s.first_chunk::<2>())
-        .map_or(0, |a| u16::from_le_bytes(*a))
+use crate::error::Error;
+use bytesource::field;
+
+/// The bytes of one on-disk structure and the name errors give it.
+#[derive(Clone, Copy)]
+pub(crate) struct Fields<'a> {
+    buf: &'a [u8],
+    object: &'a str,
 }
 
-/// Reads a little-endian `u32` at `off`, or 0 when out of range.
-pub(crate) fn le32(b: &[u8], off: usize) -> u32 {
-    b.get(off..)
-        .and_then(|s| s.first_chunk::<4>())
-        .map_or(0, |a| u32::from_le_bytes(*a))
-}
+impl<'a> Fields<'a> {
+    /// The structure `object` ("superblock", "extent node") held in `buf`.
+    pub(crate) fn new(buf: &'a [u8], object: &'a str) -> Self {
+        Self { buf, object }
+    }
 
-/// Reads a big-endian `u16` at `off`, or 0 when out of range (jbd2 is big-endian).
-pub(crate) fn be16(b: &[u8], off: usize) -> u16 {
-    b.get(off..)
-        .and_then(|s| s.first_chunk::<2>())
-        .map_or(0, |a| u16::from_be_bytes(*a))
-}
+    fn outside(&self, off: usize, width: usize) -> Error {
+        Error::corrupt(
+            self.object,
+            format!(
+                "{width}-byte field at byte {off} lies outside its {} bytes",
+                self.buf.len()
+            ),
+        )
+    }
 
-/// Reads a big-endian `u32` at `off`, or 0 when out of range.
-pub(crate) fn be32(b: &[u8], off: usize) -> u32 {
-    b.get(off..)
-        .and_then(|s| s.first_chunk::<4>())
-        .map_or(0, |a| u32::from_be_bytes(*a))
-}
+    /// Little-endian `u16` at `off`.
+    pub(crate) fn le16(&self, off: usize) -> Result<u16, Error> {
+        field::le_u16(self.buf, off).ok_or_else(|| self.outside(off, 2))
+    }
 
-/// Reads a single byte at `off`, or 0 when out of range.
-pub(crate) fn u8_at(b: &[u8], off: usize) -> u8 {
-    b.get(off).copied().unwrap_or(0)
+    /// Little-endian `u32` at `off`.
+    pub(crate) fn le32(&self, off: usize) -> Result<u32, Error> {
+        field::le_u32(self.buf, off).ok_or_else(|| self.outside(off, 4))
+    }
+
+    /// Big-endian `u32` at `off` (jbd2).
+    pub(crate) fn be32(&self, off: usize) -> Result<u32, Error> {
+        field::be_u32(self.buf, off).ok_or_else(|| self.outside(off, 4))
+    }
+
+    /// The byte at `off`.
+    pub(crate) fn u8(&self, off: usize) -> Result<u8, Error> {
+        field::u8_at(self.buf, off).ok_or_else(|| self.outside(off, 1))
+    }
+
+    /// `len` bytes at `off`.
+    pub(crate) fn slice(&self, off: usize, len: usize) -> Result<&'a [u8], Error> {
+        field::slice_at(self.buf, off, len).ok_or_else(|| self.outside(off, len))
+    }
+
+    /// `N` bytes at `off` as an array.
+    pub(crate) fn array<const N: usize>(&self, off: usize) -> Result<[u8; N], Error> {
+        field::array_at(self.buf, off).ok_or_else(|| self.outside(off, N))
+    }
 }
 
 /// Combines a low and high 32-bit half.

@@ -21,11 +21,12 @@
 
 use std::collections::HashSet;
 
-use crate::bytes::{le16, le32, slice, u8_at};
+use crate::bytes::slice;
 use crate::crc::crc32c;
 use crate::inode::{EXT4_ENCRYPT_FL, EXT4_INLINE_DATA_FL};
 use crate::superblock::INCOMPAT_FILETYPE;
 use crate::{DirEntry, Error, FileType, Filesystem, Inode, Mapping};
+use bytesource::field;
 
 /// Largest directory read (bounds the work and memory for one directory).
 const MAX_DIR_SIZE: u64 = 256 << 20;
@@ -108,7 +109,12 @@ pub(crate) fn read_entries(fs: &Filesystem, dir: &Inode) -> Result<Vec<DirEntry>
         .min(MAX_DIR_ENTRIES);
     if dir.has_flag(EXT4_INLINE_DATA_FL) {
         let data = fs.inline_data(dir)?;
-        let parent = le32(&data, 0);
+        let parent = field::le_u32(&data, 0).ok_or_else(|| {
+            Error::inode(
+                dir.ino,
+                "inline directory data shorter than its 4-byte parent inode",
+            )
+        })?;
         out.push(DirEntry {
             name: b".".to_vec(),
             ino: dir.ino,
@@ -222,14 +228,16 @@ fn check_tail(fs: &Filesystem, dir: &Inode, block: &[u8], what: &str) {
     let Some(tail) = slice(block, tail_off, 12) else {
         return;
     };
-    let is_tail = le32(tail, 0) == 0
-        && le16(tail, 4) == 12
+    // `ext4_dir_entry_tail`: det_reserved_zero1 u32, det_rec_len u16 (12),
+    // det_reserved_zero2 u8, det_reserved_ft u8 (0xDE), det_checksum u32. All
+    // inside the 12 bytes of `tail`, so the `None` arms cannot be taken.
+    let is_tail = field::le_u32(tail, 0) == Some(0)
+        && field::le_u16(tail, 4) == Some(12)
         && tail.get(6) == Some(&0)
         && tail.get(7) == Some(&EXT4_FT_DIR_CSUM);
-    if !is_tail {
+    let (true, Some(want)) = (is_tail, field::le_u32(tail, 8)) else {
         return;
-    }
-    let want = le32(tail, 8);
+    };
     let got = crc32c(
         fs.inode_csum_seed(dir),
         block.get(..tail_off).unwrap_or_default(),
@@ -267,23 +275,25 @@ struct Raw {
     ft: u8,
 }
 
-fn raw_at(region: &[u8], pos: usize, filetype: bool) -> Raw {
-    let ino = le32(region, pos);
-    let rec_len = rec_len_from_disk(le16(region, pos.saturating_add(4)), region.len());
+/// The entry header at `pos`, or `None` when its 8 bytes are not all inside
+/// `region` (then there is no entry there).
+fn raw_at(region: &[u8], pos: usize, filetype: bool) -> Option<Raw> {
+    let ino = field::le_u32(region, pos)?;
+    let rec_len = rec_len_from_disk(field::le_u16(region, pos.checked_add(4)?)?, region.len());
     let (name_len, ft) = if filetype {
         (
-            usize::from(u8_at(region, pos.saturating_add(6))),
-            u8_at(region, pos.saturating_add(7)),
+            usize::from(field::u8_at(region, pos.checked_add(6)?)?),
+            field::u8_at(region, pos.checked_add(7)?)?,
         )
     } else {
-        (usize::from(le16(region, pos.saturating_add(6))), 0)
+        (usize::from(field::le_u16(region, pos.checked_add(6)?)?), 0)
     };
-    Raw {
+    Some(Raw {
         ino,
         rec_len,
         name_len,
         ft,
-    }
+    })
 }
 
 /// The structural checks of `ext4_check_dir_entry`, as a reason when one fails.
@@ -326,7 +336,9 @@ fn plausible_name<'a>(region: &'a [u8], pos: usize, e: &Raw, max_ino: u32) -> Op
 /// Whether a salvage scan may resume at `pos`: a sound live entry whose `rec_len`
 /// ends the block or leads to another structurally sound entry.
 fn resumable(region: &[u8], pos: usize, filetype: bool, max_ino: u32) -> bool {
-    let e = raw_at(region, pos, filetype);
+    let Some(e) = raw_at(region, pos, filetype) else {
+        return false;
+    };
     if structure_error(&e, pos, region.len()).is_some() {
         return false;
     }
@@ -340,8 +352,8 @@ fn resumable(region: &[u8], pos: usize, filetype: bool, max_ino: u32) -> bool {
     if next.saturating_add(DIRENT_HEADER) > region.len() {
         return false;
     }
-    let n = raw_at(region, next, filetype);
-    structure_error(&n, next, region.len()).is_none()
+    raw_at(region, next, filetype)
+        .is_some_and(|n| structure_error(&n, next, region.len()).is_none())
 }
 
 /// Parses the linear entries of one block (or inline region) into `out`.
@@ -367,11 +379,14 @@ fn parse_region(fs: &Filesystem, dir: &Inode, region: &[u8], r: &Region, out: &m
     let mut index: usize = 0;
     // Every step advances by at least 4 bytes, so this loop is bounded by the region.
     while pos.checked_add(DIRENT_HEADER).is_some_and(|e| e <= len) {
-        let e = raw_at(region, pos, r.filetype);
+        // The loop condition puts the 8 header bytes inside the region.
+        let Some(e) = raw_at(region, pos, r.filetype) else {
+            break;
+        };
         if e.ino == 0
             && e.rec_len == TAIL_LEN
             && pos.checked_add(TAIL_LEN) == Some(len)
-            && u8_at(region, pos.saturating_add(7)) == EXT4_FT_DIR_CSUM
+            && field::u8_at(region, pos.saturating_add(7)) == Some(EXT4_FT_DIR_CSUM)
         {
             pos = len;
             break; // the checksum tail

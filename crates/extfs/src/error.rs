@@ -6,7 +6,9 @@ use std::io;
 ///
 /// `Corrupt` and `Unsupported` carry the object (`"superblock"`, `"inode 1234"`,
 /// `"group 7 descriptor"`, `"journal"`) and a detail, and display as
-/// `"<object>: <detail>"`.
+/// `"<object>: <detail>"`; `Corrupt` adds ` (at byte N)` when the device
+/// position of the object is known. The layer (ext2/3/4) is named by the caller
+/// that opened the filesystem, as the `fsapi` conversion does.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -50,10 +52,12 @@ pub enum Error {
         source: io::Error,
     },
     /// On-disk data is inconsistent.
-    #[error("{object}: {detail}")]
+    #[error("{object}: {detail}{}", at_suffix(*.offset))]
     Corrupt {
         /// Which structure ("superblock", "inode 12", "journal block 40").
         object: String,
+        /// Device byte offset of the structure, where known.
+        offset: Option<u64>,
         /// What is wrong with it.
         detail: String,
     },
@@ -72,6 +76,20 @@ impl Error {
     pub(crate) fn corrupt(object: impl Into<String>, detail: impl Into<String>) -> Self {
         Error::Corrupt {
             object: object.into(),
+            offset: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// Builds a [`Error::Corrupt`] about the structure at device byte `offset`.
+    pub(crate) fn corrupt_at(
+        object: impl Into<String>,
+        offset: u64,
+        detail: impl Into<String>,
+    ) -> Self {
+        Error::Corrupt {
+            object: object.into(),
+            offset: Some(offset),
             detail: detail.into(),
         }
     }
@@ -87,5 +105,12 @@ impl Error {
     /// Builds a [`Error::Corrupt`] about inode `ino`.
     pub(crate) fn inode(ino: u32, detail: impl Into<String>) -> Self {
         Error::corrupt(format!("inode {ino}"), detail)
+    }
+}
+
+fn at_suffix(offset: Option<u64>) -> String {
+    match offset {
+        Some(o) => format!(" (at byte {o})"),
+        None => String::new(),
     }
 }

@@ -6,9 +6,10 @@
 //! from the metadata cache), so walking a file costs one lookup per extent, and a
 //! malformed tree (shared children, unsorted entries) cannot blow up the work.
 
-use crate::bytes::{le16, le32, lo_hi};
+use crate::bytes::{lo_hi, Fields};
 use crate::crc::crc32c;
 use crate::{Error, Filesystem, Inode, Mapping};
+use bytesource::field;
 
 /// `eh_magic` (ifork.rst).
 const EXT4_EXT_MAGIC: u16 = 0xF30A;
@@ -23,22 +24,32 @@ const EXT_INIT_MAX_LEN: u16 = 32768;
 /// Header and entry size.
 const ENTRY: usize = 12;
 
+/// A checked `ext4_extent_header`: `entries <= eh_max`, and `eh_max` entries fit
+/// in the node, so every entry below `entries` lies inside it.
 struct Header {
     entries: usize,
     depth: u16,
 }
 
 fn header(ino: u32, node: &[u8], what: &str) -> Result<Header, Error> {
-    let magic = le16(node, 0);
+    let f = Fields::new(node, "extent header");
+    let magic = f
+        .le16(0)
+        .map_err(|e| Error::inode(ino, format!("{what}: {e}")))?;
     if node.len() < ENTRY || magic != EXT4_EXT_MAGIC {
         return Err(Error::inode(
             ino,
             format!("{what}: bad extent header magic {magic:#06x}"),
         ));
     }
-    let entries = usize::from(le16(node, 2));
-    let max = usize::from(le16(node, 4));
-    let depth = le16(node, 6);
+    // node.len() >= ENTRY (12) was checked above: the header's fields are inside.
+    let field = |off| {
+        f.le16(off)
+            .map_err(|e| Error::inode(ino, format!("{what}: {e}")))
+    };
+    let entries = usize::from(field(2)?);
+    let max = usize::from(field(4)?);
+    let depth = field(6)?;
     let room = node.len().saturating_sub(ENTRY) / ENTRY;
     if entries > max || max > room {
         return Err(Error::inode(
@@ -60,7 +71,12 @@ fn check_tail(fs: &Filesystem, inode: &Inode, block: u64, node: &[u8]) {
     if !fs.sb.metadata_csum() {
         return;
     }
-    let max = usize::from(le16(node, 4));
+    // Runs before `header` checks the node (so a bad node still gets its checksum
+    // warning); a node too short for eh_max has no tail to check, and `header`
+    // rejects it next.
+    let Some(max) = field::le_u16(node, 4).map(usize::from) else {
+        return;
+    };
     let Some(tail) = max.checked_mul(ENTRY).and_then(|x| x.checked_add(ENTRY)) else {
         return;
     };
@@ -70,7 +86,10 @@ fn check_tail(fs: &Filesystem, inode: &Inode, block: u64, node: &[u8]) {
     if tail.checked_add(4).is_none_or(|end| end > node.len()) {
         return;
     }
-    let want = le32(node, tail);
+    // tail + 4 <= node.len() was checked just above.
+    let Some(want) = field::le_u32(node, tail) else {
+        return;
+    };
     let got = crc32c(fs.inode_csum_seed(inode), covered);
     if want != got {
         fs.warn(format!(
@@ -97,8 +116,9 @@ pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, 
     // Depth strictly decreases, so this loop runs at most 6 times.
     loop {
         if hdr.depth == 0 {
-            let (m, overlap) = leaf_lookup(node, hdr.entries, target, bound);
-            if let Some((start, end, limit)) = overlap {
+            let (m, overlap) = leaf_lookup(node, hdr.entries, target, bound)
+                .map_err(|e| Error::inode(ino, e.to_string()))?;
+            if let Some(Overlap { start, end, limit }) = overlap {
                 // e2fsck: "extent tree ... overlaps" / "out of order extents". The
                 // later extent wins from `limit` on, so nothing is read twice.
                 fs.warn(format!(
@@ -108,15 +128,21 @@ pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, 
             }
             return Ok(m);
         }
-        // Index node: last entry with ei_block <= target.
+        // Index node: last entry with ei_block <= target. `header` proved the
+        // entries lie inside the node, so a failed read is a corrupt node anyway.
+        let f = Fields::new(node, "extent index node");
         let mut chosen: Option<(u32, u64)> = None;
         let mut next_start: Option<u32> = None;
         for i in 0..hdr.entries {
             let off = ENTRY.saturating_mul(i.saturating_add(1));
-            let ei_block = le32(node, off);
+            let ei_block = f.le32(off).map_err(|e| Error::inode(ino, e.to_string()))?;
             let leaf = lo_hi(
-                le32(node, off.saturating_add(4)),
-                u32::from(le16(node, off.saturating_add(8))),
+                f.le32(off.saturating_add(4))
+                    .map_err(|e| Error::inode(ino, e.to_string()))?,
+                u32::from(
+                    f.le16(off.saturating_add(8))
+                        .map_err(|e| Error::inode(ino, e.to_string()))?,
+                ),
             );
             if ei_block <= target {
                 if let Some((b, other)) = chosen {
@@ -164,30 +190,41 @@ pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, 
     }
 }
 
-/// The mapping of `target` in a leaf, and `(start, end, limit)` when the extent
+/// An extent that runs into the next extent or past its parent's range.
+struct Overlap {
+    /// Its first logical block.
+    start: u64,
+    /// Where it claims to end.
+    end: u64,
+    /// Where the next extent or the parent's range begins.
+    limit: u64,
+}
+
+/// The mapping of `target` in a leaf, and an [`Overlap`] when the extent
 /// found runs into the next extent or past its parent's range.
 fn leaf_lookup(
     node: &[u8],
     entries: usize,
     target: u32,
     bound: u64,
-) -> (Mapping, Option<(u64, u64, u64)>) {
+) -> Result<(Mapping, Option<Overlap>), Error> {
+    let f = Fields::new(node, "extent leaf");
     let t = u64::from(target);
     let mut best: Option<(u64, u64, u64, bool)> = None; // (start, len, phys, uninit)
     let mut next_start: Option<u64> = None;
     let mut same_start = false;
     for i in 0..entries {
         let off = ENTRY.saturating_mul(i.saturating_add(1));
-        let ee_block = u64::from(le32(node, off));
-        let raw_len = le16(node, off.saturating_add(4));
+        let ee_block = u64::from(f.le32(off)?);
+        let raw_len = f.le16(off.saturating_add(4))?;
         let (len, uninit) = if raw_len > EXT_INIT_MAX_LEN {
             (raw_len.saturating_sub(EXT_INIT_MAX_LEN), true)
         } else {
             (raw_len, false)
         };
         let phys = lo_hi(
-            le32(node, off.saturating_add(8)),
-            u32::from(le16(node, off.saturating_add(6))),
+            f.le32(off.saturating_add(8))?,
+            u32::from(f.le16(off.saturating_add(6))?),
         );
         if ee_block <= t {
             if let Some((b, ..)) = best {
@@ -203,33 +240,37 @@ fn leaf_lookup(
     let limit = next_start.map_or(bound, |n| n.min(bound));
     if let Some((start, len, phys, uninit)) = best {
         let full_end = start.saturating_add(len);
-        let overlap = (full_end > limit || same_start).then_some((start, full_end, limit));
+        let overlap = (full_end > limit || same_start).then_some(Overlap {
+            start,
+            end: full_end,
+            limit,
+        });
         let end = full_end.min(limit);
         if t < end {
             let skip = t.saturating_sub(start);
             let run = end.saturating_sub(t);
             if uninit {
-                return (Mapping::Unwritten { len: run }, overlap);
+                return Ok((Mapping::Unwritten { len: run }, overlap));
             }
-            return (
+            return Ok((
                 Mapping::Data {
                     phys: phys.saturating_add(skip),
                     len: run,
                 },
                 overlap,
-            );
+            ));
         }
-        return (
+        return Ok((
             Mapping::Hole {
                 len: limit.saturating_sub(t).max(1),
             },
             overlap,
-        );
+        ));
     }
-    (
+    Ok((
         Mapping::Hole {
             len: limit.saturating_sub(t).max(1),
         },
         None,
-    )
+    ))
 }

@@ -31,7 +31,15 @@ impl From<Error> for fsapi::Error {
                 object: "ext filesystem".into(),
                 detail: format!("I/O error at an unknown position: {source}"),
             },
-            Error::Corrupt { object, detail } => fsapi::Error::corrupt(object, detail),
+            Error::Corrupt {
+                object,
+                offset,
+                detail,
+            } => fsapi::Error::Corrupt {
+                object,
+                offset,
+                detail,
+            },
             Error::Unsupported { object, detail } => fsapi::Error::unsupported(object, detail),
         }
     }

@@ -2,9 +2,10 @@
 //! where they live: right after the superblock, or with `meta_bg` in the first
 //! blocks of each meta group (Documentation/filesystems/ext4/blockgroup.rst).
 
-use crate::bytes::{le16, le32, lo_hi, slice, usize_from};
+use crate::bytes::{lo_hi, usize_from};
 use crate::crc::crc32c;
 use crate::superblock::{Superblock, INCOMPAT_META_BG, RO_COMPAT_GDT_CSUM, SUPERBLOCK_OFFSET};
+use bytesource::field;
 
 /// `bg_flags`: inode table and bitmap not initialized (group_descr.rst).
 pub(crate) const EXT4_BG_INODE_UNINIT: u16 = 0x1;
@@ -81,14 +82,15 @@ pub(crate) fn parse(
     offset: usize,
 ) -> Option<(GroupDesc, bool)> {
     let size = usize::from(sb.desc_size);
-    let d = slice(block_data, offset, size)?;
+    let d = field::slice_at(block_data, offset, size)?;
     let wide = size >= 64;
-    let hi = |off: usize| if wide { le32(d, off) } else { 0 };
+    // `bg_inode_table_hi` exists only in 64-byte and larger descriptors.
+    let hi = if wide { field::le_u32(d, 0x28)? } else { 0 };
     let gd = GroupDesc {
-        bg_inode_table: lo_hi(le32(d, 0x8), hi(0x28)),
-        bg_flags: le16(d, 0x12),
+        bg_inode_table: lo_hi(field::le_u32(d, 0x8)?, hi),
+        bg_flags: field::le_u16(d, 0x12)?,
     };
-    let stored = le16(d, BG_CHECKSUM_OFFSET);
+    let stored = field::le_u16(d, BG_CHECKSUM_OFFSET)?;
     let bad = if sb.metadata_csum() {
         // crc32c(seed, group number, descriptor with bg_checksum as zero) & 0xFFFF.
         let mut crc = crc32c(sb.csum_seed, &group.to_le_bytes());

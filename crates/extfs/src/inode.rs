@@ -3,8 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::bytes::{le16, le32, lo_hi, slice};
+use crate::bytes::{lo_hi, Fields};
+use crate::error::Error;
 use crate::{FileType, Inode, Timestamp};
+use bytesource::field;
 
 // i_flags (inodes.rst, "i_flags").
 pub(crate) const EXT4_ENCRYPT_FL: u32 = 0x800;
@@ -48,8 +50,10 @@ pub(crate) fn file_type_from_mode(mode: u16) -> FileType {
 
 /// `i_extra_isize`, or 0 for 128-byte inodes.
 pub(crate) fn extra_isize(raw: &[u8]) -> usize {
+    // An inode too short to hold `i_extra_isize` (0x80..0x82) has no extra area:
+    // 0 is the field's meaning there, not a stand-in for a missing value.
     if raw.len() > EXT2_GOOD_OLD_INODE_SIZE {
-        usize::from(le16(raw, 0x80))
+        field::le_u16(raw, 0x80).map_or(0, usize::from)
     } else {
         0
     }
@@ -63,38 +67,60 @@ fn has_extra(raw: &[u8], end: usize) -> bool {
         .is_some_and(|limit| end <= limit && limit <= raw.len())
 }
 
-fn timestamp(raw: &[u8], secs_off: usize, extra_off: usize) -> Timestamp {
+fn timestamp(
+    f: Fields<'_>,
+    raw: &[u8],
+    secs_off: usize,
+    extra_off: usize,
+) -> Result<Timestamp, Error> {
     // The base is a signed 32-bit count; the low 2 bits of the extra field add
     // epochs of 2^32 seconds and the upper 30 bits are nanoseconds (inodes.rst,
     // "Inode Timestamps").
-    let base = i64::from(i32::from_le_bytes(le32(raw, secs_off).to_le_bytes()));
+    let base = i64::from(i32::from_le_bytes(f.array(secs_off)?));
     if has_extra(raw, extra_off.saturating_add(4)) {
-        let extra = le32(raw, extra_off);
+        let extra = f.le32(extra_off)?;
         let epoch = i64::from(extra & 0x3);
         let nanos = (extra >> 2).min(999_999_999);
-        Timestamp {
+        Ok(Timestamp {
             secs: base.saturating_add(epoch << 32),
             nanos,
-        }
+        })
     } else {
-        Timestamp {
+        Ok(Timestamp {
             secs: base,
             nanos: 0,
-        }
+        })
     }
 }
 
-/// Builds the public [`Inode`] from the raw bytes (already read and length-checked).
-pub(crate) fn parse(ino: u32, raw: Arc<[u8]>, huge_file: bool, block_size: u32) -> Inode {
+/// Builds the public [`Inode`] from the raw bytes (already read whole). A
+/// field outside `raw` (shorter than the 128-byte ext2 inode) is an error naming
+/// the inode and the field's offset.
+pub(crate) fn parse(
+    ino: u32,
+    raw: Arc<[u8]>,
+    huge_file: bool,
+    block_size: u32,
+) -> Result<Inode, Error> {
+    parse_fields(ino, raw, huge_file, block_size).map_err(|e| Error::inode(ino, e.to_string()))
+}
+
+fn parse_fields(
+    ino: u32,
+    raw: Arc<[u8]>,
+    huge_file: bool,
+    block_size: u32,
+) -> Result<Inode, Error> {
     let r: &[u8] = &raw;
-    let mode = le16(r, 0x0);
+    let f = Fields::new(r, "raw bytes");
+    let mode = f.le16(0x0)?;
     let file_type = file_type_from_mode(mode);
-    let flags = le32(r, 0x20);
-    let uid = u32::from(le16(r, 0x2)) | (u32::from(le16(r, 0x78)) << 16);
-    let gid = u32::from(le16(r, 0x18)) | (u32::from(le16(r, 0x7A)) << 16);
-    let size = lo_hi(le32(r, 0x4), le32(r, 0x6C));
-    let blocks_lo = le32(r, 0x1C);
-    let blocks_hi = if huge_file { le16(r, 0x74) } else { 0 };
+    let flags = f.le32(0x20)?;
+    let uid = u32::from(f.le16(0x2)?) | (u32::from(f.le16(0x78)?) << 16);
+    let gid = u32::from(f.le16(0x18)?) | (u32::from(f.le16(0x7A)?) << 16);
+    let size = lo_hi(f.le32(0x4)?, f.le32(0x6C)?);
+    let blocks_lo = f.le32(0x1C)?;
+    let blocks_hi = if huge_file { f.le16(0x74)? } else { 0 };
     let raw_blocks = lo_hi(blocks_lo, u32::from(blocks_hi));
     let blocks = if huge_file && flags & EXT4_HUGE_FILE_FL != 0 {
         // Counted in filesystem blocks instead of 512-byte sectors.
@@ -102,50 +128,59 @@ pub(crate) fn parse(ino: u32, raw: Arc<[u8]>, huge_file: bool, block_size: u32) 
     } else {
         raw_blocks
     };
-    let crtime = has_extra(r, 0x94).then(|| timestamp(r, 0x90, 0x94));
+    let crtime = if has_extra(r, 0x94) {
+        Some(timestamp(f, r, 0x90, 0x94)?)
+    } else {
+        None
+    };
     let rdev = match file_type {
-        FileType::CharDevice | FileType::BlockDevice => Some(decode_rdev(r)),
+        FileType::CharDevice | FileType::BlockDevice => Some(decode_rdev(f)?),
         _ => None,
     };
-    Inode {
+    // i_file_acl_lo and l_i_file_acl_high (osd2).
+    let file_acl = lo_hi(f.le32(0x68)?, u32::from(f.le16(0x76)?));
+    Ok(Inode {
         ino,
         mode,
         file_type,
         uid,
         gid,
         size,
-        nlink: u32::from(le16(r, 0x1A)),
-        atime: timestamp(r, 0x8, 0x8C),
-        mtime: timestamp(r, 0x10, 0x88),
-        ctime: timestamp(r, 0xC, 0x84),
+        nlink: u32::from(f.le16(0x1A)?),
+        atime: timestamp(f, r, 0x8, 0x8C)?,
+        mtime: timestamp(f, r, 0x10, 0x88)?,
+        ctime: timestamp(f, r, 0xC, 0x84)?,
         crtime,
         flags,
         rdev,
-        generation: le32(r, 0x64),
+        generation: f.le32(0x64)?,
         blocks,
+        file_acl,
         raw: RawInode(raw),
-    }
+    })
 }
 
 /// Device numbers: the old 16-bit encoding in `i_block[0]`, or the new 32-bit one
 /// in `i_block[1]` (the kernel's `old_decode_dev` / `new_decode_dev`).
-fn decode_rdev(r: &[u8]) -> (u32, u32) {
-    let old = le32(r, I_BLOCK_OFFSET);
+fn decode_rdev(f: Fields<'_>) -> Result<(u32, u32), Error> {
+    let old = f.le32(I_BLOCK_OFFSET)?;
     if old != 0 {
-        ((old >> 8) & 0xFF, old & 0xFF)
+        Ok(((old >> 8) & 0xFF, old & 0xFF))
     } else {
-        let new = le32(r, I_BLOCK_OFFSET + 4);
-        (
+        let new = f.le32(I_BLOCK_OFFSET + 4)?;
+        Ok((
             (new & 0xF_FF00) >> 8,
             (new & 0xFF) | ((new >> 12) & 0xF_FF00),
-        )
+        ))
     }
 }
 
 impl Inode {
     /// The 60 bytes of `i_block`.
     pub(crate) fn i_block(&self) -> &[u8] {
-        slice(&self.raw.0, I_BLOCK_OFFSET, I_BLOCK_SIZE).unwrap_or_default()
+        // `parse` read i_block's neighbours on both sides (0x20 and 0x64), so a
+        // parsed inode's bytes hold 0x28..0x64 whole: the fallback is unreachable.
+        field::slice_at(&self.raw.0, I_BLOCK_OFFSET, I_BLOCK_SIZE).unwrap_or_default()
     }
 
     /// The raw on-disk bytes.
@@ -155,7 +190,7 @@ impl Inode {
 
     /// `i_file_acl` (the xattr block), with the high 16 bits.
     pub(crate) fn file_acl(&self) -> u64 {
-        lo_hi(le32(&self.raw.0, 0x68), u32::from(le16(&self.raw.0, 0x76)))
+        self.file_acl
     }
 
     pub(crate) fn has_flag(&self, f: u32) -> bool {

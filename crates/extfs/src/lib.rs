@@ -82,7 +82,7 @@ use std::sync::{Arc, Mutex};
 
 use bytesource::{ByteSource, SharedSource};
 
-use crate::bytes::{le16, u64_from};
+use crate::bytes::u64_from;
 use crate::cache::BlockCache;
 use crate::crc::crc32c;
 pub use crate::error::Error;
@@ -121,6 +121,7 @@ pub use fsapi::{FileRun, FileType, FsInfo, Timestamp, Xattr};
 
 /// An inode's metadata.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Inode {
     /// Inode number.
     pub ino: u32,
@@ -152,11 +153,14 @@ pub struct Inode {
     pub generation: u32,
     /// Allocated 512-byte sectors, as `stat`'s `st_blocks`.
     pub blocks: u64,
+    /// `i_file_acl` (the xattr block), with the high 16 bits.
+    file_acl: u64,
     raw: RawInode,
 }
 
 /// One directory entry.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct DirEntry {
     /// Name bytes (not necessarily UTF-8).
     pub name: Vec<u8>,
@@ -687,7 +691,7 @@ impl Filesystem {
     /// Reads inode `ino`.
     pub fn inode(&self, ino: u32) -> Result<Inode, Error> {
         let raw = self.raw_inode(ino)?;
-        let inode = inode::parse(ino, raw, self.sb.huge_file(), self.sb.block_size);
+        let inode = inode::parse(ino, raw, self.sb.huge_file(), self.sb.block_size)?;
         if inode.mode == 0 && inode.nlink == 0 {
             return Err(Error::inode(ino, "not in use (mode 0, no links)"));
         }
@@ -740,7 +744,12 @@ impl Filesystem {
         if !self.sb.metadata_csum() || raw.iter().all(|&b| b == 0) {
             return;
         }
-        let gen = bytes::le32(raw, 0x64);
+        // `raw` is `s_inode_size` bytes (raw_inode sliced it so), and the superblock
+        // check makes that a power of two >= 128: 0x64 and 0x7C..0x7E are inside,
+        // and a size above 128 is >= 256, so 0x82..0x84 is too. The fallbacks
+        // below are never taken.
+        let f = bytes::Fields::new(raw, "inode");
+        let gen = f.le32(0x64).unwrap_or_default();
         let mut crc = crc32c(self.sb.csum_seed, &ino.to_le_bytes());
         crc = crc32c(crc, &gen.to_le_bytes());
         let extra = inode::extra_isize(raw);
@@ -755,9 +764,12 @@ impl Filesystem {
             }
         }
         crc = crc32c(crc, &copy);
-        let lo = u32::from(le16(raw, I_CHECKSUM_LO));
+        let lo = u32::from(f.le16(I_CHECKSUM_LO).unwrap_or_default());
         let (want, got) = if has_hi {
-            (lo | (u32::from(le16(raw, I_CHECKSUM_HI)) << 16), crc)
+            (
+                lo | (u32::from(f.le16(I_CHECKSUM_HI).unwrap_or_default()) << 16),
+                crc,
+            )
         } else {
             (lo, crc & 0xFFFF)
         };

@@ -4,7 +4,7 @@
 //! field later code relies on (block size, group sizes, inode size, descriptor
 //! size), so the rest of the crate can use them without re-checking.
 
-use crate::bytes::{cstr, le16, le32, lo_hi, slice, u8_at};
+use crate::bytes::{cstr, lo_hi, Fields};
 use crate::crc::crc32c;
 use crate::Error;
 
@@ -145,19 +145,20 @@ pub(crate) struct Superblock {
 impl Superblock {
     /// Parses and validates the 1024 superblock bytes.
     pub(crate) fn parse(b: &[u8]) -> Result<Superblock, Error> {
-        let sb = |d: String| Error::corrupt("superblock", d);
+        let sb = |d: String| Error::corrupt_at("superblock", SUPERBLOCK_OFFSET, d);
         if b.len() < SUPERBLOCK_SIZE {
             return Err(sb(format!("only {} bytes", b.len())));
         }
-        let magic = le16(b, S_MAGIC_OFFSET);
+        let f = Fields::new(b, "superblock");
+        let magic = f.le16(S_MAGIC_OFFSET)?;
         if magic != EXT4_SUPER_MAGIC {
             return Err(sb(format!(
                 "bad magic {magic:#06x} (not an ext2/3/4 filesystem)"
             )));
         }
-        let s_feature_compat = le32(b, 0x5C);
-        let s_feature_incompat = le32(b, 0x60);
-        let s_feature_ro_compat = le32(b, 0x64);
+        let s_feature_compat = f.le32(0x5C)?;
+        let s_feature_incompat = f.le32(0x60)?;
+        let s_feature_ro_compat = f.le32(0x64)?;
         let is_64bit = s_feature_incompat & INCOMPAT_64BIT != 0;
         if s_feature_incompat & INCOMPAT_JOURNAL_DEV != 0 {
             return Err(Error::unsupported(
@@ -171,7 +172,7 @@ impl Superblock {
                 "the compression feature (never merged into Linux)",
             ));
         }
-        let s_log_block_size = le32(b, 0x18);
+        let s_log_block_size = f.le32(0x18)?;
         // 1 KiB .. 64 KiB blocks (super.rst: block size = 2 ^ (10 + s_log_block_size)).
         if s_log_block_size > 6 {
             return Err(sb(format!(
@@ -179,12 +180,12 @@ impl Superblock {
             )));
         }
         let block_size = 1024u32 << s_log_block_size;
-        let s_blocks_count = lo_hi(le32(b, 0x4), if is_64bit { le32(b, 0x150) } else { 0 });
-        let s_free_blocks_count = lo_hi(le32(b, 0xC), if is_64bit { le32(b, 0x158) } else { 0 });
-        let s_first_data_block = le32(b, 0x14);
-        let s_blocks_per_group = le32(b, 0x20);
-        let s_inodes_per_group = le32(b, 0x28);
-        let s_inodes_count = le32(b, 0x0);
+        let s_blocks_count = lo_hi(f.le32(0x4)?, if is_64bit { f.le32(0x150)? } else { 0 });
+        let s_free_blocks_count = lo_hi(f.le32(0xC)?, if is_64bit { f.le32(0x158)? } else { 0 });
+        let s_first_data_block = f.le32(0x14)?;
+        let s_blocks_per_group = f.le32(0x20)?;
+        let s_inodes_per_group = f.le32(0x28)?;
+        let s_inodes_count = f.le32(0x0)?;
         if s_blocks_per_group == 0 {
             return Err(sb("s_blocks_per_group is 0".into()));
         }
@@ -203,12 +204,12 @@ impl Superblock {
         let groups = data_blocks.div_ceil(u64::from(s_blocks_per_group));
         let groups_count = u32::try_from(groups)
             .map_err(|_| sb(format!("{groups} block groups is more than 2^32")))?;
-        let s_rev_level = le32(b, 0x4C);
+        let s_rev_level = f.le32(0x4C)?;
         // Revision 0 has fixed 128-byte inodes.
         let inode_size = if s_rev_level == 0 {
             128u16
         } else {
-            le16(b, 0x58)
+            f.le16(0x58)?
         };
         if inode_size < 128 || !inode_size.is_power_of_two() || u32::from(inode_size) > block_size {
             return Err(sb(format!(
@@ -216,7 +217,7 @@ impl Superblock {
             )));
         }
         let desc_size = if is_64bit {
-            let d = le16(b, 0xFE);
+            let d = f.le16(0xFE)?;
             // The kernel requires 64..=1024 and a power of two when 64bit is set.
             if !(64..=1024).contains(&d) || !d.is_power_of_two() || u32::from(d) > block_size {
                 return Err(sb(format!(
@@ -227,59 +228,57 @@ impl Superblock {
         } else {
             32
         };
-        let s_uuid: [u8; 16] = slice(b, 0x68, 16)
-            .and_then(|s| s.try_into().ok())
-            .unwrap_or([0; 16]);
-        let s_journal_uuid: [u8; 16] = slice(b, 0xD0, 16)
-            .and_then(|s| s.try_into().ok())
-            .unwrap_or([0; 16]);
+        let s_uuid: [u8; 16] = f.array(0x68)?;
+        let s_journal_uuid: [u8; 16] = f.array(0xD0)?;
         let metadata_csum = s_feature_ro_compat & RO_COMPAT_METADATA_CSUM != 0;
         let csum_seed = if s_feature_incompat & INCOMPAT_CSUM_SEED != 0 {
-            le32(b, 0x270)
+            f.le32(0x270)?
         } else {
             crc32c(!0, &s_uuid)
         };
         let checksum_bad = if metadata_csum {
-            let want = le32(b, 0x3FC);
-            let got = crc32c(!0, b.get(..0x3FC).unwrap_or_default());
+            let want = f.le32(0x3FC)?;
+            let got = crc32c(!0, f.slice(0, 0x3FC)?);
             (want != got).then_some((want, got))
         } else {
             None
         };
         // Superblock times are unsigned 32-bit with an 8-bit high part (super.rst).
-        let time = |lo: usize, hi: usize| -> i64 {
-            i64::from(le32(b, lo)) | (i64::from(u8_at(b, hi)) << 32)
+        let time = |lo: usize, hi: usize| -> Result<i64, Error> {
+            Ok(i64::from(f.le32(lo)?) | (i64::from(f.u8(hi)?) << 32))
         };
+        let mut s_jnl_blocks = [0u32; 17];
+        for (i, slot) in (0usize..).zip(s_jnl_blocks.iter_mut()) {
+            *slot = f.le32(0x10C_usize.saturating_add(i.saturating_mul(4)))?;
+        }
         Ok(Superblock {
             s_inodes_count,
             s_blocks_count,
             s_free_blocks_count,
-            s_free_inodes_count: le32(b, 0x10),
+            s_free_inodes_count: f.le32(0x10)?,
             s_first_data_block,
             block_size,
             s_blocks_per_group,
             s_inodes_per_group,
-            s_mtime: time(0x2C, 0x275),
-            s_wtime: time(0x30, 0x274),
-            s_state: le16(b, 0x3A),
+            s_mtime: time(0x2C, 0x275)?,
+            s_wtime: time(0x30, 0x274)?,
+            s_state: f.le16(0x3A)?,
             inode_size,
             s_feature_compat,
             s_feature_incompat,
             s_feature_ro_compat,
             s_uuid,
-            s_volume_name: cstr(slice(b, 0x78, 16).unwrap_or_default()),
-            s_last_mounted: cstr(slice(b, 0x88, 64).unwrap_or_default()),
+            s_volume_name: cstr(f.slice(0x78, 16)?),
+            s_last_mounted: cstr(f.slice(0x88, 64)?),
             s_journal_uuid,
-            s_journal_inum: le32(b, 0xE0),
-            s_jnl_backup_type: u8_at(b, 0xFD),
-            s_jnl_blocks: std::array::from_fn(|i| {
-                le32(b, 0x10C_usize.saturating_add(i.saturating_mul(4)))
-            }),
-            s_journal_dev: le32(b, 0xE4),
-            s_last_orphan: le32(b, 0xE8),
+            s_journal_inum: f.le32(0xE0)?,
+            s_jnl_backup_type: f.u8(0xFD)?,
+            s_jnl_blocks,
+            s_journal_dev: f.le32(0xE4)?,
+            s_last_orphan: f.le32(0xE8)?,
             desc_size,
-            s_first_meta_bg: le32(b, 0x104),
-            s_backup_bgs: [le32(b, 0x24C), le32(b, 0x250)],
+            s_first_meta_bg: f.le32(0x104)?,
+            s_backup_bgs: [f.le32(0x24C)?, f.le32(0x250)?],
             csum_seed,
             groups_count,
             checksum_bad,

@@ -14,10 +14,11 @@
 //! `XATTR_SIZE_MAX` and at most that inode's size. An EA inode is read as plain
 //! data, never for its own attributes, so EA inodes cannot loop.
 
-use crate::bytes::{le16, le32, slice, usize_from};
+use crate::bytes::{slice, usize_from, Fields};
 use crate::crc::crc32c;
 use crate::inode::{extra_isize, EXT2_GOOD_OLD_INODE_SIZE};
 use crate::{Error, Filesystem, Inode, Xattr};
+use bytesource::field;
 
 /// `h_magic` / in-inode magic (attributes.rst).
 const EXT4_XATTR_MAGIC: u32 = 0xEA02_0000;
@@ -84,7 +85,8 @@ fn parse_entries(
     let mut in_place: usize = 0;
     // Each entry takes at least 16 bytes: bounded by the region.
     while pos.checked_add(4).is_some_and(|e| e <= region.len()) {
-        if le32(region, pos) == 0 {
+        // The loop condition puts these 4 bytes inside the region.
+        if field::le_u32(region, pos).is_none_or(|v| v == 0) {
             break;
         }
         let Some(hdr) = slice(region, pos, ENTRY_HEADER) else {
@@ -95,9 +97,13 @@ fn parse_entries(
         };
         let name_len = usize::from(hdr.first().copied().unwrap_or(0));
         let index = hdr.get(1).copied().unwrap_or(0);
-        let value_offs = usize::from(le16(hdr, 2));
-        let value_inum = le32(hdr, 4);
-        let value_size = le32(hdr, 8);
+        // `hdr` is ENTRY_HEADER (16) bytes: e_value_offs, e_value_inum and
+        // e_value_size (2..12) lie inside it.
+        let f = Fields::new(hdr, "xattr entry header");
+        let in_hdr = |e: Error| Error::inode(inode.ino, format!("{what}: entry at {pos}: {e}"));
+        let value_offs = usize::from(f.le16(2).map_err(in_hdr)?);
+        let value_inum = f.le32(4).map_err(in_hdr)?;
+        let value_size = f.le32(8).map_err(in_hdr)?;
         let name = slice(region, pos.saturating_add(ENTRY_HEADER), name_len)
             .ok_or_else(|| {
                 Error::inode(
@@ -234,7 +240,8 @@ fn ibody_entries(
     let Some(region) = raw.get(start..) else {
         return Ok(());
     };
-    if le32(region, 0) != EXT4_XATTR_MAGIC {
+    // No room for the 4-byte magic means no in-inode xattrs, as a wrong magic does.
+    if field::le_u32(region, 0) != Some(EXT4_XATTR_MAGIC) {
         return Ok(());
     }
     let r = Region {
@@ -256,14 +263,16 @@ fn block_entries(fs: &Filesystem, inode: &Inode, out: &mut Vec<RawEntry>) -> Res
     let data = fs
         .read_block(blk)
         .map_err(|e| Error::inode(inode.ino, format!("{what}: {e}")))?;
-    let magic = le32(&data, 0);
+    let f = Fields::new(&data, "xattr block header");
+    let hdr_err = |e: Error| Error::inode(inode.ino, format!("{what}: {e}"));
+    let magic = f.le32(0).map_err(hdr_err)?;
     if magic != EXT4_XATTR_MAGIC {
         return Err(Error::inode(
             inode.ino,
             format!("{what}: bad magic {magic:#010x}"),
         ));
     }
-    let h_blocks = le32(&data, 8);
+    let h_blocks = f.le32(8).map_err(hdr_err)?;
     if h_blocks != 1 {
         return Err(Error::inode(
             inode.ino,
@@ -272,7 +281,7 @@ fn block_entries(fs: &Filesystem, inode: &Inode, out: &mut Vec<RawEntry>) -> Res
     }
     if fs.sb.metadata_csum() {
         // crc32c(seed, block number as le64, block with h_checksum zeroed).
-        let want = le32(&data, 0x10);
+        let want = f.le32(0x10).map_err(hdr_err)?;
         let mut crc = crc32c(fs.sb.csum_seed, &blk.to_le_bytes());
         crc = crc32c(crc, data.get(..0x10).unwrap_or_default());
         crc = crc32c(crc, &[0u8; 4]);
@@ -366,7 +375,8 @@ fn acl_to_xattr(v: &[u8]) -> Result<Vec<u8>, String> {
     if v.len() < 4 {
         return Err(format!("ACL of {} bytes is too short", v.len()));
     }
-    let version = le32(v, 0);
+    let short = |pos: usize| format!("ACL entry at byte {pos} is truncated");
+    let version = field::le_u32(v, 0).ok_or_else(|| short(0))?;
     if version != EXT4_ACL_VERSION {
         return Err(format!("ACL version {version} is not {EXT4_ACL_VERSION}"));
     }
@@ -374,11 +384,14 @@ fn acl_to_xattr(v: &[u8]) -> Result<Vec<u8>, String> {
     out.extend_from_slice(&POSIX_ACL_XATTR_VERSION.to_le_bytes());
     let mut pos: usize = 4;
     while pos < v.len() {
-        let tag = le16(v, pos);
-        let perm = le16(v, pos.saturating_add(2));
+        let tag = field::le_u16(v, pos).ok_or_else(|| short(pos))?;
+        let perm = field::le_u16(v, pos.saturating_add(2)).ok_or_else(|| short(pos))?;
         let (id, size) = match tag {
             ACL_USER_OBJ | ACL_GROUP_OBJ | ACL_MASK | ACL_OTHER => (ACL_UNDEFINED_ID, 4usize),
-            ACL_USER | ACL_GROUP => (le32(v, pos.saturating_add(4)), 8usize),
+            ACL_USER | ACL_GROUP => (
+                field::le_u32(v, pos.saturating_add(4)).ok_or_else(|| short(pos))?,
+                8usize,
+            ),
             other => {
                 return Err(format!(
                     "ACL entry at byte {pos} has unknown tag {other:#x}"

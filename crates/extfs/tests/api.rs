@@ -56,7 +56,7 @@ fn error_messages_name_the_object() {
     let e = Filesystem::open(zeros, &OpenOptions::default()).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "superblock: bad magic 0x0000 (not an ext2/3/4 filesystem)"
+        "superblock: bad magic 0x0000 (not an ext2/3/4 filesystem) (at byte 1024)"
     );
     let short: SharedSource = Arc::new(MemSource::new(vec![0u8; 100]));
     assert!(!Filesystem::probe(&*short));

@@ -56,10 +56,7 @@ fn category(msg: &str) -> String {
 fn corpus_never_panics() {
     let root = corpus_dir();
     if !root.is_dir() {
-        eprintln!(
-            "\n\n*** SKIPPED: ../shared/corpus not found ({}) ***\n",
-            root.display()
-        );
+        common::missing(&format!("../shared/corpus not found ({})", root.display()));
         return;
     }
     let list = images(&root);
@@ -136,10 +133,7 @@ fn corpus_never_panics() {
 fn util_linux_blkid_expectations() {
     let root = corpus_dir().join("util-linux/tests");
     if !root.is_dir() {
-        eprintln!(
-            "\n*** SKIPPED: ../shared/corpus not found ({}) ***",
-            root.display()
-        );
+        common::missing(&format!("../shared/corpus not found ({})", root.display()));
         return;
     }
     for kind in ["ext2", "ext3", "ext4"] {

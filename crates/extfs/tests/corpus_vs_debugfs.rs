@@ -100,7 +100,7 @@ fn tools_available() -> bool {
 fn clean_corpus_images_match_debugfs() {
     let root = corpus_dir();
     if !root.is_dir() || !tools_available() {
-        eprintln!("\n*** SKIPPED: needs ../shared/corpus and e2fsck/debugfs on PATH ***\n");
+        common::missing("needs ../shared/corpus and e2fsck/debugfs on PATH");
         return;
     }
     let mut images: Vec<(String, PathBuf)> = Vec::new();
@@ -146,7 +146,7 @@ fn clean_corpus_images_match_debugfs() {
         let img = tmp.join("image");
         std::fs::write(&img, &bytes).unwrap();
         let clean = Command::new("timeout")
-            .args(["20", "e2fsck", "-fn"])
+            .args(["-k", "5", "20", "e2fsck", "-fn"])
             .arg(&img)
             .output()
             .map(|o| o.status.success());
@@ -155,9 +155,10 @@ fn clean_corpus_images_match_debugfs() {
         }
         let out = tmp.join("out");
         std::fs::create_dir_all(&out).unwrap();
-        // A bound on the oracle too: e2fsck and debugfs can spin on a damaged image.
+        // A bound on the oracle too: e2fsck and debugfs can spin on a damaged image
+        // (and e2fsck can sit on SIGTERM, hence `-k`: SIGKILL 5 s later).
         let status = Command::new("timeout")
-            .args(["120", "debugfs", "-R"])
+            .args(["-k", "5", "120", "debugfs", "-R"])
             .arg(format!("rdump / {}", out.display()))
             .arg(&img)
             .output()
@@ -221,7 +222,7 @@ fn clean_corpus_images_match_debugfs() {
 fn zeroed_primary_superblock_reads_like_debugfs_on_the_backup() {
     let path = corpus_dir().join("e2fsprogs/tests/f_zero_super/image.gz");
     if !path.is_file() || !tools_available() {
-        eprintln!("\n*** SKIPPED: needs ../shared/corpus and debugfs on PATH ***\n");
+        common::missing("needs ../shared/corpus and debugfs on PATH");
         return;
     }
     let bytes = load_image(&path).unwrap();
@@ -241,7 +242,9 @@ fn zeroed_primary_superblock_reads_like_debugfs_on_the_backup() {
     let img = tmp.join("image");
     std::fs::write(&img, &bytes).unwrap();
     let status = Command::new("timeout")
-        .args(["120", "debugfs", "-s", "8193", "-b", "1024", "-R"])
+        .args([
+            "-k", "5", "120", "debugfs", "-s", "8193", "-b", "1024", "-R",
+        ])
         .arg(format!("rdump / {}", tmp.join("out").display()))
         .arg(&img)
         .output()

@@ -232,7 +232,7 @@ fn fixtures_agree_with_ext4_view() {
 fn ext4_view_test_images_agree() {
     let dir = corpus_dir().join("ext4-view-rs/test_data");
     if !dir.is_dir() {
-        eprintln!("SKIPPED: ../shared/corpus not found ({})", dir.display());
+        common::missing(&format!("../shared/corpus not found ({})", dir.display()));
         return;
     }
     let mut n = 0;
@@ -255,7 +255,7 @@ fn ext4_view_test_images_agree() {
 fn journal_image_shows_replayed_state() {
     let p = corpus_dir().join("ext4-view-rs/test_data/test_disk_4k_block_journal.bin.zst");
     if !p.exists() {
-        eprintln!("SKIPPED: ../shared/corpus not found ({})", p.display());
+        common::missing(&format!("../shared/corpus not found ({})", p.display()));
         return;
     }
     let bytes = load_image(&p).unwrap();

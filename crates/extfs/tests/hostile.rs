@@ -929,7 +929,7 @@ fn damage_warnings_only_where_e2fsck_finds_errors() {
         }
         std::fs::write(&tmp, &bytes).unwrap();
         let clean = Command::new("timeout")
-            .args(["60", "e2fsck", "-fn"])
+            .args(["-k", "5", "60", "e2fsck", "-fn"])
             .arg(&tmp)
             .output()
             .unwrap()

@@ -144,11 +144,11 @@ fn images() -> Vec<(String, PathBuf)> {
 #[test]
 fn replay_matches_e2fsck_block_for_block() {
     if !e2fsck_available() {
-        eprintln!("\n*** SKIPPED: e2fsck not on PATH (apt-get install e2fsprogs) ***\n");
+        common::missing("e2fsck not on PATH (apt-get install e2fsprogs)");
         return;
     }
     if !corpus_dir().is_dir() {
-        eprintln!("\n*** SKIPPED (corpus part): ../shared/corpus not found ***\n");
+        common::missing("../shared/corpus not found (the corpus part)");
     }
     let mut compared = 0;
     let mut failures = Vec::new();

@@ -1,20 +1,4 @@
-//! Little-endian field access on untrusted buffers that never panics.
-
-pub(crate) fn u32_at(buf: &[u8], off: usize) -> Option<u32> {
-    let end = off.checked_add(4)?;
-    let b: [u8; 4] = buf.get(off..end)?.try_into().ok()?;
-    Some(u32::from_le_bytes(b))
-}
-
-pub(crate) fn u64_at(buf: &[u8], off: usize) -> Option<u64> {
-    let end = off.checked_add(8)?;
-    let b: [u8; 8] = buf.get(off..end)?.try_into().ok()?;
-    Some(u64::from_le_bytes(b))
-}
-
-pub(crate) fn bytes_at(buf: &[u8], off: usize, len: usize) -> Option<&[u8]> {
-    buf.get(off..off.checked_add(len)?)
-}
+//! lvm2's id formatting. Field readers are `bytesource::field`'s.
 
 /// Formats a 32-character lvm2 id the way lvm prints it: 6-4-4-4-4-4-6.
 ///

@@ -8,40 +8,31 @@
 /// `INITIAL_CRC` from lvm2's `lib/format_text/layout.h`.
 pub const INITIAL_CRC: u32 = 0xf597_a6cf;
 
-// Evaluated at compile time; the counters stay below 256.
-#[allow(clippy::arithmetic_side_effects)]
-const fn make_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i: u32 = 0;
-    while i < 256 {
-        let mut c = i;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xedb8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        #[allow(clippy::indexing_slicing, clippy::as_conversions)]
-        {
-            table[i as usize] = c; // const context: i < 256
-        }
-        i += 1;
-    }
-    table
-}
+/// lvm2's form of CRC-32: the IEEE polynomial reflected, no final xor, started
+/// from [`INITIAL_CRC`]. The `crc` crate states `init` unreflected.
+const LVM2_CRC: crc::Algorithm<u32> = crc::Algorithm {
+    width: 32,
+    poly: 0x04c1_1db7,
+    init: INITIAL_CRC.reverse_bits(),
+    refin: true,
+    refout: true,
+    xorout: 0,
+    // Not a catalogued algorithm; the crate does not read `check` or `residue`.
+    check: 0,
+    residue: 0,
+};
 
-static TABLE: [u32; 256] = make_table();
+/// The `crc` crate's slice-by-16 table for [`LVM2_CRC`].
+static CRC: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&LVM2_CRC);
 
 /// Continues an lvm2 checksum over `data`, starting from `crc` (pass
 /// [`INITIAL_CRC`] for a fresh one).
 pub fn calc_crc(crc: u32, data: &[u8]) -> u32 {
-    data.iter().fold(crc, |crc, &b| {
-        let idx = usize::from((crc ^ u32::from(b)).to_le_bytes()[0]);
-        TABLE.get(idx).copied().unwrap_or(0) ^ (crc >> 8)
-    })
+    // `crc` is a register value; the crate reflects what it is given (`init()` in
+    // crc's crc32.rs), so hand it the unreflected form.
+    let mut d = CRC.digest_with_initial(crc.reverse_bits());
+    d.update(data);
+    d.finalize()
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@
 //! lvm2 scans sectors 0..4 (`LABEL_SCAN_SECTORS`) and accepts a sector only when
 //! its `sector_xl` matches where it was found (`label.c: _find_lvm_header`).
 
-use crate::bytes::{bytes_at, u32_at, u64_at};
 use crate::crc::{calc_crc, INITIAL_CRC};
+use bytesource::field::{le_u32, le_u64, slice_at};
 
 /// Sector size lvm2 uses for the label and headers (`SECTOR_SIZE`).
 pub const SECTOR_SIZE: usize = 512;
@@ -29,6 +29,7 @@ pub const LVM2_LABEL: &[u8; 8] = b"LVM2 001";
 
 /// A validated label header.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Label {
     /// Sector (0..4) the label was found in.
     pub sector: u64,
@@ -40,6 +41,7 @@ pub struct Label {
 
 /// Why a sector that starts with `LABELONE` was rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LabelProblem {
     /// No `LABELONE` magic: not a label at all.
     NoMagic,
@@ -81,20 +83,20 @@ impl std::fmt::Display for LabelProblem {
 
 /// Parses one 512-byte sector found at sector number `sector`.
 pub fn parse_label(buf: &[u8], sector: u64) -> Result<Label, LabelProblem> {
-    if buf.len() < SECTOR_SIZE || bytes_at(buf, 0, 8) != Some(&LABEL_ID[..]) {
+    if buf.len() < SECTOR_SIZE || slice_at(buf, 0, 8) != Some(&LABEL_ID[..]) {
         return Err(LabelProblem::NoMagic);
     }
-    let sector_xl = u64_at(buf, 8).ok_or(LabelProblem::NoMagic)?;
+    let sector_xl = le_u64(buf, 8).ok_or(LabelProblem::NoMagic)?;
     if sector_xl != sector {
         return Err(LabelProblem::WrongSector(sector_xl));
     }
-    let stored = u32_at(buf, 16).ok_or(LabelProblem::NoMagic)?;
+    let stored = le_u32(buf, 16).ok_or(LabelProblem::NoMagic)?;
     let covered = buf.get(20..SECTOR_SIZE).ok_or(LabelProblem::NoMagic)?;
     let computed = calc_crc(INITIAL_CRC, covered);
     if stored != computed {
         return Err(LabelProblem::BadCrc { stored, computed });
     }
-    let offset_xl = u32_at(buf, 20).ok_or(LabelProblem::NoMagic)?;
+    let offset_xl = le_u32(buf, 20).ok_or(LabelProblem::NoMagic)?;
     // The PV header follows the 32-byte label header and must hold at least its uuid
     // and device size.
     if !(32..=SECTOR_SIZE.saturating_sub(40))
@@ -103,7 +105,7 @@ pub fn parse_label(buf: &[u8], sector: u64) -> Result<Label, LabelProblem> {
         return Err(LabelProblem::BadOffset(offset_xl));
     }
     let mut label_type = [0u8; 8];
-    label_type.copy_from_slice(bytes_at(buf, 24, 8).ok_or(LabelProblem::NoMagic)?);
+    label_type.copy_from_slice(slice_at(buf, 24, 8).ok_or(LabelProblem::NoMagic)?);
     if &label_type != LVM2_LABEL {
         return Err(LabelProblem::WrongType(label_type));
     }

@@ -77,6 +77,7 @@ pub mod label;
 mod lv;
 pub mod mda;
 pub mod metadata_text;
+mod model;
 mod open;
 pub mod pv_header;
 mod raid6;
@@ -88,7 +89,8 @@ mod vg;
 pub use bytes::format_uuid;
 pub use error::Error;
 pub use lv::LogicalVolume;
-pub use vg::{LvInfo, LvRole, SegmentInfo, VgPv, VolumeGroup};
+pub use model::{LvInfo, LvRole, SegmentInfo, VgPv};
+pub use vg::VolumeGroup;
 
 use bytesource::ByteSource;
 
@@ -109,6 +111,7 @@ impl std::fmt::Debug for Device {
 
 /// What a scan found.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Scan {
     /// Every device with a valid LVM label.
     pub pvs: Vec<FoundPv>,
@@ -133,6 +136,7 @@ impl Scan {
 
 /// A device carrying a valid LVM label.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct FoundPv {
     /// `Device.name`.
     pub device: String,

@@ -6,7 +6,7 @@
 //! every leg, `raid10` is md's "near" layout. A read is split exactly where the
 //! mapping changes (segment ends, stripe chunks) and nowhere else.
 
-use crate::vg::{Area, Seg, SegMap, VgInner, MAX_STACK};
+use crate::model::{Area, LvInfo, Raid5Layout, Seg, SegMap, VgInner, MAX_STACK, POOL_REFUSED};
 use bytesource::{ByteSource, SharedSource};
 use std::cell::Cell;
 use std::io;
@@ -83,7 +83,7 @@ impl LogicalVolume {
     }
 
     /// What the metadata says about this LV.
-    pub fn info(&self) -> Option<&crate::vg::LvInfo> {
+    pub fn info(&self) -> Option<&LvInfo> {
         self.vg.lvs.get(self.lv)
     }
 
@@ -348,7 +348,7 @@ fn read_seg(
         ),
         SegMap::ThinPool { .. } => Err(err(
             io::ErrorKind::Unsupported,
-            format!("{}: {}", lv_name(vg, lv), crate::vg::POOL_REFUSED),
+            format!("{}: {}", lv_name(vg, lv), POOL_REFUSED),
         )),
         SegMap::Thin { .. } | SegMap::Snapshot { .. } => Err(err(
             io::ErrorKind::Unsupported,
@@ -382,7 +382,7 @@ fn read_raid5(
     vg: &VgInner,
     lv: usize,
     stripe_size: u64,
-    layout: crate::vg::Raid5Layout,
+    layout: Raid5Layout,
     images: &[Area],
     in_seg: u64,
     buf: &mut [u8],

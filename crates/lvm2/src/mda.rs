@@ -20,8 +20,8 @@
 //! `offset + size` passes the end of the area, it continues right after the
 //! header at area start + 512 (`_vg_read_raw_area` / `_read_metadata_location`).
 
-use crate::bytes::{bytes_at, u32_at, u64_at};
 use crate::crc::{calc_crc, INITIAL_CRC};
+use bytesource::field::{le_u32, le_u64, slice_at};
 use bytesource::ByteSource;
 
 /// `MDA_HEADER_SIZE`.
@@ -40,6 +40,7 @@ const MAX_RAW_LOCNS: usize = 19;
 
 /// One `raw_locn`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RawLocn {
     /// Offset of the text from the start of the area.
     pub offset: u64,
@@ -53,6 +54,7 @@ pub struct RawLocn {
 
 /// A validated metadata area header.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MdaHeader {
     /// `start`: absolute byte offset of the area.
     pub start: u64,
@@ -85,9 +87,9 @@ fn parse_mda_header_inner(
     let sector = buf
         .get(..512)
         .ok_or_else(|| "metadata area header is cut short".to_string())?;
-    let stored = u32_at(sector, 0).ok_or("cut short")?;
+    let stored = le_u32(sector, 0).ok_or("cut short")?;
     let computed = calc_crc(INITIAL_CRC, sector.get(4..).ok_or("cut short")?);
-    if bytes_at(sector, 4, 16) != Some(&FMTT_MAGIC[..]) {
+    if slice_at(sector, 4, 16) != Some(&FMTT_MAGIC[..]) {
         return Err("no metadata area magic (\" LVM2 x[5A%r0N*>\")".to_string());
     }
     if verify && stored != computed {
@@ -95,12 +97,12 @@ fn parse_mda_header_inner(
             "header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
         ));
     }
-    let version = u32_at(sector, 20).ok_or("cut short")?;
+    let version = le_u32(sector, 20).ok_or("cut short")?;
     if version != FMTT_VERSION {
         return Err(format!("unknown metadata area version {version}"));
     }
-    let start = u64_at(sector, 24).ok_or("cut short")?;
-    let size = u64_at(sector, 32).ok_or("cut short")?;
+    let start = le_u64(sector, 24).ok_or("cut short")?;
+    let size = le_u64(sector, 32).ok_or("cut short")?;
     if start != expected_start {
         return Err(format!(
             "header says it starts at byte {start}, but the PV header puts it at {expected_start}"
@@ -116,10 +118,10 @@ fn parse_mda_header_inner(
             .and_then(|x| x.checked_add(40))
             .ok_or("cut short")?;
         let (Some(offset), Some(lsize), Some(checksum), Some(flags)) = (
-            u64_at(sector, base),
-            u64_at(sector, base.saturating_add(8)),
-            u32_at(sector, base.saturating_add(16)),
-            u32_at(sector, base.saturating_add(20)),
+            le_u64(sector, base),
+            le_u64(sector, base.saturating_add(8)),
+            le_u32(sector, base.saturating_add(16)),
+            le_u32(sector, base.saturating_add(20)),
         ) else {
             break;
         };
@@ -143,6 +145,7 @@ fn parse_mda_header_inner(
 
 /// The metadata text of one `raw_locn`, read from the ring (wrapping if needed).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RawText {
     /// The text bytes, trailing NULs removed.
     pub text: Vec<u8>,

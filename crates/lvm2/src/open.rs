@@ -3,9 +3,10 @@
 
 use crate::error::Error;
 use crate::lv::LogicalVolume;
+use crate::model::{LvRole, SegMap, MAX_STACK};
 use crate::snapshot::SnapshotVolume;
 use crate::thin::{ThinDeviceDetails, ThinPool};
-use crate::vg::{LvRole, SegMap, VolumeGroup, MAX_STACK};
+use crate::vg::VolumeGroup;
 use bytesource::SharedSource;
 use std::sync::Arc;
 

@@ -16,10 +16,12 @@
 //! Old lvm2 versions write no extension; the bytes there are then zero, which reads
 //! as version 0 (no extension).
 
-use crate::bytes::{bytes_at, format_uuid, u32_at, u64_at};
+use crate::bytes::format_uuid;
+use bytesource::field::{le_u32, le_u64, slice_at};
 
 /// One `disk_locn`: a byte range on the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DiskLocn {
     /// Absolute byte offset on the device.
     pub offset: u64,
@@ -29,6 +31,7 @@ pub struct DiskLocn {
 
 /// A parsed PV header.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PvHeader {
     /// The raw 32-character uuid.
     pub uuid_raw: [u8; 32],
@@ -59,9 +62,9 @@ fn read_list(buf: &[u8], pos: &mut usize, what: &str) -> Result<Vec<DiskLocn>, S
     let mut out = Vec::new();
     // At most one entry per 16 bytes of the sector: the loop is bounded by `buf`.
     loop {
-        let offset = u64_at(buf, *pos)
+        let offset = le_u64(buf, *pos)
             .ok_or_else(|| format!("{what} list runs past the end of the label sector"))?;
-        let size = u64_at(buf, pos.saturating_add(8))
+        let size = le_u64(buf, pos.saturating_add(8))
             .ok_or_else(|| format!("{what} list runs past the end of the label sector"))?;
         *pos = pos.saturating_add(16);
         if offset == 0 {
@@ -79,20 +82,20 @@ pub fn parse_pv_header(sector: &[u8], offset: usize) -> Result<PvHeader, String>
         .ok_or_else(|| "PV header offset is outside the label sector".to_string())?;
     let mut uuid_raw = [0u8; 32];
     uuid_raw
-        .copy_from_slice(bytes_at(buf, 0, 32).ok_or_else(|| "PV header is cut short".to_string())?);
+        .copy_from_slice(slice_at(buf, 0, 32).ok_or_else(|| "PV header is cut short".to_string())?);
     if !uuid_raw.iter().all(|b| b.is_ascii_alphanumeric()) {
         return Err(format!(
             "PV uuid {:?} has characters lvm2 never writes",
             String::from_utf8_lossy(&uuid_raw)
         ));
     }
-    let device_size = u64_at(buf, 32).ok_or_else(|| "PV header is cut short".to_string())?;
+    let device_size = le_u64(buf, 32).ok_or_else(|| "PV header is cut short".to_string())?;
     let mut pos = 40usize;
     let data_areas = read_list(buf, &mut pos, "data area")?;
     let metadata_areas = read_list(buf, &mut pos, "metadata area")?;
     // The extension is optional: if it does not fit, it is absent.
     let (ext_version, ext_flags, bootloader_areas) =
-        match (u32_at(buf, pos), u32_at(buf, pos.saturating_add(4))) {
+        match (le_u32(buf, pos), le_u32(buf, pos.saturating_add(4))) {
             (Some(v), Some(f)) if v != 0 => {
                 let mut p = pos.saturating_add(8);
                 let boot = read_list(buf, &mut p, "bootloader area").unwrap_or_default();

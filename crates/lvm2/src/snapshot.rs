@@ -17,6 +17,7 @@
 //! A header of all zeros is a snapshot that never got an exception: it reads as
 //! the origin. The store is read once, at open, bounded by the COW's size.
 
+use bytesource::field;
 use bytesource::{ByteSource, SharedSource};
 use std::io;
 
@@ -33,6 +34,7 @@ const MAX_CHUNK_BYTES: u64 = 1 << 24;
 
 /// The exception table of one snapshot.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ExceptionStore {
     /// Chunk size in bytes (from the header; it wins over the VG text).
     pub chunk_bytes: u64,
@@ -40,20 +42,6 @@ pub struct ExceptionStore {
     exceptions: Vec<(u64, u64)>,
     /// Areas read.
     pub areas: u64,
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at.saturating_add(4))
-        .and_then(|s| <[u8; 4]>::try_from(s).ok())
-        .map(u32::from_le_bytes)
-        .unwrap_or(0)
-}
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    b.get(at..at.saturating_add(8))
-        .and_then(|s| <[u8; 8]>::try_from(s).ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(0)
 }
 
 impl ExceptionStore {
@@ -68,7 +56,13 @@ impl ExceptionStore {
         let mut hdr = [0u8; 16];
         cow.read_at(0, &mut hdr)
             .map_err(|e| format!("COW header at byte 0: {e}"))?;
-        let magic = le32(&hdr, 0);
+        // `struct disk_header` (dm-snap-persistent.c): magic, valid, version,
+        // chunk_size, each u32, all inside the 16 bytes just read.
+        let hdr_field = |at: usize| {
+            field::le_u32(&hdr, at)
+                .ok_or_else(|| format!("COW header: field at byte {at} outside it"))
+        };
+        let magic = hdr_field(0)?;
         if magic == 0 {
             // A new snapshot: the kernel writes the header with its first use.
             return Ok((
@@ -88,18 +82,18 @@ impl ExceptionStore {
                 "COW header magic {magic:#010x} at byte 0, expected {SNAP_MAGIC:#010x}"
             ));
         }
-        if le32(&hdr, 4) == 0 {
+        if hdr_field(4)? == 0 {
             return Err("the snapshot is marked invalid (valid = 0 at byte 4): \
                         the kernel dropped it, usually because its COW overflowed"
                 .to_string());
         }
-        let version = le32(&hdr, 8);
+        let version = hdr_field(8)?;
         if version != SNAPSHOT_DISK_VERSION {
             return Err(format!(
                 "COW header version {version} at byte 8, expected 1"
             ));
         }
-        let chunk_bytes = u64::from(le32(&hdr, 12)).saturating_mul(512);
+        let chunk_bytes = u64::from(hdr_field(12)?).saturating_mul(512);
         if chunk_bytes == 0 || chunk_bytes > MAX_CHUNK_BYTES || !chunk_bytes.is_power_of_two() {
             return Err(format!(
                 "COW header chunk_size {chunk_bytes} bytes at byte 12 is not valid"
@@ -140,8 +134,15 @@ impl ExceptionStore {
             let mut full = true;
             for i in 0..epa {
                 let at = usize::try_from(i.saturating_mul(EXCEPTION_SIZE)).unwrap_or(usize::MAX);
-                let old = le64(&area_buf, at);
-                let new = le64(&area_buf, at.saturating_add(8));
+                // i < epa = chunk / 16, so the 16-byte exception is inside the chunk.
+                let (Some(old), Some(new)) = (
+                    field::le_u64(&area_buf, at),
+                    field::le_u64(&area_buf, at.saturating_add(8)),
+                ) else {
+                    return Err(format!(
+                        "exception {i} of area {area} lies outside its chunk"
+                    ));
+                };
                 if new == 0 {
                     full = false;
                     break;

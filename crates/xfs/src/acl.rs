@@ -14,8 +14,9 @@
 use fsapi::Xattr;
 
 use crate::attr::{RawAttr, ATTR_ROOT, ATTR_SECURE};
-use crate::bytes::{be16, be32, us};
+use crate::bytes::us;
 use crate::Filesystem;
+use bytesource::field::{be_u16, be_u32};
 
 /// The ACL tag values are Linux's (ACL_USER_OBJ 1, ACL_USER 2, ACL_GROUP_OBJ 4,
 /// ACL_GROUP 8, ACL_MASK 0x10, ACL_OTHER 0x20; include/linux/posix_acl.h).
@@ -27,7 +28,7 @@ const POSIX_ACL_XATTR_VERSION: u32 = 2;
 
 /// Converts an on-disk xfs_acl into posix_acl_xattr form, `None` when malformed.
 fn convert(v: &[u8]) -> Option<Vec<u8>> {
-    let count = us(be32(v, 0)?);
+    let count = us(be_u32(v, 0)?);
     if count.checked_mul(12)?.checked_add(4)? != v.len() {
         return None;
     }
@@ -35,9 +36,9 @@ fn convert(v: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(&POSIX_ACL_XATTR_VERSION.to_le_bytes());
     for i in 0..count {
         let e = i.checked_mul(12)?.checked_add(4)?;
-        let tag = be32(v, e)?;
-        let id = be32(v, e.checked_add(4)?)?;
-        let perm = be16(v, e.checked_add(8)?)?;
+        let tag = be_u32(v, e)?;
+        let id = be_u32(v, e.checked_add(4)?)?;
+        let perm = be_u16(v, e.checked_add(8)?)?;
         let id = if tag == ACL_USER || tag == ACL_GROUP {
             id
         } else {

@@ -4,9 +4,10 @@
 //! `info` can warn about damaged AGs; listing and reading never need them. Free
 //! counts in `info` come from the superblock instead.
 
-use crate::bytes::{be32, us};
+use crate::bytes::us;
 use crate::crc;
 use crate::Filesystem;
+use bytesource::field::be_u32;
 
 const AGF_MAGIC: u32 = 0x5841_4746;
 const AGI_MAGIC: u32 = 0x5841_4749;
@@ -36,7 +37,7 @@ pub(crate) fn check(fs: &Filesystem) {
                     continue;
                 }
             };
-            if be32(&b, 0) != Some(magic) || be32(&b, 8) != Some(agno) {
+            if be_u32(&b, 0) != Some(magic) || be_u32(&b, 8) != Some(agno) {
                 fs.warn(format!(
                     "{}: bad magic or sequence number (at byte {pos})",
                     obj()

@@ -12,10 +12,11 @@ use std::collections::HashSet;
 use fsapi::Error;
 
 use crate::bmap::{self, Extent};
-use crate::bytes::{be16, be32, be64, slice, u8_at, us};
+use crate::bytes::us;
 use crate::crc;
 use crate::inode::{Fork, Inode, FMT_BTREE, FMT_EXTENTS, FMT_LOCAL};
 use crate::Filesystem;
+use bytesource::field::{be_u16, be_u32, be_u64, slice_at, u8_at};
 
 /// Entry flags (xfs_da_format.h XFS_ATTR_*).
 const ATTR_LOCAL: u8 = 1 << 0;
@@ -101,7 +102,7 @@ fn keep(fs: &Filesystem, ino: u64, flags: u8, name: &[u8]) -> bool {
 /// xfs_attr_sf_hdr {totsize, count, pad} then {namelen, valuelen, flags, nameval}.
 fn shortform(fs: &Filesystem, inode: &Inode, b: &[u8], out: &mut Vec<RawAttr>) {
     let count = u8_at(b, 2).unwrap_or(0);
-    let total = usize::from(be16(b, 0).unwrap_or(0)).min(b.len());
+    let total = usize::from(be_u16(b, 0).unwrap_or(0)).min(b.len());
     let b = b.get(..total).unwrap_or_default();
     let mut pos = 4usize;
     for _ in 0..count {
@@ -118,7 +119,8 @@ fn shortform(fs: &Filesystem, inode: &Inode, b: &[u8], out: &mut Vec<RawAttr>) {
         };
         let (nl, vl) = (usize::from(nl), usize::from(vl));
         let at = pos.saturating_add(3);
-        let (Some(name), Some(value)) = (slice(b, at, nl), slice(b, at.saturating_add(nl), vl))
+        let (Some(name), Some(value)) =
+            (slice_at(b, at, nl), slice_at(b, at.saturating_add(nl), vl))
         else {
             fs.warn(format!(
                 "inode {}: shortform attribute at byte {pos} runs past the fork",
@@ -159,7 +161,7 @@ impl Tree<'_> {
         if !crc::verify(b, DA3_CRC_OFF) {
             self.fs.warn(format!("{obj}: CRC mismatch (at byte {pos})"));
         }
-        if be64(b, 48) != Some(self.inode.ino) {
+        if be_u64(b, 48) != Some(self.inode.ino) {
             self.fs.warn(format!("{obj}: owner is not this inode"));
         }
     }
@@ -175,7 +177,7 @@ impl Tree<'_> {
         }
         let (pos, b) = self.read(lblk)?;
         let v5 = self.fs.sb.is_v5();
-        match (be16(&b, 8).unwrap_or(0), v5) {
+        match (be_u16(&b, 8).unwrap_or(0), v5) {
             (LEAF_MAGIC, false) => self.leaf(lblk, &b, 12, 32, out),
             (LEAF3_MAGIC, true) => {
                 self.check_v5(lblk, pos, &b);
@@ -203,10 +205,10 @@ impl Tree<'_> {
         depth: u32,
         out: &mut Vec<RawAttr>,
     ) -> Result<(), Error> {
-        let count = usize::from(be16(b, count_at).unwrap_or(0));
+        let count = usize::from(be_u16(b, count_at).unwrap_or(0));
         let room = b.len().saturating_sub(ents) / 8;
         for i in 0..count.min(room) {
-            let before = be32(
+            let before = be_u32(
                 b,
                 ents.saturating_add(i.saturating_mul(8)).saturating_add(4),
             )
@@ -227,7 +229,7 @@ impl Tree<'_> {
         ents: usize,
         out: &mut Vec<RawAttr>,
     ) -> Result<(), Error> {
-        let count = usize::from(be16(b, count_at).unwrap_or(0));
+        let count = usize::from(be_u16(b, count_at).unwrap_or(0));
         let room = b.len().saturating_sub(ents) / 8;
         if count > room {
             self.fs.warn(format!(
@@ -237,7 +239,7 @@ impl Tree<'_> {
         }
         for i in 0..count.min(room) {
             let e = ents.saturating_add(i.saturating_mul(8));
-            let idx = usize::from(be16(b, e.saturating_add(4)).unwrap_or(0));
+            let idx = usize::from(be_u16(b, e.saturating_add(4)).unwrap_or(0));
             let flags = u8_at(b, e.saturating_add(6)).unwrap_or(0);
             match self.entry(b, idx, flags) {
                 Ok(Some(a)) => out.push(a),
@@ -254,20 +256,20 @@ impl Tree<'_> {
     /// One leaf entry's name and value (xfs_attr_leaf_name_local / _remote).
     fn entry(&mut self, b: &[u8], idx: usize, flags: u8) -> Result<Option<RawAttr>, String> {
         let (name, value) = if flags & ATTR_LOCAL != 0 {
-            let vl = usize::from(be16(b, idx).ok_or("name beyond the block")?);
+            let vl = usize::from(be_u16(b, idx).ok_or("name beyond the block")?);
             let nl = usize::from(u8_at(b, idx.saturating_add(2)).ok_or("name beyond the block")?);
             let at = idx.saturating_add(3);
-            let name = slice(b, at, nl).ok_or("name beyond the block")?;
-            let value = slice(b, at.saturating_add(nl), vl).ok_or("value beyond the block")?;
+            let name = slice_at(b, at, nl).ok_or("name beyond the block")?;
+            let value = slice_at(b, at.saturating_add(nl), vl).ok_or("value beyond the block")?;
             if !keep(self.fs, self.inode.ino, flags, name) {
                 return Ok(None);
             }
             (name.to_vec(), value.to_vec())
         } else {
-            let blk = be32(b, idx).ok_or("name beyond the block")?;
-            let vl = us(be32(b, idx.saturating_add(4)).ok_or("name beyond the block")?);
+            let blk = be_u32(b, idx).ok_or("name beyond the block")?;
+            let vl = us(be_u32(b, idx.saturating_add(4)).ok_or("name beyond the block")?);
             let nl = usize::from(u8_at(b, idx.saturating_add(8)).ok_or("name beyond the block")?);
-            let name = slice(b, idx.saturating_add(9), nl).ok_or("name beyond the block")?;
+            let name = slice_at(b, idx.saturating_add(9), nl).ok_or("name beyond the block")?;
             if !keep(self.fs, self.inode.ino, flags, name) {
                 return Ok(None);
             }
@@ -297,14 +299,14 @@ impl Tree<'_> {
             let want = len.saturating_sub(out.len());
             let obj = || format!("inode {} remote attribute block {l}", self.inode.ino);
             let data = if v5 {
-                if be32(&b, 0) != Some(RMT_MAGIC) {
+                if be_u32(&b, 0) != Some(RMT_MAGIC) {
                     return Err(Error::corrupt_at(obj(), pos, "no XARM magic"));
                 }
                 if !crc::verify(&b, DA3_CRC_OFF) {
                     self.fs
                         .warn(format!("{}: CRC mismatch (at byte {pos})", obj()));
                 }
-                let bytes = us(be32(&b, 8).unwrap_or(0)).min(want);
+                let bytes = us(be_u32(&b, 8).unwrap_or(0)).min(want);
                 b.get(RMT_HDR..RMT_HDR.saturating_add(bytes))
                     .unwrap_or_default()
             } else {

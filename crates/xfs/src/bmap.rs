@@ -9,10 +9,11 @@ use std::collections::HashSet;
 
 use fsapi::{Error, FileRun};
 
-use crate::bytes::{be16, be32, be64, u64_of};
+use crate::bytes::u64_of;
 use crate::crc;
 use crate::inode::{Fork, Inode, FMT_BTREE, FMT_EXTENTS};
 use crate::Filesystem;
+use bytesource::field::{be_u16, be_u32, be_u64};
 
 /// "BMAP" / "BMA3" (XFS_BMAP_MAGIC, XFS_BMAP_CRC_MAGIC).
 const BMAP_MAGIC: u32 = 0x424d_4150;
@@ -54,7 +55,7 @@ fn records(b: &[u8], at: usize, n: usize, out: &mut Vec<Extent>) -> bool {
         let Some(o) = i.checked_mul(16).and_then(|x| x.checked_add(at)) else {
             return false;
         };
-        let (Some(l0), Some(l1)) = (be64(b, o), be64(b, o.saturating_add(8))) else {
+        let (Some(l0), Some(l1)) = (be_u64(b, o), be_u64(b, o.saturating_add(8))) else {
             return false;
         };
         out.push(unpack(l0, l1));
@@ -146,8 +147,8 @@ fn walk_root(
 ) -> Result<(), Error> {
     let obj = || format!("inode {} {fork:?} fork bmbt root", inode.ino);
     let bad = |d: String| Error::corrupt_at(obj(), inode.pos, d);
-    let level = be16(area, 0).ok_or_else(|| bad("truncated".into()))?;
-    let numrecs = usize::from(be16(area, 2).ok_or_else(|| bad("truncated".into()))?);
+    let level = be_u16(area, 0).ok_or_else(|| bad("truncated".into()))?;
+    let numrecs = usize::from(be_u16(area, 2).ok_or_else(|| bad("truncated".into()))?);
     // xfs_bmdr_maxrecs(): keys and pointers split the rest of the fork area.
     let maxrecs = area.len().saturating_sub(4) / 16;
     if level == 0 || level > MAX_LEVELS || numrecs > maxrecs {
@@ -164,7 +165,7 @@ fn walk_root(
         out,
     };
     for i in 0..numrecs {
-        let p = be64(area, ptr_at.saturating_add(i.saturating_mul(8)))
+        let p = be_u64(area, ptr_at.saturating_add(i.saturating_mul(8)))
             .ok_or_else(|| bad("pointer beyond the fork".into()))?;
         walk.block(p, level.saturating_sub(1))?;
         if walk.out.len() >= walk.cap {
@@ -209,7 +210,7 @@ impl Walk<'_> {
         } else {
             (BMAP_MAGIC, LBLOCK_LEN)
         };
-        if be32(&b, 0) != Some(magic) {
+        if be_u32(&b, 0) != Some(magic) {
             return Err(bad("bad bmbt block magic".into()));
         }
         if v5 {
@@ -217,12 +218,12 @@ impl Walk<'_> {
                 self.fs
                     .warn(format!("{}: CRC mismatch (at byte {pos})", obj()));
             }
-            if be64(&b, 56) != Some(self.ino) {
+            if be_u64(&b, 56) != Some(self.ino) {
                 self.fs.warn(format!("{}: owner is not this inode", obj()));
             }
         }
-        let got_level = be16(&b, 4).unwrap_or(u16::MAX);
-        let numrecs = usize::from(be16(&b, 6).unwrap_or(0));
+        let got_level = be_u16(&b, 4).unwrap_or(u16::MAX);
+        let numrecs = usize::from(be_u16(&b, 6).unwrap_or(0));
         if got_level != level {
             return Err(bad(format!("level {got_level}, expected {level}")));
         }
@@ -237,7 +238,7 @@ impl Walk<'_> {
         }
         let ptr_at = hdr.saturating_add(room.saturating_mul(8));
         for i in 0..numrecs {
-            let p = be64(&b, ptr_at.saturating_add(i.saturating_mul(8))).unwrap_or(0);
+            let p = be_u64(&b, ptr_at.saturating_add(i.saturating_mul(8))).unwrap_or(0);
             self.block(p, level.saturating_sub(1))?;
             if self.out.len() >= self.cap {
                 break;

@@ -1,40 +1,7 @@
-//! Big-endian field readers over byte slices (XFS is big-endian on disk, except
-//! its CRC32C fields, see `crc.rs`).
-//!
-//! Every reader returns `None` when the field does not fit, so a truncated or
-//! hostile buffer can never cause a panic; callers turn `None` into an error that
-//! names the structure.
-
-/// Big-endian `u16` at `off`.
-pub(crate) fn be16(b: &[u8], off: usize) -> Option<u16> {
-    b.get(off..)?
-        .first_chunk::<2>()
-        .map(|a| u16::from_be_bytes(*a))
-}
-
-/// Big-endian `u32` at `off`.
-pub(crate) fn be32(b: &[u8], off: usize) -> Option<u32> {
-    b.get(off..)?
-        .first_chunk::<4>()
-        .map(|a| u32::from_be_bytes(*a))
-}
-
-/// Big-endian `u64` at `off`.
-pub(crate) fn be64(b: &[u8], off: usize) -> Option<u64> {
-    b.get(off..)?
-        .first_chunk::<8>()
-        .map(|a| u64::from_be_bytes(*a))
-}
-
-/// One byte at `off`.
-pub(crate) fn u8_at(b: &[u8], off: usize) -> Option<u8> {
-    b.get(off).copied()
-}
-
-/// `b[off..off + len]`.
-pub(crate) fn slice(b: &[u8], off: usize, len: usize) -> Option<&[u8]> {
-    b.get(off..off.checked_add(len)?)
-}
+//! Conversions and small string helpers. XFS is big-endian on disk (except its
+//! CRC32C fields, see `crc.rs`); fields are read with `bytesource::field`, whose
+//! readers return `None` when the field does not fit, and callers turn `None` into
+//! an error that names the structure.
 
 /// Widens a `u32` (all supported targets have at least 32-bit `usize`).
 pub(crate) fn us(v: u32) -> usize {

@@ -11,10 +11,11 @@
 use fsapi::{DirEntry, Error, FileType};
 
 use crate::bmap::{self, Extent};
-use crate::bytes::{be16, be32, be64, round8, slice, u8_at, us};
+use crate::bytes::{round8, us};
 use crate::crc;
 use crate::inode::{Fork, Inode, FMT_BTREE, FMT_EXTENTS, FMT_LOCAL};
 use crate::Filesystem;
+use bytesource::field::{be_u16, be_u32, be_u64, slice_at, u8_at};
 
 /// Block-form and data-block magics (xfs_da_format.h XFS_DIR2_BLOCK_MAGIC "XD2B",
 /// XFS_DIR3_BLOCK_MAGIC "XDB3", XFS_DIR2_DATA_MAGIC "XD2D", XFS_DIR3_DATA_MAGIC "XDD3").
@@ -108,16 +109,16 @@ fn shortform(fs: &Filesystem, inode: &Inode) -> Result<Vec<DirEntry>, Error> {
         let ft_at = name_at.saturating_add(namelen);
         let ino_at = ft_at.saturating_add(usize::from(ftype));
         let ino = if i8 {
-            be64(b, ino_at)
+            be_u64(b, ino_at)
         } else {
-            be32(b, ino_at).map(u64::from)
+            be_u32(b, ino_at).map(u64::from)
         };
-        let (Some(name), Some(ino)) = (slice(b, name_at, namelen), ino) else {
+        let (Some(name), Some(ino)) = (slice_at(b, name_at, namelen), ino) else {
             fs.warn(format!("{}: entry at byte {pos} runs past the end", obj()));
             break;
         };
         let ft = if ftype { u8_at(b, ft_at) } else { None };
-        let off = u64::from(be16(b, pos.saturating_add(1)).unwrap_or(0));
+        let off = u64::from(be_u16(b, pos.saturating_add(1)).unwrap_or(0));
         accept(fs, inode.ino, off, name, ino, ft, &mut out);
         pos = ino_at.saturating_add(isz);
     }
@@ -196,7 +197,7 @@ fn read_dir_block(
 /// offset `base` (xfs_dir2_data_entry / xfs_dir2_data_unused, 8-byte aligned).
 fn parse_data_block(fs: &Filesystem, dir: u64, base: u64, b: &[u8], out: &mut Vec<DirEntry>) {
     let obj = || format!("directory inode {dir} block at offset {base}");
-    let magic = be32(b, 0).unwrap_or(0);
+    let magic = be_u32(b, 0).unwrap_or(0);
     let v5 = fs.sb.is_v5();
     let (hdr, block_form) = match (magic, v5) {
         (XD2B, false) => (DATA_HDR, true),
@@ -212,14 +213,14 @@ fn parse_data_block(fs: &Filesystem, dir: u64, base: u64, b: &[u8], out: &mut Ve
         if !crc::verify(b, DIR3_CRC_OFF) {
             fs.warn(format!("{}: CRC mismatch", obj()));
         }
-        if be64(b, 40) != Some(dir) {
+        if be_u64(b, 40) != Some(dir) {
             fs.warn(format!("{}: owner is not this directory", obj()));
         }
     }
     let mut end = b.len();
     if block_form {
         // xfs_dir2_block_tail {count, stale} at the very end, leaf entries before it.
-        let count = us(be32(b, b.len().saturating_sub(8)).unwrap_or(0));
+        let count = us(be_u32(b, b.len().saturating_sub(8)).unwrap_or(0));
         end = count
             .checked_mul(8)
             .and_then(|l| b.len().checked_sub(l.checked_add(8)?))
@@ -233,8 +234,8 @@ fn parse_data_block(fs: &Filesystem, dir: u64, base: u64, b: &[u8], out: &mut Ve
     let mut pos = hdr;
     while pos < end {
         let at = base.saturating_add(crate::bytes::u64_of(pos));
-        if be16(b, pos) == Some(FREE_TAG) {
-            let len = usize::from(be16(b, pos.saturating_add(2)).unwrap_or(0));
+        if be_u16(b, pos) == Some(FREE_TAG) {
+            let len = usize::from(be_u16(b, pos.saturating_add(2)).unwrap_or(0));
             if len == 0 || len % 8 != 0 {
                 fs.warn(format!(
                     "{}: bad free region at byte {pos}; rest skipped",
@@ -245,7 +246,7 @@ fn parse_data_block(fs: &Filesystem, dir: u64, base: u64, b: &[u8], out: &mut Ve
             pos = pos.saturating_add(len);
             continue;
         }
-        let ino = be64(b, pos).unwrap_or(0);
+        let ino = be_u64(b, pos).unwrap_or(0);
         let namelen = usize::from(u8_at(b, pos.saturating_add(8)).unwrap_or(0));
         let name_at = pos.saturating_add(9);
         let ft = if ftype {
@@ -259,7 +260,7 @@ fn parse_data_block(fs: &Filesystem, dir: u64, base: u64, b: &[u8], out: &mut Ve
                 .saturating_add(usize::from(ftype))
                 .saturating_add(2),
         );
-        let (Some(name), Some(size)) = (slice(b, name_at, namelen), size) else {
+        let (Some(name), Some(size)) = (slice_at(b, name_at, namelen), size) else {
             fs.warn(format!(
                 "{}: entry at byte {pos} runs past the block; rest skipped",
                 obj()

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use fsapi::{Error, FileType, Metadata, Timestamp};
 
-use crate::bytes::{be16, be32, be64, u8_at};
 use crate::crc;
 use crate::superblock::Superblock;
+use bytesource::field::{be_u16, be_u32, be_u64, u8_at};
 
 /// "IN" (XFS_DINODE_MAGIC).
 const DINODE_MAGIC: u16 = 0x494e;
@@ -103,7 +103,7 @@ impl Inode {
         let obj = || format!("inode {ino}");
         let bad = |d: &str| Error::corrupt_at(obj(), pos, d.to_string());
         let t = || bad("inode is truncated");
-        if be16(b, 0).ok_or_else(t)? != DINODE_MAGIC {
+        if be_u16(b, 0).ok_or_else(t)? != DINODE_MAGIC {
             return Err(bad("no IN magic (not an allocated inode)"));
         }
         let version = u8_at(b, 4).ok_or_else(t)?;
@@ -118,51 +118,51 @@ impl Inode {
             if b.get(160..176) != Some(&sb.meta_uuid[..]) {
                 warn(format!("inode {ino}: UUID is not this filesystem's"));
             }
-            let self_ino = be64(b, 152).ok_or_else(t)?;
+            let self_ino = be_u64(b, 152).ok_or_else(t)?;
             if self_ino != ino {
                 warn(format!("inode {ino}: records inode number {self_ino}"));
             }
         }
         let flags2 = if version == 3 {
-            be64(b, 120).ok_or_else(t)?
+            be_u64(b, 120).ok_or_else(t)?
         } else {
             0
         };
         let bigtime = flags2 & DIFLAG2_BIGTIME != 0;
-        let time = |o| be64(b, o).map(|v| decode_time(v, bigtime)).ok_or_else(t);
+        let time = |o| be_u64(b, o).map(|v| decode_time(v, bigtime)).ok_or_else(t);
         let nrext64 = flags2 & DIFLAG2_NREXT64 != 0;
         let (nextents, anextents) = if nrext64 {
             (
-                be64(b, 24).ok_or_else(t)?,
-                u64::from(be32(b, 76).ok_or_else(t)?),
+                be_u64(b, 24).ok_or_else(t)?,
+                u64::from(be_u32(b, 76).ok_or_else(t)?),
             )
         } else {
             (
-                u64::from(be32(b, 76).ok_or_else(t)?),
-                u64::from(be16(b, 80).ok_or_else(t)?),
+                u64::from(be_u32(b, 76).ok_or_else(t)?),
+                u64::from(be_u16(b, 80).ok_or_else(t)?),
             )
         };
         // v1 inodes keep a 16-bit link count in di_onlink (xfs_inode_from_disk()).
         let nlink = if version == 1 {
-            u32::from(be16(b, 6).ok_or_else(t)?)
+            u32::from(be_u16(b, 6).ok_or_else(t)?)
         } else {
-            be32(b, 16).ok_or_else(t)?
+            be_u32(b, 16).ok_or_else(t)?
         };
         let inode = Inode {
             ino,
             pos,
             version,
-            mode: be16(b, 2).ok_or_else(t)?,
+            mode: be_u16(b, 2).ok_or_else(t)?,
             format: u8_at(b, 5).ok_or_else(t)?,
             aformat: u8_at(b, 83).ok_or_else(t)?,
-            uid: be32(b, 8).ok_or_else(t)?,
-            gid: be32(b, 12).ok_or_else(t)?,
+            uid: be_u32(b, 8).ok_or_else(t)?,
+            gid: be_u32(b, 12).ok_or_else(t)?,
             nlink,
-            size: be64(b, 56).ok_or_else(t)?,
-            nblocks: be64(b, 64).ok_or_else(t)?,
-            flags: be16(b, 90).ok_or_else(t)?,
+            size: be_u64(b, 56).ok_or_else(t)?,
+            nblocks: be_u64(b, 64).ok_or_else(t)?,
+            flags: be_u16(b, 90).ok_or_else(t)?,
             flags2,
-            gen: be32(b, 92).ok_or_else(t)?,
+            gen: be_u32(b, 92).ok_or_else(t)?,
             atime: time(32)?,
             mtime: time(40)?,
             ctime: time(48)?,
@@ -235,7 +235,7 @@ impl Inode {
         if self.format != FMT_DEV {
             return None;
         }
-        let raw = be32(self.fork_area(Fork::Data)?, 0)?;
+        let raw = be_u32(self.fork_area(Fork::Data)?, 0)?;
         Some(((raw >> 18) & 0x3fff, raw & 0x3ffff))
     }
 

@@ -102,8 +102,8 @@ impl Filesystem {
         if dev.read_at(0, &mut b).is_err() {
             return false;
         }
-        let version = bytes::be16(&b, 100).unwrap_or(0) & 0xf;
-        bytes::be32(&b, 0) == Some(SB_MAGIC) && (version == 4 || version == 5)
+        let version = bytesource::field::be_u16(&b, 100).unwrap_or(0) & 0xf;
+        bytesource::field::be_u32(&b, 0) == Some(SB_MAGIC) && (version == 4 || version == 5)
     }
 
     /// Opens the XFS filesystem on `dev`, replaying a dirty internal log in memory

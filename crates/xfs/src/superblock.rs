@@ -5,8 +5,9 @@
 
 use fsapi::Error;
 
-use crate::bytes::{be16, be32, be64, cstr, u8_at};
+use crate::bytes::cstr;
 use crate::crc;
+use bytesource::field::{be_u16, be_u32, be_u64, u8_at};
 
 /// "XFSB" (XFS_SB_MAGIC).
 pub(crate) const SB_MAGIC: u32 = 0x5846_5342;
@@ -117,9 +118,9 @@ impl Superblock {
     /// Parses the superblock sector `b` (at least 512 bytes, `sb_sectsize` when
     /// the caller could read that much, for the CRC).
     pub(crate) fn parse(b: &[u8]) -> Result<Superblock, Error> {
-        let f32 = |o| be32(b, o).ok_or_else(|| err("superblock is truncated"));
-        let f64 = |o| be64(b, o).ok_or_else(|| err("superblock is truncated"));
-        let f16 = |o| be16(b, o).ok_or_else(|| err("superblock is truncated"));
+        let f32 = |o| be_u32(b, o).ok_or_else(|| err("superblock is truncated"));
+        let f64 = |o| be_u64(b, o).ok_or_else(|| err("superblock is truncated"));
+        let f16 = |o| be_u16(b, o).ok_or_else(|| err("superblock is truncated"));
         let f8 = |o| u8_at(b, o).ok_or_else(|| err("superblock is truncated"));
         if f32(0)? != SB_MAGIC {
             return Err(err("no XFSB magic"));

@@ -8,10 +8,11 @@
 use fsapi::Error;
 
 use crate::bmap;
-use crate::bytes::{be32, be64, u64_of, us, us64};
+use crate::bytes::{u64_of, us, us64};
 use crate::crc;
 use crate::inode::{Fork, Inode, FMT_BTREE, FMT_EXTENTS, FMT_LOCAL};
 use crate::Filesystem;
+use bytesource::field::{be_u32, be_u64};
 
 /// XFS_SYMLINK_MAXLEN.
 const MAXLEN: u64 = 1024;
@@ -70,17 +71,17 @@ fn remote(fs: &Filesystem, inode: &Inode, len: usize) -> Result<Vec<u8>, Error> 
         let b = fs.read_meta(pos, us64(bytes), &obj)?;
         let want = len.saturating_sub(out.len());
         let data = if v5 {
-            if be32(&b, 0) != Some(SYMLINK_MAGIC) {
+            if be_u32(&b, 0) != Some(SYMLINK_MAGIC) {
                 return Err(Error::corrupt_at(obj(), pos, "no XSLM magic"));
             }
             if !crc::verify(&b, CRC_OFF) {
                 fs.warn(format!("{}: CRC mismatch (at byte {pos})", obj()));
             }
-            if be64(&b, 32) != Some(inode.ino) {
+            if be_u64(&b, 32) != Some(inode.ino) {
                 fs.warn(format!("{}: owner is not this inode", obj()));
             }
-            let off = us(be32(&b, 4).unwrap_or(0));
-            let n = us(be32(&b, 8).unwrap_or(0));
+            let off = us(be_u32(&b, 4).unwrap_or(0));
+            let n = us(be_u32(&b, 8).unwrap_or(0));
             if off != out.len() {
                 return Err(Error::corrupt_at(
                     obj(),

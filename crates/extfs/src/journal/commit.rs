@@ -1,8 +1,8 @@
 //! Checksums of commit, descriptor, revoke and logged blocks under
 //! `csum_v2`/`csum_v3` (journal.rst, "Checksums"; fs/jbd2/recovery.c).
 
-use crate::bytes::be32;
 use crate::crc::crc32c;
+use bytesource::field;
 
 use super::descriptor::Tag;
 use super::superblock::JournalSuper;
@@ -12,7 +12,10 @@ const COMMIT_CSUM: usize = 16;
 
 /// A commit block's checksum: crc32c(seed, block with h_chksum[0] zeroed).
 pub(super) fn commit_ok(jsb: &JournalSuper, buf: &[u8]) -> bool {
-    let want = be32(buf, COMMIT_CSUM);
+    // A block too short to hold h_chksum[0] cannot carry a good checksum.
+    let Some(want) = field::be_u32(buf, COMMIT_CSUM) else {
+        return false;
+    };
     let mut copy = buf.to_vec();
     if let Some(s) = copy.get_mut(COMMIT_CSUM..COMMIT_CSUM.saturating_add(4)) {
         s.fill(0);
@@ -25,7 +28,10 @@ pub(super) fn tail_ok(jsb: &JournalSuper, buf: &[u8]) -> bool {
     let Some(tail) = buf.len().checked_sub(4) else {
         return false;
     };
-    let want = be32(buf, tail);
+    // tail = len - 4, so the 4 bytes are inside `buf`.
+    let Some(want) = field::be_u32(buf, tail) else {
+        return false;
+    };
     let mut copy = buf.to_vec();
     if let Some(s) = copy.get_mut(tail..) {
         s.fill(0);

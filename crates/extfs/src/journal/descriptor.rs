@@ -1,7 +1,8 @@
 //! Descriptor blocks: the tags naming the filesystem block of each journal block
 //! that follows (journal.rst, "Descriptor Block"; fs/jbd2/recovery.c).
 
-use crate::bytes::{be16, be32, lo_hi};
+use crate::bytes::lo_hi;
+use bytesource::field;
 
 use super::superblock::JournalSuper;
 use super::HEADER;
@@ -22,6 +23,36 @@ pub(super) struct Tag {
     pub checksum: u32,
 }
 
+/// `(t_blocknr, t_flags, t_blocknr_high or 0, t_checksum)` of the tag at `off`
+/// (`journal_block_tag3_t` under csum_v3, else `journal_block_tag_t`, whose
+/// t_blocknr_high exists only with 64bit).
+fn tag_fields(jsb: &JournalSuper, buf: &[u8], off: usize) -> Option<(u32, u32, u32, u32)> {
+    let at = |d: usize| off.checked_add(d);
+    let blocknr = field::be_u32(buf, off)?;
+    let hi = |o: usize| -> Option<u32> {
+        if jsb.is_64bit {
+            field::be_u32(buf, at(o)?)
+        } else {
+            Some(0)
+        }
+    };
+    if jsb.csum_v3 {
+        Some((
+            blocknr,
+            field::be_u32(buf, at(4)?)?,
+            hi(8)?,
+            field::be_u32(buf, at(12)?)?,
+        ))
+    } else {
+        Some((
+            blocknr,
+            u32::from(field::be_u16(buf, at(6)?)?),
+            hi(8)?,
+            u32::from(field::be_u16(buf, at(4)?)?),
+        ))
+    }
+}
+
 /// The tags of the descriptor block `buf` at journal block `blk`, with the
 /// journal blocks they describe (the ones after it, wrapping at the log end).
 /// At most one tag per tag slot of the block, so a descriptor yields fewer tags
@@ -37,21 +68,13 @@ pub(super) fn tags(jsb: &JournalSuper, buf: &[u8], blk: u64) -> Vec<Tag> {
     let mut off = HEADER;
     let mut data_blk = blk;
     while off.checked_add(tag_bytes).is_some_and(|e| e <= end) {
-        let blocknr = be32(buf, off);
-        let (flags, hi, checksum) = if jsb.csum_v3 {
-            (
-                be32(buf, off.saturating_add(4)),
-                be32(buf, off.saturating_add(8)),
-                be32(buf, off.saturating_add(12)),
-            )
-        } else {
-            (
-                u32::from(be16(buf, off.saturating_add(6))),
-                be32(buf, off.saturating_add(8)),
-                u32::from(be16(buf, off.saturating_add(4))),
-            )
+        // off + tag_bytes <= end <= buf.len() (the loop condition), and every
+        // field read below lies within the tag's tag_bytes, so `None` (the loop
+        // ending) is never reached.
+        let Some((blocknr, flags, hi, checksum)) = tag_fields(jsb, buf, off) else {
+            break;
         };
-        let fs_block = lo_hi(blocknr, if jsb.is_64bit { hi } else { 0 });
+        let fs_block = lo_hi(blocknr, hi);
         data_blk = jsb.wrap(data_blk.saturating_add(1));
         out.push(Tag {
             fs_block,

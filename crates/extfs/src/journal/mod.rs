@@ -211,6 +211,8 @@ fn backup_inode(fs: &Filesystem) -> Option<Inode> {
     if u16::from_le_bytes([first[0], first[1]]) == EXT4_EXT_MAGIC {
         put(&mut raw, 0x20, &EXT4_EXTENTS_FL.to_le_bytes());
     }
-    let inode = crate::inode::parse(fs.sb.s_journal_inum, raw.into(), false, fs.sb.block_size);
+    // `raw` is inode_size (>= 128, checked by the superblock) bytes, so this parses.
+    let inode =
+        crate::inode::parse(fs.sb.s_journal_inum, raw.into(), false, fs.sb.block_size).ok()?;
     (inode.size > 0).then_some(inode)
 }

@@ -6,8 +6,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::bytes::{be32, usize_from};
+use crate::bytes::usize_from;
 use crate::{Error, Filesystem};
+use bytesource::field;
 
 use super::descriptor::{self, Tag};
 use super::superblock::JournalSuper;
@@ -45,10 +46,20 @@ pub(super) fn scan(fs: &Filesystem, jsb: &JournalSuper, map: &JournalMap) -> Res
             stop(format!("journal block {blk} cannot be read"));
             break;
         }
-        if be32(&buf, 0) != JBD2_MAGIC_NUMBER || be32(&buf, 8) != seq {
+        // journal_header_t: h_magic, h_blocktype, h_sequence. `buf` is one journal
+        // block (>= 1024 bytes), so the fields are inside it; `None` could only
+        // mean no header, which ends the log as a wrong magic does.
+        let (Some(JBD2_MAGIC_NUMBER), Some(blocktype), Some(h_seq)) = (
+            field::be_u32(&buf, 0),
+            field::be_u32(&buf, 4),
+            field::be_u32(&buf, 8),
+        ) else {
+            break; // the normal end of the log
+        };
+        if h_seq != seq {
             break; // the normal end of the log
         }
-        match be32(&buf, 4) {
+        match blocktype {
             JBD2_DESCRIPTOR_BLOCK => {
                 if jsb.has_csum() && !commit::tail_ok(jsb, &buf) {
                     stop(format!(

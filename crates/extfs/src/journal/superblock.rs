@@ -2,7 +2,7 @@
 //! "Super Block"; the kernel's `journal_load` / `jbd2_journal_check_…` in
 //! fs/jbd2/journal.c). All fields are big-endian.
 
-use crate::bytes::be32;
+use crate::bytes::Fields;
 use crate::crc::crc32c;
 use crate::{Error, Filesystem};
 
@@ -85,27 +85,28 @@ pub(super) fn parse(
     mapped_blocks: u64,
 ) -> Result<JournalSuper, Error> {
     let jsb = |d: String| Error::corrupt("journal superblock", d);
-    let magic = be32(sbuf, 0);
+    let f = Fields::new(sbuf, "journal superblock");
+    let magic = f.be32(0)?;
     if magic != JBD2_MAGIC_NUMBER {
         return Err(jsb(format!("bad magic {magic:#010x}")));
     }
-    let blocktype = be32(sbuf, 4);
+    let blocktype = f.be32(4)?;
     if blocktype != JBD2_SUPERBLOCK_V1 && blocktype != JBD2_SUPERBLOCK_V2 {
         return Err(jsb(format!("block type {blocktype} is not a superblock")));
     }
-    let s_blocksize = be32(sbuf, 0xC);
+    let s_blocksize = f.be32(0xC)?;
     if s_blocksize != fs.sb.block_size {
         return Err(jsb(format!(
             "journal block size {s_blocksize} differs from the filesystem's {}",
             fs.sb.block_size
         )));
     }
-    let s_maxlen = be32(sbuf, 0x10);
-    let s_first = be32(sbuf, 0x14);
-    let s_sequence = be32(sbuf, 0x18);
-    let s_start = be32(sbuf, 0x1C);
+    let s_maxlen = f.be32(0x10)?;
+    let s_first = f.be32(0x14)?;
+    let s_sequence = f.be32(0x18)?;
+    let s_start = f.be32(0x1C)?;
     let v2 = blocktype == JBD2_SUPERBLOCK_V2;
-    let incompat = if v2 { be32(sbuf, 0x28) } else { 0 };
+    let incompat = if v2 { f.be32(0x28)? } else { 0 };
     if incompat & !JBD2_KNOWN_INCOMPAT != 0 {
         return Err(Error::unsupported(
             "journal superblock",
@@ -118,8 +119,8 @@ pub(super) fn parse(
     let csum_v2 = incompat & JBD2_FEATURE_INCOMPAT_CSUM_V2 != 0;
     let csum_v3 = incompat & JBD2_FEATURE_INCOMPAT_CSUM_V3 != 0;
     if csum_v2 || csum_v3 {
-        let want = be32(sbuf, 0xFC);
-        let mut copy = sbuf.get(..1024).unwrap_or_default().to_vec();
+        let want = f.be32(0xFC)?;
+        let mut copy = f.slice(0, 1024)?.to_vec();
         if let Some(s) = copy.get_mut(0xFC..0x100) {
             s.fill(0);
         }
@@ -139,7 +140,7 @@ pub(super) fn parse(
     }
     // With fast commits the log ends before the fast-commit area.
     let last = if incompat & JBD2_FEATURE_INCOMPAT_FAST_COMMIT != 0 {
-        let fc = if v2 { be32(sbuf, 0x54) } else { 0 };
+        let fc = if v2 { f.be32(0x54)? } else { 0 };
         let fc = if fc == 0 {
             JBD2_DEFAULT_FAST_COMMIT_BLOCKS
         } else {

@@ -21,6 +21,19 @@ pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
+/// A required input (corpus image, tool) is missing: with
+/// VMDKRECOVER_SKIP_MISSING=1 prints a loud SKIPPED line and returns (the caller
+/// then returns); otherwise the test fails, so a green run never hides that it
+/// compared nothing.
+#[allow(dead_code)] // not every test file has an optional input
+pub fn missing(what: &str) {
+    if std::env::var("VMDKRECOVER_SKIP_MISSING").as_deref() == Ok("1") {
+        eprintln!("\n*** SKIPPED: {what} ***\n");
+        return;
+    }
+    panic!("{what} (set VMDKRECOVER_SKIP_MISSING=1 to skip)");
+}
+
 pub fn corpus_dir() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),

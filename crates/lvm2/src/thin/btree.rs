@@ -13,7 +13,8 @@
 //! is checked before use (checksum, its own block number, entry counts, strictly
 //! increasing keys); depth is bounded, and whole-tree walks keep a visited set.
 
-use super::superblock::{le32, le64, verify_block, BLOCK_SIZE};
+use super::superblock::{verify_block, BLOCK_SIZE};
+use bytesource::field;
 use std::collections::HashSet;
 
 /// The callback of [`walk`]: key and leaf value bytes.
@@ -34,7 +35,9 @@ pub const MAX_DEPTH: u32 = 8;
 /// A checked btree node (the block it was read from is kept whole).
 #[derive(Clone, Debug)]
 pub struct Node {
-    /// Block number (verified equal to the `blocknr` field).
+    /// Block number (verified equal to the `blocknr` field). Kept for debugging
+    /// output; the walk itself tracks block numbers on its own.
+    #[allow(dead_code)]
     pub blocknr: u64,
     /// Leaf (values are the tree's values) or internal (values are child blocks).
     pub leaf: bool,
@@ -56,21 +59,25 @@ impl Node {
                 "btree node block {blocknr}: checksum {stored:#010x}, computed {computed:#010x}"
             ));
         }
-        let flags = le32(&block, 4);
+        // The header (32 bytes) lies inside the BLOCK_SIZE block checked above.
+        let short =
+            |at: usize| format!("btree node block {blocknr}: field at byte {at} outside it");
+        let le32 = |at: usize| field::le_u32(&block, at).ok_or_else(|| short(at));
+        let flags = le32(4)?;
         let leaf = match flags & (INTERNAL_NODE | LEAF_NODE) {
             INTERNAL_NODE => false,
             LEAF_NODE => true,
             _ => return Err(format!("btree node block {blocknr}: flags {flags:#x}")),
         };
-        let own = le64(&block, 8);
+        let own = field::le_u64(&block, 8).ok_or_else(|| short(8))?;
         if own != blocknr {
             return Err(format!(
                 "btree node block {blocknr}: header says it is block {own}"
             ));
         }
-        let nr = usize::try_from(le32(&block, 16)).unwrap_or(usize::MAX);
-        let max = usize::try_from(le32(&block, 20)).unwrap_or(usize::MAX);
-        let vs = usize::try_from(le32(&block, 24)).unwrap_or(usize::MAX);
+        let nr = usize::try_from(le32(16)?).unwrap_or(usize::MAX);
+        let max = usize::try_from(le32(20)?).unwrap_or(usize::MAX);
+        let vs = usize::try_from(le32(24)?).unwrap_or(usize::MAX);
         let want_vs = if leaf { leaf_value_size } else { 8 };
         if vs != want_vs {
             return Err(format!(
@@ -113,9 +120,14 @@ impl Node {
         self.nr_entries == 0
     }
 
-    /// Key `i` (0 past the end).
+    /// Key `i` (0 past the end). `parse` checked that `max_entries` keys and
+    /// values fit in the block, so for `i < len()` the key is inside it; callers
+    /// only ask for those.
     pub fn key(&self, i: usize) -> u64 {
-        le64(&self.block, HEADER.saturating_add(i.saturating_mul(8)))
+        if i >= self.nr_entries {
+            return 0;
+        }
+        field::le_u64(&self.block, HEADER.saturating_add(i.saturating_mul(8))).unwrap_or(0)
     }
 
     /// Value `i`'s bytes (empty past the end).
@@ -132,8 +144,10 @@ impl Node {
     }
 
     /// Value `i` read as a u64 (child block numbers, mapping values).
+    /// 0 past the end; inside, the value is `value_size` (checked 8 for the
+    /// trees read this way) bytes, so the fallback is not taken.
     pub fn value_u64(&self, i: usize) -> u64 {
-        le64(self.value(i), 0)
+        field::le_u64(self.value(i), 0).unwrap_or(0)
     }
 
     /// Index of the last key <= `key` (`lower_bound` in dm-btree.c).

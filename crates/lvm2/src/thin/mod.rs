@@ -20,18 +20,30 @@
 //! maps' bitmaps (only their counts), and `needs_check` is reported, not acted on.
 //! Nothing is written.
 
+// The node, space-map and superblock layouts are internal; the fuzz target forges
+// their checksums, so `--features fuzzing` makes them public for it alone.
+#[cfg(feature = "fuzzing")]
 pub mod btree;
+#[cfg(not(feature = "fuzzing"))]
+mod btree;
+#[cfg(feature = "fuzzing")]
 pub mod space_map;
+#[cfg(not(feature = "fuzzing"))]
+mod space_map;
+#[cfg(feature = "fuzzing")]
 pub mod superblock;
+#[cfg(not(feature = "fuzzing"))]
+mod superblock;
 
 use btree::{Node, NodeSource};
+use bytesource::field;
 use bytesource::{ByteSource, SharedSource};
 pub use space_map::SmRoot;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Mutex};
 pub use superblock::Superblock;
-use superblock::{le32, le64, BLOCK_SIZE};
+use superblock::BLOCK_SIZE;
 
 /// Nodes kept in the cache (256 × 4 KiB = 1 MiB per pool).
 const CACHE_NODES: usize = 256;
@@ -44,6 +56,7 @@ const DETAILS_SIZE: usize = 24;
 
 /// One thin device's details (`struct disk_device_details`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ThinDeviceDetails {
     /// Device id (lvm2's `device_id`).
     pub device_id: u64,
@@ -188,7 +201,7 @@ impl ThinPool {
     pub fn devices(&self) -> Result<Vec<ThinDeviceDetails>, crate::Error> {
         let mut out = Vec::new();
         let mut f = |k: u64, v: &[u8]| {
-            out.push(details(k, v));
+            out.push(details(k, v).ok_or_else(|| format!("device {k}: details value too short"))?);
             Ok(())
         };
         btree::walk(
@@ -206,14 +219,23 @@ impl ThinPool {
     pub fn device(&self, id: u64) -> Result<Option<ThinDeviceDetails>, crate::Error> {
         let v = btree::lookup(self, self.sb.device_details_root, id, DETAILS_SIZE)
             .map_err(|e| thin_err(&self.name, format!("device details of device {id}: {e}")))?;
-        Ok(v.map(|v| details(id, &v)))
+        v.map(|v| {
+            details(id, &v).ok_or_else(|| {
+                thin_err(
+                    &self.name,
+                    format!("device details of device {id}: value too short"),
+                )
+            })
+        })
+        .transpose()
     }
 
     /// Root block of device `id`'s mapping tree.
     fn device_root(&self, id: u64) -> Result<u64, crate::Error> {
         let v = btree::lookup(self, self.sb.data_mapping_root, id, 8)
             .map_err(|e| thin_err(&self.name, format!("mapping tree, device {id}: {e}")))?;
-        v.map(|v| le64(&v, 0))
+        // A looked-up value is the tree's value size (8 here, checked per node).
+        v.and_then(|v| field::le_u64(&v, 0))
             .ok_or_else(|| thin_err(&self.name, format!("no thin device with id {id}")))
     }
 
@@ -222,7 +244,8 @@ impl ThinPool {
     pub fn map_block(&self, root: u64, vblock: u64) -> Result<Option<(u64, u32)>, String> {
         let v = btree::lookup(self, root, vblock, 8)?;
         Ok(v.map(|v| {
-            let x = le64(&v, 0);
+            // The value is 8 bytes (value size checked per node): never 0 by fallback.
+            let x = field::le_u64(&v, 0).unwrap_or(0);
             (x >> 24, u32::try_from(x & 0xff_ffff).unwrap_or(0))
         }))
     }
@@ -259,14 +282,16 @@ impl ThinPool {
     }
 }
 
-fn details(id: u64, v: &[u8]) -> ThinDeviceDetails {
-    ThinDeviceDetails {
+/// `struct disk_device_details` (dm-thin-metadata.c); `None` when `v` is shorter
+/// than its DETAILS_SIZE bytes, which the per-node value size check rules out.
+fn details(id: u64, v: &[u8]) -> Option<ThinDeviceDetails> {
+    Some(ThinDeviceDetails {
         device_id: id,
-        mapped_blocks: le64(v, 0),
-        transaction_id: le64(v, 8),
-        creation_time: le32(v, 16),
-        snapshotted_time: le32(v, 20),
-    }
+        mapped_blocks: field::le_u64(v, 0)?,
+        transaction_id: field::le_u64(v, 8)?,
+        creation_time: field::le_u32(v, 16)?,
+        snapshotted_time: field::le_u32(v, 20)?,
+    })
 }
 
 impl NodeSource for ThinPool {

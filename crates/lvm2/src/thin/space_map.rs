@@ -9,15 +9,19 @@
 //! (`INDEX_CSUM_XOR` 160478) blocks under the roots are not read: the counts are
 //! all a reader needs.
 
-use super::superblock::le64;
+use bytesource::field;
 
 /// `BITMAP_CSUM_XOR` (dm-space-map-common.c), for reference and for tools.
+/// The reader only counts the maps (module doc), so nothing here verifies them.
+#[allow(dead_code)]
 pub const BITMAP_CSUM_XOR: u32 = 240_779;
 /// `INDEX_CSUM_XOR` (dm-space-map-common.c).
+#[allow(dead_code)]
 pub const INDEX_CSUM_XOR: u32 = 160_478;
 
 /// A space map root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct SmRoot {
     /// Blocks the space map covers.
     pub nr_blocks: u64,
@@ -30,14 +34,14 @@ pub struct SmRoot {
 }
 
 impl SmRoot {
-    /// Parses a `disk_sm_root` (missing bytes read as zero).
-    pub fn parse(b: &[u8]) -> Self {
-        Self {
-            nr_blocks: le64(b, 0),
-            nr_allocated: le64(b, 8),
-            bitmap_root: le64(b, 16),
-            ref_count_root: le64(b, 24),
-        }
+    /// Parses a `disk_sm_root`; `None` when `b` is shorter than its 32 bytes.
+    pub fn parse(b: &[u8]) -> Option<Self> {
+        Some(Self {
+            nr_blocks: field::le_u64(b, 0)?,
+            nr_allocated: field::le_u64(b, 8)?,
+            bitmap_root: field::le_u64(b, 16)?,
+            ref_count_root: field::le_u64(b, 24)?,
+        })
     }
 
     /// A root whose allocation count exceeds its size is damaged.

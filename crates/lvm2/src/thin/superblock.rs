@@ -10,6 +10,7 @@
 //! @336 (sectors), metadata_block_size u32 @340 (sectors), metadata_nr_blocks u64 @344.
 
 use super::space_map::SmRoot;
+use bytesource::field;
 
 /// Metadata block size: persistent-data always uses 4096-byte blocks
 /// (`THIN_METADATA_BLOCK_SIZE` in dm-thin-metadata.h).
@@ -21,48 +22,25 @@ pub const SUPERBLOCK_CSUM_XOR: u32 = 160_774;
 /// Largest data block the kernel accepts: `DATA_DEV_BLOCK_SIZE_MAX_SECTORS` (1 GiB).
 pub const MAX_DATA_BLOCK_SECTORS: u32 = 2_097_152;
 
-/// CRC-32C (Castagnoli, reflected 0x82F63B78) table, built at compile time (the
-/// loop indices are constants below 256, so the casts and indexing cannot fail).
-#[allow(
-    clippy::as_conversions,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-const CRC32C_TABLE: [u32; 256] = {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0x82F6_3B78
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-};
+/// CRC-32C through the `crc` crate's slice-by-16 table (CRC_32_ISCSI: init and
+/// final xor `0xffffffff`).
+static CRC32C: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
 
 /// `dm_bm_checksum(data, len, xor)` of `drivers/md/persistent-data/dm-block-manager.c`:
 /// the kernel's `crc32c(~0, data)` (no final inversion) XOR a per-block-type salt.
 pub fn dm_checksum(data: &[u8], xor: u32) -> u32 {
-    let mut crc = u32::MAX;
-    for &b in data {
-        let idx = usize::try_from((crc ^ u32::from(b)) & 0xff).unwrap_or(0);
-        crc = (crc >> 8) ^ CRC32C_TABLE.get(idx).copied().unwrap_or(0);
-    }
-    crc ^ xor
+    // Undo CRC_32_ISCSI's final inversion: the kernel's value is the raw register.
+    !CRC32C.checksum(data) ^ xor
 }
 
 /// Verifies the checksum in the first 4 bytes of a metadata block against the
 /// rest of it. Returns (stored, computed) on a mismatch.
 pub fn verify_block(block: &[u8], xor: u32) -> Result<(), (u32, u32)> {
-    let stored = le32(block, 0);
+    // A block too short for its checksum field cannot match.
+    let Some(stored) = field::le_u32(block, 0) else {
+        return Err((0, dm_checksum(block, xor)));
+    };
     let computed = dm_checksum(block.get(4..).unwrap_or_default(), xor);
     if stored == computed {
         Ok(())
@@ -71,22 +49,9 @@ pub fn verify_block(block: &[u8], xor: u32) -> Result<(), (u32, u32)> {
     }
 }
 
-pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at.saturating_add(4))
-        .and_then(|s| <[u8; 4]>::try_from(s).ok())
-        .map(u32::from_le_bytes)
-        .unwrap_or(0)
-}
-
-pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
-    b.get(at..at.saturating_add(8))
-        .and_then(|s| <[u8; 8]>::try_from(s).ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(0)
-}
-
 /// The pool superblock, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Superblock {
     /// `flags` (bit 0: needs_check).
     pub flags: u32,
@@ -117,7 +82,11 @@ pub fn parse_superblock(b: &[u8]) -> Result<Superblock, String> {
     if b.len() < BLOCK_SIZE {
         return Err(format!("superblock: {} bytes, need {BLOCK_SIZE}", b.len()));
     }
-    let magic = le64(b, 32);
+    // Every field below lies in the first 352 bytes of the BLOCK_SIZE checked above.
+    let short = |at: usize| format!("superblock: field at byte {at} outside the block");
+    let le32 = |at: usize| field::le_u32(b, at).ok_or_else(|| short(at));
+    let le64 = |at: usize| field::le_u64(b, at).ok_or_else(|| short(at));
+    let magic = le64(32)?;
     if magic != THIN_SUPERBLOCK_MAGIC {
         return Err(format!(
             "superblock: magic {magic} at byte 32, expected {THIN_SUPERBLOCK_MAGIC}"
@@ -130,40 +99,41 @@ pub fn parse_superblock(b: &[u8]) -> Result<Superblock, String> {
             "superblock: checksum {stored:#010x} at byte 0, computed {computed:#010x}"
         ));
     }
-    let blocknr = le64(b, 8);
+    let blocknr = le64(8)?;
     if blocknr != 0 {
         return Err(format!(
             "superblock: blocknr {blocknr} at byte 8, expected 0"
         ));
     }
-    let version = le32(b, 40);
+    let version = le32(40)?;
     if !(1..=2).contains(&version) {
         return Err(format!("superblock: unknown version {version} at byte 40"));
     }
-    let data_block_size = le32(b, 336);
+    let data_block_size = le32(336)?;
     if data_block_size == 0 || data_block_size > MAX_DATA_BLOCK_SECTORS {
         return Err(format!(
             "superblock: data_block_size {data_block_size} sectors at byte 336 out of range"
         ));
     }
-    let mbs = le32(b, 340);
+    let mbs = le32(340)?;
     if mbs != 8 {
         return Err(format!(
             "superblock: metadata_block_size {mbs} sectors at byte 340, expected 8"
         ));
     }
     Ok(Superblock {
-        flags: le32(b, 4),
+        flags: le32(4)?,
         version,
-        time: le32(b, 44),
-        transaction_id: le64(b, 48),
-        metadata_snap: le64(b, 56),
-        data_sm: SmRoot::parse(b.get(64..192).unwrap_or_default()),
-        metadata_sm: SmRoot::parse(b.get(192..320).unwrap_or_default()),
-        data_mapping_root: le64(b, 320),
-        device_details_root: le64(b, 328),
+        time: le32(44)?,
+        transaction_id: le64(48)?,
+        metadata_snap: le64(56)?,
+        data_sm: SmRoot::parse(b.get(64..192).unwrap_or_default()).ok_or_else(|| short(64))?,
+        metadata_sm: SmRoot::parse(b.get(192..320).unwrap_or_default())
+            .ok_or_else(|| short(192))?,
+        data_mapping_root: le64(320)?,
+        device_details_root: le64(328)?,
         data_block_size,
-        metadata_nr_blocks: le64(b, 344),
+        metadata_nr_blocks: le64(344)?,
     })
 }
 

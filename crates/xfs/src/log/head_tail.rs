@@ -15,7 +15,7 @@
 use fsapi::Error;
 
 use super::record::{LogRing, RecHeader, XLOG_HEADER_CYCLE_SIZE, XLOG_HEADER_MAGIC};
-use super::sb::be32;
+use bytesource::field;
 
 /// `XLOG_UNMOUNT_TRANS`.
 pub(crate) const XLOG_UNMOUNT_TRANS: u8 = 0x20;
@@ -99,7 +99,8 @@ fn find_verify_log_record(
             )));
         }
         let b = ring.read(u64::try_from(i).unwrap_or(0), 1)?;
-        if be32(&b, 0) == XLOG_HEADER_MAGIC {
+        // A block too short for the magic is not a record header.
+        if field::be_u32(&b, 0) == Some(XLOG_HEADER_MAGIC) {
             found = Some((i, b));
             break;
         }
@@ -108,7 +109,7 @@ fn find_verify_log_record(
     let Some((i, b)) = found else {
         return Ok(None);
     };
-    let h = RecHeader::parse(&b);
+    let h = RecHeader::parse(&b).ok_or_else(|| corrupt("record header cut short"))?;
     // xlog_header_check_mount: a record of another filesystem is not our log.
     if h.uuid != ring.uuid && h.uuid != [0u8; 16] {
         return Err(corrupt(format!(
@@ -276,7 +277,7 @@ pub(crate) fn find_tail(ring: &LogRing<'_>) -> Result<HeadTail, Error> {
         ));
     };
     let b = ring.read(i, 1)?;
-    let h = RecHeader::parse(&b);
+    let h = RecHeader::parse(&b).ok_or_else(|| corrupt("record header cut short"))?;
     let mut tail = super::record::lsn_block(h.tail_lsn);
     if tail >= bbs {
         return Err(corrupt(format!(

@@ -6,8 +6,8 @@
 //! contents, dquots and inode forks are in on-disk (big-endian) format, while the
 //! logged inode core (`xfs_log_dinode`) is host order.
 
-use super::sb::{be32, le16, le32, le64};
 use super::transaction::RawItem;
+use bytesource::field;
 
 pub(crate) const XFS_LI_EFI: u16 = 0x1236;
 pub(crate) const XFS_LI_EFD: u16 = 0x1237;
@@ -173,14 +173,26 @@ pub(crate) fn parse(raw: &RawItem) -> Result<(u16, Item), String> {
             raw.total
         ));
     }
-    let kind = le16(r0, 0);
+    // Each arm checks its format structure's length before reading it; a field
+    // outside the region is still an error naming its offset, never a zero.
+    let short = |at: usize| {
+        format!(
+            "log item format: field at byte {at} outside its {} bytes",
+            r0.len()
+        )
+    };
+    let l16 = |at: usize| field::le_u16(r0, at).ok_or_else(|| short(at));
+    let l32 = |at: usize| field::le_u32(r0, at).ok_or_else(|| short(at));
+    let l64 = |at: usize| field::le_u64(r0, at).ok_or_else(|| short(at));
+    let b32 = |at: usize| field::be_u32(r0, at).ok_or_else(|| short(at));
+    let kind = l16(0)?;
     let item = match kind {
         XFS_LI_BUF => {
             // xfs_buf_log_check_iovec
             if r0.len() < 20 {
                 return Err(format!("buffer log item too short ({} bytes)", r0.len()));
             }
-            let map_size = usize::try_from(le32(r0, 16)).unwrap_or(usize::MAX);
+            let map_size = usize::try_from(l32(16)?).unwrap_or(usize::MAX);
             if map_size == 0
                 || map_size > BLF_DATAMAP_SIZE
                 || r0.len() < 20usize.saturating_add(map_size.saturating_mul(4))
@@ -188,12 +200,12 @@ pub(crate) fn parse(raw: &RawItem) -> Result<(u16, Item), String> {
                 return Err(format!("buffer log item has bad map size {map_size}"));
             }
             let map = (0..map_size)
-                .map(|i| le32(r0, 20usize.saturating_add(i.saturating_mul(4))))
-                .collect();
+                .map(|i| l32(20usize.saturating_add(i.saturating_mul(4))))
+                .collect::<Result<Vec<u32>, String>>()?;
             Item::Buf(BufItem {
-                flags: le16(r0, 4),
-                len_bb: le16(r0, 6),
-                blkno: le64(r0, 8),
+                flags: l16(4)?,
+                len_bb: l16(6)?,
+                blkno: l64(8)?,
                 map,
                 regions: raw.regions.get(1..).unwrap_or_default().to_vec(),
             })
@@ -206,13 +218,13 @@ pub(crate) fn parse(raw: &RawItem) -> Result<(u16, Item), String> {
                 n => return Err(format!("inode log item has bad size {n}")),
             };
             let it = InodeItem {
-                size: le16(r0, 2),
-                fields: le32(r0, 4),
-                ino: le64(r0, ino),
-                rdev: le32(r0, u),
-                blkno: le64(r0, blkno),
-                len_bb: le32(r0, blkno.saturating_add(8)),
-                boffset: le32(r0, blkno.saturating_add(12)),
+                size: l16(2)?,
+                fields: l32(4)?,
+                ino: l64(ino)?,
+                rdev: l32(u)?,
+                blkno: l64(blkno)?,
+                len_bb: l32(blkno.saturating_add(8))?,
+                boffset: l32(blkno.saturating_add(12))?,
                 regions: raw.regions.get(1..).unwrap_or_default().to_vec(),
             };
             if it.regions.is_empty() || it.size < 2 || it.size > 4 {
@@ -225,12 +237,12 @@ pub(crate) fn parse(raw: &RawItem) -> Result<(u16, Item), String> {
                 return Err("icreate log item too short".into());
             }
             Item::Icreate(IcreateItem {
-                ag: be32(r0, 4),
-                agbno: be32(r0, 8),
-                count: be32(r0, 12),
-                isize: be32(r0, 16),
-                length: be32(r0, 20),
-                gen: be32(r0, 24),
+                ag: b32(4)?,
+                agbno: b32(8)?,
+                count: b32(12)?,
+                isize: b32(16)?,
+                length: b32(20)?,
+                gen: b32(24)?,
             })
         }
         XFS_LI_DQUOT => Item::Dquot,
@@ -239,19 +251,13 @@ pub(crate) fn parse(raw: &RawItem) -> Result<(u16, Item), String> {
             if r0.len() < 16 {
                 return Err(format!("{} log item too short", type_name(kind)));
             }
-            Item::Intent {
-                kind,
-                id: le64(r0, 8),
-            }
+            Item::Intent { kind, id: l64(8)? }
         }
         XFS_LI_EFD | XFS_LI_RUD | XFS_LI_CUD | XFS_LI_BUD | XFS_LI_ATTRD | XFS_LI_XMD => {
             if r0.len() < 16 {
                 return Err(format!("{} log item too short", type_name(kind)));
             }
-            Item::Done {
-                kind,
-                id: le64(r0, 8),
-            }
+            Item::Done { kind, id: l64(8)? }
         }
         XFS_LI_IUNLINK => return Err("obsolete IUNLINK log item".into()),
         other => return Err(format!("unrecognized type of log operation {other:#x}")),

@@ -46,7 +46,7 @@ mod transaction;
 
 use std::sync::Arc;
 
-use bytesource::SharedSource;
+use bytesource::{field, SharedSource};
 use fsapi::Error;
 
 pub use overlay::OverlaySource;
@@ -76,6 +76,7 @@ pub struct LogGeometry {
 }
 
 /// The outcome of recovery.
+#[non_exhaustive]
 pub struct Recovery {
     /// The log held changes that needed replay.
     pub was_dirty: bool,
@@ -324,12 +325,17 @@ fn unlinked_inodes(ov: &overlay::Overlay, sbi: &sb::SbInfo) -> Vec<String> {
             .saturating_mul(512)
             .saturating_add(sect.saturating_mul(2));
         let mut agi = [0u8; 512];
-        if ov.read(off, &mut agi).is_err() || sb::be32(&agi, 0) != 0x5841_4749 {
+        // `agi` is one 512-byte sector: agi_magicnum and agi_unlinked[64]
+        // (bytes 40..296) are inside it.
+        if ov.read(off, &mut agi).is_err() || field::be_u32(&agi, 0) != Some(0x5841_4749) {
             continue;
         }
         // agi_unlinked[64] at byte 40, NULLAGINO when empty.
         let heads = (0..64usize)
-            .filter(|i| sb::be32(&agi, 40usize.saturating_add(i.saturating_mul(4))) != u32::MAX)
+            .filter(|i| {
+                field::be_u32(&agi, 40usize.saturating_add(i.saturating_mul(4)))
+                    .is_some_and(|v| v != u32::MAX)
+            })
             .count();
         if heads > 0 {
             out.push(format!(

@@ -10,8 +10,7 @@ use bytesource::ByteSource;
 use fsapi::Error;
 
 use super::overlay::BBSIZE;
-use super::sb::{be32, be64, le32};
-use crate::crc::crc32c;
+use bytesource::field;
 
 /// `XLOG_HEADER_MAGIC_NUM`: never a valid cycle number, so a header block is told
 /// from a data block by its first word.
@@ -89,16 +88,25 @@ impl LogRing<'_> {
     /// record header the second.
     pub(crate) fn cycle(&self, blk: u64) -> Result<u32, Error> {
         let b = self.read(blk, 1)?;
-        Ok(if be32(&b, 0) == XLOG_HEADER_MAGIC {
-            be32(&b, 4)
+        let word = |at: usize| {
+            field::be_u32(&b, at).ok_or_else(|| {
+                Error::corrupt(
+                    format!("log block {blk}"),
+                    format!("short block: no word at byte {at}"),
+                )
+            })
+        };
+        if word(0)? == XLOG_HEADER_MAGIC {
+            word(4)
         } else {
-            be32(&b, 0)
-        })
+            word(0)
+        }
     }
 
     /// First word of a block.
     pub(crate) fn first_word(&self, blk: u64) -> Result<u32, Error> {
-        Ok(be32(&self.read(blk, 1)?, 0))
+        field::be_u32(&self.read(blk, 1)?, 0)
+            .ok_or_else(|| Error::corrupt(format!("log block {blk}"), "short block: no first word"))
     }
 }
 
@@ -117,18 +125,21 @@ pub(crate) struct RecHeader {
 }
 
 impl RecHeader {
-    pub(crate) fn parse(b: &[u8]) -> RecHeader {
-        RecHeader {
-            version: be32(b, 8),
-            len: be32(b, 12),
-            lsn: be64(b, 16),
-            tail_lsn: be64(b, 24),
-            crc: le32(b, H_CRC_OFF),
-            num_logops: be32(b, 40),
-            fmt: be32(b, 300),
-            uuid: super::sb::uuid_at(b, 304),
-            size: be32(b, 320),
-        }
+    /// `struct xlog_rec_header` (libxfs/xfs_log_format.h) from the first log
+    /// block of a record; `None` when `b` is shorter than its 324 bytes (a log
+    /// block is 512, so callers pass a whole block).
+    pub(crate) fn parse(b: &[u8]) -> Option<RecHeader> {
+        Some(RecHeader {
+            version: field::be_u32(b, 8)?,
+            len: field::be_u32(b, 12)?,
+            lsn: field::be_u64(b, 16)?,
+            tail_lsn: field::be_u64(b, 24)?,
+            crc: field::le_u32(b, H_CRC_OFF)?,
+            num_logops: field::be_u32(b, 40)?,
+            fmt: field::be_u32(b, 300)?,
+            uuid: field::array_at(b, 304)?,
+            size: field::be_u32(b, 320)?,
+        })
     }
 
     /// Header blocks of this record (`xlog_logrec_hblks`).
@@ -194,10 +205,11 @@ pub(crate) fn validate_header(ring: &LogRing<'_>, h: &RecHeader, blk: u64) -> Re
 /// Reads and unpacks the record whose header is at log block `blk`.
 pub(crate) fn read_record(ring: &LogRing<'_>, blk: u64) -> Result<Record, String> {
     let first = ring.read(blk, 1).map_err(|e| e.to_string())?;
-    if be32(&first, 0) != XLOG_HEADER_MAGIC {
+    if field::be_u32(&first, 0) != Some(XLOG_HEADER_MAGIC) {
         return Err(format!("log block {blk}: no record header (bad magic)"));
     }
-    let h = RecHeader::parse(&first);
+    let h = RecHeader::parse(&first)
+        .ok_or_else(|| format!("log block {blk}: record header cut short"))?;
     validate_header(ring, &h, blk)?;
     if h.fmt != XLOG_FMT_LINUX_LE {
         return Err(format!(
@@ -223,12 +235,10 @@ pub(crate) fn read_record(ring: &LogRing<'_>, blk: u64) -> Result<Record, String
 
     // xlog_cksum: the header block (328 bytes, h_crc as zero), the extended headers
     // (260 bytes each) that h_len needs, then the packed payload.
-    let mut crc = crc32c(!0, hdr.get(..H_CRC_OFF).unwrap_or_default());
-    crc = crc32c(crc, &[0u8; 4]);
-    crc = crc32c(
-        crc,
-        hdr.get(H_CRC_OFF + 4..REC_HEADER_SIZE).unwrap_or_default(),
-    );
+    let mut crc = crate::crc::digest();
+    crc.update(hdr.get(..H_CRC_OFF).unwrap_or_default());
+    crc.update(&[0u8; 4]);
+    crc.update(hdr.get(H_CRC_OFF + 4..REC_HEADER_SIZE).unwrap_or_default());
     if ring.logv2 {
         let xheads = usize::try_from(h.len.div_ceil(XLOG_HEADER_CYCLE_SIZE)).unwrap_or(1);
         for i in 1..xheads {
@@ -236,11 +246,11 @@ pub(crate) fn read_record(ring: &LogRing<'_>, blk: u64) -> Result<Record, String
             let ext = hdr
                 .get(off..off.saturating_add(REC_EXT_HEADER_SIZE))
                 .ok_or_else(|| format!("record at log block {blk}: missing extended header {i}"))?;
-            crc = crc32c(crc, ext);
+            crc.update(ext);
         }
     }
-    crc = crc32c(crc, data.get(..len).unwrap_or_default());
-    let bad_crc = !crc != h.crc && (h.crc != 0 || ring.is_v5);
+    crc.update(data.get(..len).unwrap_or_default());
+    let bad_crc = crc.finalize() != h.crc && (h.crc != 0 || ring.is_v5);
 
     // xlog_unpack_data: put back the first word of every data block.
     let nblocks = usize::try_from(bblks).unwrap_or(0);

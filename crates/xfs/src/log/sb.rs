@@ -4,7 +4,7 @@
 //! (libxfs/xfs_format.h), all big-endian. The reader crate has the full superblock;
 //! this is kept private to the log module on purpose.
 
-use bytesource::ByteSource;
+use bytesource::{field, ByteSource};
 use fsapi::Error;
 
 /// `XFS_SB_MAGIC` "XFSB".
@@ -81,25 +81,38 @@ pub(crate) fn read_sb(dev: &dyn ByteSource, is_v5: bool) -> Result<SbInfo, Error
     let mut b = [0u8; 512];
     dev.read_at(0, &mut b)
         .map_err(|e| Error::io("log: superblock", 0, e))?;
-    if be32(&b, 0) != XFS_SB_MAGIC {
+    // Every field read here lies in the 512 bytes just read (the largest,
+    // sb_meta_uuid, ends at byte 264), so a `None` would name a wrong offset.
+    let outside = |at: usize| {
+        Error::corrupt_at(
+            "log: superblock",
+            0,
+            format!("field at byte {at} outside the sector"),
+        )
+    };
+    let f32 = |at: usize| field::be_u32(&b, at).ok_or_else(|| outside(at));
+    let f16 = |at: usize| field::be_u16(&b, at).ok_or_else(|| outside(at));
+    let f8 = |at: usize| field::u8_at(&b, at).ok_or_else(|| outside(at));
+    if f32(0)? != XFS_SB_MAGIC {
         return Err(Error::corrupt_at("log: superblock", 0, "bad magic"));
     }
-    let incompat = if is_v5 { be32(&b, 216) } else { 0 };
-    let meta_uuid = if incompat & INCOMPAT_META_UUID != 0 {
-        uuid_at(&b, 248)
+    let incompat = if is_v5 { f32(216)? } else { 0 };
+    let uuid_off = if incompat & INCOMPAT_META_UUID != 0 {
+        248
     } else {
-        uuid_at(&b, 32)
+        32
     };
+    let meta_uuid = field::array_at::<16>(&b, uuid_off).ok_or_else(|| outside(uuid_off))?;
     let sb = SbInfo {
-        blocksize: be32(&b, 4),
-        agblocks: be32(&b, 84),
-        agcount: be32(&b, 88),
-        sectsize: be16(&b, 102),
-        agblklog: b.get(124).copied().unwrap_or(0),
-        inodesize: be16(&b, 104),
-        inodelog: b.get(122).copied().unwrap_or(0),
-        inopblog: b.get(123).copied().unwrap_or(0),
-        inoalignmt: be32(&b, 180),
+        blocksize: f32(4)?,
+        agblocks: f32(84)?,
+        agcount: f32(88)?,
+        sectsize: f16(102)?,
+        agblklog: f8(124)?,
+        inodesize: f16(104)?,
+        inodelog: f8(122)?,
+        inopblog: f8(123)?,
+        inoalignmt: f32(180)?,
         meta_uuid,
     };
     // xfs_validate_sb_common's ranges for the fields used here.

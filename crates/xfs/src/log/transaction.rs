@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use super::sb::{be32, le32};
+use bytesource::field;
 
 pub(crate) const XLOG_START_TRANS: u8 = 0x01;
 pub(crate) const XLOG_COMMIT_TRANS: u8 = 0x02;
@@ -96,10 +96,19 @@ impl Assembler {
                         "record at log block {blk}: op header at byte {dp} runs past the record"
                     )
                 })?;
-            let tid = be32(hdr, 0);
-            let len = usize::try_from(be32(hdr, 4)).unwrap_or(usize::MAX);
-            let clientid = hdr.get(8).copied().unwrap_or(0);
-            let flags = hdr.get(9).copied().unwrap_or(0);
+            // `hdr` is the OP_HEADER_SIZE (12) bytes of `struct xlog_op_header`
+            // (oh_tid, oh_len, oh_clientid, oh_flags): all inside it.
+            let (Some(tid), Some(len), Some(clientid), Some(flags)) = (
+                field::be_u32(hdr, 0),
+                field::be_u32(hdr, 4),
+                field::u8_at(hdr, 8),
+                field::u8_at(hdr, 9),
+            ) else {
+                return Err(format!(
+                    "record at log block {blk}: op header at byte {dp} is short"
+                ));
+            };
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
             dp = dp.saturating_add(OP_HEADER_SIZE);
             if clientid != XFS_TRANSACTION && clientid != XFS_LOG {
                 return Err(format!(
@@ -160,7 +169,9 @@ impl Assembler {
                     out.push(Transaction {
                         tid,
                         lsn: t.lsn,
-                        header_items: le32(&t.header, 12),
+                        // th_num_items feeds a statistic only; a header cut
+                        // short of it counts as 0 items, it decides nothing.
+                        header_items: field::le_u32(&t.header, 12).unwrap_or(0),
                         items,
                     });
                 }
@@ -199,7 +210,7 @@ impl Assembler {
         }
         let t = self.open.get_mut(&tid).ok_or("no transaction")?;
         if t.items.is_empty() {
-            if le32(dp, 0) != XFS_TRANS_HEADER_MAGIC || dp.len() < 4 {
+            if field::le_u32(dp, 0) != Some(XFS_TRANS_HEADER_MAGIC) {
                 return Err(format!(
                     "record at log block {blk}: transaction {tid:#x}: bad transaction header magic"
                 ));
@@ -226,7 +237,8 @@ impl Assembler {
         if item.total == 0 {
             // The second u16 of every item format structure is its region count
             // (ilf_size, blf_size, ...), little-endian.
-            let n = usize::from(super::sb::le16(dp, 2));
+            // Too short for the count reads as 0 regions, which is rejected below.
+            let n = field::le_u16(dp, 2).map_or(0, usize::from);
             if dp.len() < 4 || n == 0 || n > MAX_REGIONS_IN_ITEM {
                 return Err(format!(
                     "record at log block {blk}: transaction {tid:#x}: bad number of regions ({n}) in a log item"
