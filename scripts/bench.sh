@@ -25,7 +25,8 @@
 #
 # Usage: scripts/bench.sh [--quick | --build-only]   (--quick: fewer runs)
 #        RUNS=N, ONLY=REGEX (job titles; "RSS" for the memory table), LATENCIES,
-#        LAT_RUNS (L1), LAT_RUNS_BIG (L2, L3), COLD_TOOLS=1 in the environment
+#        LAT_RUNS (L1), LAT_RUNS_BIG (L2, L3), WARMUP (runs, default 2), COLD_TOOLS=1
+#        in the environment
 # Output: the tables (medians, via scripts/hf-medians.py) on stdout and in
 # $BENCH_DIR/results.md.
 set -euo pipefail
@@ -222,7 +223,7 @@ hf() { # hf TITLE CMD...: without a --prepare step, no shell (-N) for ms-exact t
     local shell=-N
     case " $* " in *" --prepare "*) shell= ;; esac
     # shellcheck disable=SC2086
-    hyperfine $shell --warmup 2 --runs "$RUNS" --export-json "$BENCH_DIR/hf.json" "$@" >/dev/null
+    hyperfine $shell --warmup "${WARMUP:-2}" --runs "$RUNS" --export-json "$BENCH_DIR/hf.json" "$@" >/dev/null
     python3 "$here/scripts/hf-medians.py" "$BENCH_DIR/hf.json" | tee -a "$results"
     echo >>"$results"
 }
