@@ -184,7 +184,7 @@ pub fn open_fs(vol: &Volume, replay_journal: bool) -> Result<OpenFs> {
         anyhow!("{}: cannot read this volume: {why}{hint}", vol.name)
     })?;
     let not_fs = || {
-        let what = match vol.content {
+        let what = match vol.content() {
             Content::Lvm2Pv => "an LVM2 physical volume; name one of its logical volumes (VG/LV) instead".to_string(),
             Content::Extended => "the extended partition container; name a logical partition (sda5, ...)".to_string(),
             Content::Swap => "swap space, not a filesystem".to_string(),
@@ -193,7 +193,7 @@ pub fn open_fs(vol: &Volume, replay_journal: bool) -> Result<OpenFs> {
                 "no filesystem vmdkrecover recognises (no ext, LVM2, swap, XFS, btrfs, LUKS, NTFS or FAT signature; damaged superblock?)"
                     .to_string()
             }
-            ref c => format!(
+            c => format!(
                 "{}, which vmdkrecover does not read yet (only {})",
                 c.name(),
                 filesystems::readable_kinds()
@@ -201,7 +201,7 @@ pub fn open_fs(vol: &Volume, replay_journal: bool) -> Result<OpenFs> {
         };
         anyhow!("{}: {what}", vol.name)
     };
-    if filesystems::reader_for(&vol.content).is_none() {
+    if filesystems::reader_for(vol.content()).is_none() {
         return Err(not_fs());
     }
     let opts = fsapi::OpenOptions::with_replay(replay_journal);
@@ -314,11 +314,12 @@ pub struct GuestLayout {
 /// the first with an `/etc/fstab`) and places every fstab line that names a volume
 /// of these disks.
 pub fn guest_layout(stack: &Stack, replay_journal: bool) -> Result<GuestLayout> {
+    crate::stack::probe_all(&stack.volumes);
     let mut candidates = Vec::new();
     for v in stack
         .volumes
         .iter()
-        .filter(|v| filesystems::reader_for(&v.content).is_some())
+        .filter(|v| filesystems::reader_for(v.content()).is_some())
     {
         let Ok(fs) = open_fs(v, replay_journal) else {
             continue;

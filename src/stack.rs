@@ -2,7 +2,8 @@
 //! partition tables -> LVM2 -> volumes, each volume probed for what it holds.
 //!
 //! Opening a stack reads only the metadata it needs: partition tables, LVM labels and
-//! metadata areas, and the first 68 KiB or so of each volume for its signature.
+//! metadata areas, and the first 68 KiB of each partition for its signature; an LV's
+//! signature is read only when something asks what the LV holds.
 
 use crate::partitions::{self, Table, TableKind};
 use anyhow::{bail, Context, Result};
@@ -90,19 +91,28 @@ impl Content {
     }
 }
 
-/// Identifies what a volume holds from its signature bytes. Reads the first 8 KiB,
-/// and two small pieces further in only when nothing matched there.
+/// Bytes [`probe`] reads at the start of a volume in one request: past the btrfs
+/// superblock magic (0x10040) and the ISO 9660 descriptor (0x8001), and enough to
+/// hold an LVM label, its metadata area header and (usually) the metadata text, so
+/// that the readers that follow find those bytes in the host's page cache: where
+/// the disk is far away (NFS) a 68 KiB request costs what a 512-byte one does.
+const PROBE_HEAD: usize = 0x11000;
+
+/// Identifies what a volume holds from its signature bytes. Reads the first
+/// [`PROBE_HEAD`] bytes in one request, and a few small pieces further in (backup
+/// superblocks) only when nothing matched there.
 ///
-/// A bad sector in the first 8 KiB (e.g. an LVM metadata area at 4 KiB, whose
-/// other copy is at the end of the PV) must not hide what the volume is: when the
-/// whole read fails, the head is read sector by sector and the unreadable
+/// A bad sector near the start (e.g. an LVM metadata area at 4 KiB, whose other
+/// copy is at the end of the PV) must not hide what the volume is: when the whole
+/// read fails, the first 8 KiB are read sector by sector and the unreadable
 /// sectors stay zero (the signature readers below read what they need themselves).
 pub fn probe(src: &dyn ByteSource) -> Content {
     let len = usize::try_from(src.len()).unwrap_or(usize::MAX);
-    let mut head = vec![0u8; 8192.min(len)];
+    let mut head = vec![0u8; PROBE_HEAD.min(len)];
     let mut head_complete = true;
     if src.read_at(0, &mut head).is_err() {
         head_complete = false;
+        head.truncate(8192.min(len));
         head.fill(0);
         let mut any = false;
         for (i, sector) in head.chunks_mut(512).enumerate() {
@@ -119,6 +129,12 @@ pub fn probe(src: &dyn ByteSource) -> Content {
     }
     let at = |buf: &[u8], off: usize, sig: &[u8]| buf.get(off..off + sig.len()) == Some(sig);
     let far = |off: u64, sig: &[u8]| {
+        if let Some(b) = usize::try_from(off)
+            .ok()
+            .and_then(|o| head.get(o..o.checked_add(sig.len())?))
+        {
+            return b == sig;
+        }
         let mut b = vec![0u8; sig.len()];
         src.read_at(off, &mut b).is_ok() && b == sig
     };
@@ -147,6 +163,33 @@ pub fn probe(src: &dyn ByteSource) -> Content {
         Content::Empty
     } else {
         Content::Unknown
+    }
+}
+
+/// Volumes probed at once by [`probe_all`].
+const PROBES_IN_FLIGHT: usize = 8;
+
+/// Probes every volume of `volumes` not probed yet, up to [`PROBES_IN_FLIGHT`] at a
+/// time, each on its own thread.
+pub fn probe_all(volumes: &[Volume]) {
+    let todo: Vec<&Volume> = volumes
+        .iter()
+        .filter(|v| v.content.get().is_none())
+        .collect();
+    if todo.len() < 2 {
+        todo.iter().for_each(|v| {
+            v.content();
+        });
+        return;
+    }
+    for batch in todo.chunks(PROBES_IN_FLIGHT) {
+        std::thread::scope(|scope| {
+            for v in batch {
+                scope.spawn(move || {
+                    v.content();
+                });
+            }
+        });
     }
 }
 
@@ -185,8 +228,36 @@ pub struct Volume {
     pub size: u64,
     /// Its bytes, or why they cannot be read (missing PV, unsupported segment type).
     pub source: Result<SharedSource, String>,
-    /// What it holds.
-    pub content: Content,
+    /// What it holds: probed on first use ([`Volume::content`]), so opening a stack
+    /// with hundreds of LVs does not read the head of every one of them, and naming
+    /// one volume reads only that volume (where the disk is far away, every probe of
+    /// an unformatted LV is a chain of round trips).
+    content: std::sync::OnceLock<Content>,
+}
+
+impl Volume {
+    fn new(name: String, origin: Origin, size: u64, source: Result<SharedSource, String>) -> Self {
+        Volume {
+            name,
+            origin,
+            size,
+            source,
+            content: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn with_content(mut self, content: Content) -> Self {
+        self.content = std::sync::OnceLock::from(content);
+        self
+    }
+
+    /// What the volume holds (its signature bytes are read the first time).
+    pub fn content(&self) -> &Content {
+        self.content.get_or_init(|| match &self.source {
+            Ok(s) => probe(&**s),
+            Err(_) => Content::Unknown,
+        })
+    }
 }
 
 /// The VM's storage, assembled.
@@ -263,47 +334,42 @@ impl Stack {
             });
         }
 
-        let mut volumes = Vec::new();
-        let mut lvm_devices = Vec::new();
+        let mut volumes: Vec<Volume> = Vec::new();
         for d in &disks {
             let disk_src: SharedSource = d.disk.clone();
             if d.table.kind == TableKind::None || d.table.partitions.is_empty() {
-                let content = probe(&*disk_src);
-                if content == Content::Lvm2Pv {
-                    lvm_devices.push(lvm2::Device {
-                        name: d.name.clone(),
-                        source: disk_src.clone(),
-                    });
-                }
-                volumes.push(Volume {
-                    name: d.name.clone(),
-                    origin: Origin::Disk {
+                volumes.push(Volume::new(
+                    d.name.clone(),
+                    Origin::Disk {
                         disk: d.name.clone(),
                     },
-                    size: disk_src.len(),
-                    source: Ok(disk_src),
-                    content,
-                });
+                    disk_src.len(),
+                    Ok(disk_src),
+                ));
                 continue;
             }
             for p in &d.table.partitions {
                 let name = format!("{}{}", d.name, p.number);
+                let origin = Origin::Partition {
+                    disk: d.name.clone(),
+                    number: p.number,
+                };
                 if !p.readable {
                     // Listed by the table but past the end of the disk: shown, never read.
-                    volumes.push(Volume {
-                        name,
-                        origin: Origin::Partition {
-                            disk: d.name.clone(),
-                            number: p.number,
-                        },
-                        size: p.size,
-                        source: Err("the partition runs past the end of the disk".to_string()),
-                        content: if p.extended {
-                            Content::Extended
-                        } else {
-                            Content::Unknown
-                        },
-                    });
+                    let content = if p.extended {
+                        Content::Extended
+                    } else {
+                        Content::Unknown
+                    };
+                    volumes.push(
+                        Volume::new(
+                            name,
+                            origin,
+                            p.size,
+                            Err("the partition runs past the end of the disk".to_string()),
+                        )
+                        .with_content(content),
+                    );
                     continue;
                 }
                 let src: SharedSource = match Window::new(disk_src.clone(), p.start, p.size) {
@@ -313,29 +379,27 @@ impl Stack {
                         continue;
                     }
                 };
-                let content = if p.extended {
-                    Content::Extended
+                let v = Volume::new(name, origin, p.size, Ok(src));
+                volumes.push(if p.extended {
+                    v.with_content(Content::Extended)
                 } else {
-                    probe(&*src)
-                };
-                if content == Content::Lvm2Pv {
-                    lvm_devices.push(lvm2::Device {
-                        name: name.clone(),
-                        source: src.clone(),
-                    });
-                }
-                volumes.push(Volume {
-                    name,
-                    origin: Origin::Partition {
-                        disk: d.name.clone(),
-                        number: p.number,
-                    },
-                    size: p.size,
-                    source: Ok(src),
-                    content,
+                    v
                 });
             }
         }
+        // Every partition and whole disk is probed (the LVM scan needs to know which
+        // are PVs), all at once: where the disk is far away each probe is a round trip.
+        probe_all(&volumes);
+        let lvm_devices: Vec<lvm2::Device> = volumes
+            .iter()
+            .filter(|v| *v.content() == Content::Lvm2Pv)
+            .filter_map(|v| {
+                Some(lvm2::Device {
+                    name: v.name.clone(),
+                    source: v.source.as_ref().ok()?.clone(),
+                })
+            })
+            .collect();
 
         let lvm = match &req.lvm_metadata {
             Some(file) => {
@@ -360,20 +424,16 @@ impl Stack {
                         .map(|l| Arc::new(l) as SharedSource)
                         .map_err(|e| e.to_string()),
                 };
-                let content = match &source {
-                    Ok(s) => probe(&**s),
-                    Err(_) => Content::Unknown,
-                };
-                volumes.push(Volume {
+                // Probed when first asked ([`Volume::content`]), not here.
+                volumes.push(Volume::new(
                     name,
-                    origin: Origin::Lv {
+                    Origin::Lv {
                         vg: vg.name().to_string(),
                         lv: lv.name.clone(),
                     },
-                    size: lv.size,
+                    lv.size,
                     source,
-                    content,
-                });
+                ));
             }
         }
         // Read errors the disks survived while the tables, LVM and filesystems above
@@ -472,8 +532,9 @@ impl Stack {
     }
 
     fn find_by_fs(&self, spec: &str, pred: impl Fn(&fsapi::FsInfo) -> bool) -> Result<&Volume> {
+        probe_all(&self.volumes);
         for v in &self.volumes {
-            if crate::filesystems::reader_for(&v.content).is_none() {
+            if crate::filesystems::reader_for(v.content()).is_none() {
                 continue;
             }
             let Ok(src) = &v.source else { continue };
@@ -489,7 +550,7 @@ impl Stack {
         let names: Vec<&str> = self
             .volumes
             .iter()
-            .filter(|v| !matches!(v.content, Content::Extended | Content::Lvm2Pv))
+            .filter(|v| !matches!(v.content(), Content::Extended | Content::Lvm2Pv))
             .map(|v| v.name.as_str())
             .collect();
         if names.is_empty() {

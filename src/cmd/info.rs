@@ -443,10 +443,10 @@ struct FsJson {
 }
 
 fn fs_json(v: &crate::stack::Volume) -> Option<FsJson> {
-    crate::filesystems::reader_for(&v.content)?;
+    crate::filesystems::reader_for(v.content())?;
     let src = v.source.as_ref().ok()?;
     let empty = |error: String| FsJson {
-        kind: v.content.name().into(),
+        kind: v.content().name().into(),
         label: String::new(),
         uuid: String::new(),
         block_size: 0,
@@ -588,6 +588,7 @@ fn build(stack: &Stack) -> InfoJson {
                 .collect(),
         })
         .collect();
+    crate::stack::probe_all(&stack.volumes);
     let volumes = stack
         .volumes
         .iter()
@@ -595,7 +596,7 @@ fn build(stack: &Stack) -> InfoJson {
             name: v.name.clone(),
             origin: v.origin.clone(),
             size: v.size,
-            content: v.content.clone(),
+            content: v.content().clone(),
             unreadable: v.source.as_ref().err().cloned(),
             filesystem: fs_json(v),
         })

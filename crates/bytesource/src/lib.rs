@@ -223,7 +223,33 @@ pub struct FileSource {
     far: std::sync::atomic::AtomicBool,
     /// Consecutive slow large reads so far.
     slow_streak: std::sync::atomic::AtomicU32,
+    /// The same file opened again with `O_DIRECT`, for the split reads once far
+    /// (`None`: not possible here). See [`FileSource::direct_for`].
+    direct: std::sync::OnceLock<Option<File>>,
+    /// Cleared when an `O_DIRECT` read failed: split reads use `file` again.
+    direct_ok: std::sync::atomic::AtomicBool,
 }
+
+/// `O_DIRECT` (Linux include/uapi/asm-generic/fcntl.h; arm and arm64 define their
+/// own value in arch/arm*/include/uapi/asm/fcntl.h).
+#[cfg(all(target_os = "linux", any(target_arch = "x86", target_arch = "x86_64")))]
+const O_DIRECT: Option<i32> = Some(0o40000);
+#[cfg(all(target_os = "linux", any(target_arch = "arm", target_arch = "aarch64")))]
+const O_DIRECT: Option<i32> = Some(0o200000);
+#[cfg(not(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86",
+        target_arch = "x86_64",
+        target_arch = "arm",
+        target_arch = "aarch64"
+    )
+)))]
+const O_DIRECT: Option<i32> = None;
+
+/// Alignment of offset, length and buffer for an `O_DIRECT` read (the page size;
+/// the strictest that block devices and network filesystems ask).
+const DIRECT_ALIGN: usize = 4096;
 
 /// Files of the process currently marked far away.
 static FAR_FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -310,7 +336,42 @@ impl FileSource {
             id,
             far: std::sync::atomic::AtomicBool::new(false),
             slow_streak: std::sync::atomic::AtomicU32::new(0),
+            direct: std::sync::OnceLock::new(),
+            direct_ok: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// The `O_DIRECT` handle for a split read of `buf` at `offset`, when offset,
+    /// length and buffer are page-aligned and the file could be opened so.
+    ///
+    /// Why: a buffered read of a FUSE or NFS file goes through the page cache's
+    /// readahead, a few requests of at most 128 KiB in flight whatever the number of
+    /// reader threads; a direct read is cut into requests that are all sent at
+    /// once (FUSE async direct I/O, the NFS client's rsize RPCs). Behind 1 ms per
+    /// request, `dd bs=8M iflag=direct` moved 256 MiB in 0.42 s, buffered 2.7 s.
+    fn direct_for(&self, offset: u64, buf: &[u8]) -> Option<&File> {
+        if !self.direct_ok.load(Ordering::Relaxed)
+            || offset % DIRECT_ALIGN as u64 != 0
+            || buf.len() % DIRECT_ALIGN != 0
+            || (buf.as_ptr() as usize) % DIRECT_ALIGN != 0
+        {
+            return None;
+        }
+        self.direct
+            .get_or_init(|| {
+                use std::os::unix::fs::OpenOptionsExt;
+                let flags = O_DIRECT?;
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(flags)
+                    .open(&self.path)
+                    .ok()?;
+                // The same file still (not replaced under the path since open)?
+                use std::os::unix::fs::MetadataExt;
+                let m = f.metadata().ok()?;
+                ((m.dev(), m.ino()) == self.id).then_some(f)
+            })
+            .as_ref()
     }
 
     /// The (device, inode) pair of the open file: two paths naming one file give the
@@ -395,8 +456,22 @@ impl FileSource {
         }
         let far = self.far.load(Ordering::Relaxed);
         let started = std::time::Instant::now();
+        let mut direct = false;
         let result = if far {
-            read_pieces(&self.file, offset, buf, depth)
+            match self.direct_for(offset, buf) {
+                Some(d) => match read_pieces(d, offset, buf, depth) {
+                    Ok(()) => {
+                        direct = true;
+                        Ok(())
+                    }
+                    Err(_) => {
+                        // E.g. EINVAL from a filesystem that refuses O_DIRECT.
+                        self.direct_ok.store(false, Ordering::Relaxed);
+                        read_pieces(&self.file, offset, buf, depth)
+                    }
+                },
+                None => read_pieces(&self.file, offset, buf, depth),
+            }
         } else {
             self.file.read_exact_at(buf, offset)
         };
@@ -417,7 +492,9 @@ impl FileSource {
             } else {
                 self.slow_streak.store(0, Ordering::Relaxed);
             }
-        } else if ps_per_byte.saturating_mul(2) < FAR_PS_PER_BYTE {
+        } else if ps_per_byte.saturating_mul(if direct { 8 } else { 2 }) < FAR_PS_PER_BYTE {
+            // Direct reads of a far file are fast by design: only page-cache speed
+            // (over 2 GB/s) says the file is local after all.
             self.slow_streak.store(0, Ordering::Relaxed);
             if self.far.swap(false, Ordering::Relaxed) {
                 FAR_FILES.fetch_sub(1, Ordering::Relaxed);
@@ -788,6 +865,13 @@ mod tests {
         let mut c = vec![0u8; 2_000_000];
         src.read_at(100, &mut c).unwrap();
         assert_eq!(c, data[100..2_000_100]);
+        // Page-aligned offset, length and buffer: the O_DIRECT handle where the
+        // filesystem allows it (else the buffered one); the same bytes either way.
+        let mut backing = vec![0u8; (1 << 20) + DIRECT_ALIGN];
+        let skip = backing.as_ptr().align_offset(DIRECT_ALIGN);
+        let d = &mut backing[skip..skip + (1 << 20)];
+        src.read_at(8192, d).unwrap();
+        assert_eq!(d, &data[8192..8192 + (1 << 20)]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -143,6 +143,9 @@ impl fsapi::Filesystem for Filesystem {
     fn read_dir(&self, ino: Ino) -> fsapi::Result<Vec<fsapi::DirEntry>> {
         let (n, inode) = self.inode_for(ino)?;
         let entries = Filesystem::read_dir(self, &inode).map_err(|e| self.ino_err(n, e))?;
+        // Callers of read_dir (ls -l, cp, find, tar) look at the entries' inodes next.
+        let inos: Vec<u32> = entries.iter().map(|e| e.ino).collect();
+        self.prefetch_inodes(&inos);
         Ok(entries.into_iter().map(fsapi::DirEntry::from).collect())
     }
 

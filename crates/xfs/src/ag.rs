@@ -17,33 +17,60 @@ const AGI_CRC_OFF: usize = 312;
 /// AGs checked at open (more would make open slow on a huge filesystem).
 const MAX_CHECKED: u32 = 256;
 
+/// AG headers read at once: where the disk is far away (NFS) each read is a round
+/// trip, and open must not cost one per AG.
+const IN_FLIGHT: usize = 16;
+
 pub(crate) fn check(fs: &Filesystem) {
     let sb = &fs.sb;
     let sect = u64::from(sb.sect_size);
-    for agno in 0..sb.agcount.min(MAX_CHECKED) {
-        let Some(base) = sb.fsb_to_byte(u64::from(agno) << sb.agblklog) else {
-            continue;
-        };
-        for (idx, magic, crc_off, what) in [
-            (1u64, AGF_MAGIC, AGF_CRC_OFF, "AGF"),
-            (2, AGI_MAGIC, AGI_CRC_OFF, "AGI"),
-        ] {
-            let pos = base.saturating_add(sect.saturating_mul(idx));
-            let obj = || format!("AG {agno} {what}");
-            let b = match fs.read_meta(pos, us(u32::from(sb.sect_size)), &obj) {
-                Ok(b) => b,
+    let sect_len = us(u32::from(sb.sect_size));
+    let ags: Vec<u32> = (0..sb.agcount.min(MAX_CHECKED)).collect();
+    for batch in ags.chunks(IN_FLIGHT) {
+        // The AGF and AGI sectors of each AG of the batch, one read per AG, in parallel.
+        let heads: Vec<(u32, u64, Result<Vec<u8>, fsapi::Error>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .iter()
+                .filter_map(|&agno| {
+                    let base = sb.fsb_to_byte(u64::from(agno) << sb.agblklog)?;
+                    let pos = base.saturating_add(sect);
+                    Some(scope.spawn(move || {
+                        let mut buf = vec![0u8; sect_len.saturating_mul(2)];
+                        let r = fs
+                            .read_dev(pos, &mut buf, &|| format!("AG {agno} AGF and AGI"))
+                            .map(|()| buf);
+                        (agno, pos, r)
+                    }))
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        for (agno, first, head) in heads {
+            let head = match head {
+                Ok(h) => h,
                 Err(e) => {
                     fs.warn(e.to_string());
                     continue;
                 }
             };
-            if be_u32(&b, 0) != Some(magic) || be_u32(&b, 8) != Some(agno) {
-                fs.warn(format!(
-                    "{}: bad magic or sequence number (at byte {pos})",
-                    obj()
-                ));
-            } else if sb.is_v5() && !crc::verify(&b, crc_off) {
-                fs.warn(format!("{}: CRC mismatch (at byte {pos})", obj()));
+            for (idx, magic, crc_off, what) in [
+                (0usize, AGF_MAGIC, AGF_CRC_OFF, "AGF"),
+                (1, AGI_MAGIC, AGI_CRC_OFF, "AGI"),
+            ] {
+                let pos = first.saturating_add(sect.saturating_mul(idx as u64));
+                let obj = || format!("AG {agno} {what}");
+                let at = sect_len.saturating_mul(idx);
+                let Some(b) = head.get(at..at.saturating_add(sect_len)) else {
+                    continue;
+                };
+                if be_u32(b, 0) != Some(magic) || be_u32(b, 8) != Some(agno) {
+                    fs.warn(format!(
+                        "{}: bad magic or sequence number (at byte {pos})",
+                        obj()
+                    ));
+                } else if sb.is_v5() && !crc::verify(b, crc_off) {
+                    fs.warn(format!("{}: CRC mismatch (at byte {pos})", obj()));
+                }
             }
         }
     }

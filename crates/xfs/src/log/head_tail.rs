@@ -74,6 +74,9 @@ fn find_verify_cycle(
     n: i64,
     stop: u32,
 ) -> Result<Option<i64>, Error> {
+    if let (Ok(s), Ok(len)) = (u64::try_from(start), u64::try_from(n)) {
+        ring.prefetch(s, len);
+    }
     for i in start..start + n {
         if cycle(ring, i)? == stop {
             return Ok(Some(i));
@@ -98,7 +101,7 @@ fn find_verify_log_record(
                 "log inconsistent: no record header between log blocks {start} and {last}"
             )));
         }
-        let b = ring.read(u64::try_from(i).unwrap_or(0), 1)?;
+        let b = ring.block(u64::try_from(i).unwrap_or(0))?;
         // A block too short for the magic is not a record header.
         if field::be_u32(&b, 0) == Some(XLOG_HEADER_MAGIC) {
             found = Some((i, b));
@@ -276,7 +279,7 @@ pub(crate) fn find_tail(ring: &LogRing<'_>) -> Result<HeadTail, Error> {
             "couldn't find a record header (sync record) before the head",
         ));
     };
-    let b = ring.read(i, 1)?;
+    let b = ring.block(i)?;
     let h = RecHeader::parse(&b).ok_or_else(|| corrupt("record header cut short"))?;
     let mut tail = super::record::lsn_block(h.tail_lsn);
     if tail >= bbs {
@@ -288,7 +291,7 @@ pub(crate) fn find_tail(ring: &LogRing<'_>) -> Result<HeadTail, Error> {
     let after = (i + hblks + u64::from(h.len.min(256 * 1024).div_ceil(512))) % bbs;
     let mut clean = false;
     if head == after && h.num_logops == 1 {
-        let ob = ring.read((i + hblks) % bbs, 1)?;
+        let ob = ring.block((i + hblks) % bbs)?;
         let flags = ob.get(9).copied().unwrap_or(0);
         if flags & XLOG_UNMOUNT_TRANS != 0 {
             tail = after;

@@ -141,6 +141,7 @@ pub fn recover(dev: SharedSource, geom: &LogGeometry) -> Result<Recovery, Error>
         logv2: geom.version == 2,
         uuid: geom.uuid,
         is_v5: geom.is_v5,
+        window: Default::default(),
     };
     let ht = head_tail::find_tail(&ring)?;
     let mut warnings = Vec::new();
