@@ -11,9 +11,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use bytesource::field;
+
 use super::items::{self, BufItem, IcreateItem, InodeItem, Item};
 use super::overlay::{Overlay, BBSIZE};
-use super::sb::{be16, be32, be64, le16, le32, le64, uuid_at, SbInfo};
+use super::sb::SbInfo;
 use super::transaction::Transaction;
 use crate::crc::xfs_update_cksum;
 
@@ -261,33 +263,35 @@ impl<'a> Replayer<'a> {
         if !self.is_v5 {
             return None;
         }
-        let (lsn, uuid_off) = match be32(b, 0) {
+        // A field outside the buffer means there is no LSN to trust: replay it.
+        let be64 = |off: usize| field::be_u64(b, off);
+        let (lsn, uuid_off) = match field::be_u32(b, 0)? {
             ABTB_CRC | ABTC_CRC | ABTB | ABTC | RMAP_CRC | REFC_CRC | IBT_CRC | IBT => {
-                (be64(b, 24), 32)
+                (be64(24)?, 32)
             }
-            BMAP_CRC | BMAP => (be64(b, 32), 40),
-            AGF => (be64(b, 208), 64),
-            AGFL => (be64(b, 24), 8),
-            AGI => (be64(b, 320), 296),
-            SYMLINK => (be64(b, 48), 16),
-            DIR3_BLOCK | DIR3_DATA | DIR3_FREE => (be64(b, 16), 24),
+            BMAP_CRC | BMAP => (be64(32)?, 40),
+            AGF => (be64(208)?, 64),
+            AGFL => (be64(24)?, 8),
+            AGI => (be64(320)?, 296),
+            SYMLINK => (be64(48)?, 16),
+            DIR3_BLOCK | DIR3_DATA | DIR3_FREE => (be64(16)?, 24),
             ATTR3_RMT => return None,
             SB => {
                 // The superblock's metadata UUID field depends on META_UUID; the
                 // reader's sb_meta_uuid is compared against the matching field.
-                let f = if uuid_at(b, 248) == self.sb.meta_uuid {
+                let f = if field::array_at::<16>(b, 248) == Some(self.sb.meta_uuid) {
                     248
                 } else {
                     32
                 };
-                (be64(b, 240), f)
+                (be64(240)?, f)
             }
-            _ => match be16(b, 8) {
-                DIR3_LEAF1 | DIR3_LEAFN | DA3_NODE => (be64(b, 24), 32),
+            _ => match field::be_u16(b, 8)? {
+                DIR3_LEAF1 | DIR3_LEAFN | DA3_NODE => (be64(24)?, 32),
                 _ => return None,
             },
         };
-        if uuid_at(b, uuid_off) != self.sb.meta_uuid {
+        if field::array_at::<16>(b, uuid_off)? != self.sb.meta_uuid {
             return None;
         }
         Some(lsn)
@@ -302,8 +306,11 @@ impl<'a> Replayer<'a> {
         if !self.is_v5 {
             return;
         }
-        let magic = be32(buf, 0);
-        let da = be16(buf, 8);
+        // Recovered buffers are whole sectors (512 bytes); one shorter than the
+        // magic numbers has no verifier to run.
+        let (Some(magic), Some(da)) = (field::be_u32(buf, 0), field::be_u16(buf, 8)) else {
+            return;
+        };
         let (lsn_off, crc_off): (usize, usize) = match blft {
             BLFT_BTREE => match magic {
                 ABTB_CRC | ABTC_CRC | IBT_CRC | FIBT_CRC | RMAP_CRC | REFC_CRC => (24, 52),
@@ -325,7 +332,7 @@ impl<'a> Replayer<'a> {
             BLFT_ATTR_RMT if magic == ATTR3_RMT => {
                 let bs = usize::try_from(self.sb.blocksize).unwrap_or(4096);
                 for blk in buf.chunks_mut(bs) {
-                    if be32(blk, 0) == ATTR3_RMT {
+                    if field::be_u32(blk, 0) == Some(ATTR3_RMT) {
                         xfs_update_cksum(blk, 12);
                     }
                 }
@@ -490,37 +497,56 @@ impl<'a> Replayer<'a> {
         let dip = buf
             .get_mut(boff..boff.saturating_add(isize))
             .ok_or_else(|| format!("{what}: inode offset {boff} is outside the buffer"))?;
-        if be16(dip, 0) != XFS_DINODE_MAGIC {
+        // dip is exactly one inode (>= 256 bytes, sb.rs) and ld is checked to hold
+        // the whole log dinode below before any of its fields is read; a field
+        // outside either is named by its byte position all the same.
+        let dfield = |name: &str, off: usize, v: Option<u16>| {
+            v.ok_or_else(|| format!("{what}: {name} at byte {off} is outside the inode"))
+        };
+        if dfield("di_magic", 0, field::be_u16(dip, 0))? != XFS_DINODE_MAGIC {
             return corrupt(format!("{what}: bad inode magic number on disk"));
         }
         if it.fields & items::XFS_ILOG_CORE == 0 {
             return corrupt(format!("{what}: item without an inode core"));
         }
         let mut ld = it.regions.first().cloned().unwrap_or_default();
-        if le16(&ld, 0) != XFS_DINODE_MAGIC {
+        let version = field::u8_at(&ld, 4)
+            .ok_or_else(|| format!("{what}: bad log dinode size {}", ld.len()))?;
+        let core_max = if self.is_v5 { 176 } else { 96 };
+        let core_min = if version >= 3 { 176 } else { 96 };
+        if ld.len() > core_max || ld.len() < core_min {
+            return corrupt(format!("{what}: bad log dinode size {}", ld.len()));
+        }
+        let lfield = |off: usize| {
+            format!(
+                "{what}: log dinode field at byte {off} is outside the {}-byte record",
+                ld.len()
+            )
+        };
+        let l16 = |off: usize| field::le_u16(&ld, off).ok_or_else(|| lfield(off));
+        let l32 = |off: usize| field::le_u32(&ld, off).ok_or_else(|| lfield(off));
+        let l64 = |off: usize| field::le_u64(&ld, off).ok_or_else(|| lfield(off));
+        if l16(0)? != XFS_DINODE_MAGIC {
             return corrupt(format!("{what}: bad inode log record (log dinode magic)"));
         }
         if dip.get(4).copied().unwrap_or(0) >= 3 {
-            let dl = be64(dip, 112);
+            let dl = field::be_u64(dip, 112)
+                .ok_or_else(|| format!("{what}: di_lsn at byte 112 is outside the inode"))?;
             if dl != 0 && dl != u64::MAX && dl > lsn {
                 self.stats.inodes_newer_on_disk = self.stats.inodes_newer_on_disk.saturating_add(1);
                 return Ok(());
             }
         }
         if !self.is_v5 {
-            let logged = le16(&ld, 30);
-            let ondisk = be16(dip, 30);
+            let logged = l16(30)?;
+            let ondisk = dfield("di_flushiter", 30, field::be_u16(dip, 30))?;
             if logged < ondisk && !(ondisk == DI_MAX_FLUSH && logged < (DI_MAX_FLUSH >> 1)) {
                 self.stats.inodes_newer_on_disk = self.stats.inodes_newer_on_disk.saturating_add(1);
                 return Ok(());
             }
         }
-        // Reset the flush iteration count.
-        if let Some(f) = ld.get_mut(30..32) {
-            f.copy_from_slice(&[0, 0]);
-        }
-        let version = ld.get(4).copied().unwrap_or(0);
-        let mode = le16(&ld, 2);
+        let mode = l16(2)?;
+        // ld.len() >= 96 (checked above): byte 5 is inside.
         let format = ld.get(5).copied().unwrap_or(0);
         let ifmt = mode & 0o170000;
         if ifmt == 0o100000 && format != FMT_EXTENTS && format != FMT_BTREE {
@@ -533,32 +559,33 @@ impl<'a> Replayer<'a> {
                 "{what}: bad data fork format {format} for a directory"
             ));
         }
-        let core_max = if self.is_v5 { 176 } else { 96 };
-        let core_min = if version >= 3 { 176 } else { 96 };
-        if ld.len() > core_max || ld.len() < core_min {
-            return corrupt(format!("{what}: bad log dinode size {}", ld.len()));
-        }
-        let flags2 = if version >= 3 { le64(&ld, 120) } else { 0 };
+        let flags2 = if version >= 3 { l64(120)? } else { 0 };
         let (nextents, anextents) = if flags2 & DIFLAG2_NREXT64 != 0 {
-            if le16(&ld, 80) != 0 {
+            if l16(80)? != 0 {
                 return corrupt(format!("{what}: bad large extent count padding"));
             }
-            (le64(&ld, 24), u64::from(le32(&ld, 76)))
+            (l64(24)?, u64::from(l32(76)?))
         } else {
-            if version == 3 && le64(&ld, 24) != 0 {
+            if version == 3 && l64(24)? != 0 {
                 return corrupt(format!("{what}: bad di_v3_pad"));
             }
-            (u64::from(le32(&ld, 76)), u64::from(le16(&ld, 80)))
+            (u64::from(l32(76)?), u64::from(l16(80)?))
         };
-        if nextents.saturating_add(anextents) > le64(&ld, 64) {
+        if nextents.saturating_add(anextents) > l64(64)? {
             return corrupt(format!("{what}: bad extent counts"));
         }
+        // Reset the flush iteration count (after the reads above, which see the
+        // logged value as the kernel's do).
+        if let Some(f) = ld.get_mut(30..32) {
+            f.copy_from_slice(&[0, 0]);
+        }
+        // ld.len() >= 96 (checked above): byte 82 is inside.
         let forkoff = ld.get(82).copied().unwrap_or(0);
         if usize::from(forkoff) > isize {
             return corrupt(format!("{what}: bad fork offset {forkoff}"));
         }
 
-        log_dinode_to_disk(&ld, dip, lsn);
+        log_dinode_to_disk(&ld, dip, lsn).map_err(|e| format!("{what}: {e}"))?;
 
         let dcore = if version >= 3 { 176 } else { 100 };
         let litino = isize.saturating_sub(dcore);
@@ -633,7 +660,8 @@ impl<'a> Replayer<'a> {
         if self.is_v5 && dip.get(4).copied().unwrap_or(0) >= 3 {
             xfs_update_cksum(dip, DI_CRC);
         }
-        if it.fields & items::XFS_ILOG_OWNERS != 0 && be16(dip, 2) != 0 {
+        if it.fields & items::XFS_ILOG_OWNERS != 0 && field::be_u16(dip, 2).is_some_and(|m| m != 0)
+        {
             // xfs_recover_inode_owner_change rewrites the owner field of every bmbt
             // block of the fork (after an extent swap); not done here.
             self.warnings.push(format!(
@@ -754,82 +782,113 @@ impl<'a> Replayer<'a> {
 
 /// One log timestamp to disk (xfs_log_dinode_to_disk_ts): a bigtime stamp is a
 /// host-order u64; a legacy one is two host-order i32 (seconds, nanoseconds).
-fn ts_to_disk(ld: &[u8], off: usize, bigtime: bool) -> [u8; 8] {
+fn ts_to_disk(ld: &LogDinode<'_>, off: usize, bigtime: bool) -> Result<[u8; 8], String> {
     let mut out = [0u8; 8];
     if bigtime {
-        out.copy_from_slice(&le64(ld, off).to_be_bytes());
+        out = ld.u64(off)?.to_be_bytes();
     } else {
-        out[0..4].copy_from_slice(&le32(ld, off).to_be_bytes());
-        out[4..8].copy_from_slice(&le32(ld, off.saturating_add(4)).to_be_bytes());
+        let (s, ns) = out.split_at_mut(4);
+        s.copy_from_slice(&ld.u32(off)?.to_be_bytes());
+        ns.copy_from_slice(&ld.u32(off.saturating_add(4))?.to_be_bytes());
     }
-    out
+    Ok(out)
+}
+
+/// The logged inode core (`struct xfs_log_dinode`, host order: little-endian
+/// as our logs are written on x86), read field by field; a field outside the
+/// record is an error naming its byte position.
+struct LogDinode<'a>(&'a [u8]);
+
+impl LogDinode<'_> {
+    fn outside(&self, off: usize) -> String {
+        format!(
+            "log dinode field at byte {off} is outside the {}-byte record",
+            self.0.len()
+        )
+    }
+    fn u8(&self, off: usize) -> Result<u8, String> {
+        field::u8_at(self.0, off).ok_or_else(|| self.outside(off))
+    }
+    fn u16(&self, off: usize) -> Result<u16, String> {
+        field::le_u16(self.0, off).ok_or_else(|| self.outside(off))
+    }
+    fn u32(&self, off: usize) -> Result<u32, String> {
+        field::le_u32(self.0, off).ok_or_else(|| self.outside(off))
+    }
+    fn u64(&self, off: usize) -> Result<u64, String> {
+        field::le_u64(self.0, off).ok_or_else(|| self.outside(off))
+    }
 }
 
 /// xfs_log_dinode_to_disk: the host-order logged core into the big-endian
 /// on-disk inode. `di_next_unlinked` is not part of the logged core and stays as
 /// the disk has it; `di_lsn` becomes the transaction's LSN.
 // ld.len() >= 96 (>= 176 for v3) and dip.len() >= 256 (the inode size), checked by
-// the caller; every index below is a constant under 176.
+// the caller before this is called; every dip index below is a constant under 176.
+// The reads of ld go through LogDinode all the same.
 #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
-fn log_dinode_to_disk(ld: &[u8], dip: &mut [u8], lsn: u64) {
-    let version = ld[4];
-    let flags2 = if version >= 3 { le64(ld, 120) } else { 0 };
+fn log_dinode_to_disk(raw: &[u8], dip: &mut [u8], lsn: u64) -> Result<(), String> {
+    let ld = LogDinode(raw);
+    let version = ld.u8(4)?;
+    let flags2 = if version >= 3 { ld.u64(120)? } else { 0 };
     let bigtime = version >= 3 && flags2 & DIFLAG2_BIGTIME != 0;
     let p16 = |d: &mut [u8], o: usize, v: u16| d[o..o + 2].copy_from_slice(&v.to_be_bytes());
     let p32 = |d: &mut [u8], o: usize, v: u32| d[o..o + 4].copy_from_slice(&v.to_be_bytes());
     let p64 = |d: &mut [u8], o: usize, v: u64| d[o..o + 8].copy_from_slice(&v.to_be_bytes());
-    p16(dip, 0, le16(ld, 0));
-    p16(dip, 2, le16(ld, 2));
-    dip[4] = ld[4];
-    dip[5] = ld[5];
+    p16(dip, 0, ld.u16(0)?);
+    p16(dip, 2, ld.u16(2)?);
+    dip[4] = version;
+    dip[5] = ld.u8(5)?;
     // di_onlink (v1 link count), now di_metatype for metadir inodes.
     let meta = if version >= 3 && flags2 & DIFLAG2_METADIR != 0 {
-        le16(ld, 6)
+        ld.u16(6)?
     } else {
         0
     };
     p16(dip, 6, meta);
-    p32(dip, 8, le32(ld, 8));
-    p32(dip, 12, le32(ld, 12));
-    p32(dip, 16, le32(ld, 16));
-    p16(dip, 20, le16(ld, 20));
-    p16(dip, 22, le16(ld, 22));
-    for (o, _) in [(32usize, 0), (40, 0), (48, 0)] {
-        let t = ts_to_disk(ld, o, bigtime);
+    p32(dip, 8, ld.u32(8)?);
+    p32(dip, 12, ld.u32(12)?);
+    p32(dip, 16, ld.u32(16)?);
+    p16(dip, 20, ld.u16(20)?);
+    p16(dip, 22, ld.u16(22)?);
+    for o in [32usize, 40, 48] {
+        let t = ts_to_disk(&ld, o, bigtime)?;
         dip[o..o + 8].copy_from_slice(&t);
     }
-    p64(dip, 56, le64(ld, 56));
-    p64(dip, 64, le64(ld, 64));
-    p32(dip, 72, le32(ld, 72));
-    dip[82] = ld[82];
-    dip[83] = ld[83];
-    p32(dip, 84, le32(ld, 84));
-    p16(dip, 88, le16(ld, 88));
-    p16(dip, 90, le16(ld, 90));
-    p32(dip, 92, le32(ld, 92));
+    p64(dip, 56, ld.u64(56)?);
+    p64(dip, 64, ld.u64(64)?);
+    p32(dip, 72, ld.u32(72)?);
+    dip[82] = ld.u8(82)?;
+    dip[83] = ld.u8(83)?;
+    p32(dip, 84, ld.u32(84)?);
+    p16(dip, 88, ld.u16(88)?);
+    p16(dip, 90, ld.u16(90)?);
+    p32(dip, 92, ld.u32(92)?);
     if version == 3 {
-        p64(dip, 104, le64(ld, 104));
-        let t = ts_to_disk(ld, 144, bigtime);
+        p64(dip, 104, ld.u64(104)?);
+        let t = ts_to_disk(&ld, 144, bigtime)?;
         dip[144..152].copy_from_slice(&t);
         p64(dip, 120, flags2);
-        p32(dip, 128, le32(ld, 128));
-        p64(dip, 152, le64(ld, 152));
+        p32(dip, 128, ld.u32(128)?);
+        p64(dip, 152, ld.u64(152)?);
         p64(dip, 112, lsn);
         dip[132..144].fill(0);
-        dip[160..176].copy_from_slice(&ld[160..176]);
+        let uuid = field::slice_at(raw, 160, 16).ok_or_else(|| ld.outside(160))?;
+        dip[160..176].copy_from_slice(uuid);
         p64(dip, 24, 0);
     } else {
-        p16(dip, 30, le16(ld, 30));
+        p16(dip, 30, ld.u16(30)?);
         dip[24..30].fill(0);
     }
     if version >= 3 && flags2 & DIFLAG2_NREXT64 != 0 {
-        p64(dip, 24, le64(ld, 24));
-        p32(dip, 76, le32(ld, 76));
-        p16(dip, 80, le16(ld, 80));
+        p64(dip, 24, ld.u64(24)?);
+        p32(dip, 76, ld.u32(76)?);
+        p16(dip, 80, ld.u16(80)?);
     } else {
-        p32(dip, 76, le32(ld, 76));
-        p16(dip, 80, le16(ld, 80));
+        p32(dip, 76, ld.u32(76)?);
+        p16(dip, 80, ld.u16(80)?);
     }
+    Ok(())
 }
 
 /// xfs_bmbt_to_bmdr: the logged in-core bmbt root (a long-format btree block
@@ -844,8 +903,13 @@ fn bmbt_to_bmdr(src: &[u8], dst: &mut [u8], crc: bool) -> Result<(), String> {
     if src.len() < hdr || dst.len() < 4 {
         return Err("bmbt root region too short".into());
     }
-    let level = be16(src, 4);
-    let numrecs = usize::from(be16(src, 6));
+    // src.len() >= hdr >= 24 (checked above), so both fields are inside.
+    let hdr16 = |off: usize| {
+        field::be_u16(src, off)
+            .ok_or_else(|| format!("bmbt root field at byte {off} is outside the region"))
+    };
+    let level = hdr16(4)?;
+    let numrecs = usize::from(hdr16(6)?);
     let rmax = (src.len() - hdr) / 16;
     let dmax = (dst.len() - 4) / 16;
     if numrecs > rmax || numrecs > dmax {

@@ -27,56 +27,6 @@ pub(crate) struct SbInfo {
     pub meta_uuid: [u8; 16],
 }
 
-pub(crate) fn be16(b: &[u8], off: usize) -> u16 {
-    let mut a = [0u8; 2];
-    if let Some(s) = b.get(off..off.saturating_add(2)) {
-        a.copy_from_slice(s);
-    }
-    u16::from_be_bytes(a)
-}
-pub(crate) fn be32(b: &[u8], off: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(off..off.saturating_add(4)) {
-        a.copy_from_slice(s);
-    }
-    u32::from_be_bytes(a)
-}
-pub(crate) fn be64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = b.get(off..off.saturating_add(8)) {
-        a.copy_from_slice(s);
-    }
-    u64::from_be_bytes(a)
-}
-pub(crate) fn le16(b: &[u8], off: usize) -> u16 {
-    let mut a = [0u8; 2];
-    if let Some(s) = b.get(off..off.saturating_add(2)) {
-        a.copy_from_slice(s);
-    }
-    u16::from_le_bytes(a)
-}
-pub(crate) fn le32(b: &[u8], off: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(off..off.saturating_add(4)) {
-        a.copy_from_slice(s);
-    }
-    u32::from_le_bytes(a)
-}
-pub(crate) fn le64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = b.get(off..off.saturating_add(8)) {
-        a.copy_from_slice(s);
-    }
-    u64::from_le_bytes(a)
-}
-pub(crate) fn uuid_at(b: &[u8], off: usize) -> [u8; 16] {
-    let mut a = [0u8; 16];
-    if let Some(s) = b.get(off..off.saturating_add(16)) {
-        a.copy_from_slice(s);
-    }
-    a
-}
-
 pub(crate) fn read_sb(dev: &dyn ByteSource, is_v5: bool) -> Result<SbInfo, Error> {
     let mut b = [0u8; 512];
     dev.read_at(0, &mut b)
