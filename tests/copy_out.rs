@@ -29,8 +29,8 @@ fn tool(name: &str) -> Option<String> {
     });
     match found {
         Some(p) => Some(p.display().to_string()),
-        None if std::env::var_os("VMDKRECOVER_SKIP_MISSING").is_some() => {
-            eprintln!("SKIPPED: {name} is not installed");
+        None if std::env::var("VMDKRECOVER_SKIP_MISSING").as_deref() == Ok("1") => {
+            eprintln!("\n*** SKIPPED: {name} is not installed ***\n");
             None
         }
         None => panic!("{name} is not installed (set VMDKRECOVER_SKIP_MISSING=1 to skip)"),

@@ -221,7 +221,7 @@ fn tool(name: &str) -> bool {
         .is_ok_and(|o| o.status.success());
     if !found {
         if std::env::var("VMDKRECOVER_SKIP_MISSING").as_deref() == Ok("1") {
-            eprintln!("SKIPPED: {name} is not installed (VMDKRECOVER_SKIP_MISSING=1)");
+            eprintln!("\n*** SKIPPED: {name} is not installed (VMDKRECOVER_SKIP_MISSING=1) ***\n");
         } else {
             panic!("{name} is needed (set VMDKRECOVER_SKIP_MISSING=1 to skip)");
         }

@@ -37,7 +37,7 @@ pub fn have(path: &str) -> bool {
         return true;
     }
     if std::env::var("VMDKRECOVER_SKIP_MISSING").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: {path} is missing (VMDKRECOVER_SKIP_MISSING=1)");
+        eprintln!("\n*** SKIPPED: {path} is missing (VMDKRECOVER_SKIP_MISSING=1) ***\n");
         return false;
     }
     panic!("{path} is missing (set VMDKRECOVER_SKIP_MISSING=1 to skip)");

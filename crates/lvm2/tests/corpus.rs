@@ -14,7 +14,10 @@ fn corpus() -> Option<PathBuf> {
     if p.is_dir() {
         Some(p)
     } else if std::env::var("VMDKRECOVER_SKIP_MISSING").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: ../shared/corpus not found ({})", p.display());
+        eprintln!(
+            "\n*** SKIPPED: ../shared/corpus not found ({}) ***\n",
+            p.display()
+        );
         None
     } else {
         panic!(

@@ -27,7 +27,10 @@ fn corpus(file: &str) -> Option<MemSource> {
         Ok(d) => Some(MemSource::new(d)),
         Err(e) => {
             if std::env::var("VMDKRECOVER_SKIP_MISSING").as_deref() == Ok("1") {
-                eprintln!("SKIPPED: corpus sample {} missing ({e})", p.display());
+                eprintln!(
+                    "\n*** SKIPPED: corpus sample {} missing ({e}) ***\n",
+                    p.display()
+                );
                 None
             } else {
                 panic!(
