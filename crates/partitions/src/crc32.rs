@@ -2,62 +2,44 @@
 //! initial value and final XOR 0xffffffff (UEFI spec 2.x, 5.3.2 "GPT Header":
 //! HeaderCRC32 and PartitionEntryArrayCRC32 use the standard CRC32).
 
-// Evaluated at compile time; the counters stay below 256.
-#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
-const fn make_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i: u32 = 0;
-    while i < 256 {
-        let mut c = i;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xedb8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i as usize] = c;
-        i += 1;
-    }
-    table
-}
-
-static TABLE: [u32; 256] = make_table();
+/// The `crc` crate's slice-by-16 table for CRC-32/ISO-HDLC (the CRC catalogue's
+/// name for this CRC: poly 0x04c11db7 reflected, init and xorout 0xffffffff).
+static CRC: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
 
 /// Incremental CRC-32: feed bytes with [`Crc32::update`], read [`Crc32::finish`].
-#[derive(Clone, Copy, Debug)]
-pub struct Crc32(u32);
+#[derive(Clone)]
+pub struct Crc32(crc::Digest<'static, u32, crc::Table<16>>);
 
 impl Default for Crc32 {
     fn default() -> Self {
-        Self(0xffff_ffff)
+        Self(CRC.digest())
+    }
+}
+
+impl std::fmt::Debug for Crc32 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Crc32")
+            .field(&self.0.clone().finalize())
+            .finish()
     }
 }
 
 impl Crc32 {
     /// Adds `data` to the checksum.
     pub fn update(&mut self, data: &[u8]) {
-        let mut c = self.0;
-        for &b in data {
-            let idx = usize::from((c.to_le_bytes()[0]) ^ b);
-            c = TABLE.get(idx).copied().unwrap_or(0) ^ (c >> 8);
-        }
-        self.0 = c;
+        self.0.update(data);
     }
 
     /// The checksum of everything fed so far.
     pub fn finish(self) -> u32 {
-        self.0 ^ 0xffff_ffff
+        self.0.finalize()
     }
 }
 
 /// CRC-32 of `data`.
 pub fn crc32(data: &[u8]) -> u32 {
-    let mut c = Crc32::default();
-    c.update(data);
-    c.finish()
+    CRC.checksum(data)
 }
 
 #[cfg(test)]
