@@ -14,7 +14,7 @@ const EXT2_NDIR_BLOCKS: u64 = 12;
 /// Maps logical block `lblk` of `inode` (which uses an indirect block map).
 pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, Error> {
     let i_block = inode.i_block();
-    let per_block = u64::from(fs.sb.block_size / 4);
+    let per_block = u64::from(fs.sb.block_size.get() / 4);
     if lblk < EXT2_NDIR_BLOCKS {
         // Direct pointers: extend the run over following contiguous pointers.
         let idx = usize::try_from(lblk).unwrap_or(0);
@@ -56,7 +56,7 @@ pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, 
         rem = rem.checked_rem(child_span).unwrap_or(0);
         let idx = usize::try_from(idx).unwrap_or(usize::MAX);
         if level.saturating_add(1) == levels {
-            return run_in(&block, idx, usize_from(fs.sb.block_size / 4))
+            return run_in(&block, idx, usize_from(fs.sb.block_size.get() / 4))
                 .map_err(|e| Error::inode(inode.ino, format!("indirect block {ptr}: {e}")));
         }
         ptr = u64::from(

@@ -96,7 +96,7 @@ pub(crate) fn read_entries(fs: &Filesystem, dir: &Inode) -> Result<Vec<DirEntry>
     let mut out = Vec::new();
     // Every entry takes at least 12 bytes (`EXT4_DIR_REC_LEN(1)`) of the blocks
     // read, which cover i_size rounded up to whole blocks (inline: i_size).
-    let bs = u64::from(fs.sb.block_size);
+    let bs = fs.sb.block_size.as_u64();
     let nblocks = dir.size.div_ceil(bs);
     let covered = if dir.has_flag(EXT4_INLINE_DATA_FL) {
         dir.size

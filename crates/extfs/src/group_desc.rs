@@ -23,7 +23,7 @@ pub(crate) struct GroupDesc {
 /// Where the descriptor of `group` is: (filesystem block, byte offset in block).
 pub(crate) fn location(sb: &Superblock, group: u32) -> Option<(u64, usize)> {
     let desc_size = u32::from(sb.desc_size);
-    let per_block = sb.block_size.checked_div(desc_size)?;
+    let per_block = sb.block_size.get().checked_div(desc_size)?;
     let index_in_block = group.checked_rem(per_block)?;
     let gdt_block = group.checked_div(per_block)?;
     let offset = usize_from(index_in_block.checked_mul(desc_size)?);
@@ -32,7 +32,7 @@ pub(crate) fn location(sb: &Superblock, group: u32) -> Option<(u64, usize)> {
         // Contiguous table in the block after the superblock's block (block 2
         // with 1 KiB blocks, else block 1; the kernel's descriptor_loc(), which
         // does not use s_first_data_block: bigalloc with 1 KiB blocks has it 0).
-        let sb_block = SUPERBLOCK_OFFSET.checked_div(u64::from(sb.block_size))?;
+        let sb_block = sb.block_size.div(SUPERBLOCK_OFFSET);
         let block = sb_block.checked_add(1)?.checked_add(u64::from(gdt_block))?;
         return Some((block, offset));
     }
@@ -41,7 +41,7 @@ pub(crate) fn location(sb: &Superblock, group: u32) -> Option<(u64, usize)> {
     // kernel's descriptor_loc()).
     let first_group = gdt_block.checked_mul(per_block)?;
     let mut has_super = u64::from(sb.group_has_super(first_group));
-    if sb.block_size == 1024 && gdt_block == 0 && sb.s_first_data_block == 0 {
+    if sb.block_size.get() == 1024 && gdt_block == 0 && sb.s_first_data_block == 0 {
         has_super = has_super.checked_add(1)?;
     }
     let block = sb.group_first_block(first_group).checked_add(has_super)?;
@@ -64,7 +64,7 @@ pub(crate) fn backup_location(sb: &Superblock, group: u32) -> Option<(u64, usize
         return None;
     }
     let (primary_block, offset) = location(sb, group)?;
-    let sb_block = SUPERBLOCK_OFFSET.checked_div(u64::from(sb.block_size))?;
+    let sb_block = sb.block_size.div(SUPERBLOCK_OFFSET);
     let index = primary_block.checked_sub(sb_block.checked_add(1)?)?;
     let block = sb
         .group_first_block(backup_group)

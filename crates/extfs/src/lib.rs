@@ -239,7 +239,7 @@ fn find_backup_superblock(dev: &dyn ByteSource) -> Option<(Superblock, u64)> {
         let mut buf = vec![0u8; SUPERBLOCK_SIZE];
         dev.read_at(offset, &mut buf).ok()?;
         let sb = Superblock::parse(&buf).ok()?;
-        (sb.block_size == block_size && u64::from(sb.s_blocks_per_group) == per_group)
+        (sb.block_size.get() == block_size && u64::from(sb.s_blocks_per_group) == per_group)
             .then_some((sb, block))
     })
 }
@@ -277,7 +277,7 @@ impl Filesystem {
                 None => return Err(primary),
             },
         };
-        let cache = BlockCache::new(sb.block_size);
+        let cache = BlockCache::new(sb.block_size.get());
         let mut fs = Filesystem {
             dev,
             sb,
@@ -332,11 +332,7 @@ impl Filesystem {
                 "superblock: unknown incompatible features {unknown:#x}: contents may be misread"
             ));
         }
-        let dev_blocks = self
-            .dev
-            .len()
-            .checked_div(u64::from(sb.block_size))
-            .unwrap_or(0);
+        let dev_blocks = sb.block_size.div(self.dev.len());
         if sb.s_blocks_count > dev_blocks {
             self.warn(format!(
                 "superblock: filesystem has {} blocks but the device holds only {dev_blocks} (truncated image?)",
@@ -427,7 +423,7 @@ impl Filesystem {
         let mut info = FsInfo::new(sb.kind());
         info.label = sb.s_volume_name.clone();
         info.uuid = sb.uuid_string();
-        info.block_size = sb.block_size;
+        info.block_size = sb.block_size.get();
         info.blocks = sb.s_blocks_count;
         info.free_blocks = sb.s_free_blocks_count;
         info.inodes = u64::from(sb.s_inodes_count);
@@ -467,7 +463,7 @@ impl Filesystem {
     // ---- device access -------------------------------------------------
 
     fn block_size(&self) -> u64 {
-        u64::from(self.sb.block_size)
+        self.sb.block_size.as_u64()
     }
 
     /// Reads from the device (no journal redirection), naming the offset on error.
@@ -496,8 +492,8 @@ impl Filesystem {
         let end = offset
             .checked_add(len)
             .ok_or_else(|| Error::corrupt("device", "read range overflows"))?;
-        let first = offset.checked_div(bs).unwrap_or(0);
-        let last = end.saturating_sub(1).checked_div(bs).unwrap_or(0);
+        let first = self.sb.block_size.div(offset);
+        let last = self.sb.block_size.div(end.saturating_sub(1));
         let mut pos = offset;
         let mut done: usize = 0;
         for (&blk, redirect) in self.overlay.range(first..=last) {
@@ -696,7 +692,7 @@ impl Filesystem {
     /// Reads inode `ino`.
     pub fn inode(&self, ino: u32) -> Result<Inode, Error> {
         let raw = self.raw_inode(ino)?;
-        let inode = inode::parse(ino, raw, self.sb.huge_file(), self.sb.block_size)?;
+        let inode = inode::parse(ino, raw, self.sb.huge_file(), self.sb.block_size.get())?;
         if inode.mode == 0 && inode.nlink == 0 {
             return Err(Error::inode(ino, "not in use (mode 0, no links)"));
         }
@@ -799,9 +795,10 @@ impl Filesystem {
         let bs = self.block_size();
         let block = gd
             .bg_inode_table
-            .checked_add(byte_in_table.checked_div(bs).unwrap_or(0))
+            .checked_add(self.sb.block_size.div(byte_in_table))
             .ok_or_else(|| Error::inode(ino, "inode table location overflows"))?;
-        let off = usize::try_from(byte_in_table.checked_rem(bs).unwrap_or(0)).unwrap_or(0);
+        // The remainder is below the block size (<= 64 KiB): it fits a usize.
+        let off = usize::try_from(self.sb.block_size.rem(byte_in_table)).unwrap_or(0);
         let table_end = gd.bg_inode_table.saturating_add(
             u64::from(ipg)
                 .saturating_mul(u64::from(self.sb.inode_size))
@@ -871,7 +868,7 @@ impl Filesystem {
         }
         // A size past what the format can address is corrupt (e2fsck pass 1:
         // "i_size is %Is, should be %N"); reading it would never end.
-        let max = inode::max_size(self.sb.block_size, self.sb.huge_file(), inode);
+        let max = inode::max_size(self.sb.block_size.get(), self.sb.huge_file(), inode);
         if inode.size > max {
             return Err(Error::inode(
                 inode.ino,
@@ -941,8 +938,8 @@ impl Filesystem {
         let mut done: usize = 0;
         while done < want {
             let pos = offset.saturating_add(u64_from(done));
-            let lblk = pos.checked_div(bs).unwrap_or(0);
-            let in_blk = pos.checked_rem(bs).unwrap_or(0);
+            let lblk = self.sb.block_size.div(pos);
+            let in_blk = self.sb.block_size.rem(pos);
             let m = self.map_block(inode, lblk)?;
             let (len, phys) = match m {
                 Mapping::Data { phys, len } => (len, Some(phys)),

@@ -7,6 +7,53 @@
 use crate::bytes::{cstr, lo_hi, Fields};
 use crate::crc::crc32c;
 use crate::Error;
+use std::num::{NonZeroU32, NonZeroU64};
+
+/// A filesystem block size, validated once where the superblock is parsed:
+/// a power of two from 1 KiB to 64 KiB (super.rst: block size =
+/// 2 ^ (10 + s_log_block_size), and the kernel refuses s_log_block_size above
+/// EXT4_MAX_BLOCK_LOG_SIZE - 10 = 6). Being non-zero, it divides without a
+/// fallback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlockSize(NonZeroU32);
+
+impl BlockSize {
+    /// `1024 << log` for `log` in 0..=6, else `None`.
+    pub fn from_log(log: u32) -> Option<Self> {
+        if log > 6 {
+            return None;
+        }
+        NonZeroU32::new(1024u32.checked_shl(log)?).map(Self)
+    }
+
+    pub fn get(self) -> u32 {
+        self.0.get()
+    }
+
+    pub fn as_u64(self) -> u64 {
+        u64::from(self.0.get())
+    }
+
+    pub fn as_usize(self) -> usize {
+        crate::bytes::usize_from(self.0.get())
+    }
+
+    /// `x / block size`: which block byte `x` is in.
+    pub fn div(self, x: u64) -> u64 {
+        x / NonZeroU64::from(self.0)
+    }
+
+    /// `x % block size`: where in its block byte `x` is.
+    pub fn rem(self, x: u64) -> u64 {
+        x % NonZeroU64::from(self.0)
+    }
+}
+
+impl std::fmt::Display for BlockSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Byte offset of the superblock on the volume.
 pub(crate) const SUPERBLOCK_OFFSET: u64 = 1024;
@@ -110,7 +157,7 @@ pub(crate) struct Superblock {
     pub s_free_blocks_count: u64,
     pub s_free_inodes_count: u32,
     pub s_first_data_block: u32,
-    pub block_size: u32,
+    pub block_size: BlockSize,
     pub s_blocks_per_group: u32,
     pub s_inodes_per_group: u32,
     pub s_mtime: i64,
@@ -174,12 +221,12 @@ impl Superblock {
         }
         let s_log_block_size = f.le32(0x18)?;
         // 1 KiB .. 64 KiB blocks (super.rst: block size = 2 ^ (10 + s_log_block_size)).
-        if s_log_block_size > 6 {
+        let Some(bsize) = BlockSize::from_log(s_log_block_size) else {
             return Err(sb(format!(
                 "s_log_block_size {s_log_block_size} gives a block size above 64 KiB"
             )));
-        }
-        let block_size = 1024u32 << s_log_block_size;
+        };
+        let block_size = bsize.get();
         let s_blocks_count = lo_hi(f.le32(0x4)?, if is_64bit { f.le32(0x150)? } else { 0 });
         let s_free_blocks_count = lo_hi(f.le32(0xC)?, if is_64bit { f.le32(0x158)? } else { 0 });
         let s_first_data_block = f.le32(0x14)?;
@@ -257,7 +304,7 @@ impl Superblock {
             s_free_blocks_count,
             s_free_inodes_count: f.le32(0x10)?,
             s_first_data_block,
-            block_size,
+            block_size: bsize,
             s_blocks_per_group,
             s_inodes_per_group,
             s_mtime: time(0x2C, 0x275)?,
@@ -401,4 +448,22 @@ pub(crate) fn format_uuid(u: &[u8; 16]) -> String {
         s.push_str(&format!("{b:02x}"));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BlockSize;
+
+    /// super.rst: block size = 2 ^ (10 + s_log_block_size); the kernel's
+    /// EXT4_MAX_BLOCK_LOG_SIZE is 16 (64 KiB).
+    #[test]
+    fn block_size_range() {
+        assert_eq!(BlockSize::from_log(0).map(BlockSize::get), Some(1024));
+        assert_eq!(BlockSize::from_log(2).map(BlockSize::get), Some(4096));
+        assert_eq!(BlockSize::from_log(6).map(BlockSize::get), Some(65536));
+        assert_eq!(BlockSize::from_log(7), None);
+        assert_eq!(BlockSize::from_log(u32::MAX), None);
+        let bs = BlockSize::from_log(2).unwrap();
+        assert_eq!((bs.div(8191), bs.rem(8191)), (1, 4095));
+    }
 }

@@ -28,8 +28,8 @@ mod superblock;
 
 use std::collections::BTreeMap;
 
-use crate::bytes::usize_from;
 use crate::inode::{EXT4_EXTENTS_FL, I_BLOCK_OFFSET};
+use crate::superblock::BlockSize;
 use crate::{Error, FileRun, FileType, Filesystem, Inode};
 
 /// `h_magic` of every journal metadata block (journal.rst).
@@ -77,13 +77,13 @@ pub(crate) fn read_redirect(
 /// Maps journal blocks to device byte offsets through the journal inode's runs.
 struct JournalMap {
     runs: Vec<(u64, u64, u64)>, // (file offset, len, physical) in bytes
-    block_size: u64,
+    block_size: BlockSize,
 }
 
 impl JournalMap {
     fn phys(&self, jblk: u64) -> Result<u64, Error> {
         let off = jblk
-            .checked_mul(self.block_size)
+            .checked_mul(self.block_size.as_u64())
             .ok_or_else(|| Error::corrupt("journal", "block number overflows"))?;
         let idx = self.runs.partition_point(|&(o, _, _)| o <= off);
         let run = idx.checked_sub(1).and_then(|i| self.runs.get(i));
@@ -104,7 +104,7 @@ impl JournalMap {
             .runs
             .iter()
             .fold(0u64, |acc, &(_, l, _)| acc.saturating_add(l));
-        bytes.checked_div(self.block_size).unwrap_or(0)
+        self.block_size.div(bytes)
     }
 
     fn read(&self, fs: &Filesystem, jblk: u64, buf: &mut [u8]) -> Result<(), Error> {
@@ -144,7 +144,6 @@ pub(crate) fn replay(fs: &Filesystem) -> Result<Replay, Error> {
     let runs = fs
         .file_runs(&jinode)
         .map_err(|e| Error::corrupt("journal", format!("journal inode {jino}: {e}")))?;
-    let bs = u64::from(fs.sb.block_size);
     let map = JournalMap {
         runs: runs
             .iter()
@@ -157,11 +156,11 @@ pub(crate) fn replay(fs: &Filesystem) -> Result<Replay, Error> {
                 FileRun::Hole { .. } | FileRun::Unwritten { .. } => None,
             })
             .collect(),
-        block_size: bs,
+        block_size: fs.sb.block_size,
     };
-    let mut sbuf = vec![0u8; usize_from(fs.sb.block_size)];
+    let mut sbuf = vec![0u8; fs.sb.block_size.as_usize()];
     map.read(fs, 0, &mut sbuf)?;
-    let inode_blocks = jinode.size.checked_div(bs).unwrap_or(0);
+    let inode_blocks = fs.sb.block_size.div(jinode.size);
     let jsb = superblock::parse(fs, &sbuf, inode_blocks.min(map.mapped_blocks()))?;
     if jsb.start == 0 {
         // Clean journal: nothing to replay.
@@ -212,7 +211,12 @@ fn backup_inode(fs: &Filesystem) -> Option<Inode> {
         put(&mut raw, 0x20, &EXT4_EXTENTS_FL.to_le_bytes());
     }
     // `raw` is inode_size (>= 128, checked by the superblock) bytes, so this parses.
-    let inode =
-        crate::inode::parse(fs.sb.s_journal_inum, raw.into(), false, fs.sb.block_size).ok()?;
+    let inode = crate::inode::parse(
+        fs.sb.s_journal_inum,
+        raw.into(),
+        false,
+        fs.sb.block_size.get(),
+    )
+    .ok()?;
     (inode.size > 0).then_some(inode)
 }

@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::bytes::usize_from;
 use crate::{Error, Filesystem};
 use bytesource::field;
 
@@ -24,7 +23,7 @@ const MAX_PENDING_REVOKES: usize = 1 << 20;
 
 /// Scans the log of the journal `jsb` (not clean) and builds the overlay.
 pub(super) fn scan(fs: &Filesystem, jsb: &JournalSuper, map: &JournalMap) -> Result<Replay, Error> {
-    let bsz = usize_from(fs.sb.block_size);
+    let bsz = fs.sb.block_size.as_usize();
     let log_len = jsb.log_len();
     let blocks_count = fs.sb.s_blocks_count;
     let mut blk = jsb.start;

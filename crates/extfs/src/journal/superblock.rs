@@ -95,7 +95,7 @@ pub(super) fn parse(
         return Err(jsb(format!("block type {blocktype} is not a superblock")));
     }
     let s_blocksize = f.be32(0xC)?;
-    if s_blocksize != fs.sb.block_size {
+    if s_blocksize != fs.sb.block_size.get() {
         return Err(jsb(format!(
             "journal block size {s_blocksize} differs from the filesystem's {}",
             fs.sb.block_size
