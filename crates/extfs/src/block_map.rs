@@ -51,6 +51,9 @@ pub(crate) fn map(fs: &Filesystem, inode: &Inode, lblk: u64) -> Result<Mapping, 
         let block = fs
             .read_block(ptr)
             .map_err(|e| Error::inode(inode.ino, format!("indirect block {ptr}: {e}")))?;
+        // per_block = block size / 4 >= 256 (BlockSize) and span is per_block ^
+        // levels (at most 2^42, not saturated), so child_span stays a power of
+        // per_block >= 1: none of the three fallbacks below can be taken.
         child_span = child_span.checked_div(per_block).unwrap_or(1);
         let idx = rem.checked_div(child_span).unwrap_or(0);
         rem = rem.checked_rem(child_span).unwrap_or(0);

@@ -779,6 +779,7 @@ impl Filesystem {
         }
         let ipg = self.sb.s_inodes_per_group;
         let idx0 = ino.saturating_sub(1);
+        // superblock::parse refuses s_inodes_per_group 0: the fallbacks are unreachable.
         let group = idx0.checked_div(ipg).unwrap_or(0);
         let index = idx0.checked_rem(ipg).unwrap_or(0);
         let gd = self
@@ -1072,6 +1073,7 @@ impl Filesystem {
     pub(crate) fn inode_location(&self, ino: u32) -> Result<u64, Error> {
         let ipg = self.sb.s_inodes_per_group;
         let idx0 = ino.saturating_sub(1);
+        // superblock::parse refuses s_inodes_per_group 0: the fallbacks are unreachable.
         let gd = self.group_desc(idx0.checked_div(ipg).unwrap_or(0))?;
         let byte = u64::from(idx0.checked_rem(ipg).unwrap_or(0))
             .saturating_mul(u64::from(self.sb.inode_size));

@@ -432,6 +432,7 @@ fn is_power_of(mut n: u32, base: u32) -> bool {
         return false;
     }
     // Each step divides n by base >= 2, so this ends within 32 steps.
+    // (checked_rem is Some, so base != 0 and checked_div is Some too.)
     while n.checked_rem(base) == Some(0) {
         n = n.checked_div(base).unwrap_or(0);
     }
