@@ -34,9 +34,9 @@ const SMALL_FILE: u64 = 128 << 10;
 const WINDOW: u64 = 192 << 10;
 /// Ranges this close together on the device are read in one request (the bytes
 /// between them are read too, and dropped).
-const GAP: u64 = 32 << 10;
+const GAP: u64 = 64 << 10;
 /// Read-ahead requests in flight per batch (each copying thread runs its own).
-const WINDOWS_IN_FLIGHT: usize = 8;
+const WINDOWS_IN_FLIGHT: usize = 16;
 /// Most bytes one batch reads ahead.
 const BATCH_BYTES: u64 = 8 << 20;
 
