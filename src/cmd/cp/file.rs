@@ -7,6 +7,8 @@
 //! range that still cannot be read is left as a hole (zeros), named on stderr and in
 //! the `--json` summary, and the file is placed as `NAME.partial` (unless
 //! `--salvage-in-place`) so that it is never mistaken for a good copy.
+//! Where the disk is far away, a batch's small files have their data read ahead
+//! first, in parallel coalesced requests ([`Copier::prefetch_small_files`]).
 
 use super::walk::{Copier, FileJob};
 use anyhow::{anyhow, bail, Context, Result};
