@@ -176,7 +176,8 @@ pub fn probe_all(volumes: &[Volume]) {
         .iter()
         .filter(|v| v.content.get().is_none())
         .collect();
-    if todo.len() < 2 {
+    // Threads pay only where reads are slow (bytesource::parallel_reads_pay).
+    if todo.len() < 2 || !bytesource::parallel_reads_pay() {
         todo.iter().for_each(|v| {
             v.content();
         });

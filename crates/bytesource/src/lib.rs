@@ -260,6 +260,29 @@ pub fn far_reads_seen() -> bool {
     FAR_FILES.load(Ordering::Relaxed) > 0
 }
 
+/// Set once any single read of an input file took longer than [`SLOW_READ`].
+static SLOW_READ_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A read slower than this is not served by the page cache or a local SSD (a page
+/// cache hit costs microseconds, a local SSD about 100 µs; NFS and FUSE round trips
+/// 300 µs and more).
+const SLOW_READ: std::time::Duration = std::time::Duration::from_micros(250);
+
+/// Notes how long one read of an input file took (see [`parallel_reads_pay`]).
+fn note_read_time(started: std::time::Instant) {
+    if started.elapsed() > SLOW_READ {
+        SLOW_READ_SEEN.store(true, Ordering::Relaxed);
+    }
+}
+
+/// True when reading several pieces at once (prefetch threads) is worth its cost:
+/// some input read has been slow (far away, or cold). Where every read so far came
+/// from the page cache, starting threads costs more than the reads they overlap,
+/// so callers read on demand instead.
+pub fn parallel_reads_pay() -> bool {
+    far_reads_seen() || SLOW_READ_SEEN.load(Ordering::Relaxed)
+}
+
 /// Consecutive slow large reads that mark a file far away: one slow read (a page
 /// reclaim, a cold block of a local disk) is not enough.
 const SLOW_STREAK: u32 = 3;
@@ -449,10 +472,13 @@ impl FileSource {
         check_range(&self.path.display(), self.len, offset, buf.len())?;
         let depth = io_depth();
         if buf.len() < PARALLEL_MIN || depth < 2 {
-            return self
+            let started = std::time::Instant::now();
+            let r = self
                 .file
                 .read_exact_at(buf, offset)
                 .map_err(|e| read_error(&self.path, offset, e));
+            note_read_time(started);
+            return r;
         }
         let far = self.far.load(Ordering::Relaxed);
         let started = std::time::Instant::now();
@@ -607,9 +633,13 @@ impl ByteSource for PooledFile {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(&self.path.display(), self.len, offset, buf.len())?;
         retry::with_retries(|| {
-            self.file()?
+            let started = std::time::Instant::now();
+            let r = self
+                .file()?
                 .read_exact_at(buf, offset)
-                .map_err(|e| read_error(&self.path, offset, e))
+                .map_err(|e| read_error(&self.path, offset, e));
+            note_read_time(started);
+            r
         })
     }
 }

@@ -756,8 +756,8 @@ impl Filesystem {
                 }
             }
         }
-        if windows.len() < 2 {
-            return; // read on demand: nothing to overlap
+        if windows.len() < 2 || !bytesource::parallel_reads_pay() {
+            return; // read on demand: nothing to overlap, or reads too fast to pay
         }
         for batch in windows.chunks(PREFETCH_IN_FLIGHT) {
             std::thread::scope(|scope| {

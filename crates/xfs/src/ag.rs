@@ -26,25 +26,38 @@ pub(crate) fn check(fs: &Filesystem) {
     let sect = u64::from(sb.sect_size);
     let sect_len = us(u32::from(sb.sect_size));
     let ags: Vec<u32> = (0..sb.agcount.min(MAX_CHECKED)).collect();
-    for batch in ags.chunks(IN_FLIGHT) {
-        // The AGF and AGI sectors of each AG of the batch, one read per AG, in parallel.
-        let heads: Vec<(u32, u64, Result<Vec<u8>, fsapi::Error>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = batch
-                .iter()
-                .filter_map(|&agno| {
-                    let base = sb.fsb_to_byte(u64::from(agno) << sb.agblklog)?;
-                    let pos = base.saturating_add(sect);
-                    Some(scope.spawn(move || {
-                        let mut buf = vec![0u8; sect_len.saturating_mul(2)];
-                        let r = fs
-                            .read_dev(pos, &mut buf, &|| format!("AG {agno} AGF and AGI"))
-                            .map(|()| buf);
-                        (agno, pos, r)
-                    }))
-                })
-                .collect();
-            handles.into_iter().filter_map(|h| h.join().ok()).collect()
-        });
+    // One read of the AGF and AGI sectors of an AG.
+    let read_head = |agno: u32| -> Option<(u32, u64, Result<Vec<u8>, fsapi::Error>)> {
+        let base = sb.fsb_to_byte(u64::from(agno) << sb.agblklog)?;
+        let pos = base.saturating_add(sect);
+        let mut buf = vec![0u8; sect_len.saturating_mul(2)];
+        let r = fs
+            .read_dev(pos, &mut buf, &|| format!("AG {agno} AGF and AGI"))
+            .map(|()| buf);
+        Some((agno, pos, r))
+    };
+    // In parallel only where reads are slow: from the page cache, threads cost
+    // more than the reads.
+    let in_flight = if bytesource::parallel_reads_pay() {
+        IN_FLIGHT
+    } else {
+        1
+    };
+    for batch in ags.chunks(in_flight) {
+        let heads: Vec<(u32, u64, Result<Vec<u8>, fsapi::Error>)> = if in_flight < 2 {
+            batch.iter().filter_map(|&agno| read_head(agno)).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = batch
+                    .iter()
+                    .map(|&agno| scope.spawn(move || read_head(agno)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .filter_map(|h| h.join().ok().flatten())
+                    .collect()
+            })
+        };
         for (agno, first, head) in heads {
             let head = match head {
                 Ok(h) => h,

@@ -262,8 +262,8 @@ impl Filesystem {
                 }
             }
         }
-        if spans.len() < 2 {
-            return; // read on demand: nothing to overlap
+        if spans.len() < 2 || !bytesource::parallel_reads_pay() {
+            return; // read on demand: nothing to overlap, or reads too fast to pay
         }
         for batch in spans.chunks(INODE_PREFETCH_IN_FLIGHT) {
             let read: Vec<(u64, Vec<u8>)> = std::thread::scope(|scope| {

@@ -84,7 +84,8 @@ impl LogRing<'_> {
             }
             w = w.saturating_add(WINDOW_BBS);
         }
-        if starts.len() < 2 {
+        // Nothing to overlap, or reads too fast for threads to pay.
+        if starts.len() < 2 || !bytesource::parallel_reads_pay() {
             return;
         }
         for batch in starts.chunks(PREFETCH_IN_FLIGHT) {
