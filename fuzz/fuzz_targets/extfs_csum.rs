@@ -18,6 +18,9 @@
 //! crate under test.
 #![no_main]
 
+#[path = "common/reflected_crc.rs"]
+mod reflected_crc;
+
 use std::sync::Arc;
 
 use bytesource::{ByteSource, SharedSource};
@@ -30,30 +33,8 @@ const MAX_INODES: u64 = 32;
 /// Largest device served (zeros past the input cost nothing).
 const MAX_DEVICE: u64 = 1 << 30;
 
-const TABLE: [u32; 256] = {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0x82f6_3b78 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-};
-
 fn crc32c(crc: u32, data: &[u8]) -> u32 {
-    data.iter().fold(crc, |c, &b| {
-        TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
-    })
+    reflected_crc::update(&reflected_crc::CASTAGNOLI, crc, data)
 }
 
 fn le16(b: &[u8], i: usize) -> u64 {

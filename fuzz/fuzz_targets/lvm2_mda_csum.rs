@@ -14,6 +14,9 @@
 //! final inversion, `lib/misc/crc.c`), not taken from the crate under test.
 #![no_main]
 
+#[path = "common/reflected_crc.rs"]
+mod reflected_crc;
+
 use bytesource::{ByteSource, MemSource, SharedSource};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
@@ -22,30 +25,8 @@ const INITIAL_CRC: u32 = 0xf597_a6cf;
 const SECTOR: usize = 512;
 const MDA_HEADER_SIZE: u64 = 512;
 
-const TABLE: [u32; 256] = {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xedb8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-};
-
 fn calc_crc(crc: u32, data: &[u8]) -> u32 {
-    data.iter().fold(crc, |c, &b| {
-        TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
-    })
+    reflected_crc::update(&reflected_crc::IEEE, crc, data)
 }
 
 fn u32_at(b: &[u8], i: usize) -> Option<u32> {
