@@ -191,6 +191,29 @@ paths_of_inodes() { dbg "ncheck $*" | awk -F'\t' 'NR > 1 && $2 != "" { gsub("/+"
 : >"$W/aff-none"
 up "$FLAT" vm-flat.vmdk 0 0
 WANT_RC=0 run_cp control-sample "$MNT/vm-flat.vmdk" VolGroup00/LogVol00:/ "$W/aff-none" sample "$MAN"
+# 0b. The far-away decision (bytesource: a file on NFS, SMB, FUSE... is read as far
+# away from its first read). The oracle is the kernel's own name for the
+# filesystem each file is on (stat -f); every read above went through the far path.
+far_marks() { VMDKRECOVER_IO_STATS=1 "$BIN" ls "$1" VolGroup00/LogVol00:/ 2>&1 >/dev/null |
+    sed -n 's/.*marked far away: \([0-9]*\) by filesystem type.*/\1/p'; }
+fstype=$(stat -f -c %T "$MNT/vm-flat.vmdk")
+localtype=$(stat -f -c %T "$FLAT")
+case "$fstype" in
+    fuse*) want_far=1 ;;
+    *) want_far=missing ;;
+esac
+case "$localtype" in
+    fuse* | nfs* | cifs | smb*) want_local=missing ;;
+    *) want_local=0 ;;
+esac
+got_far=$(far_marks "$MNT/vm-flat.vmdk")
+got_local=$(far_marks "$FLAT")
+got_off=$(VMDKRECOVER_FAR_BY_FS=0 far_marks "$MNT/vm-flat.vmdk")
+if [ "$got_far" = "$want_far" ] && [ "$got_local" = "$want_local" ] && [ "$got_off" = 0 ]; then
+    pass far-by-filesystem
+else
+    fail far-by-filesystem "marked far by filesystem type: $got_far on $fstype (want $want_far), $got_local on $localtype (want $want_local), $got_off with VMDKRECOVER_FAR_BY_FS=0 (want 0)"
+fi
 down
 
 # 1. One block of /home/alice/random.bin's data.
