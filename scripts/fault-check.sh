@@ -249,6 +249,17 @@ EOF
     else
         fail salvage-in-place "exit $rc: $(head -c 400 "$W/salv2.err")"
     fi
+    # The same through cp's overlapped reads and writes (large files; here forced
+    # for every file): the same salvaged bytes, and the whole tree as the manifest.
+    rm -rf "$W/salv3" "$W/salv3.partial"
+    VMDKRECOVER_PIPELINE_MIN=0 "$BIN" cp --salvage "$MNT/vm-flat.vmdk" VolGroup00/LogVol00:/home/alice/random.bin "$W/salv3" 2>"$W/salv3.err"
+    rc=$?
+    if [ "$rc" = 1 ] && [ ! -e "$W/salv3" ] && cmp -s "$W/salv3.partial" "$W/salv.partial"; then
+        pass salvage-pipelined
+    else
+        fail salvage-pipelined "exit $rc: $(head -c 400 "$W/salv3.err")"
+    fi
+    VMDKRECOVER_PIPELINE_MIN=0 run_cp data-block-pipelined "$MNT/vm-flat.vmdk" VolGroup00/LogVol00:/ "$W/aff-data" sample "$MAN"
 else
     pending salvage-data-block "vmdkrecover cp has no --salvage yet"
 fi
