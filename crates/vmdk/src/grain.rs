@@ -136,6 +136,10 @@ pub(crate) struct GrainMap {
     tables: Mutex<Lru<Arc<Vec<u64>>>>,
     dir_chunks: Mutex<Lru<Arc<Vec<u8>>>>,
     grains: Mutex<Lru<Arc<Vec<u8>>>>,
+    /// A group buffer of [`GrainMap::read_compressed_batch`] kept for the next
+    /// batch (at most [`GROUP_BYTES`] and a page): a fresh one per request cost
+    /// its page faults again every time.
+    scratch: Mutex<Vec<u8>>,
 }
 
 /// Most read warnings one map keeps (one per grain table at most, but bounded).
@@ -239,6 +243,7 @@ impl GrainMap {
             read_warnings: Mutex::new(Vec::new()),
             tables: Mutex::new(Lru::new(tables)),
             dir_chunks: Mutex::new(Lru::new(DIR_CACHE_CHUNKS)),
+            scratch: Mutex::new(Vec::new()),
             grains: Mutex::new(Lru::new(
                 usize::try_from(
                     GRAIN_CACHE_BYTES
@@ -631,6 +636,44 @@ impl GrainMap {
         Ok(out)
     }
 
+    /// Inflates the zlib data `packed` of the compressed grain stored at `at` into
+    /// `buf`, one whole grain: the same checks as [`Self::inflate_packed`] followed
+    /// by [`Self::copy_out`], without the grain's own buffer.
+    fn inflate_into(&self, at: u64, packed: &[u8], buf: &mut [u8]) -> Result<(), Error> {
+        let bad = |e: std::io::Error| {
+            Error::corrupt(
+                &self.name,
+                format!("compressed grain at byte {at:#x} does not inflate: {e}"),
+            )
+        };
+        let mut z = flate2::read::ZlibDecoder::new(packed);
+        let mut got = 0usize;
+        // Each read either fills more of buf or ends the stream: bounded by buf.
+        while let Some(rest) = buf.get_mut(got..).filter(|r| !r.is_empty()) {
+            match z.read(rest).map_err(bad)? {
+                0 => break,
+                k => got = got.saturating_add(k),
+            }
+        }
+        let mut one = [0u8; 1];
+        if got == buf.len() && z.read(&mut one).map_err(bad)? != 0 {
+            return Err(Error::corrupt(
+                &self.name,
+                format!(
+                    "compressed grain at byte {at:#x} inflates to more than the grain size ({} bytes)",
+                    self.grain
+                ),
+            ));
+        }
+        if got < buf.len() {
+            return Err(Error::corrupt(
+                &self.name,
+                format!("compressed grain at byte {at:#x} inflates to only {got} bytes"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Copies bytes `within..` of the inflated grain `g` (stored at `at`) into `buf`.
     fn copy_out(&self, at: u64, g: &[u8], within: u64, buf: &mut [u8]) -> Result<(), Error> {
         let start = usize::try_from(within).unwrap_or(usize::MAX);
@@ -710,14 +753,49 @@ impl GrainMap {
                 .min(file_len);
             let len = usize::try_from(end.saturating_sub(start))
                 .map_err(|_| Error::corrupt(&self.name, "grain group too large"))?;
-            let mut raw = vec![0u8; len.saturating_add(ALIGN_USIZE)];
+            let mut raw = self
+                .scratch
+                .lock()
+                .map(|mut v| std::mem::take(&mut *v))
+                .unwrap_or_default();
+            raw.resize(len.saturating_add(ALIGN_USIZE), 0);
             let skip = raw.as_ptr().align_offset(ALIGN_USIZE).min(ALIGN_USIZE);
             let bytes = raw
                 .get_mut(skip..skip.saturating_add(len))
                 .ok_or_else(|| Error::corrupt(&self.name, "internal: grain group buffer"))?;
             read_file(&self.file, &self.name, start, bytes)?;
             let bytes: &[u8] = bytes;
-            let threads = inflate_threads(group.len());
+            let threads = if bytesource::parallel_reads_pay() || force_batch() {
+                inflate_threads(group.len())
+            } else {
+                1
+            };
+            let result = self.inflate_group(group, start, bytes, threads);
+            if raw.capacity()
+                <= usize::try_from(GROUP_BYTES)
+                    .unwrap_or(0)
+                    .saturating_add(2 * ALIGN_USIZE)
+            {
+                if let Ok(mut v) = self.scratch.lock() {
+                    *v = raw;
+                }
+            }
+            result?;
+            done = done.saturating_add(n);
+        }
+        Ok(())
+    }
+
+    /// Inflates the grains of `group` from `bytes` (the file's bytes from `start`)
+    /// on `threads` threads, each into its own pieces of the caller's buffer.
+    fn inflate_group(
+        &self,
+        group: &mut [(Piece, &mut [u8])],
+        start: u64,
+        bytes: &[u8],
+        threads: usize,
+    ) -> Result<(), Error> {
+        {
             if threads < 2 {
                 for (p, b) in group.iter_mut() {
                     self.inflate_from(*p, b, start, bytes)?;
@@ -754,7 +832,6 @@ impl GrainMap {
                     result
                 })?;
             }
-            done = done.saturating_add(n);
         }
         Ok(())
     }
@@ -797,9 +874,12 @@ impl GrainMap {
             // its own error.
             return self.read_piece(piece, buf);
         };
+        if whole {
+            return self.inflate_into(at, packed, buf);
+        }
         let g = self.inflate_packed(at, packed)?;
         self.copy_out(at, &g, within, buf)?;
-        if !whole {
+        {
             if let Ok(mut c) = self.grains.lock() {
                 c.put(at, Arc::new(g));
             }
