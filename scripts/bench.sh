@@ -444,7 +444,13 @@ rm -rf "$out"
 # cache may be warm where the page cache is not (in its favour). After each L*2 the
 # copies' sha256 is checked against the 1 GiB file's bytes on the flat disk.
 lat_vmdk=${LAT_VMDK:-}
-if [ -n "$ONLY" ] && [[ "LS1 LS2 LS3 LT1 LT2 LT3" =~ $ONLY ]]; then lat_vmdk=1; fi
+only_any() { # only_any NAME...: ONLY is set and matches one of the names
+    local n
+    [ -n "$ONLY" ] || return 1
+    for n in "$@"; do [[ "$n" =~ $ONLY ]] && return 0; done
+    return 1
+}
+if only_any LS1 LS2 LS3 LT1 LT2 LT3; then lat_vmdk=1; fi
 qnbd_up() { # qnbd_up SLOWFILE DIR: DIR/raw.img is SLOWFILE as qemu-nbd -f vmdk serves it
     mkdir -p "$2"
     rm -f "$2.sock"
@@ -476,7 +482,7 @@ if [ -n "$lat_vmdk" ]; then
     for d in $LATENCIES; do
         for f in sparse stream; do
             case $f in sparse) J=LS; fmt=monolithicSparse ;; stream) J=LT; fmt=streamOptimized ;; esac
-            if [ -n "$ONLY" ] && ! [[ "${J}1 ${J}2 ${J}3" =~ $ONLY ]]; then continue; fi
+            if [ -n "$ONLY" ] && ! only_any "${J}1" "${J}2" "${J}3"; then continue; fi
             slow_up "$d" "bench-$f.vmdk" "$slow-$f"
             SF="$slow-$f/bench-$f.vmdk"
             qnbd_up "$SF" "$BENCH_DIR/qraw-$f"
