@@ -492,7 +492,7 @@ if [ -n "$lat_vmdk" ]; then
             o=$(mktemp -d /dev/shm/vmdkrecover-bench.XXXXXX)
             if [ -n "${B_BASE:-}" ]; then
                 base1=(-n "vmdkrecover (B_BASE)" "$B_BASE ls -l $SF $V:/etc")
-                base2=(-n "vmdkrecover cp (B_BASE)" "$B_BASE cp $SF $V:/home/bench/big.bin $o/big.bin")
+                base2=(-n "vmdkrecover cp (B_BASE)" "$B_BASE cp $SF $V:/home/bench/big.bin $o/base.bin")
                 base3=(-n "vmdkrecover cp (B_BASE)" "$B_BASE cp $SF $V:/usr/share $o/share")
             fi
             conv=()
@@ -505,21 +505,25 @@ if [ -n "$lat_vmdk" ]; then
                 -n "debugfs on a loop device over qemu-nbd's raw view" "debugfs -R 'ls -l /etc' $ql" \
                 -n "kernel: mount -o ro (over qemu-nbd) + ls -l + umount" "mount -o ro $ql $mnt-slow && ls -l $mnt-slow/etc >/dev/null; umount $mnt-slow"
             RUNS=${LAT_RUNS_BIG:-3}
-            hf "${J}2 $fmt ($d per request, cold) copy the 1 GiB file" --prepare "$qdrop; rm -f $o/*.bin $o/conv.raw" \
+            # Each run's copy is kept aside (renamed, in the untimed prepare step) so
+            # that every command's last copy is there for the sha256 check below.
+            keep="for x in $o/*.bin; do [ -e \"\$x\" ] && mv -f \"\$x\" \"\$x.keep\"; done; rm -f $o/conv.raw"
+            hf "${J}2 $fmt ($d per request, cold) copy the 1 GiB file" --prepare "$qdrop; $keep" \
                 -n "vmdkrecover cp" "$B cp $SF $V:/home/bench/big.bin $o/big.bin" "${base2[@]}" \
                 -n "dd bs=1M of its bytes (qemu-nbd's raw view)" "dd if=$QR of=$o/dd.bin bs=1M iflag=skip_bytes skip=$big_off count=1024 status=none" \
                 -n "kernel: mount -o ro (over qemu-nbd) + cp + umount" "mount -o ro $ql $mnt-slow && cp $mnt-slow/home/bench/big.bin $o/cp.bin; umount $mnt-slow" \
                 "${conv[@]}"
             if [ -n "$ONLY" ] && ! [[ "${J}2" =~ $ONLY ]]; then :; else
-                for c in "$o"/*.bin; do
+                for c in "$o"/*.bin "$o"/*.bin.keep; do
+                    [ -e "$c" ] || continue
                     s=$(sha256sum "$c" | cut -d' ' -f1)
-                    case $(basename "$c") in dd.bin | cv.bin) ref=$dd_sum; what="dd of the flat file" ;; *) ref=$file_sum; what="the file on the flat disk (kernel)" ;; esac
+                    case $(basename "$c") in dd.bin* | cv.bin*) ref=$dd_sum; what="dd of the flat file" ;; *) ref=$file_sum; what="the file on the flat disk (kernel)" ;; esac
                     if [ "$s" = "$ref" ]; then r="same bytes as $what"; else r="**DIFFERENT from $what ($ref)**"; fi
                     echo "sha256 ${J}2 $(basename "$c"): $s: $r" | tee -a "$results"
                 done
                 echo >>"$results"
             fi
-            rm -f "$o"/*.bin
+            rm -f "$o"/*.bin "$o"/*.bin.keep
             if [ "$d" != 5ms ]; then
                 hf "${J}3 $fmt ($d per request, cold) copy /usr/share into tmpfs" \
                     --prepare "$qdrop; rm -rf $o/share $o/rdump $o/cpa; mkdir -p $o/rdump" \
