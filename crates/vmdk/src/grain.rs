@@ -369,7 +369,7 @@ impl GrainMap {
                 return Ok(t);
             }
         }
-        if bytesource::parallel_reads_pay() || force_batch() {
+        if grain_batch().unwrap_or_else(bytesource::parallel_reads_pay) {
             if let Some(t) = self.prefetch_tables(gd_index, at) {
                 return Ok(t);
             }
@@ -765,7 +765,7 @@ impl GrainMap {
                 .ok_or_else(|| Error::corrupt(&self.name, "internal: grain group buffer"))?;
             read_file(&self.file, &self.name, start, bytes)?;
             let bytes: &[u8] = bytes;
-            let threads = if bytesource::parallel_reads_pay() || force_batch() {
+            let threads = if grain_batch().unwrap_or_else(bytesource::parallel_reads_pay) {
                 inflate_threads(group.len())
             } else {
                 1
@@ -915,8 +915,9 @@ fn inflate_threads(grains: usize) -> usize {
 }
 
 /// `VMDKRECOVER_GRAIN_BATCH`: `1` takes the batched paths (table windows, grouped
-/// compressed grains) even where reads are fast, `0` never (tests and A/B runs);
-/// unset: table windows where reads are slow, grouped grains always.
+/// compressed grains inflated by several threads) even where reads are fast, `0`
+/// never (tests and A/B runs); unset: table windows and inflating threads where
+/// reads are slow ([`bytesource::parallel_reads_pay`]), grouped grains always.
 fn grain_batch() -> Option<bool> {
     static V: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     *V.get_or_init(
@@ -926,10 +927,6 @@ fn grain_batch() -> Option<bool> {
             _ => None,
         },
     )
-}
-
-fn force_batch() -> bool {
-    grain_batch() == Some(true)
 }
 
 /// Whether a run mapped so far (`first`, `run` bytes) continues with `next`.
