@@ -19,6 +19,14 @@
 //! small cache so a run of small reads inside one grain inflates it once. A stream
 //! rebuilt from its markers keeps a sparse map (grain number -> marker sector) with at
 //! most one entry per marker found in the file.
+//!
+//! Reads that pay for round trips: contiguous uncompressed grains are one read per run
+//! (`map` joins them, across tables). A read spanning several compressed grains reads
+//! the stored grains of each group of neighbours in one request (split into parallel
+//! `O_DIRECT` pieces below once the file is far), and where reads are slow
+//! (`bytesource::parallel_reads_pay`: NFS, FUSE, a cold disk) inflates them on a few
+//! threads; and a grain table that is not cached is read together with the tables
+//! stored next to it (one request for a window of up to 128).
 
 use crate::extent::{read_file, Extent, Piece};
 use crate::Error;
@@ -43,10 +51,18 @@ const GRAIN_CACHE_GRAINS: u64 = 4;
 const GRAIN_CACHE_BYTES: u64 = 1024 * 1024;
 /// [`DIR_CACHE_CHUNKS`] as u64 (keep them equal).
 const DIR_CACHE_CHUNKS_U64: u64 = 4;
-/// Most bytes of tables, directory pieces and inflated grains one extent keeps cached
-/// (one grain is at most `MAX_GRAIN_SECTORS` * 512 = 8 MiB): about 10 MiB.
+/// Largest group buffer of compressed grains an extent keeps for its next batch
+/// (and two pages of alignment slack): a local copy's 1 MiB requests reuse it; a far
+/// disk's 8 MiB requests allocate theirs, whose page faults cost little beside the
+/// round trips.
+const SCRATCH_KEEP_BYTES: u64 = 2 * 1024 * 1024 + 2 * 4096;
+/// Most bytes of tables, directory pieces, inflated grains and the kept group buffer
+/// one extent holds between reads (one grain is at most `MAX_GRAIN_SECTORS` * 512 =
+/// 8 MiB): about 12 MiB. A read in progress also holds at most [`GROUP_BYTES`] of
+/// stored grains.
 pub const MAX_CACHE_BYTES: u64 = TABLE_CACHE_BYTES
     + DIR_CHUNK_BYTES * DIR_CACHE_CHUNKS_U64
+    + SCRATCH_KEEP_BYTES
     + if GRAIN_CACHE_BYTES > MAX_GRAIN_SECTORS * 512 {
         GRAIN_CACHE_BYTES
     } else {
@@ -137,7 +153,7 @@ pub(crate) struct GrainMap {
     dir_chunks: Mutex<Lru<Arc<Vec<u8>>>>,
     grains: Mutex<Lru<Arc<Vec<u8>>>>,
     /// A group buffer of [`GrainMap::read_compressed_batch`] kept for the next
-    /// batch (at most [`GROUP_BYTES`] and a page): a fresh one per request cost
+    /// batch (at most [`SCRATCH_KEEP_BYTES`]): a fresh one per 1 MiB request cost
     /// its page faults again every time.
     scratch: Mutex<Vec<u8>>,
 }
@@ -442,7 +458,23 @@ impl GrainMap {
         }
         let from = expect(lo)?;
         let mut buf = vec![0u8; usize::try_from(n.checked_mul(gt_bytes)?).ok()?];
-        read_file(&self.file, &self.name, from, &mut buf).ok()?;
+        // In pieces read at once: the file may not be marked far yet (its first
+        // large reads), and then one read would be one request after another.
+        let ok = std::thread::scope(|scope| {
+            let mut at = from;
+            let mut handles = Vec::new();
+            for piece in buf.chunks_mut(PREFETCH_PIECE) {
+                let here = at;
+                at = at.saturating_add(u64::try_from(piece.len()).unwrap_or(u64::MAX));
+                handles.push(scope.spawn(move || read_file(&self.file, &self.name, here, piece)));
+            }
+            handles
+                .into_iter()
+                .all(|h| h.join().is_ok_and(|r| r.is_ok()))
+        });
+        if !ok {
+            return None;
+        }
         let mut wanted = None;
         let step = usize::try_from(gt_bytes).ok()?;
         let mut cache = self.tables.lock().ok()?;
@@ -771,11 +803,7 @@ impl GrainMap {
                 1
             };
             let result = self.inflate_group(group, start, bytes, threads);
-            if raw.capacity()
-                <= usize::try_from(GROUP_BYTES)
-                    .unwrap_or(0)
-                    .saturating_add(2 * ALIGN_USIZE)
-            {
+            if u64::try_from(raw.capacity()).is_ok_and(|c| c <= SCRATCH_KEEP_BYTES) {
                 if let Ok(mut v) = self.scratch.lock() {
                     *v = raw;
                 }
@@ -888,11 +916,14 @@ impl GrainMap {
     }
 }
 
-/// Directory entries per grain table prefetch window ([`GrainMap::prefetch_tables`]).
-const PREFETCH_TABLES: u64 = 128;
-/// Most bytes of grain tables read in one prefetch (128 tables of VMware's 512
-/// entries).
-const PREFETCH_BYTES: u64 = 256 * 1024;
+/// Directory entries per grain table prefetch window ([`GrainMap::prefetch_tables`];
+/// also at most half the table cache).
+const PREFETCH_TABLES: u64 = 512;
+/// Most bytes of grain tables read in one prefetch (256 tables of VMware's 512
+/// entries: all of an 8 GiB disk's)...
+const PREFETCH_BYTES: u64 = 512 * 1024;
+/// ...in pieces of this size read at once (a FUSE request's 128 KiB).
+const PREFETCH_PIECE: usize = 128 * 1024;
 /// Most bytes of stored grains read in one request by a compressed batch: 8 MiB of
 /// output (the copy's chunk on a far disk) in grains that barely compress.
 const GROUP_BYTES: u64 = 12 * 1024 * 1024;
