@@ -596,10 +596,33 @@ impl GrainMap {
         let markers = matches!(self.flavor, Flavor::Hosted { markers: true, .. });
         let file_len = self.file.len();
         let limit = self.grain.saturating_mul(2);
+        // Where reads are slow, the marker and (nearly always) the whole stored grain
+        // come in one request: at most a grain and a sector, which a grain that
+        // deflate could not shrink still fits (stored blocks add 5 bytes per 64 KiB).
+        let mut head = Vec::new();
         let (data_at, data_len) = if markers {
             // Grain marker: lba u64, size u32, then `size` bytes of zlib data.
             let mut m = [0u8; 12];
-            read_file(&self.file, &self.name, at, &mut m)?;
+            if grain_batch().unwrap_or_else(bytesource::parallel_reads_pay) {
+                let want = self
+                    .grain
+                    .saturating_add(512)
+                    .min(file_len.saturating_sub(at));
+                if let Ok(want) = usize::try_from(want) {
+                    if want >= 12 {
+                        head = vec![0u8; want];
+                        // Failed (a bad sector past the grain?): the exact reads
+                        // below, with their own errors.
+                        if read_file(&self.file, &self.name, at, &mut head).is_err() {
+                            head.clear();
+                        }
+                    }
+                }
+            }
+            match head.get(..12) {
+                Some(h) => m.copy_from_slice(h),
+                None => read_file(&self.file, &self.name, at, &mut m)?,
+            }
             let size = u64::from(crate::error::need(
                 field::le_u32(&m, 8),
                 &self.name,
@@ -634,9 +657,15 @@ impl GrainMap {
         }
         let n =
             usize::try_from(data_len).map_err(|_| Error::corrupt(&self.name, "grain too large"))?;
-        let mut packed = vec![0u8; n];
-        read_file(&self.file, &self.name, data_at, &mut packed)?;
-        let g = Arc::new(self.inflate_packed(at, &packed)?);
+        let in_head = 12usize.checked_add(n).and_then(|end| head.get(12..end));
+        let g = match in_head {
+            Some(packed) if markers => Arc::new(self.inflate_packed(at, packed)?),
+            _ => {
+                let mut packed = vec![0u8; n];
+                read_file(&self.file, &self.name, data_at, &mut packed)?;
+                Arc::new(self.inflate_packed(at, &packed)?)
+            }
+        };
         if let Ok(mut c) = self.grains.lock() {
             c.put(at, g.clone());
         }

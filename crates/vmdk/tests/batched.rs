@@ -19,10 +19,11 @@ fn force() {
 }
 
 /// Whole images in 8 MiB reads (batches of 128 grains), 1 MiB reads, and odd
-/// reads whose ends fall inside grains (partial grains at both ends of a batch).
+/// reads whose ends fall inside grains (partial grains at both ends of a batch),
+/// and 4 KiB reads (one grain each: marker and data in one read when forced).
 fn check(path: &std::path::Path, sha: &str, what: &str) {
     let d = Disk::open(path).unwrap_or_else(|e| panic!("{what}: {e}"));
-    for chunk in [8 << 20, 1 << 20, 3_000_001, 200_000] {
+    for chunk in [8 << 20, 1 << 20, 3_000_001, 200_000, 4096] {
         assert_eq!(sha_of(&d, chunk), sha, "{what} ({chunk}-byte reads)");
     }
 }
