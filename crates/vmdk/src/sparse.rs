@@ -40,12 +40,20 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
             ),
         ));
     }
-    let mut sector = [0u8; 512];
-    file.read_at(0, &mut sector)
-        .map_err(|e| Error::io(name, e))?;
-    let mut h = Header::parse(&sector, name, 0)?
+    // The header and, in the same request, the embedded descriptor that follows it
+    // (qemu-img and VMware put it at sector 1): one round trip, not two, where the
+    // file is far. Only where reads are slow: locally the one sector is cheaper.
+    let head_len = if bytesource::parallel_reads_pay() {
+        file.len().min(HEAD_BYTES)
+    } else {
+        512
+    };
+    let mut head = vec![0u8; usize::try_from(head_len).unwrap_or(512)];
+    file.read_at(0, &mut head).map_err(|e| Error::io(name, e))?;
+    let sector = head.get(..512).unwrap_or_default();
+    let mut h = Header::parse(sector, name, 0)?
         .ok_or_else(|| Error::corrupt(name, "no KDMV sparse extent magic at byte 0"))?;
-    let embedded = read_embedded_descriptor(&file, name, &h, &mut warnings);
+    let embedded = read_embedded_descriptor(&MemOr(&head, &file), name, &h, &mut warnings);
     let mut stream_optimized = false;
     let mut footer_error = None;
     if h.gd_offset == GD_AT_END {
@@ -131,18 +139,35 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
     // directory piece that cannot be read is read from it; see grain.rs).
     let mut redundant = None;
     let mut read_warning = None;
+    // Where reads are slow, both directories are checked at once (two round trips
+    // in flight instead of one after the other); else the redundant one only when
+    // it is needed or there.
+    let both = |with_redundant: bool| -> (Result<Dir, Error>, Option<Result<Dir, Error>>) {
+        if with_redundant && bytesource::parallel_reads_pay() {
+            std::thread::scope(|scope| {
+                let r = scope.spawn(|| load(h.rgd_offset, "redundant grain directory"));
+                let p = load(h.gd_offset, "grain directory");
+                (p, r.join().ok())
+            })
+        } else {
+            (load(h.gd_offset, "grain directory"), None)
+        }
+    };
     let loaded = match footer_error {
         Some(e) => Err(e),
-        None => match load(h.gd_offset, "grain directory") {
-            Ok(gd) => {
-                if has_redundant {
-                    // A redundant directory that does not check out is not used.
-                    redundant = load(h.rgd_offset, "redundant grain directory").ok();
+        None => {
+            let (primary, second) = both(has_redundant);
+            let second =
+                || second.unwrap_or_else(|| load(h.rgd_offset, "redundant grain directory"));
+            match primary {
+                Ok(gd) => {
+                    if has_redundant {
+                        // A redundant directory that does not check out is not used.
+                        redundant = second().ok();
+                    }
+                    Ok(gd)
                 }
-                Ok(gd)
-            }
-            Err(primary) if has_redundant => {
-                match load(h.rgd_offset, "redundant grain directory") {
+                Err(primary) if has_redundant => match second() {
                     Ok(gd) => {
                         let w = format!("{primary}; using the redundant grain directory instead");
                         if matches!(primary, Error::Io { .. }) {
@@ -155,10 +180,10 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
                         Ok(gd)
                     }
                     Err(_) => Err(primary),
-                }
+                },
+                Err(primary) => Err(primary),
             }
-            Err(primary) => Err(primary),
-        },
+        }
     };
     let dir = match loaded {
         Ok(d) => Directory::OnDisk(d),
@@ -208,9 +233,35 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
     })
 }
 
+/// Bytes read at open with the header where reads are slow (header + descriptor).
+const HEAD_BYTES: u64 = 64 * 1024;
+
+/// A file whose first bytes are already in memory: reads inside them are served
+/// from there, others from the file.
+struct MemOr<'a>(&'a [u8], &'a SharedSource);
+
+impl bytesource::ByteSource for MemOr<'_> {
+    fn len(&self) -> u64 {
+        self.1.len()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let inside = usize::try_from(offset).ok().and_then(|o| {
+            let end = o.checked_add(buf.len())?;
+            self.0.get(o..end)
+        });
+        match inside {
+            Some(b) => {
+                buf.copy_from_slice(b);
+                Ok(())
+            }
+            None => self.1.read_at(offset, buf),
+        }
+    }
+}
+
 /// Reads the descriptor embedded in a sparse file (descriptorOffset/Size, sectors).
 pub(crate) fn read_embedded_descriptor(
-    file: &SharedSource,
+    file: &dyn bytesource::ByteSource,
     name: &str,
     h: &Header,
     warnings: &mut Vec<String>,
