@@ -25,9 +25,9 @@
 //! the stored grains of each group of neighbours in one request (split into parallel
 //! `O_DIRECT` pieces below once the file is far), and where reads are slow
 //! (`bytesource::parallel_reads_pay`: NFS, FUSE, a cold disk) inflates them on a few
-//! threads; and once the file is far (`bytesource::far_reads_seen`: large reads have
-//! been slow) a grain table that is not cached is read together with the tables
-//! stored next to it (a window of up to 256, in 128 KiB pieces read at once).
+//! threads; and once the file is far (`bytesource::far_reads_seen`) and a walk has
+//! needed several tables, a grain table that is not cached is read together with the
+//! tables stored next to it (a window of up to 256, in 128 KiB pieces read at once).
 
 use crate::extent::{read_file, Extent, Piece};
 use crate::Error;
@@ -157,6 +157,8 @@ pub(crate) struct GrainMap {
     /// batch (at most [`SCRATCH_KEEP_BYTES`]): a fresh one per 1 MiB request cost
     /// its page faults again every time.
     scratch: Mutex<Vec<u8>>,
+    /// Grain tables read so far (see [`GrainMap::prefetch_tables`]).
+    table_misses: std::sync::atomic::AtomicU32,
 }
 
 /// Most read warnings one map keeps (one per grain table at most, but bounded).
@@ -261,6 +263,7 @@ impl GrainMap {
             tables: Mutex::new(Lru::new(tables)),
             dir_chunks: Mutex::new(Lru::new(DIR_CACHE_CHUNKS)),
             scratch: Mutex::new(Vec::new()),
+            table_misses: std::sync::atomic::AtomicU32::new(0),
             grains: Mutex::new(Lru::new(
                 usize::try_from(
                     GRAIN_CACHE_BYTES
@@ -386,10 +389,16 @@ impl GrainMap {
                 return Ok(t);
             }
         }
-        // Only once the file is far (large reads have been slow): a walk of a few
-        // tables (`ls` of one directory) paid more for a window's bytes than it
-        // saved in round trips (LS1 at 0.2 ms: 11.7 ms against 7.4 without).
-        if grain_batch().unwrap_or_else(bytesource::far_reads_seen) {
+        // Only once the file is far and this map has already read a few tables one
+        // by one: a walk of a few tables (`ls` of one directory) paid more for a
+        // window's bytes than it saved in round trips (LS1 at 0.2 ms: 11.7 ms
+        // against 7.4 without), a copy of a large file or a tree needs many.
+        let misses = self
+            .table_misses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let window = grain_batch()
+            .unwrap_or_else(|| misses >= WINDOW_AFTER_MISSES && bytesource::far_reads_seen());
+        if window {
             if let Some(t) = self.prefetch_tables(gd_index, at) {
                 return Ok(t);
             }
@@ -405,7 +414,8 @@ impl GrainMap {
         Ok(t)
     }
 
-    /// Once the file is far, reads grain table `gd_index` (at
+    /// Once the file is far and [`WINDOW_AFTER_MISSES`] tables were read alone,
+    /// reads grain table `gd_index` (at
     /// byte `at`) together with the other tables of its window of [`PREFETCH_TABLES`]
     /// directory entries that lie next to it in the file, in one request, and caches
     /// them all: qemu-img and VMware's hosted sparse files store the tables one after
@@ -949,6 +959,8 @@ impl GrainMap {
     }
 }
 
+/// Tables a map reads one by one before it reads windows of them (where far).
+const WINDOW_AFTER_MISSES: u32 = 4;
 /// Directory entries per grain table prefetch window ([`GrainMap::prefetch_tables`];
 /// also at most half the table cache).
 const PREFETCH_TABLES: u64 = 512;
@@ -981,7 +993,8 @@ fn inflate_threads(grains: usize) -> usize {
 /// `VMDKRECOVER_GRAIN_BATCH`: `1` takes the batched paths (table windows, grouped
 /// compressed grains inflated by several threads, a single grain's marker and data
 /// in one read) even where reads are fast, `0` never (tests and A/B runs); unset:
-/// table windows once a file is far ([`bytesource::far_reads_seen`]), inflating
+/// table windows once a file is far ([`bytesource::far_reads_seen`]) and a few
+/// tables were read alone, inflating
 /// threads and one-read grains where reads are slow
 /// ([`bytesource::parallel_reads_pay`]), grouped grains always.
 fn grain_batch() -> Option<bool> {
