@@ -22,11 +22,19 @@
 #       the slow file, dd of the bytes, and the kernel path (losetup -r + mount -o ro +
 #       ls/cp). D from LATENCIES (default "1ms 0.2ms 5ms"; L3 skipped at 5ms).
 #       XL1-XL3: the same on the XFS disk against the kernel path.
+#   LS1-LS3, LT1-LT3 L1-L3 on the monolithicSparse (LS) and streamOptimized (LT) disks
+#       behind the same latency, against qemu's own vmdk driver over the slow file
+#       (qemu-nbd -r -f vmdk on a unix socket, its raw view exposed as a file by a
+#       second nbdfuse; no kernel nbd module): debugfs on a loop device over that view,
+#       dd of the bytes from it, the kernel path on it; LAT_CONVERT=1 adds qemu-img
+#       convert -O raw of the slow file + dd to LS2/LT2. Long: run only with
+#       LAT_VMDK=1 or an ONLY naming them (e.g. ONLY='^L[ST]'); B_BASE=BINARY adds a
+#       second vmdkrecover (e.g. main's) to each of them.
 #
 # Usage: scripts/bench.sh [--quick | --build-only]   (--quick: fewer runs)
 #        RUNS=N, ONLY=REGEX (job titles; "RSS" for the memory table), LATENCIES,
-#        LAT_RUNS (L1), LAT_RUNS_BIG (L2, L3), WARMUP (runs, default 2), COLD_TOOLS=1
-#        in the environment
+#        LAT_RUNS (L1), LAT_RUNS_BIG (L2, L3), WARMUP (runs, default 2), COLD_TOOLS=1,
+#        LAT_VMDK=1, LAT_CONVERT=1, B_BASE in the environment
 # Output: the tables (medians, via scripts/hf-medians.py) on stdout and in
 # $BENCH_DIR/results.md.
 set -euo pipefail
@@ -61,7 +69,13 @@ cleanup() {
     umount "$mnt-xfs" 2>/dev/null || true
     for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
     fusermount3 -u "$slow" 2>/dev/null || true
+    for f in sparse stream; do
+        fusermount3 -u "$BENCH_DIR/qraw-$f" 2>/dev/null || true
+        fusermount3 -u "$slow-$f" 2>/dev/null || true
+    done
+    for p in "${qnbd_pids[@]}"; do kill "$p" 2>/dev/null || true; done
 }
+qnbd_pids=()
 trap cleanup EXIT
 
 ########################################################################## build
@@ -419,4 +433,114 @@ for d in $LATENCIES; do
     slow_down
 done
 rm -rf "$out"
+
+########################################################################## latency, sparse and stream
+# L1-L3 on the monolithicSparse and streamOptimized disks (issue 13: "the same on
+# the streamOptimized and monolithicSparse versions"). The existing path for these
+# formats without vmdkrecover is qemu's vmdk driver: qemu-nbd reads the slow file
+# (through the host page cache, as qemu does by default) and serves the raw disk on
+# a unix socket, a second nbdfuse makes that a file, and debugfs, dd and the kernel
+# read it as in L1-L3. qemu-nbd stays up across runs, so its own small L2-table
+# cache may be warm where the page cache is not (in its favour). After each L*2 the
+# copies' sha256 is checked against the 1 GiB file's bytes on the flat disk.
+lat_vmdk=${LAT_VMDK:-}
+only_any() { # only_any NAME...: ONLY is set and matches one of the names
+    local n
+    [ -n "$ONLY" ] || return 1
+    for n in "$@"; do [[ "$n" =~ $ONLY ]] && return 0; done
+    return 1
+}
+if only_any LS1 LS2 LS3 LT1 LT2 LT3; then lat_vmdk=1; fi
+qnbd_up() { # qnbd_up SLOWFILE DIR: DIR/raw.img is SLOWFILE as qemu-nbd -f vmdk serves it
+    mkdir -p "$2"
+    rm -f "$2.sock"
+    qemu-nbd -r -f vmdk --shared=0 --persistent -k "$2.sock" "$1" &
+    qnbd_pids+=("$!")
+    for _ in $(seq 100); do [ -S "$2.sock" ] && break; sleep 0.1; done
+    nbdfuse -r "$2/raw.img" --unix "$2.sock" &
+    for _ in $(seq 100); do [ -s "$2/raw.img" ] && return 0; sleep 0.1; done
+    echo "bench.sh: qemu-nbd + nbdfuse did not come up" >&2; exit 2
+}
+if [ -n "$lat_vmdk" ]; then
+    # The references: the file as the kernel reads it from the flat disk, and the
+    # bytes dd reads from the flat file (its first extent's range, as in L2).
+    if [ ! -f big-file.sha256 ]; then
+        lr=$(losetup -r -f --show -o "$root_off" --sizelimit $((6 * GiB)) bench-flat.vmdk); loops+=("$lr")
+        mount -o ro "$lr" "$mnt"
+        sha256sum "$mnt/home/bench/big.bin" | cut -d' ' -f1 >big-file.sha256
+        umount "$mnt"; losetup -d "$lr"
+    fi
+    [ -f big-dd.sha256 ] || dd if=bench-flat.vmdk bs=1M iflag=skip_bytes skip="$big_off" count=1024 status=none | sha256sum | cut -d' ' -f1 >big-dd.sha256
+    file_sum=$(cat big-file.sha256)
+    dd_sum=$(cat big-dd.sha256)
+    qtools="$(command -v qemu-img)"
+    # shellcheck disable=SC2086
+    qlibs=$(ldd $qtools 2>/dev/null | awk '/=>/ {print $3}' | sort -u | tr '\n' ' ')
+    qdrop=$drop
+    [ -n "${COLD_TOOLS:-}" ] || qdrop="$drop; cat $qtools $qlibs ${B_BASE:-} >/dev/null"
+    mkdir -p "$mnt-slow" "$out"
+    for d in $LATENCIES; do
+        for f in sparse stream; do
+            case $f in sparse) J=LS; fmt=monolithicSparse ;; stream) J=LT; fmt=streamOptimized ;; esac
+            if [ -n "$ONLY" ] && ! only_any "${J}1" "${J}2" "${J}3"; then continue; fi
+            slow_up "$d" "bench-$f.vmdk" "$slow-$f"
+            SF="$slow-$f/bench-$f.vmdk"
+            qnbd_up "$SF" "$BENCH_DIR/qraw-$f"
+            QR="$BENCH_DIR/qraw-$f/raw.img"
+            ql=$(losetup -r -f --show -o "$root_off" --sizelimit $((6 * GiB)) "$QR"); loops+=("$ql")
+            base1=(); base2=(); base3=()
+            o=$(mktemp -d /dev/shm/vmdkrecover-bench.XXXXXX)
+            if [ -n "${B_BASE:-}" ]; then
+                base1=(-n "vmdkrecover (B_BASE)" "$B_BASE ls -l $SF $V:/etc")
+                base2=(-n "vmdkrecover cp (B_BASE)" "$B_BASE cp $SF $V:/home/bench/big.bin $o/base.bin")
+                base3=(-n "vmdkrecover cp (B_BASE)" "$B_BASE cp $SF $V:/usr/share $o/share")
+            fi
+            conv=()
+            if [ -n "${LAT_CONVERT:-}" ]; then
+                conv=(-n "qemu-img convert -O raw + dd of its bytes" "qemu-img convert -O raw $SF $o/conv.raw && dd if=$o/conv.raw of=$o/cv.bin bs=1M iflag=skip_bytes skip=$big_off count=1024 status=none; rm -f $o/conv.raw")
+            fi
+            RUNS_SAVED=$RUNS; RUNS=${LAT_RUNS:-5}
+            hf "${J}1 $fmt ($d per request, cold) ls -l /etc" --prepare "$qdrop" \
+                -n "vmdkrecover" "$B ls -l $SF $V:/etc" "${base1[@]}" \
+                -n "debugfs on a loop device over qemu-nbd's raw view" "debugfs -R 'ls -l /etc' $ql" \
+                -n "kernel: mount -o ro (over qemu-nbd) + ls -l + umount" "mount -o ro $ql $mnt-slow && ls -l $mnt-slow/etc >/dev/null; umount $mnt-slow"
+            RUNS=${LAT_RUNS_BIG:-3}
+            # Each run's copy is kept aside (renamed, in the untimed prepare step) so
+            # that every command's last copy is there for the sha256 check below.
+            keep="for x in $o/*.bin; do [ -e \"\$x\" ] && mv -f \"\$x\" \"\$x.keep\"; done; rm -f $o/conv.raw"
+            hf "${J}2 $fmt ($d per request, cold) copy the 1 GiB file" --prepare "$qdrop; $keep" \
+                -n "vmdkrecover cp" "$B cp $SF $V:/home/bench/big.bin $o/big.bin" "${base2[@]}" \
+                -n "dd bs=1M of its bytes (qemu-nbd's raw view)" "dd if=$QR of=$o/dd.bin bs=1M iflag=skip_bytes skip=$big_off count=1024 status=none" \
+                -n "kernel: mount -o ro (over qemu-nbd) + cp + umount" "mount -o ro $ql $mnt-slow && cp $mnt-slow/home/bench/big.bin $o/cp.bin; umount $mnt-slow" \
+                "${conv[@]}"
+            if [ -n "$ONLY" ] && ! [[ "${J}2" =~ $ONLY ]]; then :; else
+                for c in "$o"/*.bin "$o"/*.bin.keep; do
+                    [ -e "$c" ] || continue
+                    s=$(sha256sum "$c" | cut -d' ' -f1)
+                    case $(basename "$c") in dd.bin* | cv.bin*) ref=$dd_sum; what="dd of the flat file" ;; *) ref=$file_sum; what="the file on the flat disk (kernel)" ;; esac
+                    if [ "$s" = "$ref" ]; then r="same bytes as $what"; else r="**DIFFERENT from $what ($ref)**"; fi
+                    echo "sha256 ${J}2 $(basename "$c"): $s: $r" | tee -a "$results"
+                done
+                echo >>"$results"
+            fi
+            rm -f "$o"/*.bin "$o"/*.bin.keep
+            if [ "$d" != 5ms ]; then
+                hf "${J}3 $fmt ($d per request, cold) copy /usr/share into tmpfs" \
+                    --prepare "$qdrop; rm -rf $o/share $o/rdump $o/cpa; mkdir -p $o/rdump" \
+                    -n "vmdkrecover cp" "$B cp $SF $V:/usr/share $o/share" "${base3[@]}" \
+                    -n "debugfs rdump (over qemu-nbd)" "debugfs -R 'rdump /usr/share $o/rdump' $ql" \
+                    -n "kernel: mount -o ro (over qemu-nbd) + cp -a + umount" "mount -o ro $ql $mnt-slow && cp -a $mnt-slow/usr/share $o/cpa; umount $mnt-slow"
+            fi
+            RUNS=$RUNS_SAVED
+            rm -rf "$o"
+            losetup -d "$ql"
+            fusermount3 -u "$BENCH_DIR/qraw-$f" 2>/dev/null || true
+            # qemu-nbd must be gone before the slow file can be unmounted.
+            for p in "${qnbd_pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+            qnbd_pids=()
+            fusermount3 -u "$slow-$f" 2>/dev/null || true
+            wait 2>/dev/null || true
+        done
+    done
+fi
 echo "results: $results"

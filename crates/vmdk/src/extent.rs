@@ -32,6 +32,16 @@ pub(crate) trait Extent: Send + Sync {
     /// Reads bytes of a [`Piece::Data`] or [`Piece::Compressed`] run.
     fn read_piece(&self, piece: Piece, buf: &mut [u8]) -> Result<(), Error>;
 
+    /// Reads several runs of one request, in order of the disk (all
+    /// [`Piece::Compressed`] as [`crate::Disk`] gathers them): an extent may read
+    /// and decode them together (stream-optimized grains, [`crate::grain`]).
+    fn read_pieces(&self, pieces: &mut [(Piece, &mut [u8])]) -> Result<(), Error> {
+        for (p, b) in pieces.iter_mut() {
+            self.read_piece(*p, b)?;
+        }
+        Ok(())
+    }
+
     /// Read errors survived so far through a redundant copy (a grain table read
     /// from the redundant grain directory), one line each; they grow as the
     /// extent is read.

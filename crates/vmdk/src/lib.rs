@@ -117,6 +117,10 @@ pub struct ExtentInfo {
     pub offset_sectors: u64,
 }
 
+/// Most compressed runs one read hands its extent at once (8 MiB of 64 KiB grains;
+/// bounds the list, not the bytes: those are the caller's buffer).
+const MAX_BATCH_PIECES: usize = 128;
+
 /// One extent placed in the virtual disk.
 pub(crate) struct Slot {
     pub(crate) start: u64,
@@ -210,11 +214,11 @@ impl Disk {
     }
 
     /// Calls `f(offset, len, piece, slot)` for each run of `[offset, offset+len)`.
-    fn walk(
-        &self,
+    fn walk<'s>(
+        &'s self,
         offset: u64,
         len: u64,
-        mut f: impl FnMut(u64, u64, Piece, &Slot) -> Result<(), Error>,
+        mut f: impl FnMut(u64, u64, Piece, &'s Slot) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let end = offset
             .checked_add(len)
@@ -258,24 +262,49 @@ impl Disk {
         file_name(&self.info.path)
     }
 
+    /// Reads `buf` at `offset`, run by run; consecutive compressed runs of one
+    /// extent (stream-optimized grains) are handed to it together, at most
+    /// [`MAX_BATCH_PIECES`] at a time, so it can read and inflate them at once.
     fn read_inner(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         let len =
             u64::try_from(buf.len()).map_err(|_| Error::corrupt(&self.name(), "read too large"))?;
+        let mut rest: &mut [u8] = buf;
+        let mut batch: Vec<(Piece, &mut [u8])> = Vec::new();
+        let mut batch_slot: Option<&Slot> = None;
         self.walk(offset, len, |pos, n, piece, slot| {
-            let from = usize::try_from(pos.saturating_sub(offset)).unwrap_or(usize::MAX);
-            let to = usize::try_from(n).ok().and_then(|n| from.checked_add(n));
-            let part = to
-                .and_then(|to| buf.get_mut(from..to))
+            let n = usize::try_from(n)
+                .ok()
+                .filter(|&n| n <= rest.len())
                 .ok_or_else(|| Error::corrupt("read", "internal: bad run"))?;
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(n);
+            rest = tail;
+            let same = batch_slot.is_some_and(|b| std::ptr::eq(b, slot));
+            if !batch.is_empty() && (!same || batch.len() >= MAX_BATCH_PIECES) {
+                if let Some(b) = batch_slot {
+                    b.extent.read_pieces(&mut batch)?;
+                }
+                batch.clear();
+            }
             match piece {
                 Piece::Zero => {
                     part.fill(0);
                     Ok(())
                 }
                 Piece::Unallocated => self.read_parent(pos, part),
-                Piece::Data(_) | Piece::Compressed { .. } => slot.extent.read_piece(piece, part),
+                Piece::Compressed { .. } => {
+                    batch_slot = Some(slot);
+                    batch.push((piece, part));
+                    Ok(())
+                }
+                Piece::Data(_) => slot.extent.read_piece(piece, part),
             }
-        })
+        })?;
+        if let Some(b) = batch_slot {
+            if !batch.is_empty() {
+                b.extent.read_pieces(&mut batch)?;
+            }
+        }
+        Ok(())
     }
 
     /// Reads unallocated bytes from the parent; zeros where there is none, or past its end.

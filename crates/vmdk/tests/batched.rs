@@ -1,0 +1,152 @@
+//! The batched read paths forced on (`VMDKRECOVER_GRAIN_BATCH=1`: grain tables read
+//! in windows, compressed grains read in groups and inflated by several threads,
+//! as where reads are slow), compared with `qemu-img convert -O raw` checksums
+//! recorded by `scripts/fixtures/vmdk.sh` (testdata/expected.sha256, its `corpus:`
+//! lines for the public samples). A test binary of its own: the knob is read once
+//! per process.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+use bytesource::{ByteSource, Counting, FileSource, SharedSource};
+use common::*;
+use std::sync::Arc;
+use vmdk::Disk;
+
+fn force() {
+    // Edition 2021: set_var is safe; every test of this binary sets the same value
+    // before its first read, so the order of the threads does not matter.
+    std::env::set_var("VMDKRECOVER_GRAIN_BATCH", "1");
+}
+
+/// Whole images in 8 MiB reads (batches of 128 grains), 1 MiB reads, and odd
+/// reads whose ends fall inside grains (partial grains at both ends of a batch),
+/// and 4 KiB reads (one grain each: marker and data in one read when forced).
+fn check(path: &std::path::Path, sha: &str, what: &str) {
+    let d = Disk::open(path).unwrap_or_else(|e| panic!("{what}: {e}"));
+    for chunk in [8 << 20, 1 << 20, 3_000_001, 200_000, 4096] {
+        assert_eq!(sha_of(&d, chunk), sha, "{what} ({chunk}-byte reads)");
+    }
+}
+
+#[test]
+fn fixtures_read_whole_through_the_batched_paths() {
+    force();
+    let dir = fixtures();
+    for name in [
+        "stream.vmdk",
+        "msparse.vmdk",
+        "split-sparse.vmdk",
+        "chain-child.vmdk",
+        "chain-grandchild.vmdk",
+    ] {
+        check(&dir.path().join(name), &expected_for(name), name);
+    }
+}
+
+#[test]
+fn corpus_streams_and_sparse_read_whole_through_the_batched_paths() {
+    force();
+    let Some(c) = corpus() else { return };
+    for rel in [
+        "vmdk-rs/data/streamOptimized.vmdk",
+        "vmdk-rs/data/streamOptimizedWithMarkers.vmdk",
+        "vmdk-rs/data/monolithicSparse.vmdk",
+        "vmdk-rs/data/twoGbMaxExtentSparse.vmdk",
+        "go-vmdk-parser/pkg/virtualization/vmdk/testdata/vmdk-streamoptimized.img",
+        "go-vmdk-parser/pkg/virtualization/vmdk/testdata/vmdk-monolith.img",
+        "vmdk-forensic/core/tests/data/compressed_stream_opt.vmdk",
+        "dfvfs/test_data/ext2.vmdk",
+    ] {
+        check(&c.join(rel), &expected_for(&format!("corpus:{rel}")), rel);
+    }
+}
+
+#[test]
+fn a_batch_of_compressed_grains_is_a_few_file_reads() {
+    // The qemu-made stream fixture read in 1 MiB pieces: the old path read each
+    // grain's marker and then its data (two reads per 64 KiB grain, 32 per MiB).
+    force();
+    let dir = fixtures();
+    let src: SharedSource = Arc::new(FileSource::open(dir.path().join("stream.vmdk")).unwrap());
+    let counting = Arc::new(Counting::new(src));
+    let d = Disk::from_source(counting.clone()).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    d.read_at(0, &mut buf).unwrap(); // loads the grain tables
+    let before = counting.reads();
+    let mut pos = 0u64;
+    let mut mib = 0u64;
+    while pos < d.len() {
+        let n = (d.len() - pos).min(1 << 20) as usize;
+        d.read_at(pos, &mut buf[..n]).unwrap();
+        pos += n as u64;
+        mib += 1;
+    }
+    let reads = counting.reads() - before;
+    assert!(reads <= 2 * mib, "{reads} file reads for {mib} MiB");
+    assert_eq!(sha_of(&d, 1 << 20), expected_for("stream.vmdk"));
+}
+
+/// The multi-table fixtures of `scripts/fixtures/vmdk-spans.sh`, gunzipped.
+fn spans() -> (tempfile::TempDir, Vec<(String, String)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("{TESTDATA}/spans");
+    let text = std::fs::read_to_string(format!("{data}/expected.sha256")).unwrap();
+    let mut want = Vec::new();
+    for l in text.lines() {
+        let (sha, name) = l.split_once("  ").unwrap();
+        gunzip(
+            std::path::Path::new(&format!("{data}/{name}.gz")),
+            dir.path(),
+            name,
+        );
+        want.push((sha.to_string(), name.to_string()));
+    }
+    assert_eq!(want.len(), 2);
+    (dir, want)
+}
+
+#[test]
+fn multi_table_sparse_and_stream_read_whole_through_the_batched_paths() {
+    force();
+    let (dir, want) = spans();
+    for (sha, name) in want {
+        check(&dir.path().join(&name), &sha, &name);
+    }
+}
+
+#[test]
+fn the_grain_tables_of_several_spans_are_one_read() {
+    // qemu-img stores the five tables one after another: one window read brings
+    // them all, where one read per span was needed before.
+    force();
+    let (dir, _) = spans();
+    for name in ["spans-sparse.vmdk", "spans-stream.vmdk"] {
+        let src: SharedSource = Arc::new(FileSource::open(dir.path().join(name)).unwrap());
+        let counting = Arc::new(Counting::new(src));
+        let d = Disk::from_source(counting.clone()).unwrap();
+        let before = counting.reads();
+        let mut sector = [0u8; 512];
+        // Data in spans 0, 1, 2 and 4 (vmdk-spans.sh); span 3 holds none.
+        for at in [
+            0u64,
+            32 << 20,
+            (64 << 20) + (100 << 10),
+            96 << 20,
+            130 << 20,
+        ] {
+            d.read_at(at, &mut sector).unwrap();
+            // What vmdk-spans.sh wrote there: self-naming sectors, zeros.
+            match at {
+                0 => assert!(sector.starts_with(b"head sector 00000000 "), "{name}"),
+                0x0401_9000 => assert!(sector.starts_with(b"mid sector 00131272 "), "{name}"),
+                0x0600_0000 => assert_eq!(sector, [0u8; 512], "{name}"),
+                _ => {}
+            }
+        }
+        let reads = counting.reads() - before;
+        // A directory piece, one table window, and per span with data its grain
+        // (sparse: one read; stream: marker and data, two).
+        let most = if name.contains("stream") { 10 } else { 6 };
+        assert!(reads <= most, "{name}: {reads} reads");
+    }
+}
