@@ -2,7 +2,9 @@
 //! files and hands each directory's regular files (at most [`BATCH`] at a time) to a
 //! pool of copying threads ([`super::file`]); hard links are made at the end, then
 //! directory modes and times are set, deepest first, so that writing into the
-//! directories does not disturb their mtime.
+//! directories does not disturb their mtime. Where reads are slow, scanner threads
+//! read the next directories ahead of the walk, in its order ([`super::ahead`]), and
+//! where the disk is far away the pool grows to [`FAR_COPIERS`] copying threads.
 
 use super::ahead::{self, Ahead, Got, Scanned, Slot};
 use super::{CopyOptions, Stats};
@@ -19,6 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// Copying threads in all once the disk has turned out to be far away
+/// (`bytesource::far_reads_seen`), unless `--threads` is given.
+const FAR_COPIERS: usize = 8;
+/// Buffer of each copying thread added then.
+const FAR_COPIER_BUF: usize = 1 << 20;
 /// Most files of one directory a worker takes at a time.
 const BATCH: usize = 64;
 
@@ -140,17 +147,45 @@ impl<'a> Copier<'a> {
         let mut walk = WalkState::default();
         let ahead = Ahead::default();
         std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    let mut buf = crate::io::AlignedBuf::new(super::file::CHUNK);
+            let copier = |buf_len: usize| {
+                let batches = &batches;
+                move || {
+                    let mut buf = crate::io::AlignedBuf::new(buf_len);
                     loop {
                         let next = batches.lock().ok().and_then(|rx| rx.recv().ok());
                         let Some(batch) = next else { break };
                         self.copy_batch(&batch, &mut buf);
                     }
-                });
+                }
+            };
+            for _ in 0..threads {
+                s.spawn(copier(super::file::CHUNK));
             }
-            self.walk(src, inode, dst, merge_root, &mut walk, &queue, &ahead, s);
+            // Where the disk turns out to be far away, copying threads mostly wait
+            // for round trips: more of them keep more requests in flight (unless
+            // --threads says how many). Their buffers are small: one file's large
+            // reads are split into parallel requests below anyway.
+            let extra = if self.opts.threads.is_none() {
+                FAR_COPIERS.saturating_sub(threads)
+            } else {
+                0
+            };
+            let more_copiers = || {
+                for _ in 0..extra {
+                    s.spawn(copier(FAR_COPIER_BUF));
+                }
+            };
+            self.walk(
+                src,
+                inode,
+                dst,
+                merge_root,
+                &mut walk,
+                &queue,
+                &ahead,
+                s,
+                &more_copiers,
+            );
             // Closing the queue lets the copying threads finish.
             drop(queue);
         });
@@ -168,6 +203,7 @@ impl<'a> Copier<'a> {
         queue: &std::sync::mpsc::SyncSender<Vec<FileJob>>,
         ahead: &'s Ahead,
         scope: &'s std::thread::Scope<'s, '_>,
+        more_copiers: &dyn Fn(),
     ) {
         // Full batches go out at once, so that a directory of a million files is
         // never held as a whole. The progress totals grow as files are queued.
@@ -202,7 +238,12 @@ impl<'a> Copier<'a> {
         )];
         let mut seen_dirs = HashSet::new();
         let mut is_top = true;
+        let mut far_copiers = false;
         while let Some(slot) = stack.pop() {
+            if !far_copiers && bytesource::far_reads_seen() {
+                far_copiers = true;
+                more_copiers();
+            }
             if !scanners_started {
                 if let Some(n) = ahead::scanners_wanted() {
                     scanners_started = true;
