@@ -1,4 +1,4 @@
-//! Reading directories ahead of the walk, where reads are slow.
+//! Reading directories ahead of the walk, where the disk is far away.
 //!
 //! The walk ([`super::walk`]) visits directories one at a time, in name order,
 //! depth first; each visit reads the directory's blocks, then its entries' inodes,
@@ -40,9 +40,12 @@ pub(super) const ENTRIES_AHEAD: usize = 16 * 1024;
 pub(super) const SCANNERS: usize = 8;
 
 /// How many scanners to start: `VMDKRECOVER_WALK_AHEAD=N` (0: none; for tests and
-/// A/B measurements), else [`SCANNERS`] once reads are slow
-/// ([`bytesource::parallel_reads_pay`]; where every read is a page-cache hit the
-/// threads would cost more than the reads they overlap).
+/// A/B measurements), else [`SCANNERS`] once the disk has turned out to be far
+/// away ([`bytesource::far_reads_seen`]: several slow large reads in a row). Not on
+/// one slow read ([`bytesource::parallel_reads_pay`]): on a loaded machine a
+/// page-cache hit can take that long, and where reads are page-cache hits the
+/// threads cost more than the reads they overlap (a warm local copy of
+/// `/usr/share` was no faster with them).
 pub(super) fn scanners_wanted() -> Option<usize> {
     static FORCED: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
     let forced = *FORCED.get_or_init(|| {
@@ -52,7 +55,7 @@ pub(super) fn scanners_wanted() -> Option<usize> {
     });
     match forced {
         Some(n) => Some(n.min(64)),
-        None if bytesource::parallel_reads_pay() => Some(SCANNERS),
+        None if bytesource::far_reads_seen() => Some(SCANNERS),
         None => None,
     }
 }

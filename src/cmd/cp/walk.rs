@@ -2,9 +2,9 @@
 //! files and hands each directory's regular files (at most [`BATCH`] at a time) to a
 //! pool of copying threads ([`super::file`]); hard links are made at the end, then
 //! directory modes and times are set, deepest first, so that writing into the
-//! directories does not disturb their mtime. Where reads are slow, scanner threads
-//! read the next directories ahead of the walk, in its order ([`super::ahead`]), and
-//! where the disk is far away the pool grows to [`FAR_COPIERS`] copying threads.
+//! directories does not disturb their mtime. Where the disk is far away (NFS, FUSE),
+//! scanner threads read the next directories ahead of the walk, in its order
+//! ([`super::ahead`]), and the pool grows to [`FAR_COPIERS`] copying threads.
 
 use super::ahead::{self, Ahead, Got, Scanned, Slot};
 use super::{CopyOptions, Stats};
