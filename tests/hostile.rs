@@ -81,6 +81,27 @@ fn rec_len_zero_is_reported_and_fails_the_walk() {
     assert!(err.contains("vmdkrecover: sda1: warning: /: "), "{err}");
     assert!(err.contains("rec_len"), "{err}");
     assert!(err.contains("filesystem warnings"), "summary line: {err}");
+    // With directories read ahead by scanner threads (what a far disk turns on),
+    // the warning is still printed for the directory that raised it.
+    let ahead = std::process::Command::new(env!("CARGO_BIN_EXE_vmdkrecover"))
+        .env("VMDKRECOVER_WALK_AHEAD", "4")
+        .args([
+            "cp",
+            img,
+            "sda1:/",
+            dir.path().join("out-ahead").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err_ahead = stderr(&ahead);
+    assert_eq!(ahead.status.code(), Some(1), "{err_ahead}");
+    let warnings = |e: &str| -> Vec<String> {
+        e.lines()
+            .filter(|l| l.contains("warning"))
+            .map(|l| l.split(" in ").next().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(warnings(&err), warnings(&err_ahead));
     // The salvaged entries are copied, byte-identical to the source tree.
     let grub = manifest("MANIFEST.boot.tsv")
         .into_iter()

@@ -25,6 +25,35 @@ fn cp_root_lv_matches_source_tree() {
     compare_tree(&dest, &entries);
 }
 
+/// The same copy with directories read ahead of the walk by scanner threads
+/// (`VMDKRECOVER_WALK_AHEAD`, what a far disk turns on): the same tree, and the
+/// same summary line as reading in turn.
+#[test]
+fn cp_root_lv_with_directories_read_ahead_matches_source_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut summaries = Vec::new();
+    for ahead in ["0", "4"] {
+        let dest = dir.path().join(format!("root-{ahead}"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vmdkrecover"))
+            .env("VMDKRECOVER_WALK_AHEAD", ahead)
+            .args(["cp", &vm(), "VolGroup00/LogVol00:/", dest.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        std::fs::remove_dir(dest.join("lost+found")).unwrap();
+        compare_tree(&dest, &manifest("MANIFEST.root.tsv"));
+        // The summary without its timing.
+        let line = err
+            .lines()
+            .find(|l| l.contains("copied"))
+            .unwrap_or_default();
+        summaries.push(line.split(" in ").next().unwrap_or_default().to_string());
+    }
+    assert!(summaries[0].contains("files"), "{summaries:?}");
+    assert_eq!(summaries[0], summaries[1]);
+}
+
 #[test]
 fn cp_boot_partition_matches_source_tree() {
     let dir = tempfile::tempdir().unwrap();

@@ -135,6 +135,10 @@ impl fsapi::Filesystem for Filesystem {
         u64::from(Filesystem::root(self))
     }
 
+    fn warning_list(&self) -> Option<&fsapi::Warnings> {
+        Some(&self.warnings)
+    }
+
     fn metadata(&self, ino: Ino) -> fsapi::Result<fsapi::Metadata> {
         let (_, inode) = self.inode_for(ino)?;
         Ok(fsapi::Metadata::from(&inode))

@@ -21,9 +21,11 @@
     clippy::arithmetic_side_effects
 )]
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// An inode number. ext numbers fit in 32 bits, XFS numbers need 64.
@@ -436,6 +438,17 @@ pub trait Filesystem: Send + Sync + fmt::Debug {
     /// blocks in place): what [`FileRun::Data`]'s `physical` offsets point into.
     fn read_device_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
 
+    /// The list this reader records its warnings in, for a caller that reads on
+    /// worker threads ahead of its own order and wants the warnings raised in the
+    /// order it would have raised them itself: it wraps each read in
+    /// [`Warnings::deferred`] and hands the messages back with
+    /// [`Warnings::commit`] when it gets there (or never, for work it drops).
+    /// `None` (the default) for a reader that keeps its warnings elsewhere; such a
+    /// caller then reads in its own order.
+    fn warning_list(&self) -> Option<&Warnings> {
+        None
+    }
+
     /// Resolves an absolute path (bytes, `/`-separated) to an inode number.
     /// Intermediate symlinks are followed inside this filesystem (at most
     /// [`MAX_SYMLINK_HOPS`]); the last component is not. `..` at the root stays at
@@ -512,9 +525,27 @@ pub fn lookup_path<F: Filesystem + ?Sized>(fs: &F, path: &[u8]) -> Result<Ino> {
 pub const MAX_WARNINGS: usize = 500;
 
 /// A thread-safe, deduplicating, bounded list of warnings, for readers to embed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Warnings {
     inner: Mutex<WarningsInner>,
+    /// Tells this list from others in [`Warnings::deferred`]'s thread-local record.
+    id: u64,
+}
+
+impl Default for Warnings {
+    fn default() -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        Warnings {
+            inner: Mutex::default(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+thread_local! {
+    /// While [`Warnings::deferred`] runs on this thread: the list's id and the
+    /// messages pushed to it, in order (innermost deferral last).
+    static DEFERRED: RefCell<Vec<(u64, Vec<String>)>> = const { RefCell::new(Vec::new()) };
 }
 
 #[derive(Debug, Default)]
@@ -530,9 +561,27 @@ impl Warnings {
         Self::default()
     }
 
-    /// Records `msg` unless it was recorded before.
+    /// Records `msg` unless it was recorded before (inside [`Warnings::deferred`]
+    /// on this thread: keeps it aside for [`Warnings::commit`]).
     pub fn push(&self, msg: impl Into<String>) {
         let msg = msg.into();
+        let msg = match DEFERRED.with(|d| {
+            let mut d = d.borrow_mut();
+            match d.iter_mut().rev().find(|(id, _)| *id == self.id) {
+                Some((_, kept)) => {
+                    // Bounded like the list itself: a deferral that raised more
+                    // than the list keeps could never show them all.
+                    if kept.len() < MAX_WARNINGS.saturating_mul(2) {
+                        kept.push(msg);
+                    }
+                    None
+                }
+                None => Some(msg),
+            }
+        }) {
+            Some(m) => m,
+            None => return,
+        };
         let Ok(mut w) = self.inner.lock() else {
             return;
         };
@@ -545,6 +594,39 @@ impl Warnings {
         }
         w.seen.insert(msg.clone());
         w.list.push(msg);
+    }
+
+    /// Runs `f` with the warnings it pushes to this list on this thread kept
+    /// aside instead of recorded, and returns them in the order they were pushed
+    /// (duplicates included): a caller that ran `f` ahead of its turn on a worker
+    /// thread records them with [`Warnings::commit`] when their turn comes, so the
+    /// list's order, deduplication and bound are those of reading in turn.
+    /// Warnings pushed by threads `f` starts are recorded at once, as usual.
+    pub fn deferred<T>(&self, f: impl FnOnce() -> T) -> (T, Vec<String>) {
+        DEFERRED.with(|d| d.borrow_mut().push((self.id, Vec::new())));
+        // Taken off again even if `f` panics, so that the thread's later pushes
+        // are recorded.
+        struct Pop;
+        impl Drop for Pop {
+            fn drop(&mut self) {
+                let _ = DEFERRED.try_with(|d| d.borrow_mut().pop());
+            }
+        }
+        let pop = Pop;
+        let out = f();
+        let kept = DEFERRED
+            .with(|d| d.borrow_mut().last_mut().map(|(_, k)| std::mem::take(k)))
+            .unwrap_or_default();
+        drop(pop);
+        (out, kept)
+    }
+
+    /// Records warnings kept aside by [`Warnings::deferred`], in order, as
+    /// [`Warnings::push`] would have.
+    pub fn commit(&self, msgs: impl IntoIterator<Item = String>) {
+        for m in msgs {
+            self.push(m);
+        }
     }
 
     /// The warnings kept, plus a line counting those dropped.
@@ -596,5 +678,39 @@ mod tests {
         w.push("b");
         assert_eq!(w.count(), 2);
         assert_eq!(w.list(), vec!["a".to_string(), "b".to_string()]);
+    }
+
+    #[test]
+    fn deferred_warnings_wait_for_commit() {
+        let w = Warnings::new();
+        let other = Warnings::new();
+        w.push("first");
+        let ((), kept) = w.deferred(|| {
+            w.push("later");
+            w.push("first");
+            other.push("elsewhere");
+        });
+        // Kept aside, duplicates included; another list records at once.
+        assert_eq!(kept, vec!["later".to_string(), "first".to_string()]);
+        assert_eq!(w.list(), vec!["first".to_string()]);
+        assert_eq!(other.list(), vec!["elsewhere".to_string()]);
+        // Another thread's pushes are not deferred.
+        let ((), none) = w.deferred(|| {
+            std::thread::scope(|s| {
+                s.spawn(|| w.push("thread"));
+            })
+        });
+        assert!(none.is_empty());
+        w.commit(kept);
+        assert_eq!(
+            w.list(),
+            vec![
+                "first".to_string(),
+                "thread".to_string(),
+                "later".to_string()
+            ]
+        );
+        w.push("after");
+        assert_eq!(w.count(), 4);
     }
 }

@@ -457,6 +457,10 @@ impl fsapi::Filesystem for Filesystem {
         self.sb.rootino
     }
 
+    fn warning_list(&self) -> Option<&Warnings> {
+        Some(&self.warnings)
+    }
+
     fn metadata(&self, ino: Ino) -> Result<Metadata, Error> {
         Ok(self.inode(ino)?.metadata(self.sb.block_size))
     }

@@ -15,6 +15,7 @@
 //! regular files, [`file`] copies file data (holes kept; `--retries` acts below,
 //! in bytesource), [`meta`] sets owners, xattrs, modes and times.
 
+mod ahead;
 mod dest;
 mod file;
 mod meta;

@@ -2,8 +2,11 @@
 //! files and hands each directory's regular files (at most [`BATCH`] at a time) to a
 //! pool of copying threads ([`super::file`]); hard links are made at the end, then
 //! directory modes and times are set, deepest first, so that writing into the
-//! directories does not disturb their mtime.
+//! directories does not disturb their mtime. Where the disk is far away (NFS, FUSE),
+//! scanner threads read the next directories ahead of the walk, in its order
+//! ([`super::ahead`]), and the pool grows to [`FAR_COPIERS`] copying threads.
 
+use super::ahead::{self, Ahead, Got, Scanned, Slot};
 use super::{CopyOptions, Stats};
 use crate::cmd::{join, show_name};
 use crate::output::{os, place_path, temp_name};
@@ -18,6 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// Copying threads in all once the disk has turned out to be far away
+/// (`bytesource::far_reads_seen`), unless `--threads` is given.
+const FAR_COPIERS: usize = 8;
+/// Buffer of each copying thread added then.
+const FAR_COPIER_BUF: usize = 1 << 20;
 /// Most files of one directory a worker takes at a time.
 const BATCH: usize = 64;
 
@@ -137,32 +145,65 @@ impl<'a> Copier<'a> {
         let (queue, batches) = std::sync::mpsc::sync_channel::<Vec<FileJob>>(threads * 4);
         let batches = Mutex::new(batches);
         let mut walk = WalkState::default();
+        let ahead = Ahead::default();
         std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    let mut buf = crate::io::AlignedBuf::new(super::file::CHUNK);
+            let copier = |buf_len: usize| {
+                let batches = &batches;
+                move || {
+                    let mut buf = crate::io::AlignedBuf::new(buf_len);
                     loop {
                         let next = batches.lock().ok().and_then(|rx| rx.recv().ok());
                         let Some(batch) = next else { break };
                         self.copy_batch(&batch, &mut buf);
                     }
-                });
+                }
+            };
+            for _ in 0..threads {
+                s.spawn(copier(super::file::CHUNK));
             }
-            self.walk(src, inode, dst, merge_root, &mut walk, &queue);
+            // Where the disk turns out to be far away, copying threads mostly wait
+            // for round trips: more of them keep more requests in flight (unless
+            // --threads says how many). Their buffers are small: one file's large
+            // reads are split into parallel requests below anyway.
+            let extra = if self.opts.threads.is_none() {
+                FAR_COPIERS.saturating_sub(threads)
+            } else {
+                0
+            };
+            let more_copiers = || {
+                for _ in 0..extra {
+                    s.spawn(copier(FAR_COPIER_BUF));
+                }
+            };
+            self.walk(
+                src,
+                inode,
+                dst,
+                merge_root,
+                &mut walk,
+                &queue,
+                &ahead,
+                s,
+                &more_copiers,
+            );
             // Closing the queue lets the copying threads finish.
             drop(queue);
         });
         self.finish(walk);
     }
 
-    fn walk(
-        &self,
+    #[allow(clippy::too_many_arguments)]
+    fn walk<'s>(
+        &'s self,
         src: &[u8],
         inode: Metadata,
         dst: &Path,
         merge_root: bool,
         walk: &mut WalkState,
         queue: &std::sync::mpsc::SyncSender<Vec<FileJob>>,
+        ahead: &'s Ahead,
+        scope: &'s std::thread::Scope<'s, '_>,
+        more_copiers: &dyn Fn(),
     ) {
         // Full batches go out at once, so that a directory of a million files is
         // never held as a whole. The progress totals grow as files are queued.
@@ -178,73 +219,135 @@ impl<'a> Copier<'a> {
             }
         };
         if inode.file_type != FileType::Directory {
-            match self.copy_non_dir(src, &inode, dst, false, walk) {
+            match self.copy_non_dir(src, &inode, dst, false, walk, None) {
                 Ok(job) => send(&mut job.into_iter().collect(), 1),
                 Err(e) => self.fail(src, &e),
             }
             return;
         }
+        // Scanners read directories ahead where reads are slow, and only where the
+        // filesystem lets their warnings wait for the walk's turn (ahead.rs).
+        let deferrable = self.fs.warning_list().is_some();
+        let mut scanners_started = !deferrable;
         // Directories still to visit.
-        let mut stack = vec![(src.to_vec(), inode, dst.to_path_buf())];
+        let mut stack = vec![Slot::new(
+            src.to_vec(),
+            inode,
+            dst.to_path_buf(),
+            Vec::new(),
+        )];
         let mut seen_dirs = HashSet::new();
         let mut is_top = true;
-        while let Some((src, inode, dst)) = stack.pop() {
+        let mut far_copiers = false;
+        while let Some(slot) = stack.pop() {
+            if !far_copiers && bytesource::far_reads_seen() {
+                far_copiers = true;
+                more_copiers();
+            }
+            if !scanners_started {
+                if let Some(n) = ahead::scanners_wanted() {
+                    scanners_started = true;
+                    for _ in 0..n {
+                        scope.spawn(move || {
+                            while let Some(s) = ahead.next_for_scanner() {
+                                let scan = self.scan(&s);
+                                ahead.deliver(&s, scan);
+                            }
+                        });
+                    }
+                    // What is already known to come next.
+                    ahead.queue(stack.iter().cloned());
+                }
+            }
+            let (src, inode, dst) = (&slot.src, &slot.inode, &slot.dst);
             let top = std::mem::replace(&mut is_top, false);
             if !seen_dirs.insert(inode.ino) {
                 self.fail(
-                    &src,
+                    src,
                     &anyhow!(
                         "directory loop in the filesystem (inode {} seen twice); skipped",
                         inode.ino
                     ),
                 );
+                ahead.drop_subtree(&slot);
                 continue;
             }
             // In a directory this copy made, nothing can be in the way of its
             // entries: their existence checks are skipped (the final no-clobber
             // placement still holds).
-            let fresh = match self.make_dir(&dst, top && merge_root) {
+            let fresh = match self.make_dir(dst, top && merge_root) {
                 Ok(fresh) => fresh,
                 Err(e) => {
-                    self.fail(&src, &e);
+                    self.fail(src, &e);
+                    ahead.drop_subtree(&slot);
                     continue;
                 }
             };
             if fresh {
-                self.made(&src, &dst);
+                self.made(src, dst);
             } else if !top {
                 // Writing into an existing directory: name what an earlier,
                 // interrupted run left there.
-                crate::output::warn_stale_partials(&dst, &|l| self.progress.eprintln(l));
+                crate::output::warn_stale_partials(dst, &|l| self.progress.eprintln(l));
             }
             self.stats.dirs.fetch_add(1, Ordering::Relaxed);
             walk.dirs.push((dst.clone(), inode.ino));
-            let entries = self.fs.read_dir(inode.ino);
+            let (entries, read_ahead) = match ahead.take(&slot) {
+                Got::Ahead(scan) => {
+                    self.commit(scan.dir_warnings);
+                    (scan.entries, true)
+                }
+                Got::InTurn => (
+                    self.fs.read_dir(inode.ino).map(|mut e| {
+                        e.sort_by(|a, b| a.name.cmp(&b.name));
+                        e.into_iter()
+                            .map(|entry| ahead::Entry {
+                                entry,
+                                meta: None,
+                                link: None,
+                                child: None,
+                            })
+                            .collect()
+                    }),
+                    false,
+                ),
+            };
             // The warnings reading this directory raised (a dropped entry, a bad
             // block), now rather than at the end of a long copy.
             self.ofs
-                .print_new_warnings_in(Some(&src), &|l| self.progress.eprintln(l));
-            let mut entries = match entries {
+                .print_new_warnings_in(Some(src), &|l| self.progress.eprintln(l));
+            let entries = match entries {
                 Ok(e) => e,
                 Err(e) => {
-                    self.fail(&src, &anyhow::Error::new(e));
+                    self.fail(src, &anyhow::Error::new(e));
                     continue;
                 }
             };
-            entries.sort_by(|a, b| a.name.cmp(&b.name));
             let mut names = crate::names::DirNames::new();
             let mut subdirs = Vec::new();
             let mut jobs = Vec::with_capacity(BATCH);
             for e in entries {
-                let child_src = join(&src, &e.name);
+                let ahead::Entry {
+                    entry: e,
+                    meta,
+                    link,
+                    child: ready_child,
+                } = e;
+                let child_src = join(src, &e.name);
                 if let Err(why) = names.admit(&e.name) {
-                    self.ofs
-                        .warn(&format!("{}: {why}", self.shown(&src)), &|l| {
-                            self.progress.eprintln(l)
-                        });
+                    self.ofs.warn(&format!("{}: {why}", self.shown(src)), &|l| {
+                        self.progress.eprintln(l)
+                    });
                     continue;
                 }
-                let child = match self.fs.metadata(e.ino) {
+                let child = match meta {
+                    Some((m, warnings)) => {
+                        self.commit(warnings);
+                        m
+                    }
+                    None => self.fs.metadata(e.ino),
+                };
+                let child = match child {
                     Ok(i) => i,
                     Err(err) => {
                         self.fail(&child_src, &anyhow::Error::new(err));
@@ -253,18 +356,99 @@ impl<'a> Copier<'a> {
                 };
                 let child_dst = dst.join(os(&e.name));
                 if child.file_type == FileType::Directory {
-                    subdirs.push((child_src, child, child_dst));
+                    subdirs.push(ready_child.unwrap_or_else(|| {
+                        Slot::new(
+                            child_src,
+                            child,
+                            child_dst,
+                            ahead::child_key(&slot.key, subdirs.len()),
+                        )
+                    }));
                     continue;
                 }
-                match self.copy_non_dir(&child_src, &child, &child_dst, fresh, walk) {
+                match self.copy_non_dir(&child_src, &child, &child_dst, fresh, walk, link) {
                     Ok(job) => jobs.extend(job),
                     Err(err) => self.fail(&child_src, &err),
                 }
                 send(&mut jobs, BATCH);
             }
             send(&mut jobs, 1);
+            // Read in turn: the scanners (if any) learn of its subdirectories now.
+            if !read_ahead && scanners_started && deferrable {
+                ahead.queue(subdirs.iter().cloned());
+            }
             // Popped in name order.
             stack.extend(subdirs.into_iter().rev());
+        }
+        ahead.finish();
+    }
+
+    /// Records warnings a scanner kept aside, now that the walk has reached the
+    /// read that raised them.
+    fn commit(&self, warnings: Vec<String>) {
+        if warnings.is_empty() {
+            return;
+        }
+        if let Some(list) = self.fs.warning_list() {
+            list.commit(warnings);
+        }
+    }
+
+    /// `f` with the warnings it raises kept aside (ahead.rs).
+    fn deferred<T>(&self, f: impl FnOnce() -> fsapi::Result<T>) -> ahead::Deferred<T> {
+        match self.fs.warning_list() {
+            Some(w) => w.deferred(f),
+            None => (f(), Vec::new()),
+        }
+    }
+
+    /// A scanner's read of one directory: its entries in name order, their
+    /// inodes, symlinks' targets, with the warnings each raised kept aside
+    /// (ahead.rs); subdirectories get their slots.
+    fn scan(&self, slot: &Slot) -> Scanned {
+        let (entries, dir_warnings) = self.deferred(|| self.fs.read_dir(slot.inode.ino));
+        let entries = entries.map(|mut entries| {
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            // The walk's own choice of entries, to read no inode it would not.
+            let mut names = crate::names::DirNames::new();
+            let mut subdirs = 0usize;
+            let mut out = Vec::with_capacity(entries.len());
+            for entry in entries {
+                let mut e = ahead::Entry {
+                    meta: None,
+                    link: None,
+                    child: None,
+                    entry,
+                };
+                if names.admit(&e.entry.name).is_ok() {
+                    let ino = e.entry.ino;
+                    let (meta, warnings) = self.deferred(|| self.fs.metadata(ino));
+                    if let Ok(m) = &meta {
+                        match m.file_type {
+                            FileType::Symlink => {
+                                e.link = Some(self.deferred(|| self.fs.read_link(ino)));
+                            }
+                            FileType::Directory => {
+                                e.child = Some(Slot::new(
+                                    join(&slot.src, &e.entry.name),
+                                    m.clone(),
+                                    slot.dst.join(os(&e.entry.name)),
+                                    ahead::child_key(&slot.key, subdirs),
+                                ));
+                                subdirs = subdirs.saturating_add(1);
+                            }
+                            _ => {}
+                        }
+                    }
+                    e.meta = Some((meta, warnings));
+                }
+                out.push(e);
+            }
+            out
+        });
+        Scanned {
+            entries,
+            dir_warnings,
         }
     }
 
@@ -320,6 +504,7 @@ impl<'a> Copier<'a> {
         dst: &Path,
         in_fresh_dir: bool,
         walk: &mut WalkState,
+        link: Option<ahead::Deferred<Vec<u8>>>,
     ) -> Result<Option<FileJob>> {
         if !in_fresh_dir && !self.may_make(dst)? {
             return Ok(None);
@@ -341,7 +526,14 @@ impl<'a> Copier<'a> {
                 }))
             }
             FileType::Symlink => {
-                let target = self.fs.read_link(inode.ino)?;
+                // Read ahead by a scanner, or now.
+                let target = match link {
+                    Some((target, warnings)) => {
+                        self.commit(warnings);
+                        target
+                    }
+                    None => self.fs.read_link(inode.ino),
+                }?;
                 if target.is_empty() || target.contains(&0) {
                     bail!("symlink target is empty or contains NUL; skipped");
                 }
