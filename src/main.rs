@@ -266,7 +266,8 @@ enum Command {
         /// Print 'SRC' -> 'DEST' for every object made.
         #[arg(short = 'v', long)]
         verbose: bool,
-        /// Copy with this many threads (default: the number of CPUs).
+        /// Copy with this many threads (default: the number of CPUs, and 8 once the
+        /// disk turns out to be far away, e.g. on NFS).
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
         /// Copy every readable byte of a damaged file (zeros for unreadable ranges) as NAME.partial.
