@@ -29,7 +29,7 @@
 #       dd of the bytes from it, the kernel path on it; LAT_CONVERT=1 adds qemu-img
 #       convert -O raw of the slow file + dd to LS2/LT2. Long: run only with
 #       LAT_VMDK=1 or an ONLY naming them (e.g. ONLY='^L[ST]'); B_BASE=BINARY adds a
-#       second vmdkrecover (e.g. main's) to each of them.
+#       second vmdkrecover (e.g. main's) to each of them, and to L3.
 #
 # Usage: scripts/bench.sh [--quick | --build-only]   (--quick: fewer runs)
 #        RUNS=N, ONLY=REGEX (job titles; "RSS" for the memory table), LATENCIES,
@@ -363,7 +363,7 @@ rm -rf "$out"
 # reads; COLD_TOOLS=1 keeps them cold).
 umount "$mnt" 2>/dev/null || true
 LATENCIES=${LATENCIES:-1ms 0.2ms 5ms}
-tools="$B $(command -v debugfs) $(command -v cp) $(command -v ls) $(command -v mount) $(command -v dd)"
+tools="$B ${B_BASE:-} $(command -v debugfs) $(command -v cp) $(command -v ls) $(command -v mount) $(command -v dd)"
 # shellcheck disable=SC2086
 libs=$(ldd $tools 2>/dev/null | awk '/=>/ {print $3}' | sort -u | tr '\n' ' ')
 drop="sync; echo 3 >/proc/sys/vm/drop_caches"
@@ -413,9 +413,11 @@ for d in $LATENCIES; do
     [ "$o" = "$out" ] || rmdir "$o"
     if [ "$d" != 5ms ]; then
         shm=$(mktemp -d /dev/shm/vmdkrecover-bench.XXXXXX)
+        lbase3=()
+        [ -z "${B_BASE:-}" ] || lbase3=(-n "vmdkrecover cp (B_BASE)" "$B_BASE cp $S $V:/usr/share $shm/share")
         hf "L3 ($d per request, cold) copy /usr/share into tmpfs" \
             --prepare "$drop; rm -rf $shm/share $shm/rdump $shm/cpa; mkdir -p $shm/rdump" \
-            -n "vmdkrecover cp" "$B cp $S $V:/usr/share $shm/share" \
+            -n "vmdkrecover cp" "$B cp $S $V:/usr/share $shm/share" "${lbase3[@]}" \
             -n "debugfs rdump" "debugfs -R 'rdump /usr/share $shm/rdump' $sl" \
             -n "kernel: mount -o ro + cp -a + umount" "mount -o ro $sl $mnt-slow && cp -a $mnt-slow/usr/share $shm/cpa; umount $mnt-slow"
         hf "XL3 XFS ($d per request, cold) copy /usr/share into tmpfs" \

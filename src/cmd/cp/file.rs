@@ -8,12 +8,12 @@
 //! the `--json` summary, and the file is placed as `NAME.partial` (unless
 //! `--salvage-in-place`) so that it is never mistaken for a good copy.
 //! Where the disk is far away, a batch's small files have their data read ahead
-//! first, in parallel coalesced requests ([`Copier::prefetch_small_files`]).
+//! first, in parallel coalesced requests ([`super::prefetch`]).
 
 use super::walk::{Copier, FileJob};
 use anyhow::{anyhow, bail, Context, Result};
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 /// Size of the copy buffer, and of each data read and write once the disk has
 /// turned out to be far away (NFS, FUSE): several MiB in flight per file.
@@ -31,21 +31,6 @@ const LOCAL_CHUNK: usize = 1 << 20;
 /// unreadable blocks are lost.
 const SALVAGE_PIECE: usize = 512;
 
-/// Files at most this large have their data read ahead by [`Copier::prefetch_small_files`]
-/// (larger ones are read in split, parallel requests of their own).
-const SMALL_FILE: u64 = 128 << 10;
-/// Largest read-ahead request: under [`bytesource::PARALLEL_MIN`], so that it is one
-/// buffered `pread` and its pages stay in the host page cache for the copy's reads
-/// (split reads of a far file go `O_DIRECT`, past the page cache).
-const WINDOW: u64 = 192 << 10;
-/// Ranges this close together on the device are read in one request (the bytes
-/// between them are read too, and dropped).
-const GAP: u64 = 64 << 10;
-/// Read-ahead requests in flight per batch (each copying thread runs its own).
-const WINDOWS_IN_FLIGHT: usize = 16;
-/// Most bytes one batch reads ahead.
-const BATCH_BYTES: u64 = 8 << 20;
-
 /// [`PIPELINE_MIN`], or `VMDKRECOVER_PIPELINE_MIN` bytes (for A/B measurements, and
 /// for the checks that send small files through the overlapped copy).
 fn pipeline_min() -> u64 {
@@ -58,82 +43,7 @@ fn pipeline_min() -> u64 {
     })
 }
 
-/// `VMDKRECOVER_DATA_READAHEAD=0` turns the small files' read-ahead off (for A/B
-/// measurements).
-fn data_read_ahead() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("VMDKRECOVER_DATA_READAHEAD").map_or(true, |v| v != "0"))
-}
-
 impl Copier<'_> {
-    /// Where the disk is far away (NFS, FUSE: a round trip per request), reads the
-    /// data of the batch's small files ahead, before they are copied: their ranges on
-    /// the device, sorted, nearby ones coalesced into requests of at most [`WINDOW`]
-    /// bytes, [`WINDOWS_IN_FLIGHT`] at a time, at most [`BATCH_BYTES`] in all. The
-    /// bytes land in the host page cache (buffered reads) and are dropped here; the
-    /// copy then reads them as usual, from memory. Files that one directory holds
-    /// were mostly allocated together, so a batch of a few hundred small files costs
-    /// a few dozen parallel requests instead of one serial round trip each. Nothing
-    /// here affects what is copied: errors are ignored (the copy's own read reports
-    /// them) and so is whatever the range read holds.
-    fn prefetch_small_files(&self, batch: &[FileJob]) {
-        let mut ranges: Vec<(u64, u64)> = Vec::new();
-        let mut total = 0u64;
-        for job in batch {
-            let size = job.inode.size;
-            if size == 0 || size > SMALL_FILE {
-                continue;
-            }
-            let Ok(runs) = self.fs.file_runs(job.inode.ino) else {
-                continue;
-            };
-            for run in runs {
-                if let fsapi::FileRun::Data { len, physical, .. } = run {
-                    let len = len.min(size);
-                    if len == 0 || total.saturating_add(len) > BATCH_BYTES {
-                        continue;
-                    }
-                    total = total.saturating_add(len);
-                    ranges.push((physical, physical.saturating_add(len)));
-                }
-            }
-        }
-        if ranges.len() < 2 {
-            return;
-        }
-        ranges.sort_unstable();
-        let mut windows: Vec<(u64, u64)> = Vec::new();
-        for (start, end) in ranges {
-            match windows.last_mut() {
-                Some(w)
-                    if start <= w.1.saturating_add(GAP)
-                        && end.max(w.1).saturating_sub(w.0) <= WINDOW =>
-                {
-                    w.1 = w.1.max(end);
-                }
-                _ => windows.push((start, end.min(start.saturating_add(WINDOW)))),
-            }
-        }
-        let next = AtomicUsize::new(0);
-        let threads = WINDOWS_IN_FLIGHT.min(windows.len());
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| {
-                    let mut buf = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&(start, end)) = windows.get(i) else {
-                            break;
-                        };
-                        let len = usize::try_from(end.saturating_sub(start)).unwrap_or(0);
-                        buf.resize(len, 0u8);
-                        let _ = self.fs.read_device_at(start, &mut buf);
-                    }
-                });
-            }
-        });
-    }
-
     /// Copies one directory's batch of files, named relative to that directory.
     pub(super) fn copy_batch(&self, batch: &[FileJob], buf: &mut [u8]) {
         let Some(parent) = batch.first().and_then(|j| j.dst.parent()) else {
@@ -148,9 +58,7 @@ impl Copier<'_> {
                 return;
             }
         };
-        if bytesource::far_reads_seen() && data_read_ahead() {
-            self.prefetch_small_files(batch);
-        }
+        self.prefetch_small_files(batch, buf);
         for job in batch {
             match self.copy_file(job, &dir, buf) {
                 Ok(true) => {

@@ -19,6 +19,7 @@ mod ahead;
 mod dest;
 mod file;
 mod meta;
+mod prefetch;
 mod walk;
 
 use super::{Common, Outcome};

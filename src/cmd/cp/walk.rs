@@ -27,7 +27,7 @@ const FAR_COPIERS: usize = 8;
 /// Buffer of each copying thread added then.
 const FAR_COPIER_BUF: usize = 1 << 20;
 /// Most files of one directory a worker takes at a time.
-const BATCH: usize = 64;
+pub(super) const BATCH: usize = 64;
 
 /// One regular file to copy.
 pub(super) struct FileJob {
@@ -69,6 +69,8 @@ pub(super) struct Copier<'a> {
     /// and `-v` show the second (a guest path stays a guest path).
     fs_prefix: &'a [u8],
     shown_prefix: &'a str,
+    /// Reads small files' data ahead of their copy where the disk is far away.
+    pub prefetch: super::prefetch::Pool,
 }
 
 impl<'a> Copier<'a> {
@@ -90,6 +92,7 @@ impl<'a> Copier<'a> {
             salvaged: Mutex::new(Vec::new()),
             fs_prefix,
             shown_prefix,
+            prefetch: super::prefetch::Pool::default(),
         }
     }
 
@@ -146,48 +149,63 @@ impl<'a> Copier<'a> {
         let batches = Mutex::new(batches);
         let mut walk = WalkState::default();
         let ahead = Ahead::default();
-        std::thread::scope(|s| {
-            let copier = |buf_len: usize| {
-                let batches = &batches;
-                move || {
-                    let mut buf = crate::io::AlignedBuf::new(buf_len);
-                    loop {
-                        let next = batches.lock().ok().and_then(|rx| rx.recv().ok());
-                        let Some(batch) = next else { break };
-                        self.copy_batch(&batch, &mut buf);
-                    }
+        // The read-ahead pool's threads live in the outer scope: they stop once the
+        // copying threads, in the inner one, are all done (or one panicked).
+        std::thread::scope(|outer| {
+            struct Close<'p>(&'p super::prefetch::Pool);
+            impl Drop for Close<'_> {
+                fn drop(&mut self) {
+                    self.0.close();
                 }
-            };
-            for _ in 0..threads {
-                s.spawn(copier(super::file::CHUNK));
             }
-            // Where the disk turns out to be far away, copying threads mostly wait
-            // for round trips: more of them keep more requests in flight (unless
-            // --threads says how many). Their buffers are small: one file's large
-            // reads are split into parallel requests below anyway.
-            let extra = if self.opts.threads.is_none() {
-                FAR_COPIERS.saturating_sub(threads)
-            } else {
-                0
-            };
-            let more_copiers = || {
-                for _ in 0..extra {
-                    s.spawn(copier(FAR_COPIER_BUF));
+            let _close = Close(&self.prefetch);
+            std::thread::scope(|s| {
+                let copier = |buf_len: usize| {
+                    let batches = &batches;
+                    move || {
+                        let mut buf = crate::io::AlignedBuf::new(buf_len);
+                        loop {
+                            let next = batches.lock().ok().and_then(|rx| rx.recv().ok());
+                            let Some(batch) = next else { break };
+                            self.copy_batch(&batch, &mut buf);
+                        }
+                    }
+                };
+                for _ in 0..threads {
+                    s.spawn(copier(super::file::CHUNK));
                 }
-            };
-            self.walk(
-                src,
-                inode,
-                dst,
-                merge_root,
-                &mut walk,
-                &queue,
-                &ahead,
-                s,
-                &more_copiers,
-            );
-            // Closing the queue lets the copying threads finish.
-            drop(queue);
+                // Where the disk turns out to be far away, copying threads mostly wait
+                // for round trips: more of them keep more requests in flight (unless
+                // --threads says how many). Their buffers are small: one file's large
+                // reads are split into parallel requests below anyway. The small
+                // files' data is read ahead by a pool of threads started then.
+                let extra = if self.opts.threads.is_none() {
+                    FAR_COPIERS.saturating_sub(threads)
+                } else {
+                    0
+                };
+                let more_copiers = || {
+                    for _ in 0..extra {
+                        s.spawn(copier(FAR_COPIER_BUF));
+                    }
+                    if super::prefetch::data_read_ahead() {
+                        self.prefetch.start(self, outer, super::prefetch::WORKERS);
+                    }
+                };
+                self.walk(
+                    src,
+                    inode,
+                    dst,
+                    merge_root,
+                    &mut walk,
+                    &queue,
+                    &ahead,
+                    s,
+                    &more_copiers,
+                );
+                // Closing the queue lets the copying threads finish.
+                drop(queue);
+            });
         });
         self.finish(walk);
     }

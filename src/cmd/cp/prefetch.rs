@@ -1,0 +1,257 @@
+//! Reading small files' data ahead of their copy, where the disk is far away.
+//!
+//! A copying thread about to copy a batch of files ([`super::walk::BATCH`], one
+//! directory's) first has the data of its small files read ahead
+//! ([`Copier::prefetch_small_files`]): their ranges on the device, sorted, nearby ones
+//! coalesced into requests ("windows") of at most [`WINDOW`] bytes, at most
+//! [`BATCH_BYTES`] in all. The windows are read by a pool of [`WORKERS`] threads
+//! ([`Pool`]), made once per copy when the disk turns out to be far and joined at
+//! its end, with the copying thread reading its own batch's windows too, until all
+//! of them are read; then it copies the batch as usual, from the host page cache.
+//!
+//! Each window is under [`bytesource::PARALLEL_MIN`], so that it is one buffered
+//! `pread` whose pages stay in the host page cache for the copy's own reads (split
+//! reads of a far file go `O_DIRECT`, past the page cache). Nothing here affects what
+//! is copied: errors are ignored (the copy's own read reports them) and so is
+//! whatever a window holds.
+//!
+//! Memory is bounded: a buffer of at most [`WINDOW`] bytes per reading thread, and the
+//! windows of the batches being copied (one per copying thread).
+
+use super::walk::{Copier, FileJob};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// Files at most this large have their data read ahead (larger ones are read in
+/// split, parallel requests of their own).
+const SMALL_FILE: u64 = 128 << 10;
+/// Largest read-ahead request: under [`bytesource::PARALLEL_MIN`] (see the module doc).
+const WINDOW: u64 = 192 << 10;
+/// Ranges this close together on the device are read in one request (the bytes
+/// between them are read too, and dropped).
+const GAP: u64 = 64 << 10;
+/// Reading threads of the pool (shared by all copying threads; each copying thread
+/// also reads its own batch's windows).
+pub(super) const WORKERS: usize = 16;
+/// Most bytes one batch reads ahead.
+const BATCH_BYTES: u64 = 8 << 20;
+
+/// `VMDKRECOVER_DATA_READAHEAD=0` turns the small files' read-ahead off (for A/B
+/// measurements).
+pub(super) fn data_read_ahead() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("VMDKRECOVER_DATA_READAHEAD").map_or(true, |v| v != "0"))
+}
+
+/// One batch's windows (device byte ranges), read by whoever takes the next one.
+struct Job {
+    windows: Vec<(u64, u64)>,
+    /// Index of the next window to take.
+    next: AtomicUsize,
+    /// Windows not yet read (taken or not); the copying thread waits for 0.
+    left: Mutex<usize>,
+    all_read: Condvar,
+}
+
+impl Job {
+    /// Takes the next window, if any is left.
+    fn take(&self) -> Option<(u64, u64)> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.windows.get(i).copied()
+    }
+
+    fn read_one(&self) {
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.all_read.notify_all();
+        }
+    }
+}
+
+/// The pool of reading threads, with the batches waiting for them.
+#[derive(Default)]
+pub(super) struct Pool {
+    state: Mutex<State>,
+    work: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// Batches with windows not yet taken, oldest first.
+    jobs: VecDeque<Arc<Job>>,
+    /// Reading threads running.
+    workers: usize,
+    /// The copy is over: the reading threads stop.
+    closed: bool,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking thread ends the copy anyway; the state stays usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the reading threads in `scope` (once; later calls do nothing).
+    pub fn start<'s>(
+        &'s self,
+        copier: &'s Copier<'_>,
+        scope: &'s std::thread::Scope<'s, '_>,
+        n: usize,
+    ) {
+        {
+            let mut st = self.lock();
+            if st.workers > 0 || st.closed || n == 0 {
+                return;
+            }
+            st.workers = n;
+        }
+        for _ in 0..n {
+            scope.spawn(move || self.worker(copier));
+        }
+    }
+
+    /// Whether reading threads are running.
+    fn running(&self) -> bool {
+        let st = self.lock();
+        st.workers > 0 && !st.closed
+    }
+
+    /// The copy is over: the reading threads stop once the batches queued are read.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.work.notify_all();
+    }
+
+    /// A reading thread: the windows of the oldest batch with any left, until the
+    /// pool is closed.
+    fn worker(&self, copier: &Copier<'_>) {
+        let mut buf = Vec::new();
+        loop {
+            let job = {
+                let mut st = self.lock();
+                loop {
+                    if let Some(job) = st.jobs.front() {
+                        break job.clone();
+                    }
+                    if st.closed {
+                        return;
+                    }
+                    st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            match job.take() {
+                Some(w) => {
+                    copier.read_window(w, &mut buf);
+                    job.read_one();
+                }
+                // All taken: off the queue (if still at its front).
+                None => {
+                    let mut st = self.lock();
+                    if st.jobs.front().is_some_and(|j| Arc::ptr_eq(j, &job)) {
+                        st.jobs.pop_front();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads `windows` with the pool's help (this thread's share into `buf`, cut
+    /// to the window), returning once all are read.
+    fn read_all(&self, copier: &Copier<'_>, windows: Vec<(u64, u64)>, buf: &mut [u8]) {
+        let n = windows.len();
+        let job = Arc::new(Job {
+            windows,
+            next: AtomicUsize::new(0),
+            left: Mutex::new(n),
+            all_read: Condvar::new(),
+        });
+        if n > 1 {
+            self.lock().jobs.push_back(job.clone());
+            // As many readers as windows beyond the one this thread takes.
+            for _ in 1..n.min(WORKERS.saturating_add(1)) {
+                self.work.notify_one();
+            }
+        }
+        while let Some((start, end)) = job.take() {
+            let len = usize::try_from(end.saturating_sub(start)).unwrap_or(0);
+            if let Some(b) = buf.get_mut(..len) {
+                let _ = copier.fs.read_device_at(start, b);
+            }
+            job.read_one();
+        }
+        // All taken: off the queue, then wait for those other threads are reading.
+        if n > 1 {
+            let mut st = self.lock();
+            if let Some(i) = st.jobs.iter().position(|j| Arc::ptr_eq(j, &job)) {
+                st.jobs.remove(i);
+            }
+        }
+        let mut left = job.left.lock().unwrap_or_else(|e| e.into_inner());
+        while *left > 0 {
+            left = job.all_read.wait(left).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl Copier<'_> {
+    /// Where the disk is far away and the pool is running, reads the data of the
+    /// batch's small files ahead, before they are copied (see the module doc). Files
+    /// that one directory holds were mostly allocated together, so a batch of a few
+    /// dozen small files costs a few parallel requests instead of one serial round
+    /// trip each.
+    /// `buf` is the copying thread's buffer (at least [`WINDOW`] bytes), for the
+    /// windows it reads itself.
+    pub(super) fn prefetch_small_files(&self, batch: &[FileJob], buf: &mut [u8]) {
+        if !bytesource::far_reads_seen() || !data_read_ahead() || !self.prefetch.running() {
+            return;
+        }
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        let mut total = 0u64;
+        for job in batch {
+            let size = job.inode.size;
+            if size == 0 || size > SMALL_FILE {
+                continue;
+            }
+            let Ok(runs) = self.fs.file_runs(job.inode.ino) else {
+                continue;
+            };
+            for run in runs {
+                if let fsapi::FileRun::Data { len, physical, .. } = run {
+                    let len = len.min(size);
+                    if len == 0 || total.saturating_add(len) > BATCH_BYTES {
+                        continue;
+                    }
+                    total = total.saturating_add(len);
+                    ranges.push((physical, physical.saturating_add(len)));
+                }
+            }
+        }
+        if ranges.len() < 2 {
+            return;
+        }
+        ranges.sort_unstable();
+        let mut windows: Vec<(u64, u64)> = Vec::new();
+        for (start, end) in ranges {
+            match windows.last_mut() {
+                Some(w)
+                    if start <= w.1.saturating_add(GAP)
+                        && end.max(w.1).saturating_sub(w.0) <= WINDOW =>
+                {
+                    w.1 = w.1.max(end);
+                }
+                _ => windows.push((start, end.min(start.saturating_add(WINDOW)))),
+            }
+        }
+        self.prefetch.read_all(self, windows, buf);
+    }
+
+    /// Reads one window into `buf` (reused) and drops it: its pages stay in the host
+    /// page cache.
+    fn read_window(&self, (start, end): (u64, u64), buf: &mut Vec<u8>) {
+        let len = usize::try_from(end.saturating_sub(start)).unwrap_or(0);
+        buf.resize(len, 0u8);
+        let _ = self.fs.read_device_at(start, buf);
+    }
+}
