@@ -15,8 +15,12 @@
 //! is copied: errors are ignored (the copy's own read reports them) and so is
 //! whatever a window holds.
 //!
+//! The scanners ([`super::ahead`]) use the pool the same way for the blocks of the
+//! directories they read next ([`Copier::prefetch_dirs`]).
+//!
 //! Memory is bounded: a buffer of at most [`WINDOW`] bytes per reading thread, and the
-//! windows of the batches being copied (one per copying thread).
+//! windows of the batches being copied and directories being read (one batch per
+//! copying thread, one directory per scanner).
 
 use super::walk::{Copier, FileJob};
 use std::collections::VecDeque;
@@ -36,6 +40,8 @@ const GAP: u64 = 64 << 10;
 pub(super) const WORKERS: usize = 16;
 /// Most bytes one batch reads ahead.
 const BATCH_BYTES: u64 = 8 << 20;
+/// Most bytes of directory blocks one directory's subdirectories read ahead.
+const DIR_BYTES: u64 = 2 << 20;
 
 /// `VMDKRECOVER_DATA_READAHEAD=0` turns the small files' read-ahead off (for A/B
 /// measurements).
@@ -245,6 +251,75 @@ impl Copier<'_> {
             }
         }
         self.prefetch.read_all(self, windows, buf);
+    }
+
+    /// Where the disk is far away and the pool is running, reads the blocks of the
+    /// directories `dirs` (a directory's subdirectories, which the scanners read
+    /// next) ahead where that saves requests: windows holding blocks of several of
+    /// them, or several blocks of one. Directories made together have their blocks
+    /// close together, so a directory of a dozen subdirectories costs a few requests
+    /// instead of one each; the scanners then find the blocks in the host page
+    /// cache. Called by a scanner before it hands the parent over, so that these
+    /// reads are in flight before the subdirectories' own.
+    ///
+    /// The warnings the block maps raise here are dropped, not deferred: this read
+    /// is not one the walk makes. Each directory's own read (`read_dir`, which maps
+    /// its blocks itself) raises its own, in the walk's order, as without this.
+    pub(super) fn prefetch_dirs(&self, dirs: &[u64]) {
+        if dirs.len() < 2 || !data_read_ahead() || !self.prefetch.running() {
+            return;
+        }
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        let mut total = 0u64;
+        for &ino in dirs {
+            let runs = match self.fs.warning_list() {
+                Some(w) => w.deferred(|| self.fs.file_runs(ino)).0,
+                None => self.fs.file_runs(ino),
+            };
+            let Ok(runs) = runs else { continue };
+            for run in runs {
+                if let fsapi::FileRun::Data { len, physical, .. } = run {
+                    if len == 0 || total.saturating_add(len) > DIR_BYTES {
+                        continue;
+                    }
+                    total = total.saturating_add(len);
+                    ranges.push((physical, physical.saturating_add(len)));
+                }
+            }
+        }
+        ranges.sort_unstable();
+        // (start, end, ranges in it)
+        let mut windows: Vec<(u64, u64, usize)> = Vec::new();
+        for (start, end) in ranges {
+            match windows.last_mut() {
+                Some(w)
+                    if start <= w.1.saturating_add(GAP)
+                        && end.max(w.1).saturating_sub(w.0) <= WINDOW =>
+                {
+                    w.1 = w.1.max(end);
+                    w.2 = w.2.saturating_add(1);
+                }
+                _ => windows.push((start, end.min(start.saturating_add(WINDOW)), 1)),
+            }
+        }
+        // A window of one range saves nothing: its directory's own read does it.
+        let windows: Vec<(u64, u64)> = windows
+            .into_iter()
+            .filter(|w| w.2 > 1)
+            .map(|w| (w.0, w.1))
+            .collect();
+        if windows.is_empty() {
+            return;
+        }
+        // The scanner's own buffer, kept for its next directories.
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUF.with(|b| {
+            let mut buf = b.borrow_mut();
+            buf.resize(usize::try_from(WINDOW).unwrap_or(0), 0);
+            self.prefetch.read_all(self, windows, &mut buf);
+        });
     }
 
     /// Reads one window into `buf` (reused) and drops it: its pages stay in the host

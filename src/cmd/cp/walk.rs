@@ -462,6 +462,12 @@ impl<'a> Copier<'a> {
                 }
                 out.push(e);
             }
+            // Their blocks, where several fall together (prefetch.rs).
+            let dirs: Vec<u64> = out
+                .iter()
+                .filter_map(|e| e.child.as_ref().map(|c| c.inode.ino))
+                .collect();
+            self.prefetch_dirs(&dirs);
             out
         });
         Scanned {
