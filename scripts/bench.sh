@@ -29,7 +29,7 @@
 #       dd of the bytes from it, the kernel path on it; LAT_CONVERT=1 adds qemu-img
 #       convert -O raw of the slow file + dd to LS2/LT2. Long: run only with
 #       LAT_VMDK=1 or an ONLY naming them (e.g. ONLY='^L[ST]'); B_BASE=BINARY adds a
-#       second vmdkrecover (e.g. main's) to each of them, and to L3.
+#       second vmdkrecover (e.g. main's) to each of them, and to L3 and XL3.
 #
 # Usage: scripts/bench.sh [--quick | --build-only]   (--quick: fewer runs)
 #        RUNS=N, ONLY=REGEX (job titles; "RSS" for the memory table), LATENCIES,
@@ -414,7 +414,9 @@ for d in $LATENCIES; do
     if [ "$d" != 5ms ]; then
         shm=$(mktemp -d /dev/shm/vmdkrecover-bench.XXXXXX)
         lbase3=()
+        xbase3=()
         [ -z "${B_BASE:-}" ] || lbase3=(-n "vmdkrecover cp (B_BASE)" "$B_BASE cp $S $V:/usr/share $shm/share")
+        [ -z "${B_BASE:-}" ] || xbase3=(-n "vmdkrecover cp (B_BASE)" "$B_BASE cp $SX $X:/usr/share $shm/share")
         hf "L3 ($d per request, cold) copy /usr/share into tmpfs" \
             --prepare "$drop; rm -rf $shm/share $shm/rdump $shm/cpa; mkdir -p $shm/rdump" \
             -n "vmdkrecover cp" "$B cp $S $V:/usr/share $shm/share" "${lbase3[@]}" \
@@ -422,7 +424,7 @@ for d in $LATENCIES; do
             -n "kernel: mount -o ro + cp -a + umount" "mount -o ro $sl $mnt-slow && cp -a $mnt-slow/usr/share $shm/cpa; umount $mnt-slow"
         hf "XL3 XFS ($d per request, cold) copy /usr/share into tmpfs" \
             --prepare "$drop; rm -rf $shm/share $shm/cpa" \
-            -n "vmdkrecover cp" "$B cp $SX $X:/usr/share $shm/share" \
+            -n "vmdkrecover cp" "$B cp $SX $X:/usr/share $shm/share" "${xbase3[@]}" \
             -n "kernel: mount -o ro + cp -a + umount" "mount -o ro $slx $mnt-slow && cp -a $mnt-slow/usr/share $shm/cpa; umount $mnt-slow"
         rm -rf "$shm"
     fi
