@@ -431,7 +431,13 @@ impl Copier<'_> {
         let len = u64::try_from(first.len).ok()?;
         self.fs
             .data_host_range(job.inode.ino, first.physical, len)
-            .map(|_| KernelCopy::CopyFileRange)
+            .map(|_| {
+                if COPY_FILE_RANGE_REFUSED.load(Ordering::Relaxed) {
+                    KernelCopy::Sendfile { at: u64::MAX }
+                } else {
+                    KernelCopy::CopyFileRange
+                }
+            })
     }
 
     /// Copies up to `want` bytes of `job`'s file from `pos` (device offset
@@ -476,14 +482,24 @@ impl Copier<'_> {
                     rustix::fs::copy_file_range(range.file, Some(&mut from), out, Some(&mut to), n)
                 }
                 // sendfile writes at the destination's file position: set it
-                // (nothing else uses it: every other write is positional).
+                // where it is not there yet (nothing else uses it: every other
+                // write is positional).
+                KernelCopy::Sendfile { at } if *at == to => {
+                    rustix::fs::sendfile(out, range.file, Some(&mut from), n)
+                }
                 _ => rustix::fs::seek(out, rustix::fs::SeekFrom::Start(to))
                     .and_then(|_| rustix::fs::sendfile(out, range.file, Some(&mut from), n)),
             };
             match r {
                 // Zero: the host file ended early; the usual read says so.
                 Ok(0) => *how = KernelCopy::Off,
-                Ok(k) => done += k.min(n),
+                Ok(k) => {
+                    let k = k.min(n);
+                    done += k;
+                    if let KernelCopy::Sendfile { at } = how {
+                        *at = to + k as u64;
+                    }
+                }
                 Err(e)
                     if *how == KernelCopy::CopyFileRange
                         && matches!(
@@ -494,7 +510,11 @@ impl Copier<'_> {
                                 | rustix::io::Errno::NOSYS
                         ) =>
                 {
-                    *how = KernelCopy::Sendfile
+                    // Remembered for the files after this one (one destination,
+                    // one pair of filesystems, in all but odd cases; sendfile
+                    // serves any pair).
+                    COPY_FILE_RANGE_REFUSED.store(true, Ordering::Relaxed);
+                    *how = KernelCopy::Sendfile { at: u64::MAX }
                 }
                 Err(_) => *how = KernelCopy::Off,
             }
@@ -589,8 +609,9 @@ impl Copier<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum KernelCopy {
     CopyFileRange,
-    /// `copy_file_range` refused the pair of files (EXDEV and the like).
-    Sendfile,
+    /// `copy_file_range` refused the pair of files (EXDEV and the like); `at` is
+    /// where the destination's file position is known to be (`u64::MAX`: unknown).
+    Sendfile { at: u64 },
     /// The kernel's part failed once: the usual path copies the rest.
     Off,
 }
@@ -599,6 +620,10 @@ enum KernelCopy {
 /// to the usual path part-way (for `VMDKRECOVER_IO_STATS`).
 static KERNEL_COPIED: AtomicU64 = AtomicU64::new(0);
 static KERNEL_GAVE_UP: AtomicU64 = AtomicU64::new(0);
+/// Set once `copy_file_range` refused a pair of files: later files go straight to
+/// `sendfile` instead of asking again, one failing call per file.
+static COPY_FILE_RANGE_REFUSED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// (bytes copied by the kernel, files it gave up on part-way) in this process.
 pub fn kernel_copy_stats() -> (u64, u64) {
