@@ -674,16 +674,25 @@ pub struct PooledFile {
     path: PathBuf,
     len: u64,
     id: (u64, u64),
+    /// Taken for far away when it was opened, by its filesystem type (NFS, FUSE...):
+    /// its large reads are split and kept in flight, as [`FileSource`]'s are.
+    far: bool,
 }
 
 impl From<FileSource> for PooledFile {
     /// Closes `src`'s descriptor; the file is reopened on demand.
     fn from(mut src: FileSource) -> Self {
+        let far = src.is_far();
+        if far {
+            // `src` gives its count back when it is dropped below.
+            FAR_FILES.fetch_add(1, Ordering::Relaxed);
+        }
         Self {
             key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
             path: std::mem::take(&mut src.path),
             len: src.len,
             id: src.id,
+            far,
         }
     }
 }
@@ -730,6 +739,9 @@ impl PooledFile {
 
 impl Drop for PooledFile {
     fn drop(&mut self) {
+        if self.far {
+            FAR_FILES.fetch_sub(1, Ordering::Relaxed);
+        }
         if let Ok(mut pool) = POOL.lock() {
             pool.open.retain(|e| e.0 != self.key);
         }
@@ -744,10 +756,14 @@ impl ByteSource for PooledFile {
         check_range(&self.path.display(), self.len, offset, buf.len())?;
         retry::with_retries(|| {
             let started = std::time::Instant::now();
-            let r = self
-                .file()?
-                .read_exact_at(buf, offset)
-                .map_err(|e| read_error(&self.path, offset, e));
+            let file = self.file()?;
+            let depth = io_depth();
+            let r = if self.far && buf.len() >= PARALLEL_MIN && depth >= 2 {
+                read_pieces(&file, offset, buf, depth)
+            } else {
+                file.read_exact_at(buf, offset)
+            }
+            .map_err(|e| read_error(&self.path, offset, e));
             note_read_time(started);
             r
         })
