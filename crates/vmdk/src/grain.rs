@@ -155,6 +155,16 @@ pub(crate) struct GrainMap {
     redundant: Option<Dir>,
     /// Read errors survived through the redundant copies, one line each.
     read_warnings: Mutex<Vec<String>>,
+    /// Boxed: a map is moved by value through the frames of opening, which a
+    /// chain of 64 parents nests (tests/fixtures.rs
+    /// `parent_loop_and_depth_are_bounded`, in a test thread's 2 MiB stack).
+    caches: Box<Caches>,
+    /// Grain tables read so far (see [`GrainMap::prefetch_tables`]).
+    table_misses: std::sync::atomic::AtomicU32,
+}
+
+/// The caches of one [`GrainMap`], together at most [`MAX_CACHE_BYTES`].
+struct Caches {
     tables: Mutex<Lru<Arc<Vec<u64>>>>,
     dir_chunks: Mutex<Lru<Arc<Vec<u8>>>>,
     grains: Mutex<Lru<Arc<Vec<u8>>>>,
@@ -162,10 +172,9 @@ pub(crate) struct GrainMap {
     /// batch (at most [`SCRATCH_KEEP_BYTES`]): a fresh one per 1 MiB request cost
     /// its page faults again every time.
     scratch: Mutex<Vec<u8>>,
-    /// Grain tables read so far (see [`GrainMap::prefetch_tables`]).
-    table_misses: std::sync::atomic::AtomicU32,
     /// Stored bytes read around lone compressed grains where the file is far
-    /// ([`GrainMap::inflate`]): at most [`RAW_WINDOWS`] of [`Ahead::WINDOW`] bytes.
+    /// ([`GrainMap::inflate_windowed`]): at most [`RAW_WINDOWS`] of
+    /// [`Ahead::WINDOW`] bytes.
     raw: Mutex<Lru<Arc<Ahead>>>,
 }
 
@@ -277,20 +286,22 @@ impl GrainMap {
             flavor,
             redundant: None,
             read_warnings: Mutex::new(Vec::new()),
-            tables: Mutex::new(Lru::new(tables)),
-            dir_chunks: Mutex::new(Lru::new(DIR_CACHE_CHUNKS)),
-            scratch: Mutex::new(Vec::new()),
+            caches: Box::new(Caches {
+                tables: Mutex::new(Lru::new(tables)),
+                dir_chunks: Mutex::new(Lru::new(DIR_CACHE_CHUNKS)),
+                scratch: Mutex::new(Vec::new()),
+                raw: Mutex::new(Lru::new(RAW_WINDOWS)),
+                grains: Mutex::new(Lru::new(
+                    usize::try_from(
+                        GRAIN_CACHE_BYTES
+                            .checked_div(grain)
+                            .unwrap_or(1)
+                            .clamp(1, GRAIN_CACHE_GRAINS),
+                    )
+                    .unwrap_or(1),
+                )),
+            }),
             table_misses: std::sync::atomic::AtomicU32::new(0),
-            raw: Mutex::new(Lru::new(RAW_WINDOWS)),
-            grains: Mutex::new(Lru::new(
-                usize::try_from(
-                    GRAIN_CACHE_BYTES
-                        .checked_div(grain)
-                        .unwrap_or(1)
-                        .clamp(1, GRAIN_CACHE_GRAINS),
-                )
-                .unwrap_or(1),
-            )),
         }
     }
 
@@ -349,12 +360,17 @@ impl GrainMap {
         } else {
             chunk_no
         };
-        let cached = self.dir_chunks.lock().ok().and_then(|mut c| c.get(key));
+        let cached = self
+            .caches
+            .dir_chunks
+            .lock()
+            .ok()
+            .and_then(|mut c| c.get(key));
         let chunk = match cached {
             Some(c) => c,
             None => {
                 let c = Arc::new(d.read_chunk(&self.file, &self.name, chunk_no)?);
-                if let Ok(mut cache) = self.dir_chunks.lock() {
+                if let Ok(mut cache) = self.caches.dir_chunks.lock() {
                     cache.put(key, c.clone());
                 }
                 c
@@ -402,7 +418,7 @@ impl GrainMap {
     }
 
     fn table(&self, gd_index: u64, at: u64) -> Result<Arc<Vec<u64>>, Error> {
-        if let Ok(mut c) = self.tables.lock() {
+        if let Ok(mut c) = self.caches.tables.lock() {
             if let Some(t) = c.get(gd_index) {
                 return Ok(t);
             }
@@ -426,7 +442,7 @@ impl GrainMap {
             Err(e) => self.redundant_table(gd_index, at, &e)?,
         };
         let t = Arc::new(t);
-        if let Ok(mut c) = self.tables.lock() {
+        if let Ok(mut c) = self.caches.tables.lock() {
             c.put(gd_index, t.clone());
         }
         Ok(t)
@@ -450,6 +466,7 @@ impl GrainMap {
         let gt_bytes = u64::try_from(self.gt_bytes().ok()?).ok()?;
         // At most PREFETCH_BYTES of tables and half the table cache per window.
         let cap = self
+            .caches
             .tables
             .lock()
             .ok()
@@ -509,7 +526,7 @@ impl GrainMap {
         }
         let mut wanted = None;
         let step = usize::try_from(gt_bytes).ok()?;
-        let mut cache = self.tables.lock().ok()?;
+        let mut cache = self.caches.tables.lock().ok()?;
         for (i, bytes) in (lo..hi).zip(buf.chunks_exact(step)) {
             let t = Arc::new(decode_entries(bytes, self.entry_size));
             if i == gd_index {
@@ -620,7 +637,7 @@ impl GrainMap {
 
     /// Inflates the compressed grain stored at `at` (qemu `vmdk_read_extent`).
     fn inflate(&self, at: u64) -> Result<Arc<Vec<u8>>, Error> {
-        if let Ok(mut c) = self.grains.lock() {
+        if let Ok(mut c) = self.caches.grains.lock() {
             if let Some(g) = c.get(at) {
                 return Ok(g);
             }
@@ -628,7 +645,7 @@ impl GrainMap {
         let markers = matches!(self.flavor, Flavor::Hosted { markers: true, .. });
         if let Some(g) = self.inflate_windowed(at)? {
             let g = Arc::new(g);
-            if let Ok(mut c) = self.grains.lock() {
+            if let Ok(mut c) = self.caches.grains.lock() {
                 c.put(at, g.clone());
             }
             return Ok(g);
@@ -705,7 +722,7 @@ impl GrainMap {
                 Arc::new(self.inflate_packed(at, &packed)?)
             }
         };
-        if let Ok(mut c) = self.grains.lock() {
+        if let Ok(mut c) = self.caches.grains.lock() {
             c.put(at, g.clone());
         }
         Ok(g)
@@ -729,7 +746,8 @@ impl GrainMap {
     /// `at` (marker and zlib data of a size [`Self::inflate`] accepts).
     fn window_holding(&self, at: u64) -> Option<Arc<Ahead>> {
         let limit = self.grain.saturating_mul(2);
-        self.raw
+        self.caches
+            .raw
             .lock()
             .ok()?
             .find(|w| w.packed(at, limit).is_some())
@@ -758,7 +776,7 @@ impl GrainMap {
                     return Ok(None);
                 };
                 let w = Arc::new(w);
-                if let Ok(mut c) = self.raw.lock() {
+                if let Ok(mut c) = self.caches.raw.lock() {
                     c.put(w.at, w.clone());
                 }
                 w
@@ -795,10 +813,10 @@ impl GrainMap {
             return;
         };
         let piece = Arc::new(piece.to_vec());
-        if let Ok(mut c) = self.dir_chunks.lock() {
+        if let Ok(mut c) = self.caches.dir_chunks.lock() {
             c.put(0, piece.clone());
         }
-        let Ok(mut tables) = self.tables.lock() else {
+        let Ok(mut tables) = self.caches.tables.lock() else {
             return;
         };
         let cap = tables.cap / 2;
@@ -968,7 +986,7 @@ impl GrainMap {
                         _ => false,
                     })
                 };
-                let w = self.raw.lock().ok().and_then(|mut c| c.find(holds));
+                let w = self.caches.raw.lock().ok().and_then(|mut c| c.find(holds));
                 if let Some(w) = w {
                     self.inflate_group(group, w.at, w.bytes(), threads)?;
                     done = done.saturating_add(n);
@@ -985,6 +1003,7 @@ impl GrainMap {
             let len = usize::try_from(end.saturating_sub(start))
                 .map_err(|_| Error::corrupt(&self.name, "grain group too large"))?;
             let mut raw = self
+                .caches
                 .scratch
                 .lock()
                 .map(|mut v| std::mem::take(&mut *v))
@@ -998,7 +1017,7 @@ impl GrainMap {
             let bytes: &[u8] = bytes;
             let result = self.inflate_group(group, start, bytes, threads);
             if u64::try_from(raw.capacity()).is_ok_and(|c| c <= SCRATCH_KEEP_BYTES) {
-                if let Ok(mut v) = self.scratch.lock() {
+                if let Ok(mut v) = self.caches.scratch.lock() {
                     *v = raw;
                 }
             }
@@ -1072,7 +1091,7 @@ impl GrainMap {
         };
         let whole = within == 0 && u64::try_from(buf.len()).ok() == Some(self.grain);
         if !whole {
-            if let Ok(mut c) = self.grains.lock() {
+            if let Ok(mut c) = self.caches.grains.lock() {
                 if let Some(g) = c.get(at) {
                     return self.copy_out(at, &g, within, buf);
                 }
@@ -1102,7 +1121,7 @@ impl GrainMap {
         let g = self.inflate_packed(at, packed)?;
         self.copy_out(at, &g, within, buf)?;
         {
-            if let Ok(mut c) = self.grains.lock() {
+            if let Ok(mut c) = self.caches.grains.lock() {
                 c.put(at, Arc::new(g));
             }
         }

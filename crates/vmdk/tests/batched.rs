@@ -150,3 +150,56 @@ fn the_grain_tables_of_several_spans_are_one_read() {
         assert!(reads <= most, "{name}: {reads} reads");
     }
 }
+
+/// What `scripts/fixtures/vmdk-spans.sh` wrote in sector `i` of a text run `tag`.
+fn spans_text(i: u64, tag: &str) -> Vec<u8> {
+    let line = format!("{tag} sector {i:08} ");
+    line.as_bytes().iter().copied().cycle().take(512).collect()
+}
+
+#[test]
+fn open_brings_the_tables_with_the_directory_and_stream_grains_come_in_windows() {
+    // Forced as where the file is far: the directory is read with the tables
+    // qemu-img stores right after it, so reading in all five spans reads no
+    // table; a stream's lone grains are read in windows of stored grains, so the
+    // 16 grains of self-naming text at the start (a few hundred bytes each once
+    // compressed) are one or two reads, sector by sector.
+    force();
+    let (dir, _) = spans();
+    for name in ["spans-sparse.vmdk", "spans-stream.vmdk"] {
+        let src: SharedSource = Arc::new(FileSource::open(dir.path().join(name)).unwrap());
+        let counting = Arc::new(Counting::new(src));
+        let d = Disk::from_source(counting.clone()).unwrap();
+        let at_open = counting.reads();
+        let mut sector = [0u8; 512];
+        for at in [32u64 << 20, (64 << 20) + (100 << 10), 96 << 20, 130 << 20] {
+            d.read_at(at, &mut sector).unwrap();
+        }
+        // One read per span with data (span 3 holds none), no table read.
+        let reads = counting.reads() - at_open;
+        assert!(reads <= 3, "{name}: {reads} reads for spans 1, 2, 4");
+        let before = counting.reads();
+        for i in 0..2048u64 {
+            d.read_at(i * 512, &mut sector).unwrap();
+            assert_eq!(
+                sector.as_slice(),
+                spans_text(i, "head"),
+                "{name} sector {i}"
+            );
+        }
+        // (A sparse file's uncompressed sectors are each one read of their own.)
+        let reads = counting.reads() - before;
+        if name.contains("stream") {
+            assert!(reads <= 2, "{name}: {reads} reads for the first 1 MiB");
+        }
+        // The text run of span 2, from its unaligned start, across grains.
+        let first = ((64u64 << 20) + (100 << 10)) / 512;
+        for i in (first..first + 6344).step_by(7) {
+            d.read_at(i * 512, &mut sector).unwrap();
+            assert_eq!(sector.as_slice(), spans_text(i, "mid"), "{name} sector {i}");
+        }
+        let last = d.len() / 512 - 1;
+        d.read_at(last * 512, &mut sector).unwrap();
+        assert_eq!(sector.as_slice(), spans_text(last, "last"), "{name}");
+    }
+}
