@@ -1355,12 +1355,13 @@ impl Ahead {
     /// 128 KiB too, in a request that the next read waited for).
     pub(crate) const WINDOW: u64 = 124 * 1024;
 
-    /// Reads from `at` rounded down to a page to `at + len` (at most the end of
-    /// the file), in one read. `None` when the read fails or is empty: callers
-    /// then read what they need themselves, with its own error.
+    /// Reads `len` bytes from `at` rounded down to a page (at most to the end of
+    /// the file), in one read: the window holds at least `len - 4095` bytes from
+    /// `at`. `None` when the read fails or is empty: callers then read what they
+    /// need themselves, with its own error.
     pub(crate) fn read(file: &SharedSource, name: &str, at: u64, len: u64) -> Option<Self> {
         let start = at.checked_sub(at.checked_rem(ALIGN)?)?;
-        let end = at.checked_add(len)?.min(file.len());
+        let end = start.checked_add(len)?.min(file.len());
         let n = usize::try_from(end.checked_sub(start)?).ok()?;
         if n == 0 {
             return None;
