@@ -28,6 +28,12 @@
 //! threads; and once the file is far (`bytesource::far_reads_seen`) and a walk has
 //! needed several tables, a grain table that is not cached is read together with the
 //! tables stored next to it (a window of up to 256, in 128 KiB pieces read at once).
+//! Where the file is far, opening a hosted sparse or stream file also reads the
+//! grain directory in one [`Ahead`] window of 124 KiB with the tables stored after
+//! it ([`GrainMap::seed`]), and a lone compressed grain is read in such a window
+//! of the stored grains around it, kept for the neighbours that follow
+//! ([`GrainMap::inflate_windowed`]): behind 1 ms per request (nbdfuse), listing a
+//! directory of a qemu-made stream took 4 requests instead of 10.
 
 use crate::extent::{read_file, Extent, Piece};
 use crate::Error;
