@@ -1149,7 +1149,7 @@ const PREFETCH_PIECE: usize = 128 * 1024;
 /// output (the copy's chunk on a far disk) in grains that barely compress.
 const GROUP_BYTES: u64 = 12 * 1024 * 1024;
 /// Alignment of a group read (the page size: what `O_DIRECT` asks).
-const ALIGN: u64 = 4096;
+pub(crate) const ALIGN: u64 = 4096;
 const ALIGN_USIZE: usize = 4096;
 /// Most threads inflating one batch.
 const INFLATE_THREADS: usize = 4;

@@ -5,7 +5,7 @@
 //! [`crate::stream`]) and reads the embedded descriptor.
 
 use crate::grain::{
-    open_dir, Ahead, Dir, DirEncoding, Directory, Flavor, GrainMap, MAX_GRAIN_SECTORS,
+    open_dir, Ahead, Dir, DirEncoding, Directory, Flavor, GrainMap, ALIGN, MAX_GRAIN_SECTORS,
 };
 use crate::kdmv::{Header, FLAG_MARKERS, GD_AT_END};
 use crate::Error;
@@ -52,11 +52,22 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
     let embedded = read_embedded_descriptor(&file, name, &h, &mut warnings);
     let mut stream_optimized = false;
     let mut footer_error = None;
+    // A stream's last bytes, where the file is far: footer and, just before it,
+    // the grain directory (VMware "Virtual Disk Format 5.0", "Stream-Optimized
+    // Compressed Sparse Extents": directory marker and directory, then the footer
+    // marker, footer and end-of-stream marker) in one request.
+    let mut tail = None;
     if h.gd_offset == GD_AT_END {
+        if crate::grain::read_ahead_at_open() {
+            let from = file
+                .len()
+                .saturating_sub(Ahead::WINDOW.saturating_sub(ALIGN));
+            tail = Ahead::read(&file, name, from, Ahead::WINDOW);
+        }
         // streamOptimized: the footer holds the real grain directory offset. Without
         // one (a stream cut short) the first header's geometry is used and the grain
         // map is rebuilt from the markers below.
-        match crate::stream::read_footer(&file, name) {
+        match crate::stream::read_footer(&file, name, tail.as_ref()) {
             Ok(f) => h = f,
             Err(e) => footer_error = Some(e),
         }
@@ -133,15 +144,26 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
     // Where the file is far, the primary directory is read together with what
     // follows it (the grain tables, where qemu-img and VMware put them), in one
     // request: see GrainMap::seed.
+    // The stream's tail window serves when it holds the directory's start.
+    let tail = tail.filter(|t| {
+        h.gd_offset
+            .checked_mul(512)
+            .is_some_and(|at| t.get(at, 4).is_some())
+    });
     let primary = || -> (Result<Dir, Error>, Option<Ahead>) {
-        let ahead = if crate::grain::read_ahead_at_open() {
+        let ahead = if tail.is_some() || !crate::grain::read_ahead_at_open() {
+            None
+        } else {
             h.gd_offset
                 .checked_mul(512)
                 .and_then(|at| Ahead::read(&file, name, at, Ahead::WINDOW))
-        } else {
-            None
         };
-        (load(h.gd_offset, "grain directory", ahead.as_ref()), ahead)
+        let dir = load(
+            h.gd_offset,
+            "grain directory",
+            ahead.as_ref().or(tail.as_ref()),
+        );
+        (dir, ahead)
     };
     let has_redundant = h.rgd_offset != 0 && h.rgd_offset != h.gd_offset;
     // The redundant directory (flag bit 1, rgdOffset) stands in for the primary when
@@ -238,7 +260,7 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
         },
     )
     .with_redundant(redundant);
-    if let Some(a) = &ahead {
+    if let Some(a) = ahead.as_ref().or(tail.as_ref()) {
         map.seed(a);
     }
     if let Some(w) = read_warning {
