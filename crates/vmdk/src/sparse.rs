@@ -141,15 +141,15 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
             ahead,
         )
     };
-    // Where the file is far, the primary directory is read together with what
-    // follows it (the grain tables, where qemu-img and VMware put them), in one
-    // request: see GrainMap::seed.
     // The stream's tail window serves when it holds the directory's start.
     let tail = tail.filter(|t| {
         h.gd_offset
             .checked_mul(512)
             .is_some_and(|at| t.get(at, 4).is_some())
     });
+    // Else, where the file is far, the primary directory is read together with
+    // what follows it (the grain tables, where qemu-img and VMware put them), in
+    // one request: see GrainMap::seed.
     let primary = || -> (Result<Dir, Error>, Option<Ahead>) {
         let ahead = if tail.is_some() || !crate::grain::read_ahead_at_open() {
             None
