@@ -406,41 +406,41 @@ impl TimeStyle {
 /// A small strftime (UTC): `%Y %m %d %H %M %S %N %z %Z %s %F %T %e %j %%`; anything
 /// else is copied as is.
 pub fn strftime(fmt: &str, t: Timestamp) -> String {
+    use std::fmt::Write as _;
     let (y, mo, d) = civil_from_days(t.secs.div_euclid(86_400));
     let s = t.secs.rem_euclid(86_400);
     let (h, mi, se) = (s / 3600, s / 60 % 60, s % 60);
     let mut out = String::with_capacity(fmt.len() + 16);
     let mut chars = fmt.chars();
+    // Fields are written straight into `out` (`ls -l` formats one time per
+    // entry); writing to a String cannot fail.
     while let Some(c) = chars.next() {
         if c != '%' {
             out.push(c);
             continue;
         }
-        match chars.next() {
-            Some('Y') => out.push_str(&format!("{y:04}")),
-            Some('m') => out.push_str(&format!("{mo:02}")),
-            Some('d') => out.push_str(&format!("{d:02}")),
-            Some('e') => out.push_str(&format!("{d:>2}")),
-            Some('H') => out.push_str(&format!("{h:02}")),
-            Some('M') => out.push_str(&format!("{mi:02}")),
-            Some('S') => out.push_str(&format!("{se:02}")),
-            Some('N') => out.push_str(&format!("{:09}", t.nanos)),
-            Some('z') => out.push_str("+0000"),
-            Some('Z') => out.push_str("UTC"),
-            Some('s') => out.push_str(&t.secs.to_string()),
-            Some('F') => out.push_str(&format!("{y:04}-{mo:02}-{d:02}")),
-            Some('T') => out.push_str(&format!("{h:02}:{mi:02}:{se:02}")),
+        let _ = match chars.next() {
+            Some('Y') => write!(out, "{y:04}"),
+            Some('m') => write!(out, "{mo:02}"),
+            Some('d') => write!(out, "{d:02}"),
+            Some('e') => write!(out, "{d:>2}"),
+            Some('H') => write!(out, "{h:02}"),
+            Some('M') => write!(out, "{mi:02}"),
+            Some('S') => write!(out, "{se:02}"),
+            Some('N') => write!(out, "{:09}", t.nanos),
+            Some('z') => write!(out, "+0000"),
+            Some('Z') => write!(out, "UTC"),
+            Some('s') => write!(out, "{}", t.secs),
+            Some('F') => write!(out, "{y:04}-{mo:02}-{d:02}"),
+            Some('T') => write!(out, "{h:02}:{mi:02}:{se:02}"),
             Some('j') => {
                 let doy = t.secs.div_euclid(86_400) - days_from_civil(y, 1, 1) + 1;
-                out.push_str(&format!("{doy:03}"));
+                write!(out, "{doy:03}")
             }
-            Some('%') => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
-            None => out.push('%'),
-        }
+            Some('%') => write!(out, "%"),
+            Some(other) => write!(out, "%{other}"),
+            None => write!(out, "%"),
+        };
     }
     out
 }

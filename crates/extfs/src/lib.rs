@@ -83,7 +83,7 @@ use std::sync::{Arc, Mutex};
 use bytesource::{ByteSource, SharedSource};
 
 use crate::bytes::u64_from;
-use crate::cache::BlockCache;
+use crate::cache::{BlockCache, Memo};
 use crate::crc::crc32c;
 pub use crate::error::Error;
 use crate::inode::{
@@ -92,6 +92,13 @@ use crate::inode::{
 use crate::superblock::{
     Superblock, COMPAT_HAS_JOURNAL, INCOMPAT_RECOVER, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
 };
+
+/// Group descriptors kept parsed: every group of a 16 TiB filesystem with 4 KiB
+/// blocks (131072 groups x 128 MiB) would be 3 MiB; 64 Ki of them is 1.5 MiB.
+const GROUP_DESC_MEMO: usize = 1 << 16;
+/// Inodes kept parsed (each ~200 bytes plus its shared raw copy): a few
+/// directories' worth, for the second look `ls -l` and `stat` take at each.
+const INODE_MEMO: usize = 4096;
 
 /// Options for [`Filesystem::open`].
 #[derive(Clone, Debug)]
@@ -203,6 +210,10 @@ pub struct Filesystem {
     /// Journal replay: filesystem block -> newest committed copy in the journal.
     overlay: BTreeMap<u64, journal::Redirect>,
     cache: Mutex<BlockCache>,
+    /// Group descriptors already parsed (see [`Memo`]).
+    group_descs: Memo<group_desc::GroupDesc>,
+    /// Inodes already read and parsed (see [`Memo`]).
+    inodes: Memo<Inode>,
     warnings: fsapi::Warnings,
     needs_recovery: bool,
     journal_replayed: bool,
@@ -283,6 +294,8 @@ impl Filesystem {
             sb,
             overlay: BTreeMap::new(),
             cache: Mutex::new(cache),
+            group_descs: Memo::new(GROUP_DESC_MEMO),
+            inodes: Memo::new(INODE_MEMO),
             warnings: fsapi::Warnings::new(),
             needs_recovery: false,
             journal_replayed: false,
@@ -391,9 +404,7 @@ impl Filesystem {
 
     /// After replay the superblock itself may have a newer copy in the journal.
     fn reload_superblock(&mut self) {
-        if let Ok(mut c) = self.cache.lock() {
-            c.clear();
-        }
+        self.clear_caches();
         let mut buf = vec![0u8; SUPERBLOCK_SIZE];
         if self.read_bytes(SUPERBLOCK_OFFSET, &mut buf).is_err() {
             return;
@@ -412,9 +423,17 @@ impl Filesystem {
                 "journal: replayed superblock is unusable ({e}); kept the original"
             )),
         }
+        self.clear_caches();
+    }
+
+    /// Forgets every block and parsed object: what was read before the journal
+    /// overlay (or a replayed superblock) took effect may be stale.
+    fn clear_caches(&self) {
         if let Ok(mut c) = self.cache.lock() {
             c.clear();
         }
+        self.group_descs.clear();
+        self.inodes.clear();
     }
 
     /// Filesystem summary (the superblock's counts as it records them).
@@ -613,6 +632,17 @@ impl Filesystem {
     // ---- group descriptors and inodes -----------------------------------
 
     pub(crate) fn group_desc(&self, group: u32) -> Result<group_desc::GroupDesc, Error> {
+        if let Some(gd) = self.group_descs.get(group) {
+            return Ok(gd);
+        }
+        let gd = self.group_desc_uncached(group)?;
+        self.group_descs.put(group, gd);
+        Ok(gd)
+    }
+
+    /// Reads and checks `group`'s descriptor (its backup copy when the primary is
+    /// unusable), warning about what is wrong with it.
+    fn group_desc_uncached(&self, group: u32) -> Result<group_desc::GroupDesc, Error> {
         let obj = || format!("group {group} descriptor");
         if group >= self.sb.groups_count {
             return Err(Error::corrupt(
@@ -691,11 +721,15 @@ impl Filesystem {
 
     /// Reads inode `ino`.
     pub fn inode(&self, ino: u32) -> Result<Inode, Error> {
+        if let Some(inode) = self.inodes.get(ino) {
+            return Ok(inode);
+        }
         let raw = self.raw_inode(ino)?;
         let inode = inode::parse(ino, raw, self.sb.huge_file(), self.sb.block_size.get())?;
         if inode.mode == 0 && inode.nlink == 0 {
             return Err(Error::inode(ino, "not in use (mode 0, no links)"));
         }
+        self.inodes.put(ino, inode.clone());
         Ok(inode)
     }
 
