@@ -776,6 +776,10 @@ impl Filesystem {
         blocks.sort_unstable();
         blocks.dedup();
         let per_window = READ_AHEAD_BYTES.checked_div(bs).unwrap_or(1).max(1);
+        if !bytesource::parallel_reads_pay() {
+            self.read_inode_runs(&blocks, per_window);
+            return;
+        }
         let mut windows = Vec::new();
         let mut covered = 0u64;
         if let Ok(mut c) = self.cache.lock() {
@@ -790,8 +794,8 @@ impl Filesystem {
                 }
             }
         }
-        if windows.len() < 2 || !bytesource::parallel_reads_pay() {
-            return; // read on demand: nothing to overlap, or reads too fast to pay
+        if windows.len() < 2 {
+            return; // read on demand: nothing to overlap
         }
         for batch in windows.chunks(PREFETCH_IN_FLIGHT) {
             std::thread::scope(|scope| {
@@ -801,6 +805,61 @@ impl Filesystem {
                     });
                 }
             });
+        }
+    }
+
+    /// Where reads are fast (the page cache, a local disk), reads the blocks of
+    /// `blocks` (sorted inode-table blocks, each with the end of its table) that
+    /// are not cached, as runs of adjacent blocks of one table, at most
+    /// `per_window` blocks a run, one request a run, and caches them. A read-ahead
+    /// window per miss would also copy and cache the blocks between a directory's
+    /// inodes that nobody asked for, each a fresh page of memory to fault in (a
+    /// listing of /etc needs 28 blocks of the 64 its four windows hold). At most
+    /// [`PREFETCH_WINDOWS`] windows' worth of blocks, as on the parallel path.
+    /// Errors are ignored: the inode's own read reports them.
+    fn read_inode_runs(&self, blocks: &[(u64, u64)], per_window: u64) {
+        let limit = u64_from(PREFETCH_WINDOWS).saturating_mul(per_window);
+        let mut todo: Vec<(u64, u64)> = Vec::new();
+        if let Ok(mut c) = self.cache.lock() {
+            for &(block, end) in blocks {
+                if u64_from(todo.len()) >= limit {
+                    break;
+                }
+                if c.get(block).is_none() {
+                    todo.push((block, end.min(self.sb.s_blocks_count)));
+                }
+            }
+        }
+        let bs = self.block_size();
+        let bs_usize = usize::try_from(bs).unwrap_or(0).max(1);
+        let mut i = 0usize;
+        while let Some(&(start, end)) = todo.get(i) {
+            let mut n: u64 = 1;
+            while n < per_window
+                && todo
+                    .get(i.saturating_add(usize::try_from(n).unwrap_or(usize::MAX)))
+                    .is_some_and(|&(b, e)| e == end && Some(b) == start.checked_add(n))
+            {
+                n = n.saturating_add(1);
+            }
+            i = i.saturating_add(usize::try_from(n).unwrap_or(usize::MAX));
+            if n == 1 || start.saturating_add(n) > end {
+                // One block (or a run past its table, which read_block refuses
+                // block by block): the ordinary read.
+                for b in start..start.saturating_add(n) {
+                    let _ = self.read_block(b);
+                }
+                continue;
+            }
+            let mut buf = vec![0u8; usize::try_from(n.saturating_mul(bs)).unwrap_or(0)];
+            if self.read_bytes(start.saturating_mul(bs), &mut buf).is_err() {
+                continue;
+            }
+            if let Ok(mut c) = self.cache.lock() {
+                for (k, chunk) in buf.chunks(bs_usize).enumerate() {
+                    c.put(start.saturating_add(u64_from(k)), Arc::from(chunk));
+                }
+            }
         }
     }
 
@@ -839,9 +898,16 @@ impl Filesystem {
                 .saturating_mul(u64::from(self.sb.inode_size))
                 .div_ceil(bs),
         );
-        let data = self
-            .read_block_ahead(block, table_end)
-            .map_err(|e| Error::inode(ino, format!("inode table block {block}: {e}")))?;
+        // Where reads are slow, the blocks after this one come in the same request
+        // (the next inode asked for is likely among them); where they are fast,
+        // one request per block costs less than copying and caching 64 KiB, and a
+        // directory's inodes were read ahead by `prefetch_inodes` already.
+        let data = if bytesource::parallel_reads_pay() {
+            self.read_block_ahead(block, table_end)
+        } else {
+            self.read_block(block)
+        }
+        .map_err(|e| Error::inode(ino, format!("inode table block {block}: {e}")))?;
         let raw = bytes::slice(&data, off, isz)
             .ok_or_else(|| Error::inode(ino, "does not fit in its inode table block"))?;
         self.check_inode_csum(ino, raw);
