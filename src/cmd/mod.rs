@@ -420,13 +420,13 @@ pub fn strftime(fmt: &str, t: Timestamp) -> String {
             continue;
         }
         let _ = match chars.next() {
-            Some('Y') => write!(out, "{y:04}"),
-            Some('m') => write!(out, "{mo:02}"),
-            Some('d') => write!(out, "{d:02}"),
+            Some('Y') => push_zero_padded(&mut out, y, 4),
+            Some('m') => push_zero_padded(&mut out, i64::from(mo), 2),
+            Some('d') => push_zero_padded(&mut out, i64::from(d), 2),
             Some('e') => write!(out, "{d:>2}"),
-            Some('H') => write!(out, "{h:02}"),
-            Some('M') => write!(out, "{mi:02}"),
-            Some('S') => write!(out, "{se:02}"),
+            Some('H') => push_zero_padded(&mut out, h, 2),
+            Some('M') => push_zero_padded(&mut out, mi, 2),
+            Some('S') => push_zero_padded(&mut out, se, 2),
             Some('N') => write!(out, "{:09}", t.nanos),
             Some('z') => write!(out, "+0000"),
             Some('Z') => write!(out, "UTC"),
@@ -443,6 +443,33 @@ pub fn strftime(fmt: &str, t: Timestamp) -> String {
         };
     }
     out
+}
+
+/// Appends `v` as `format!("{v:0width$}")` would (`ls -l` formats five fields per
+/// entry; the formatting machinery costs several times this loop). Negative
+/// values take the general path.
+fn push_zero_padded(out: &mut String, v: i64, width: usize) -> std::fmt::Result {
+    let Ok(mut n) = u64::try_from(v) else {
+        use std::fmt::Write as _;
+        return write!(out, "{v:0width$}");
+    };
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    for slot in digits.iter_mut() {
+        *slot = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for _ in len..width {
+        out.push('0');
+    }
+    for &b in digits.iter().take(len).rev() {
+        out.push(char::from(b));
+    }
+    Ok(())
 }
 
 /// A size as `ls -h` shows it: powers of 1024, rounded up, one decimal below 10
@@ -764,6 +791,36 @@ mod tests {
         assert_eq!(parse_time("2024-03-01").unwrap(), 1_709_251_200);
         assert_eq!(parse_time("@-5").unwrap(), -5);
         assert!(parse_time("2024-13-01").is_err());
+    }
+
+    #[test]
+    fn zero_padding_matches_std_formatting() {
+        // The oracle is std's own `{:0width$}`, which strftime used before.
+        for v in [
+            0i64,
+            1,
+            9,
+            10,
+            59,
+            99,
+            100,
+            999,
+            1969,
+            2024,
+            9999,
+            10_000,
+            i64::MAX,
+            -1,
+            -5,
+            -123,
+            i64::MIN,
+        ] {
+            for width in [0usize, 1, 2, 4, 20] {
+                let mut out = String::from("x");
+                push_zero_padded(&mut out, v, width).unwrap();
+                assert_eq!(out, format!("x{v:0width$}"), "{v} width {width}");
+            }
+        }
     }
 
     #[test]
