@@ -682,8 +682,9 @@ fn main() -> ExitCode {
                     .to_string()
             };
             let (by_fs, by_timing) = bytesource::far_marks();
+            let (kernel, gave_up) = cmd::cp::kernel_copy_stats();
             eprintln!(
-                "vmdkrecover: io: {} bytes read in {} read calls; input files marked far away: {by_fs} by filesystem type, {by_timing} by read speed",
+                "vmdkrecover: io: {} bytes read in {} read calls; input files marked far away: {by_fs} by filesystem type, {by_timing} by read speed; {kernel} bytes copied by the kernel, which left {gave_up} files to reads part-way",
                 field("rchar:"),
                 field("syscr:")
             );

@@ -555,6 +555,22 @@ impl Filesystem {
         self.read_bytes(offset, buf)
     }
 
+    /// Where `len` device bytes at `offset` lie unchanged in a local host file
+    /// ([`bytesource::ByteSource::host_range`]): only inside the filesystem and where
+    /// no block replayed from the journal replaces them.
+    pub fn device_host_range(&self, offset: u64, len: u64) -> Option<bytesource::HostRange<'_>> {
+        let end = offset.checked_add(len)?;
+        if len == 0 || end > self.fs_bytes() {
+            return None;
+        }
+        let first = self.sb.block_size.div(offset);
+        let last = self.sb.block_size.div(end.saturating_sub(1));
+        if self.overlay.range(first..=last).next().is_some() {
+            return None;
+        }
+        self.dev.host_range(offset, len)
+    }
+
     /// Filesystem blocks whose contents come from the journal (ascending).
     pub fn replayed_blocks(&self) -> Vec<u64> {
         self.overlay.keys().copied().collect()

@@ -1146,6 +1146,14 @@ impl Extent for GrainMap {
         }
     }
 
+    /// An uncompressed grain's bytes are stored as they are in the extent file.
+    fn host_range(&self, piece: Piece, len: u64) -> Option<bytesource::HostRange<'_>> {
+        match piece {
+            Piece::Data(at) => self.file.host_range(at, len),
+            _ => None,
+        }
+    }
+
     fn read_pieces(&self, pieces: &mut [(Piece, &mut [u8])]) -> Result<(), Error> {
         let grouped = matches!(
             self.flavor,

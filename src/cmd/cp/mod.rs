@@ -21,6 +21,8 @@ mod file;
 mod meta;
 mod walk;
 
+pub use file::kernel_copy_stats;
+
 use super::{Common, Outcome};
 use crate::progress::{self, Progress};
 use anyhow::{anyhow, Context, Result};
