@@ -611,7 +611,9 @@ enum KernelCopy {
     CopyFileRange,
     /// `copy_file_range` refused the pair of files (EXDEV and the like); `at` is
     /// where the destination's file position is known to be (`u64::MAX`: unknown).
-    Sendfile { at: u64 },
+    Sendfile {
+        at: u64,
+    },
     /// The kernel's part failed once: the usual path copies the rest.
     Off,
 }
