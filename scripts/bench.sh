@@ -9,7 +9,7 @@
 # qemu-img); and a 2 TiB sparse flat disk with the same first 8 GiB.
 #
 # Jobs (DESIGN.md / issue 6):
-#   J1  ls -l /etc            vs  debugfs -R 'ls -l /etc' on the raw LV; ls -l on a loop mount
+#   J1  ls -l /etc (also the static-PIE build) vs debugfs -R 'ls -l /etc' on the raw LV; ls -l on a loop mount
 #   J2  copy the 1 GiB file   vs  dd bs=1M of the same bytes from the flat file; cp from the mount
 #   J3  copy /usr/share       vs  debugfs rdump; cp -a from the mount (and the mount itself)
 #   J4  J1-J3 on monolithicSparse and streamOptimized  vs  qemu-img convert + the raw path
@@ -57,8 +57,12 @@ GiB=$((1024 * MiB))
 mkdir -p "$BENCH_DIR"
 cd "$BENCH_DIR"
 
+# The static-PIE build (`cargo static-release`, README) first, kept aside for J1's
+# start-up row; then the usual dynamic build, which every other job runs.
+(cd "$here" && cargo --quiet static-release && cp target/release/vmdkrecover "$BENCH_DIR/vmdkrecover-static")
 (cd "$here" && cargo build --release --quiet)
 B="$here/target/release/vmdkrecover"
+BS="$BENCH_DIR/vmdkrecover-static"
 
 loops=()
 mnt="$BENCH_DIR/mnt"
@@ -255,6 +259,7 @@ rm -rf "$out"; mkdir -p "$out"
 
 hf "J1 ls -l /etc (8 GiB flat disk; 2 TiB sparse disk)" \
     -n "vmdkrecover (8 GiB)" "$B ls -l bench.vmdk $V:/etc" \
+    -n "vmdkrecover (8 GiB), static PIE" "$BS ls -l bench.vmdk $V:/etc" \
     -n "vmdkrecover (2 TiB)" "$B ls -l big.vmdk $V:/etc" \
     -n "debugfs on the raw LV" "debugfs -R 'ls -l /etc' root-lv.raw" \
     -n "ls -l on the loop mount" "ls -l $mnt/etc"

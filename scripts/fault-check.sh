@@ -260,6 +260,23 @@ EOF
         fail salvage-pipelined "exit $rc: $(head -c 400 "$W/salv3.err")"
     fi
     VMDKRECOVER_PIPELINE_MIN=0 run_cp data-block-pipelined "$MNT/vm-flat.vmdk" VolGroup00/LogVol00:/ "$W/aff-data" sample "$MAN"
+    # The same with the failing file taken for local (VMDKRECOVER_FAR_BY_FS=0), so
+    # that cp hands each file's bytes to the kernel (copy_file_range, sendfile):
+    # the kernel's read of the bad block fails, the usual reads take over, and the
+    # outcome is the same as above (IO stats say the kernel gave up on a file).
+    rm -rf "$W/salv4" "$W/salv4.partial"
+    VMDKRECOVER_FAR_BY_FS=0 VMDKRECOVER_IO_STATS=1 "$BIN" cp --salvage "$MNT/vm-flat.vmdk" VolGroup00/LogVol00:/home/alice/random.bin "$W/salv4" 2>"$W/salv4.err"
+    rc=$?
+    if [ "$rc" = 1 ] && [ ! -e "$W/salv4" ] && cmp -s "$W/salv4.partial" "$W/salv.partial" &&
+        grep -q "which left 1 files to reads part-way" "$W/salv4.err"; then
+        pass salvage-kernel-copy
+    else
+        fail salvage-kernel-copy "exit $rc: $(head -c 600 "$W/salv4.err")"
+    fi
+    VMDKRECOVER_FAR_BY_FS=0 VMDKRECOVER_IO_STATS=1 run_cp data-block-kernel-copy "$MNT/vm-flat.vmdk" VolGroup00/LogVol00:/ "$W/aff-data" sample "$MAN"
+    if ! grep -q "[1-9][0-9]* bytes copied by the kernel, which left [1-9]" "$W/data-block-kernel-copy.err"; then
+        fail data-block-kernel-copy-used "the kernel copied nothing or never gave up: $(tail -c 400 "$W/data-block-kernel-copy.err")"
+    fi
 else
     pending salvage-data-block "vmdkrecover cp has no --salvage yet"
 fi

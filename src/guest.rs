@@ -376,6 +376,19 @@ impl fsapi::Filesystem for GuestTree {
         fs.xattrs(inner)
     }
 
+    fn data_host_range(
+        &self,
+        ino: Ino,
+        physical: u64,
+        len: u64,
+    ) -> Option<bytesource::HostRange<'_>> {
+        if self.synthetic_ref(ino).is_some() {
+            return None;
+        }
+        let (fs, inner) = self.resolve(ino).ok()?;
+        fs.data_host_range(inner, physical, len)
+    }
+
     fn read_device_at(&self, _offset: u64, _buf: &mut [u8]) -> Result<()> {
         Err(Error::unsupported(
             "guest tree",

@@ -24,22 +24,49 @@ Exit status: 0 all done, 1 done with some files or volumes failing (or the files
 warned while it was read: something may be missing), 2 bad usage or the image,
 volume or path cannot be opened.";
 
-#[derive(Parser)]
-#[command(name = "vmdkrecover", version, about = "Recover files from VMware virtual disks (VMDK -> partitions -> LVM2 -> ext2/3/4), read-only, without root", after_help = EXAMPLES)]
-struct Cli {
-    /// No progress display and no summary line (errors and warnings are still printed).
-    #[arg(short = 'q', long = "quiet", global = true)]
-    quiet: bool,
-    /// Retry a read of the image that fails with EIO, ETIMEDOUT or EAGAIN (a flaky NFS
-    /// or SAN) this many times, with backoff from 20 ms doubling to 1 s; every read
-    /// (metadata as well as file data) gets it.
-    #[arg(long, value_name = "N", default_value_t = 0, global = true)]
-    retries: u32,
-    #[command(subcommand)]
-    command: Command,
+/// Defines the command line twice from one text. `Cli`/`Command` parse it: each
+/// command's arguments are built only for the command that runs (clap's `defer`;
+/// building all of them cost every run about as much as listing a small
+/// directory). `CliFull`/`CommandFull` are built whole, for `completions` and
+/// `man`: with `defer`, clap adds the global options to a command before its own
+/// ones, which would reorder the completion scripts.
+macro_rules! command_line {
+    (
+        $(#[$cli_attr:meta])* struct { $($cli_fields:tt)* }
+        $(#[$cmd_attr:meta])* enum { $($commands:tt)* }
+    ) => {
+        $(#[$cli_attr])*
+        struct Cli {
+            $($cli_fields)*
+            #[command(subcommand)]
+            command: Command,
+        }
+
+        $(#[$cli_attr])*
+        #[allow(dead_code)] // only its `Command` is used, never a parsed value
+        struct CliFull {
+            $($cli_fields)*
+            #[command(subcommand)]
+            command: CommandFull,
+        }
+
+        $(#[$cmd_attr])*
+        #[command(defer = true)]
+        enum Command {
+            $($commands)*
+        }
+
+        $(#[$cmd_attr])*
+        #[allow(dead_code)]
+        enum CommandFull {
+            $($commands)*
+        }
+    };
 }
 
-/// Options shared by every command that opens a VM's disks.
+// Options shared by every command that opens a VM's disks. (A `//` comment: a doc
+// comment would become the `about` of every command that flattens these, over the
+// command's own, once the command's arguments are deferred.)
 #[derive(Args, Clone)]
 struct ImageArgs {
     /// The disk: a .vmdk, a .vmx, or a raw image (read-only).
@@ -65,7 +92,8 @@ struct ImageArgs {
     raw: bool,
 }
 
-/// Reading options for commands that open several images (`versions`, `diff`).
+// Reading options for commands that open several images (`versions`, `diff`); a
+// `//` comment for the reason given at `ImageArgs`.
 #[derive(Args, Clone)]
 struct ReadArgs {
     /// Show the filesystems as they are on disk, without replaying journals in memory.
@@ -113,8 +141,22 @@ impl ImageArgs {
     }
 }
 
+command_line! {
+#[derive(Parser)]
+#[command(name = "vmdkrecover", version, about = "Recover files from VMware virtual disks (VMDK -> partitions -> LVM2 -> ext2/3/4), read-only, without root", after_help = EXAMPLES)]
+struct {
+    /// No progress display and no summary line (errors and warnings are still printed).
+    #[arg(short = 'q', long = "quiet", global = true)]
+    quiet: bool,
+    /// Retry a read of the image that fails with EIO, ETIMEDOUT or EAGAIN (a flaky NFS
+    /// or SAN) this many times, with backoff from 20 ms doubling to 1 s; every read
+    /// (metadata as well as file data) gets it.
+    #[arg(long, value_name = "N", default_value_t = 0, global = true)]
+    retries: u32,
+}
+
 #[derive(Subcommand)]
-enum Command {
+enum {
     /// Show the whole storage stack: disks, partitions, LVM, filesystems.
     #[command(after_help = "Example:\n  vmdkrecover info web01.vmdk --disk web01_1.vmdk")]
     Info {
@@ -393,6 +435,7 @@ enum Command {
         json: bool,
     },
 }
+}
 
 #[derive(Subcommand)]
 enum DescriptorCmd {
@@ -580,14 +623,14 @@ fn main() -> ExitCode {
             cmd::descriptor::check(&descriptor)
         }
         Command::Completions { shell } => {
-            let mut c = Cli::command();
+            let mut c = CliFull::command();
             let mut out = std::io::stdout();
             clap_complete::generate(shell, &mut c, "vmdkrecover", &mut out);
             Ok(cmd::Outcome::default())
         }
         Command::Man { command } => (|| {
             let mut out = std::io::stdout();
-            let top = Cli::command();
+            let top = CliFull::command();
             let page = match command {
                 None => top,
                 Some(name) => top
@@ -639,8 +682,9 @@ fn main() -> ExitCode {
                     .to_string()
             };
             let (by_fs, by_timing) = bytesource::far_marks();
+            let (kernel, gave_up) = cmd::cp::kernel_copy_stats();
             eprintln!(
-                "vmdkrecover: io: {} bytes read in {} read calls; input files marked far away: {by_fs} by filesystem type, {by_timing} by read speed",
+                "vmdkrecover: io: {} bytes read in {} read calls; input files marked far away: {by_fs} by filesystem type, {by_timing} by read speed; {kernel} bytes copied by the kernel, which left {gave_up} files to reads part-way",
                 field("rchar:"),
                 field("syscr:")
             );

@@ -10,7 +10,7 @@
 //! reported as a warning naming the directory, and makes the exit status 1.
 
 use crate::cmd::show_name;
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 /// Why a name from the image was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,7 +41,9 @@ pub fn check(name: &[u8]) -> Result<(), Refused> {
 /// repeat of a name already seen are refused.
 #[derive(Default)]
 pub struct DirNames {
-    seen: HashSet<Vec<u8>>,
+    /// Ordered, not hashed: no SipHash of every name (`ls` admits each entry of
+    /// the directory it lists).
+    seen: BTreeSet<Vec<u8>>,
 }
 
 impl DirNames {

@@ -406,43 +406,70 @@ impl TimeStyle {
 /// A small strftime (UTC): `%Y %m %d %H %M %S %N %z %Z %s %F %T %e %j %%`; anything
 /// else is copied as is.
 pub fn strftime(fmt: &str, t: Timestamp) -> String {
+    use std::fmt::Write as _;
     let (y, mo, d) = civil_from_days(t.secs.div_euclid(86_400));
     let s = t.secs.rem_euclid(86_400);
     let (h, mi, se) = (s / 3600, s / 60 % 60, s % 60);
     let mut out = String::with_capacity(fmt.len() + 16);
     let mut chars = fmt.chars();
+    // Fields are written straight into `out` (`ls -l` formats one time per
+    // entry); writing to a String cannot fail.
     while let Some(c) = chars.next() {
         if c != '%' {
             out.push(c);
             continue;
         }
-        match chars.next() {
-            Some('Y') => out.push_str(&format!("{y:04}")),
-            Some('m') => out.push_str(&format!("{mo:02}")),
-            Some('d') => out.push_str(&format!("{d:02}")),
-            Some('e') => out.push_str(&format!("{d:>2}")),
-            Some('H') => out.push_str(&format!("{h:02}")),
-            Some('M') => out.push_str(&format!("{mi:02}")),
-            Some('S') => out.push_str(&format!("{se:02}")),
-            Some('N') => out.push_str(&format!("{:09}", t.nanos)),
-            Some('z') => out.push_str("+0000"),
-            Some('Z') => out.push_str("UTC"),
-            Some('s') => out.push_str(&t.secs.to_string()),
-            Some('F') => out.push_str(&format!("{y:04}-{mo:02}-{d:02}")),
-            Some('T') => out.push_str(&format!("{h:02}:{mi:02}:{se:02}")),
+        let _ = match chars.next() {
+            Some('Y') => push_zero_padded(&mut out, y, 4),
+            Some('m') => push_zero_padded(&mut out, i64::from(mo), 2),
+            Some('d') => push_zero_padded(&mut out, i64::from(d), 2),
+            Some('e') => write!(out, "{d:>2}"),
+            Some('H') => push_zero_padded(&mut out, h, 2),
+            Some('M') => push_zero_padded(&mut out, mi, 2),
+            Some('S') => push_zero_padded(&mut out, se, 2),
+            Some('N') => write!(out, "{:09}", t.nanos),
+            Some('z') => write!(out, "+0000"),
+            Some('Z') => write!(out, "UTC"),
+            Some('s') => write!(out, "{}", t.secs),
+            Some('F') => write!(out, "{y:04}-{mo:02}-{d:02}"),
+            Some('T') => write!(out, "{h:02}:{mi:02}:{se:02}"),
             Some('j') => {
                 let doy = t.secs.div_euclid(86_400) - days_from_civil(y, 1, 1) + 1;
-                out.push_str(&format!("{doy:03}"));
+                write!(out, "{doy:03}")
             }
-            Some('%') => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
-            None => out.push('%'),
-        }
+            Some('%') => write!(out, "%"),
+            Some(other) => write!(out, "%{other}"),
+            None => write!(out, "%"),
+        };
     }
     out
+}
+
+/// Appends `v` as `format!("{v:0width$}")` would (`ls -l` formats five fields per
+/// entry; the formatting machinery costs several times this loop). Negative
+/// values take the general path.
+fn push_zero_padded(out: &mut String, v: i64, width: usize) -> std::fmt::Result {
+    let Ok(mut n) = u64::try_from(v) else {
+        use std::fmt::Write as _;
+        return write!(out, "{v:0width$}");
+    };
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    for slot in digits.iter_mut() {
+        *slot = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for _ in len..width {
+        out.push('0');
+    }
+    for &b in digits.iter().take(len).rev() {
+        out.push(char::from(b));
+    }
+    Ok(())
 }
 
 /// A size as `ls -h` shows it: powers of 1024, rounded up, one decimal below 10
@@ -764,6 +791,36 @@ mod tests {
         assert_eq!(parse_time("2024-03-01").unwrap(), 1_709_251_200);
         assert_eq!(parse_time("@-5").unwrap(), -5);
         assert!(parse_time("2024-13-01").is_err());
+    }
+
+    #[test]
+    fn zero_padding_matches_std_formatting() {
+        // The oracle is std's own `{:0width$}`, which strftime used before.
+        for v in [
+            0i64,
+            1,
+            9,
+            10,
+            59,
+            99,
+            100,
+            999,
+            1969,
+            2024,
+            9999,
+            10_000,
+            i64::MAX,
+            -1,
+            -5,
+            -123,
+            i64::MIN,
+        ] {
+            for width in [0usize, 1, 2, 4, 20] {
+                let mut out = String::from("x");
+                push_zero_padded(&mut out, v, width).unwrap();
+                assert_eq!(out, format!("x{v:0width$}"), "{v} width {width}");
+            }
+        }
     }
 
     #[test]

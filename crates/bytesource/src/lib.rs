@@ -13,7 +13,8 @@
 //! any on-disk format. Every input file is opened through [`open_input`] (via
 //! [`FileSource::open`] or [`read_small_file`]), which refuses FIFOs and devices that
 //! would hang or never end. [`field`] holds the little- and big-endian field readers
-//! the format crates share.
+//! the format crates share. [`ByteSource::host_range`] lets a caller look through
+//! the layers that leave bytes unchanged, down to the host file that holds them.
 
 use std::fs::File;
 use std::io;
@@ -41,6 +42,33 @@ pub trait ByteSource: Send + Sync {
     /// [`io::ErrorKind::UnexpectedEof`] error, and so is a backing file that turns out
     /// shorter than it promised.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+
+    /// Where the `len` bytes at `offset` lie, unchanged, in one local host file:
+    /// that file, the offset there, and how many of the bytes from there on are
+    /// contiguous in it (at least 1, at most `len`). `None` when a layer changes
+    /// the bytes on the way (compression, copy-on-write snapshots, a replayed
+    /// journal), when the file is far away (its reads are better split and kept in
+    /// flight, [`FileSource::is_far`]), or when the layer does not say; that is
+    /// the default, so a layer that does not implement this is never looked through.
+    ///
+    /// Why: a caller that copies the bytes into another file can then hand the
+    /// copy to the kernel (`copy_file_range`, `sendfile`), one copy from the page
+    /// cache to the destination instead of two through a buffer.
+    fn host_range(&self, offset: u64, len: u64) -> Option<HostRange<'_>> {
+        let _ = (offset, len);
+        None
+    }
+}
+
+/// Bytes of a source found verbatim in a host file ([`ByteSource::host_range`]).
+#[derive(Clone, Copy, Debug)]
+pub struct HostRange<'a> {
+    /// The host file, opened read-only.
+    pub file: &'a File,
+    /// Where the bytes start in it.
+    pub offset: u64,
+    /// How many bytes from there are the source's (never more than were asked).
+    pub len: u64,
 }
 
 /// A shared, type-erased byte source: what layers hand to each other.
@@ -53,6 +81,9 @@ impl<T: ByteSource + ?Sized> ByteSource for Arc<T> {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         (**self).read_at(offset, buf)
     }
+    fn host_range(&self, offset: u64, len: u64) -> Option<HostRange<'_>> {
+        (**self).host_range(offset, len)
+    }
 }
 
 impl<T: ByteSource + ?Sized> ByteSource for &T {
@@ -62,6 +93,9 @@ impl<T: ByteSource + ?Sized> ByteSource for &T {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         (**self).read_at(offset, buf)
     }
+    fn host_range(&self, offset: u64, len: u64) -> Option<HostRange<'_>> {
+        (**self).host_range(offset, len)
+    }
 }
 
 impl<T: ByteSource + ?Sized> ByteSource for Box<T> {
@@ -70,6 +104,9 @@ impl<T: ByteSource + ?Sized> ByteSource for Box<T> {
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         (**self).read_at(offset, buf)
+    }
+    fn host_range(&self, offset: u64, len: u64) -> Option<HostRange<'_>> {
+        (**self).host_range(offset, len)
     }
 }
 
@@ -523,6 +560,15 @@ impl ByteSource for FileSource {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         retry::with_retries(|| self.read_once(offset, buf))
     }
+    /// The file itself, while it is local: `[offset, offset+len)` must lie inside it.
+    fn host_range(&self, offset: u64, len: u64) -> Option<HostRange<'_>> {
+        let end = offset.checked_add(len)?;
+        (len > 0 && end <= self.len && !self.is_far()).then_some(HostRange {
+            file: &self.file,
+            offset,
+            len,
+        })
+    }
 }
 
 impl FileSource {
@@ -628,16 +674,25 @@ pub struct PooledFile {
     path: PathBuf,
     len: u64,
     id: (u64, u64),
+    /// Taken for far away when it was opened, by its filesystem type (NFS, FUSE...):
+    /// its large reads are split and kept in flight, as [`FileSource`]'s are.
+    far: bool,
 }
 
 impl From<FileSource> for PooledFile {
     /// Closes `src`'s descriptor; the file is reopened on demand.
     fn from(mut src: FileSource) -> Self {
+        let far = src.is_far();
+        if far {
+            // `src` gives its count back when it is dropped below.
+            FAR_FILES.fetch_add(1, Ordering::Relaxed);
+        }
         Self {
             key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
             path: std::mem::take(&mut src.path),
             len: src.len,
             id: src.id,
+            far,
         }
     }
 }
@@ -684,6 +739,9 @@ impl PooledFile {
 
 impl Drop for PooledFile {
     fn drop(&mut self) {
+        if self.far {
+            FAR_FILES.fetch_sub(1, Ordering::Relaxed);
+        }
         if let Ok(mut pool) = POOL.lock() {
             pool.open.retain(|e| e.0 != self.key);
         }
@@ -698,10 +756,14 @@ impl ByteSource for PooledFile {
         check_range(&self.path.display(), self.len, offset, buf.len())?;
         retry::with_retries(|| {
             let started = std::time::Instant::now();
-            let r = self
-                .file()?
-                .read_exact_at(buf, offset)
-                .map_err(|e| read_error(&self.path, offset, e));
+            let file = self.file()?;
+            let depth = io_depth();
+            let r = if self.far && buf.len() >= PARALLEL_MIN && depth >= 2 {
+                read_pieces(&file, offset, buf, depth)
+            } else {
+                file.read_exact_at(buf, offset)
+            }
+            .map_err(|e| read_error(&self.path, offset, e));
             note_read_time(started);
             r
         })
@@ -788,6 +850,13 @@ impl ByteSource for Window {
             .checked_add(offset)
             .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
         self.inner.read_at(below, buf)
+    }
+    fn host_range(&self, offset: u64, len: u64) -> Option<HostRange<'_>> {
+        if offset.checked_add(len)? > self.len {
+            return None;
+        }
+        let below = self.start.checked_add(offset)?;
+        self.inner.host_range(below, len)
     }
 }
 

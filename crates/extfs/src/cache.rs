@@ -2,9 +2,13 @@
 //! tables, extent and indirect blocks, directory blocks). File data is never
 //! cached. Eviction is least-recently-used by a tick counter; the cache holds at
 //! most ~8 MiB whatever the block size.
+//!
+//! Also [`Memo`], a bounded map of objects already parsed from those blocks (group
+//! descriptors, inodes), so that asking for one twice (`ls -l` reads each entry's
+//! inode, then its extended attributes) parses and checksums it once.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 /// Bytes the cache may hold.
 const CACHE_BYTES: u32 = 8 << 20;
@@ -50,5 +54,42 @@ impl BlockCache {
 
     pub(crate) fn clear(&mut self) {
         self.map.clear();
+    }
+}
+
+/// A bounded map from a number (group, inode) to what was parsed for it. When
+/// full it is emptied at once: what it saves is a re-parse, never a read the
+/// caller would not otherwise make. A `BTreeMap`: the keys come from the image,
+/// and ordered lookups cost the same whatever numbers a hostile image picks.
+pub(crate) struct Memo<V> {
+    map: Mutex<BTreeMap<u32, V>>,
+    capacity: usize,
+}
+
+impl<V: Clone> Memo<V> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Memo {
+            map: Mutex::new(BTreeMap::new()),
+            capacity,
+        }
+    }
+
+    pub(crate) fn get(&self, key: u32) -> Option<V> {
+        self.map.lock().ok()?.get(&key).cloned()
+    }
+
+    pub(crate) fn put(&self, key: u32, value: V) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= self.capacity {
+                m.clear();
+            }
+            m.insert(key, value);
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        if let Ok(mut m) = self.map.lock() {
+            m.clear();
+        }
     }
 }

@@ -176,4 +176,13 @@ impl fsapi::Filesystem for Filesystem {
     fn read_device_at(&self, offset: u64, buf: &mut [u8]) -> fsapi::Result<()> {
         Filesystem::read_device_at(self, offset, buf).map_err(fsapi::Error::from)
     }
+
+    fn data_host_range(
+        &self,
+        _ino: Ino,
+        physical: u64,
+        len: u64,
+    ) -> Option<bytesource::HostRange<'_>> {
+        Filesystem::device_host_range(self, physical, len)
+    }
 }

@@ -83,7 +83,7 @@ use std::sync::{Arc, Mutex};
 use bytesource::{ByteSource, SharedSource};
 
 use crate::bytes::u64_from;
-use crate::cache::BlockCache;
+use crate::cache::{BlockCache, Memo};
 use crate::crc::crc32c;
 pub use crate::error::Error;
 use crate::inode::{
@@ -92,6 +92,13 @@ use crate::inode::{
 use crate::superblock::{
     Superblock, COMPAT_HAS_JOURNAL, INCOMPAT_RECOVER, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
 };
+
+/// Group descriptors kept parsed: every group of a 16 TiB filesystem with 4 KiB
+/// blocks (131072 groups x 128 MiB) would be 3 MiB; 64 Ki of them is 1.5 MiB.
+const GROUP_DESC_MEMO: usize = 1 << 16;
+/// Inodes kept parsed (each ~200 bytes plus its shared raw copy): a few
+/// directories' worth, for the second look `ls -l` and `stat` take at each.
+const INODE_MEMO: usize = 4096;
 
 /// Options for [`Filesystem::open`].
 #[derive(Clone, Debug)]
@@ -203,6 +210,10 @@ pub struct Filesystem {
     /// Journal replay: filesystem block -> newest committed copy in the journal.
     overlay: BTreeMap<u64, journal::Redirect>,
     cache: Mutex<BlockCache>,
+    /// Group descriptors already parsed (see [`Memo`]).
+    group_descs: Memo<group_desc::GroupDesc>,
+    /// Inodes already read and parsed (see [`Memo`]).
+    inodes: Memo<Inode>,
     warnings: fsapi::Warnings,
     needs_recovery: bool,
     journal_replayed: bool,
@@ -283,6 +294,8 @@ impl Filesystem {
             sb,
             overlay: BTreeMap::new(),
             cache: Mutex::new(cache),
+            group_descs: Memo::new(GROUP_DESC_MEMO),
+            inodes: Memo::new(INODE_MEMO),
             warnings: fsapi::Warnings::new(),
             needs_recovery: false,
             journal_replayed: false,
@@ -391,9 +404,7 @@ impl Filesystem {
 
     /// After replay the superblock itself may have a newer copy in the journal.
     fn reload_superblock(&mut self) {
-        if let Ok(mut c) = self.cache.lock() {
-            c.clear();
-        }
+        self.clear_caches();
         let mut buf = vec![0u8; SUPERBLOCK_SIZE];
         if self.read_bytes(SUPERBLOCK_OFFSET, &mut buf).is_err() {
             return;
@@ -412,9 +423,17 @@ impl Filesystem {
                 "journal: replayed superblock is unusable ({e}); kept the original"
             )),
         }
+        self.clear_caches();
+    }
+
+    /// Forgets every block and parsed object: what was read before the journal
+    /// overlay (or a replayed superblock) took effect may be stale.
+    fn clear_caches(&self) {
         if let Ok(mut c) = self.cache.lock() {
             c.clear();
         }
+        self.group_descs.clear();
+        self.inodes.clear();
     }
 
     /// Filesystem summary (the superblock's counts as it records them).
@@ -536,6 +555,22 @@ impl Filesystem {
         self.read_bytes(offset, buf)
     }
 
+    /// Where `len` device bytes at `offset` lie unchanged in a local host file
+    /// ([`bytesource::ByteSource::host_range`]): only inside the filesystem and where
+    /// no block replayed from the journal replaces them.
+    pub fn device_host_range(&self, offset: u64, len: u64) -> Option<bytesource::HostRange<'_>> {
+        let end = offset.checked_add(len)?;
+        if len == 0 || end > self.fs_bytes() {
+            return None;
+        }
+        let first = self.sb.block_size.div(offset);
+        let last = self.sb.block_size.div(end.saturating_sub(1));
+        if self.overlay.range(first..=last).next().is_some() {
+            return None;
+        }
+        self.dev.host_range(offset, len)
+    }
+
     /// Filesystem blocks whose contents come from the journal (ascending).
     pub fn replayed_blocks(&self) -> Vec<u64> {
         self.overlay.keys().copied().collect()
@@ -613,6 +648,17 @@ impl Filesystem {
     // ---- group descriptors and inodes -----------------------------------
 
     pub(crate) fn group_desc(&self, group: u32) -> Result<group_desc::GroupDesc, Error> {
+        if let Some(gd) = self.group_descs.get(group) {
+            return Ok(gd);
+        }
+        let gd = self.group_desc_uncached(group)?;
+        self.group_descs.put(group, gd);
+        Ok(gd)
+    }
+
+    /// Reads and checks `group`'s descriptor (its backup copy when the primary is
+    /// unusable), warning about what is wrong with it.
+    fn group_desc_uncached(&self, group: u32) -> Result<group_desc::GroupDesc, Error> {
         let obj = || format!("group {group} descriptor");
         if group >= self.sb.groups_count {
             return Err(Error::corrupt(
@@ -691,11 +737,15 @@ impl Filesystem {
 
     /// Reads inode `ino`.
     pub fn inode(&self, ino: u32) -> Result<Inode, Error> {
+        if let Some(inode) = self.inodes.get(ino) {
+            return Ok(inode);
+        }
         let raw = self.raw_inode(ino)?;
         let inode = inode::parse(ino, raw, self.sb.huge_file(), self.sb.block_size.get())?;
         if inode.mode == 0 && inode.nlink == 0 {
             return Err(Error::inode(ino, "not in use (mode 0, no links)"));
         }
+        self.inodes.put(ino, inode.clone());
         Ok(inode)
     }
 
@@ -742,6 +792,10 @@ impl Filesystem {
         blocks.sort_unstable();
         blocks.dedup();
         let per_window = READ_AHEAD_BYTES.checked_div(bs).unwrap_or(1).max(1);
+        if !bytesource::parallel_reads_pay() {
+            self.read_inode_runs(&blocks, per_window);
+            return;
+        }
         let mut windows = Vec::new();
         let mut covered = 0u64;
         if let Ok(mut c) = self.cache.lock() {
@@ -756,8 +810,8 @@ impl Filesystem {
                 }
             }
         }
-        if windows.len() < 2 || !bytesource::parallel_reads_pay() {
-            return; // read on demand: nothing to overlap, or reads too fast to pay
+        if windows.len() < 2 {
+            return; // read on demand: nothing to overlap
         }
         for batch in windows.chunks(PREFETCH_IN_FLIGHT) {
             std::thread::scope(|scope| {
@@ -767,6 +821,61 @@ impl Filesystem {
                     });
                 }
             });
+        }
+    }
+
+    /// Where reads are fast (the page cache, a local disk), reads the blocks of
+    /// `blocks` (sorted inode-table blocks, each with the end of its table) that
+    /// are not cached, as runs of adjacent blocks of one table, at most
+    /// `per_window` blocks a run, one request a run, and caches them. A read-ahead
+    /// window per miss would also copy and cache the blocks between a directory's
+    /// inodes that nobody asked for, each a fresh page of memory to fault in (a
+    /// listing of /etc needs 28 blocks of the 64 its four windows hold). At most
+    /// [`PREFETCH_WINDOWS`] windows' worth of blocks, as on the parallel path.
+    /// Errors are ignored: the inode's own read reports them.
+    fn read_inode_runs(&self, blocks: &[(u64, u64)], per_window: u64) {
+        let limit = u64_from(PREFETCH_WINDOWS).saturating_mul(per_window);
+        let mut todo: Vec<(u64, u64)> = Vec::new();
+        if let Ok(mut c) = self.cache.lock() {
+            for &(block, end) in blocks {
+                if u64_from(todo.len()) >= limit {
+                    break;
+                }
+                if c.get(block).is_none() {
+                    todo.push((block, end.min(self.sb.s_blocks_count)));
+                }
+            }
+        }
+        let bs = self.block_size();
+        let bs_usize = usize::try_from(bs).unwrap_or(0).max(1);
+        let mut i = 0usize;
+        while let Some(&(start, end)) = todo.get(i) {
+            let mut n: u64 = 1;
+            while n < per_window
+                && todo
+                    .get(i.saturating_add(usize::try_from(n).unwrap_or(usize::MAX)))
+                    .is_some_and(|&(b, e)| e == end && Some(b) == start.checked_add(n))
+            {
+                n = n.saturating_add(1);
+            }
+            i = i.saturating_add(usize::try_from(n).unwrap_or(usize::MAX));
+            if n == 1 || start.saturating_add(n) > end {
+                // One block (or a run past its table, which read_block refuses
+                // block by block): the ordinary read.
+                for b in start..start.saturating_add(n) {
+                    let _ = self.read_block(b);
+                }
+                continue;
+            }
+            let mut buf = vec![0u8; usize::try_from(n.saturating_mul(bs)).unwrap_or(0)];
+            if self.read_bytes(start.saturating_mul(bs), &mut buf).is_err() {
+                continue;
+            }
+            if let Ok(mut c) = self.cache.lock() {
+                for (k, chunk) in buf.chunks(bs_usize).enumerate() {
+                    c.put(start.saturating_add(u64_from(k)), Arc::from(chunk));
+                }
+            }
         }
     }
 
@@ -805,9 +914,16 @@ impl Filesystem {
                 .saturating_mul(u64::from(self.sb.inode_size))
                 .div_ceil(bs),
         );
-        let data = self
-            .read_block_ahead(block, table_end)
-            .map_err(|e| Error::inode(ino, format!("inode table block {block}: {e}")))?;
+        // Where reads are slow, the blocks after this one come in the same request
+        // (the next inode asked for is likely among them); where they are fast,
+        // one request per block costs less than copying and caching 64 KiB, and a
+        // directory's inodes were read ahead by `prefetch_inodes` already.
+        let data = if bytesource::parallel_reads_pay() {
+            self.read_block_ahead(block, table_end)
+        } else {
+            self.read_block(block)
+        }
+        .map_err(|e| Error::inode(ino, format!("inode table block {block}: {e}")))?;
         let raw = bytes::slice(&data, off, isz)
             .ok_or_else(|| Error::inode(ino, "does not fit in its inode table block"))?;
         self.check_inode_csum(ino, raw);

@@ -438,6 +438,24 @@ pub trait Filesystem: Send + Sync + fmt::Debug {
     /// blocks in place): what [`FileRun::Data`]'s `physical` offsets point into.
     fn read_device_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
 
+    /// Where the `len` device bytes at `physical`, inside a [`FileRun::Data`] run of
+    /// file `ino` ([`Filesystem::file_runs`]), lie unchanged in one local host file
+    /// ([`bytesource::ByteSource::host_range`] of the device), so that a copy of them
+    /// can be left to the kernel. The answer may cover fewer bytes than asked (the
+    /// next ones lie elsewhere). `None`, the default, where a replayed journal or log
+    /// block covers them, where they lie past the end of the filesystem, or where the
+    /// reader cannot say: the bytes are then read with [`Filesystem::read_at`], which
+    /// returns the same bytes either way.
+    fn data_host_range(
+        &self,
+        ino: Ino,
+        physical: u64,
+        len: u64,
+    ) -> Option<bytesource::HostRange<'_>> {
+        let _ = (ino, physical, len);
+        None
+    }
+
     /// The list this reader records its warnings in, for a caller that reads on
     /// worker threads ahead of its own order and wants the warnings raised in the
     /// order it would have raised them itself: it wraps each read in

@@ -105,6 +105,60 @@ impl ByteSource for LogicalVolume {
         }
         read_lv(&self.vg, self.lv, offset, buf, 0, &Cell::new(0))
     }
+    /// Looks through linear segments (one area) only: striped, mirrored, RAID,
+    /// thin and snapshot LVs place or change their bytes in ways a single host
+    /// range cannot say.
+    fn host_range(&self, offset: u64, len: u64) -> Option<bytesource::HostRange<'_>> {
+        if offset.checked_add(len)? > self.size {
+            return None;
+        }
+        if let Some(s) = &self.special {
+            return s.host_range(offset, len);
+        }
+        host_range_lv(&self.vg, self.lv, offset, len, 0)
+    }
+}
+
+/// [`ByteSource::host_range`] of `[offset, offset+len)` of LV `lv`: the part in
+/// the segment holding `offset`, when it is linear, followed to its PV (or LV).
+fn host_range_lv(
+    vg: &VgInner,
+    lv: usize,
+    offset: u64,
+    len: u64,
+    depth: u32,
+) -> Option<bytesource::HostRange<'_>> {
+    if depth > MAX_STACK {
+        return None;
+    }
+    let segs = vg.lv_segs.get(lv)?;
+    let seg = segs
+        .partition_point(|s| s.start <= offset)
+        .checked_sub(1)
+        .and_then(|i| segs.get(i))
+        .filter(|s| offset < s.start.saturating_add(s.len))?;
+    let in_seg = offset.checked_sub(seg.start)?;
+    let n = len.min(seg.len.checked_sub(in_seg)?);
+    let SegMap::Striped { areas, .. } = &seg.map else {
+        return None;
+    };
+    let [only] = areas.as_slice() else {
+        return None;
+    };
+    match only {
+        Area::Pv { pv, offset: start } => {
+            let src = vg.pv_sources.get(*pv)?.as_ref()?;
+            src.host_range(start.checked_add(in_seg)?, n)
+        }
+        Area::Lv { lv, offset: start } => {
+            let at = start.checked_add(in_seg)?;
+            let size = vg.lvs.get(*lv)?.size;
+            if at.checked_add(n)? > size {
+                return None;
+            }
+            host_range_lv(vg, *lv, at, n, depth.saturating_add(1))
+        }
+    }
 }
 
 fn err(kind: io::ErrorKind, msg: String) -> io::Error {

@@ -44,7 +44,7 @@ pub(crate) struct State {
     by_id: HashMap<(u64, u64), SharedSource>,
 }
 /// Bytes read to decide what a file is.
-const SNIFF_BYTES: u64 = 4096;
+const SNIFF_BYTES: u64 = 16 * 1024;
 
 /// What a file's first bytes say it is.
 enum Kind {

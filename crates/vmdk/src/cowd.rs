@@ -70,6 +70,7 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<GrainMap, Error> {
         4,
         DirEncoding::Sector,
         GT_ENTRIES.saturating_mul(4),
+        None,
     )?;
     Ok(GrainMap::new(
         file,

@@ -32,6 +32,13 @@ pub(crate) trait Extent: Send + Sync {
     /// Reads bytes of a [`Piece::Data`] or [`Piece::Compressed`] run.
     fn read_piece(&self, piece: Piece, buf: &mut [u8]) -> Result<(), Error>;
 
+    /// Where the `len` bytes of a [`Piece::Data`] run lie in a local host file
+    /// ([`bytesource::ByteSource::host_range`]); `None` for every other piece.
+    fn host_range(&self, piece: Piece, len: u64) -> Option<bytesource::HostRange<'_>> {
+        let _ = (piece, len);
+        None
+    }
+
     /// Reads several runs of one request, in order of the disk (all
     /// [`Piece::Compressed`] as [`crate::Disk`] gathers them): an extent may read
     /// and decode them together (stream-optimized grains, [`crate::grain`]).
@@ -87,6 +94,12 @@ impl Extent for Flat {
                 &self.name,
                 "internal: bad piece for flat extent",
             )),
+        }
+    }
+    fn host_range(&self, piece: Piece, len: u64) -> Option<bytesource::HostRange<'_>> {
+        match piece {
+            Piece::Data(at) => self.file.host_range(at, len),
+            _ => None,
         }
     }
 }

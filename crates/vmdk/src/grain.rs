@@ -28,6 +28,12 @@
 //! threads; and once the file is far (`bytesource::far_reads_seen`) and a walk has
 //! needed several tables, a grain table that is not cached is read together with the
 //! tables stored next to it (a window of up to 256, in 128 KiB pieces read at once).
+//! Where the file is far, opening a hosted sparse or stream file also reads the
+//! grain directory in one [`Ahead`] window of 124 KiB with the tables stored after
+//! it ([`GrainMap::seed`]), and a lone compressed grain is read in such a window
+//! of the stored grains around it, kept for the neighbours that follow
+//! ([`GrainMap::inflate_windowed`]): behind 1 ms per request (nbdfuse), listing a
+//! directory of a qemu-made stream took 4 requests instead of 10.
 
 use crate::extent::{read_file, Extent, Piece};
 use crate::Error;
@@ -52,6 +58,10 @@ const GRAIN_CACHE_GRAINS: u64 = 4;
 const GRAIN_CACHE_BYTES: u64 = 1024 * 1024;
 /// [`DIR_CACHE_CHUNKS`] as u64 (keep them equal).
 const DIR_CACHE_CHUNKS_U64: u64 = 4;
+/// Windows of stored grains kept per extent ([`GrainMap::inflate_windowed`])...
+const RAW_WINDOWS: usize = 4;
+/// ...as u64 (keep them equal).
+const RAW_WINDOWS_U64: u64 = 4;
 /// Largest group buffer of compressed grains an extent keeps for its next batch
 /// (and two pages of alignment slack): a local copy's 1 MiB requests reuse it; a far
 /// disk's 8 MiB requests allocate theirs, whose page faults cost little beside the
@@ -64,6 +74,7 @@ const SCRATCH_KEEP_BYTES: u64 = 2 * 1024 * 1024 + 2 * 4096;
 pub const MAX_CACHE_BYTES: u64 = TABLE_CACHE_BYTES
     + DIR_CHUNK_BYTES * DIR_CACHE_CHUNKS_U64
     + SCRATCH_KEEP_BYTES
+    + RAW_WINDOWS_U64 * (Ahead::WINDOW + ALIGN)
     + if GRAIN_CACHE_BYTES > MAX_GRAIN_SECTORS * 512 {
         GRAIN_CACHE_BYTES
     } else {
@@ -150,6 +161,16 @@ pub(crate) struct GrainMap {
     redundant: Option<Dir>,
     /// Read errors survived through the redundant copies, one line each.
     read_warnings: Mutex<Vec<String>>,
+    /// Boxed: a map is moved by value through the frames of opening, which a
+    /// chain of 64 parents nests (tests/fixtures.rs
+    /// `parent_loop_and_depth_are_bounded`, in a test thread's 2 MiB stack).
+    caches: Box<Caches>,
+    /// Grain tables read so far (see [`GrainMap::prefetch_tables`]).
+    table_misses: std::sync::atomic::AtomicU32,
+}
+
+/// The caches of one [`GrainMap`], together at most [`MAX_CACHE_BYTES`].
+struct Caches {
     tables: Mutex<Lru<Arc<Vec<u64>>>>,
     dir_chunks: Mutex<Lru<Arc<Vec<u8>>>>,
     grains: Mutex<Lru<Arc<Vec<u8>>>>,
@@ -157,8 +178,10 @@ pub(crate) struct GrainMap {
     /// batch (at most [`SCRATCH_KEEP_BYTES`]): a fresh one per 1 MiB request cost
     /// its page faults again every time.
     scratch: Mutex<Vec<u8>>,
-    /// Grain tables read so far (see [`GrainMap::prefetch_tables`]).
-    table_misses: std::sync::atomic::AtomicU32,
+    /// Stored bytes read around lone compressed grains where the file is far
+    /// ([`GrainMap::inflate_windowed`]): at most [`RAW_WINDOWS`] of
+    /// [`Ahead::WINDOW`] bytes.
+    raw: Mutex<Lru<Arc<Ahead>>>,
 }
 
 /// Most read warnings one map keeps (one per grain table at most, but bounded).
@@ -185,6 +208,15 @@ impl<T: Clone> Lru<T> {
         self.tick = self.tick.wrapping_add(1);
         let tick = self.tick;
         self.items.iter_mut().find(|(k, _, _)| *k == key).map(|e| {
+            e.1 = tick;
+            e.2.clone()
+        })
+    }
+    /// The first item `hit` accepts, marked as used.
+    fn find(&mut self, hit: impl Fn(&T) -> bool) -> Option<T> {
+        self.tick = self.tick.wrapping_add(1);
+        let tick = self.tick;
+        self.items.iter_mut().find(|e| hit(&e.2)).map(|e| {
             e.1 = tick;
             e.2.clone()
         })
@@ -260,19 +292,22 @@ impl GrainMap {
             flavor,
             redundant: None,
             read_warnings: Mutex::new(Vec::new()),
-            tables: Mutex::new(Lru::new(tables)),
-            dir_chunks: Mutex::new(Lru::new(DIR_CACHE_CHUNKS)),
-            scratch: Mutex::new(Vec::new()),
+            caches: Box::new(Caches {
+                tables: Mutex::new(Lru::new(tables)),
+                dir_chunks: Mutex::new(Lru::new(DIR_CACHE_CHUNKS)),
+                scratch: Mutex::new(Vec::new()),
+                raw: Mutex::new(Lru::new(RAW_WINDOWS)),
+                grains: Mutex::new(Lru::new(
+                    usize::try_from(
+                        GRAIN_CACHE_BYTES
+                            .checked_div(grain)
+                            .unwrap_or(1)
+                            .clamp(1, GRAIN_CACHE_GRAINS),
+                    )
+                    .unwrap_or(1),
+                )),
+            }),
             table_misses: std::sync::atomic::AtomicU32::new(0),
-            grains: Mutex::new(Lru::new(
-                usize::try_from(
-                    GRAIN_CACHE_BYTES
-                        .checked_div(grain)
-                        .unwrap_or(1)
-                        .clamp(1, GRAIN_CACHE_GRAINS),
-                )
-                .unwrap_or(1),
-            )),
         }
     }
 
@@ -331,12 +366,17 @@ impl GrainMap {
         } else {
             chunk_no
         };
-        let cached = self.dir_chunks.lock().ok().and_then(|mut c| c.get(key));
+        let cached = self
+            .caches
+            .dir_chunks
+            .lock()
+            .ok()
+            .and_then(|mut c| c.get(key));
         let chunk = match cached {
             Some(c) => c,
             None => {
                 let c = Arc::new(d.read_chunk(&self.file, &self.name, chunk_no)?);
-                if let Ok(mut cache) = self.dir_chunks.lock() {
+                if let Ok(mut cache) = self.caches.dir_chunks.lock() {
                     cache.put(key, c.clone());
                 }
                 c
@@ -384,7 +424,7 @@ impl GrainMap {
     }
 
     fn table(&self, gd_index: u64, at: u64) -> Result<Arc<Vec<u64>>, Error> {
-        if let Ok(mut c) = self.tables.lock() {
+        if let Ok(mut c) = self.caches.tables.lock() {
             if let Some(t) = c.get(gd_index) {
                 return Ok(t);
             }
@@ -408,7 +448,7 @@ impl GrainMap {
             Err(e) => self.redundant_table(gd_index, at, &e)?,
         };
         let t = Arc::new(t);
-        if let Ok(mut c) = self.tables.lock() {
+        if let Ok(mut c) = self.caches.tables.lock() {
             c.put(gd_index, t.clone());
         }
         Ok(t)
@@ -432,6 +472,7 @@ impl GrainMap {
         let gt_bytes = u64::try_from(self.gt_bytes().ok()?).ok()?;
         // At most PREFETCH_BYTES of tables and half the table cache per window.
         let cap = self
+            .caches
             .tables
             .lock()
             .ok()
@@ -491,7 +532,7 @@ impl GrainMap {
         }
         let mut wanted = None;
         let step = usize::try_from(gt_bytes).ok()?;
-        let mut cache = self.tables.lock().ok()?;
+        let mut cache = self.caches.tables.lock().ok()?;
         for (i, bytes) in (lo..hi).zip(buf.chunks_exact(step)) {
             let t = Arc::new(decode_entries(bytes, self.entry_size));
             if i == gd_index {
@@ -602,12 +643,19 @@ impl GrainMap {
 
     /// Inflates the compressed grain stored at `at` (qemu `vmdk_read_extent`).
     fn inflate(&self, at: u64) -> Result<Arc<Vec<u8>>, Error> {
-        if let Ok(mut c) = self.grains.lock() {
+        if let Ok(mut c) = self.caches.grains.lock() {
             if let Some(g) = c.get(at) {
                 return Ok(g);
             }
         }
         let markers = matches!(self.flavor, Flavor::Hosted { markers: true, .. });
+        if let Some(g) = self.inflate_windowed(at)? {
+            let g = Arc::new(g);
+            if let Ok(mut c) = self.caches.grains.lock() {
+                c.put(at, g.clone());
+            }
+            return Ok(g);
+        }
         let file_len = self.file.len();
         let limit = self.grain.saturating_mul(2);
         // Where reads are slow, the marker and (nearly always) the whole stored grain
@@ -680,10 +728,121 @@ impl GrainMap {
                 Arc::new(self.inflate_packed(at, &packed)?)
             }
         };
-        if let Ok(mut c) = self.grains.lock() {
+        if let Ok(mut c) = self.caches.grains.lock() {
             c.put(at, g.clone());
         }
         Ok(g)
+    }
+
+    /// Whether lone compressed grains are read in windows ([`Self::inflate_windowed`]):
+    /// stream grains with markers, small enough that a window holds one whatever
+    /// it compresses to, where the file is far (or `VMDKRECOVER_GRAIN_BATCH=1`).
+    fn windows_pay(&self) -> bool {
+        matches!(
+            self.flavor,
+            Flavor::Hosted {
+                compressed: true,
+                markers: true
+            }
+        ) && self.grain.saturating_add(ALIGN + 512) <= Ahead::WINDOW
+            && grain_batch().unwrap_or_else(bytesource::far_reads_seen)
+    }
+
+    /// A kept window of stored grains that holds the whole grain whose marker is at
+    /// `at` (marker and zlib data of a size [`Self::inflate`] accepts).
+    fn window_holding(&self, at: u64) -> Option<Arc<Ahead>> {
+        let limit = self.grain.saturating_mul(2);
+        self.caches
+            .raw
+            .lock()
+            .ok()?
+            .find(|w| w.packed(at, limit).is_some())
+    }
+
+    /// Where the file is far, the grain whose marker is at `at`, inflated from a
+    /// window of the stored grains around it: a kept one that holds it, else one
+    /// read now from `at` ([`Ahead::WINDOW`] bytes, one request). A stream keeps
+    /// its grains in the order of the disk and those of file system metadata
+    /// compress to a few hundred bytes, so the partition table, the LVM label and
+    /// metadata and a file system's first blocks, each a lone read one after
+    /// another at open, mostly come from one or two windows (LT1 behind 1 ms per
+    /// request: ten requests to five, with the table window of
+    /// [`GrainMap::seed`]). `None`: not read here (the caller reads the grain as
+    /// before, with its own checks and errors); a failed window read is not an
+    /// error.
+    fn inflate_windowed(&self, at: u64) -> Result<Option<Vec<u8>>, Error> {
+        if !self.windows_pay() {
+            return Ok(None);
+        }
+        let limit = self.grain.saturating_mul(2);
+        let w = match self.window_holding(at) {
+            Some(w) => w,
+            None => {
+                let Some(w) = Ahead::read(&self.file, &self.name, at, Ahead::WINDOW) else {
+                    return Ok(None);
+                };
+                let w = Arc::new(w);
+                if let Ok(mut c) = self.caches.raw.lock() {
+                    c.put(w.at, w.clone());
+                }
+                w
+            }
+        };
+        match w.packed(at, limit) {
+            Some(packed) => self.inflate_packed(at, packed).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Caches what `ahead` (read at open from the grain directory on) holds of the
+    /// directory's first piece and of the grain tables it locates, at most half
+    /// the table cache: qemu-img and VMware store the tables right after the
+    /// directory (VMware "Virtual Disk Format 5.0", "Grain Directories and Grain
+    /// Tables"), so the tables of the disk's first gigabytes (partition table,
+    /// LVM label and metadata, the first file system's own metadata) come with the
+    /// directory in its one request instead of one request each later.
+    pub(crate) fn seed(&self, ahead: &Ahead) {
+        let Directory::OnDisk(d) = &self.dir else {
+            return;
+        };
+        let n = d.count.min(d.per_chunk());
+        let Some(piece) = n
+            .checked_mul(d.entry_size)
+            .and_then(|len| ahead.get(d.at, len))
+        else {
+            return;
+        };
+        let Ok(gt_bytes) = self
+            .gt_bytes()
+            .map(|b| u64::try_from(b).unwrap_or(u64::MAX))
+        else {
+            return;
+        };
+        let piece = Arc::new(piece.to_vec());
+        if let Ok(mut c) = self.caches.dir_chunks.lock() {
+            c.put(0, piece.clone());
+        }
+        let Ok(mut tables) = self.caches.tables.lock() else {
+            return;
+        };
+        let cap = tables.cap / 2;
+        let mut seeded = 0usize;
+        let step = usize::try_from(d.entry_size).unwrap_or(4);
+        for (i, e) in (0u64..).zip(piece.chunks_exact(step)) {
+            if seeded >= cap {
+                break;
+            }
+            let Ok(at) = d.decode(&self.name, self.file.len(), i, le(e, d.entry_size)) else {
+                continue;
+            };
+            if at == 0 {
+                continue;
+            }
+            if let Some(b) = ahead.get(at, gt_bytes) {
+                tables.put(i, Arc::new(decode_entries(b, self.entry_size)));
+                seeded = seeded.saturating_add(1);
+            }
+        }
     }
 
     /// Inflates the zlib data `packed` of the compressed grain stored at `at`: at
@@ -819,6 +978,27 @@ impl GrainMap {
                 continue;
             };
             let group = rest.get_mut(..n).unwrap_or_default();
+            let threads = if grain_batch().unwrap_or_else(bytesource::parallel_reads_pay) {
+                inflate_threads(group.len())
+            } else {
+                1
+            };
+            // A kept window that holds every grain of the group: no read.
+            if self.windows_pay() {
+                let limit = self.grain.saturating_mul(2);
+                let holds = |w: &Arc<Ahead>| {
+                    group.iter().all(|(p, _)| match *p {
+                        Piece::Compressed { at, .. } => w.packed(at, limit).is_some(),
+                        _ => false,
+                    })
+                };
+                let w = self.caches.raw.lock().ok().and_then(|mut c| c.find(holds));
+                if let Some(w) = w {
+                    self.inflate_group(group, w.at, w.bytes(), threads)?;
+                    done = done.saturating_add(n);
+                    continue;
+                }
+            }
             // Page-aligned start, length and buffer where the file allows, so that
             // a far file's split reads can go O_DIRECT (bytesource::FileSource).
             let start = first_at.saturating_sub(first_at % ALIGN);
@@ -829,6 +1009,7 @@ impl GrainMap {
             let len = usize::try_from(end.saturating_sub(start))
                 .map_err(|_| Error::corrupt(&self.name, "grain group too large"))?;
             let mut raw = self
+                .caches
                 .scratch
                 .lock()
                 .map(|mut v| std::mem::take(&mut *v))
@@ -840,14 +1021,9 @@ impl GrainMap {
                 .ok_or_else(|| Error::corrupt(&self.name, "internal: grain group buffer"))?;
             read_file(&self.file, &self.name, start, bytes)?;
             let bytes: &[u8] = bytes;
-            let threads = if grain_batch().unwrap_or_else(bytesource::parallel_reads_pay) {
-                inflate_threads(group.len())
-            } else {
-                1
-            };
             let result = self.inflate_group(group, start, bytes, threads);
             if u64::try_from(raw.capacity()).is_ok_and(|c| c <= SCRATCH_KEEP_BYTES) {
-                if let Ok(mut v) = self.scratch.lock() {
+                if let Ok(mut v) = self.caches.scratch.lock() {
                     *v = raw;
                 }
             }
@@ -921,7 +1097,7 @@ impl GrainMap {
         };
         let whole = within == 0 && u64::try_from(buf.len()).ok() == Some(self.grain);
         if !whole {
-            if let Ok(mut c) = self.grains.lock() {
+            if let Ok(mut c) = self.caches.grains.lock() {
                 if let Some(g) = c.get(at) {
                     return self.copy_out(at, &g, within, buf);
                 }
@@ -951,7 +1127,7 @@ impl GrainMap {
         let g = self.inflate_packed(at, packed)?;
         self.copy_out(at, &g, within, buf)?;
         {
-            if let Ok(mut c) = self.grains.lock() {
+            if let Ok(mut c) = self.caches.grains.lock() {
                 c.put(at, Arc::new(g));
             }
         }
@@ -973,7 +1149,7 @@ const PREFETCH_PIECE: usize = 128 * 1024;
 /// output (the copy's chunk on a far disk) in grains that barely compress.
 const GROUP_BYTES: u64 = 12 * 1024 * 1024;
 /// Alignment of a group read (the page size: what `O_DIRECT` asks).
-const ALIGN: u64 = 4096;
+pub(crate) const ALIGN: u64 = 4096;
 const ALIGN_USIZE: usize = 4096;
 /// Most threads inflating one batch.
 const INFLATE_THREADS: usize = 4;
@@ -1146,6 +1322,14 @@ impl Extent for GrainMap {
         }
     }
 
+    /// An uncompressed grain's bytes are stored as they are in the extent file.
+    fn host_range(&self, piece: Piece, len: u64) -> Option<bytesource::HostRange<'_>> {
+        match piece {
+            Piece::Data(at) => self.file.host_range(at, len),
+            _ => None,
+        }
+    }
+
     fn read_pieces(&self, pieces: &mut [(Piece, &mut [u8])]) -> Result<(), Error> {
         let grouped = matches!(
             self.flavor,
@@ -1165,13 +1349,90 @@ impl Extent for GrainMap {
     }
 }
 
+/// Bytes of an extent file read ahead in one request, from a page boundary: at
+/// open, the grain directory with the tables stored after it ([`GrainMap::seed`]);
+/// later, the stored grains around a lone compressed grain
+/// ([`GrainMap::inflate_windowed`]).
+pub(crate) struct Ahead {
+    /// File byte of `bytes()[0]`.
+    at: u64,
+    raw: Vec<u8>,
+    skip: usize,
+    len: usize,
+}
+
+impl Ahead {
+    /// Bytes of one window: 31 pages, under the 128 KiB of one FUSE request and of
+    /// the kernel's largest readahead window, so a cold buffered read of it is one
+    /// request that does not also start reading ahead past it (measured behind
+    /// nbdfuse: a read of the whole 128 KiB window made the kernel read the next
+    /// 128 KiB too, in a request that the next read waited for).
+    pub(crate) const WINDOW: u64 = 124 * 1024;
+
+    /// Reads `len` bytes from `at` rounded down to a page (at most to the end of
+    /// the file), in one read: the window holds at least `len - 4095` bytes from
+    /// `at`. `None` when the read fails or is empty: callers then read what they
+    /// need themselves, with its own error.
+    pub(crate) fn read(file: &SharedSource, name: &str, at: u64, len: u64) -> Option<Self> {
+        let start = at.checked_sub(at.checked_rem(ALIGN)?)?;
+        let end = start.checked_add(len)?.min(file.len());
+        let n = usize::try_from(end.checked_sub(start)?).ok()?;
+        if n == 0 {
+            return None;
+        }
+        // Page-aligned buffer, as the byte source's O_DIRECT reads want.
+        let mut raw = vec![0u8; n.checked_add(ALIGN_USIZE)?];
+        let skip = raw.as_ptr().align_offset(ALIGN_USIZE).min(ALIGN_USIZE);
+        let buf = raw.get_mut(skip..skip.checked_add(n)?)?;
+        read_file(file, name, start, buf).ok()?;
+        Some(Self {
+            at: start,
+            raw,
+            skip,
+            len: n,
+        })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.raw
+            .get(self.skip..self.skip.saturating_add(self.len))
+            .unwrap_or_default()
+    }
+
+    /// The `len` file bytes at `at`, when the window holds all of them.
+    pub(crate) fn get(&self, at: u64, len: u64) -> Option<&[u8]> {
+        let o = usize::try_from(at.checked_sub(self.at)?).ok()?;
+        let n = usize::try_from(len).ok()?;
+        self.bytes().get(o..o.checked_add(n)?)
+    }
+
+    /// The zlib data of the compressed grain whose marker (lba u64, size u32) is at
+    /// `at`, when the window holds marker and data and the size is 1..=`limit`.
+    fn packed(&self, at: u64, limit: u64) -> Option<&[u8]> {
+        let m = self.get(at, 12)?;
+        let size = u64::from(field::le_u32(m, 8)?);
+        if size == 0 || size > limit {
+            return None;
+        }
+        self.get(at.checked_add(12)?, size)
+    }
+}
+
+/// Whether the grain directory is read at open together with what follows it
+/// ([`Ahead`], [`GrainMap::seed`]): where some input file is far, or with
+/// `VMDKRECOVER_GRAIN_BATCH=1`.
+pub(crate) fn read_ahead_at_open() -> bool {
+    grain_batch().unwrap_or_else(bytesource::far_reads_seen)
+}
+
 /// Largest grain directory read (qemu caps its L1 table at 32 Mi entries).
 pub(crate) const MAX_GD_ENTRIES: u64 = 32 * 1024 * 1024;
 
 /// Checks a grain directory of `count` entries of `entry_size` bytes at byte `at`: it
 /// must lie inside the file (so a hostile count is capped by the file size) and every
 /// entry must locate a table of `table_bytes` inside the file. The directory is read
-/// in [`DIR_CHUNK_BYTES`] pieces and not kept, so memory stays bounded.
+/// in [`DIR_CHUNK_BYTES`] pieces and not kept, so memory stays bounded; pieces that
+/// `ahead` holds are taken from it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn open_dir(
     file: &SharedSource,
@@ -1182,6 +1443,7 @@ pub(crate) fn open_dir(
     entry_size: u64,
     encoding: DirEncoding,
     table_bytes: u64,
+    ahead: Option<&Ahead>,
 ) -> Result<Dir, Error> {
     if count > MAX_GD_ENTRIES {
         return Err(Error::corrupt(
@@ -1214,7 +1476,10 @@ pub(crate) fn open_dir(
     let per_chunk = d.per_chunk();
     let chunks = count.div_ceil(per_chunk);
     for c in 0..chunks {
-        let buf = d.read_chunk(file, name, c)?;
+        let buf = match ahead.and_then(|a| d.chunk_span(c).and_then(|(at, n)| a.get(at, n))) {
+            Some(b) => b.to_vec(),
+            None => d.read_chunk(file, name, c)?,
+        };
         let first = c.saturating_mul(per_chunk);
         for (i, e) in buf
             .chunks_exact(usize::try_from(entry_size).unwrap_or(4))
@@ -1234,6 +1499,15 @@ impl Dir {
             .checked_div(self.entry_size)
             .unwrap_or(DIR_CHUNK_BYTES)
             .max(1)
+    }
+
+    /// File byte and length of directory piece `chunk_no`.
+    fn chunk_span(&self, chunk_no: u64) -> Option<(u64, u64)> {
+        let per_chunk = self.per_chunk();
+        let first = chunk_no.checked_mul(per_chunk)?;
+        let n = self.count.saturating_sub(first).min(per_chunk);
+        let at = first.checked_mul(self.entry_size)?.checked_add(self.at)?;
+        Some((at, n.checked_mul(self.entry_size)?))
     }
 
     /// Reads directory piece `chunk_no` (the last one may be short).

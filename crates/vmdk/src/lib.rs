@@ -392,4 +392,31 @@ impl ByteSource for Disk {
         bytesource::check_range(&self.info.path.display(), self.size, offset, buf.len())?;
         self.read_inner(offset, buf).map_err(io::Error::from)
     }
+    /// Stored bytes of one extent (flat, or an uncompressed grain), or of the
+    /// parent where this disk holds none; never zeros or compressed grains.
+    fn host_range(&self, offset: u64, len: u64) -> Option<bytesource::HostRange<'_>> {
+        if len == 0 || offset.checked_add(len)? > self.size {
+            return None;
+        }
+        let slot = self.slots.get(self.slot_index(offset)?)?;
+        let rel = offset.checked_sub(slot.start)?;
+        let want = len.min(slot.extent.len().checked_sub(rel)?);
+        if want == 0 {
+            return None;
+        }
+        let (n, piece) = slot.extent.map(rel, want).ok()?;
+        let n = n.min(want);
+        match piece {
+            Piece::Data(_) => slot.extent.host_range(piece, n),
+            Piece::Unallocated => {
+                // Past the parent's end it reads as zeros: nothing stored.
+                let p = self
+                    .parent
+                    .as_ref()
+                    .filter(|p| offset.saturating_add(n) <= p.size)?;
+                p.host_range(offset, n)
+            }
+            Piece::Zero | Piece::Compressed { .. } => None,
+        }
+    }
 }

@@ -107,6 +107,7 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<(GrainMap, Vec<Stri
         8,
         DirEncoding::SeSparse { tables_at },
         gt_bytes,
+        None,
     )?;
     Ok((
         GrainMap::new(

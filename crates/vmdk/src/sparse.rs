@@ -4,7 +4,9 @@
 //! redundant copy; a stream's footer or, without one, its markers via
 //! [`crate::stream`]) and reads the embedded descriptor.
 
-use crate::grain::{open_dir, Dir, DirEncoding, Directory, Flavor, GrainMap, MAX_GRAIN_SECTORS};
+use crate::grain::{
+    open_dir, Ahead, Dir, DirEncoding, Directory, Flavor, GrainMap, ALIGN, MAX_GRAIN_SECTORS,
+};
 use crate::kdmv::{Header, FLAG_MARKERS, GD_AT_END};
 use crate::Error;
 use bytesource::SharedSource;
@@ -50,11 +52,22 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
     let embedded = read_embedded_descriptor(&file, name, &h, &mut warnings);
     let mut stream_optimized = false;
     let mut footer_error = None;
+    // A stream's last bytes, where the file is far: footer and, just before it,
+    // the grain directory (VMware "Virtual Disk Format 5.0", "Stream-Optimized
+    // Compressed Sparse Extents": directory marker and directory, then the footer
+    // marker, footer and end-of-stream marker) in one request.
+    let mut tail = None;
     if h.gd_offset == GD_AT_END {
+        if crate::grain::read_ahead_at_open() {
+            let from = file
+                .len()
+                .saturating_sub(Ahead::WINDOW.saturating_sub(ALIGN));
+            tail = Ahead::read(&file, name, from, Ahead::WINDOW);
+        }
         // streamOptimized: the footer holds the real grain directory offset. Without
         // one (a stream cut short) the first header's geometry is used and the grain
         // map is rebuilt from the markers below.
-        match crate::stream::read_footer(&file, name) {
+        match crate::stream::read_footer(&file, name, tail.as_ref()) {
             Ok(f) => h = f,
             Err(e) => footer_error = Some(e),
         }
@@ -111,7 +124,7 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
     let gd_entries = capacity.div_ceil(span);
     let table_bytes = gtes.saturating_mul(4);
 
-    let load = |gd_sector: u64, what: &str| -> Result<Dir, Error> {
+    let load = |gd_sector: u64, what: &str, ahead: Option<&Ahead>| -> Result<Dir, Error> {
         if gd_sector == 0 {
             return Err(Error::corrupt(name, format!("{what} offset is 0")));
         }
@@ -125,7 +138,32 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
             4,
             DirEncoding::Sector,
             table_bytes,
+            ahead,
         )
+    };
+    // The stream's tail window serves when it holds the directory's start.
+    let tail = tail.filter(|t| {
+        h.gd_offset
+            .checked_mul(512)
+            .is_some_and(|at| t.get(at, 4).is_some())
+    });
+    // Else, where the file is far, the primary directory is read together with
+    // what follows it (the grain tables, where qemu-img and VMware put them), in
+    // one request: see GrainMap::seed.
+    let primary = || -> (Result<Dir, Error>, Option<Ahead>) {
+        let ahead = if tail.is_some() || !crate::grain::read_ahead_at_open() {
+            None
+        } else {
+            h.gd_offset
+                .checked_mul(512)
+                .and_then(|at| Ahead::read(&file, name, at, Ahead::WINDOW))
+        };
+        let dir = load(
+            h.gd_offset,
+            "grain directory",
+            ahead.as_ref().or(tail.as_ref()),
+        );
+        (dir, ahead)
     };
     let has_redundant = h.rgd_offset != 0 && h.rgd_offset != h.gd_offset;
     // The redundant directory (flag bit 1, rgdOffset) stands in for the primary when
@@ -136,23 +174,29 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
     // Where reads are slow, both directories are checked at once (two round trips
     // in flight instead of one after the other); else the redundant one only when
     // it is needed or there.
-    let both = |with_redundant: bool| -> (Result<Dir, Error>, Option<Result<Dir, Error>>) {
+    type Both = (
+        (Result<Dir, Error>, Option<Ahead>),
+        Option<Result<Dir, Error>>,
+    );
+    let both = |with_redundant: bool| -> Both {
         if with_redundant && bytesource::parallel_reads_pay() {
             std::thread::scope(|scope| {
-                let r = scope.spawn(|| load(h.rgd_offset, "redundant grain directory"));
-                let p = load(h.gd_offset, "grain directory");
+                let r = scope.spawn(|| load(h.rgd_offset, "redundant grain directory", None));
+                let p = primary();
                 (p, r.join().ok())
             })
         } else {
-            (load(h.gd_offset, "grain directory"), None)
+            (primary(), None)
         }
     };
+    let mut ahead = None;
     let loaded = match footer_error {
         Some(e) => Err(e),
         None => {
-            let (primary, second) = both(has_redundant);
+            let ((primary, read_ahead), second) = both(has_redundant);
+            ahead = read_ahead;
             let second =
-                || second.unwrap_or_else(|| load(h.rgd_offset, "redundant grain directory"));
+                || second.unwrap_or_else(|| load(h.rgd_offset, "redundant grain directory", None));
             match primary {
                 Ok(gd) => {
                     if has_redundant {
@@ -216,6 +260,9 @@ pub(crate) fn open(file: SharedSource, name: &str) -> Result<Opened, Error> {
         },
     )
     .with_redundant(redundant);
+    if let Some(a) = ahead.as_ref().or(tail.as_ref()) {
+        map.seed(a);
+    }
     if let Some(w) = read_warning {
         map.note_read_warning(w);
     }

@@ -11,6 +11,7 @@
 //! grains are inflated in [`crate::grain`].
 
 use crate::error::need;
+use crate::grain::Ahead;
 use crate::kdmv::{Header, GD_AT_END};
 use crate::Error;
 use bytesource::field::{le_u32, le_u64};
@@ -20,8 +21,13 @@ use std::collections::BTreeMap;
 const MARKER_EOS: u32 = 0;
 const MARKER_FOOTER: u32 = 3;
 
-/// Reads and checks the footer; returns the header it holds.
-pub(crate) fn read_footer(file: &SharedSource, name: &str) -> Result<Header, Error> {
+/// Reads and checks the footer (from `tail`, the file's last bytes read ahead,
+/// when it holds them); returns the header it holds.
+pub(crate) fn read_footer(
+    file: &SharedSource,
+    name: &str,
+    tail: Option<&Ahead>,
+) -> Result<Header, Error> {
     let len = file.len();
     let at = len.checked_sub(1536).ok_or_else(|| {
         Error::corrupt(
@@ -30,7 +36,10 @@ pub(crate) fn read_footer(file: &SharedSource, name: &str) -> Result<Header, Err
         )
     })?;
     let mut b = vec![0u8; 1536];
-    file.read_at(at, &mut b).map_err(|e| Error::io(name, e))?;
+    match tail.and_then(|t| t.get(at, 1536)) {
+        Some(t) => b.copy_from_slice(t),
+        None => file.read_at(at, &mut b).map_err(|e| Error::io(name, e))?,
+    }
     const WHAT: &str = "streamOptimized footer";
     let u32f = |off: usize| need(le_u32(&b, off), name, WHAT, at, off);
     let u64f = |off: usize| need(le_u64(&b, off), name, WHAT, at, off);

@@ -150,3 +150,84 @@ fn the_grain_tables_of_several_spans_are_one_read() {
         assert!(reads <= most, "{name}: {reads} reads");
     }
 }
+
+/// What `scripts/fixtures/vmdk-spans.sh` wrote in sector `i` of a text run `tag`.
+fn spans_text(i: u64, tag: &str) -> Vec<u8> {
+    let line = format!("{tag} sector {i:08} ");
+    line.as_bytes().iter().copied().cycle().take(512).collect()
+}
+
+#[test]
+fn open_brings_the_tables_with_the_directory_and_stream_grains_come_in_windows() {
+    // Forced as where the file is far: the directory is read with the tables
+    // qemu-img stores right after it, so reading in all five spans reads no
+    // table; a stream's lone grains are read in windows of stored grains, so the
+    // 16 grains of self-naming text at the start (a few hundred bytes each once
+    // compressed) are one or two reads, sector by sector.
+    force();
+    let (dir, _) = spans();
+    for name in ["spans-sparse.vmdk", "spans-stream.vmdk"] {
+        let src: SharedSource = Arc::new(FileSource::open(dir.path().join(name)).unwrap());
+        let counting = Arc::new(Counting::new(src));
+        let d = Disk::from_source(counting.clone()).unwrap();
+        let at_open = counting.reads();
+        let mut sector = [0u8; 512];
+        for at in [32u64 << 20, (64 << 20) + (100 << 10), 96 << 20, 130 << 20] {
+            d.read_at(at, &mut sector).unwrap();
+        }
+        // One read per span with data (span 3 holds none), no table read.
+        let reads = counting.reads() - at_open;
+        assert!(reads <= 3, "{name}: {reads} reads for spans 1, 2, 4");
+        let before = counting.reads();
+        for i in 0..2048u64 {
+            d.read_at(i * 512, &mut sector).unwrap();
+            assert_eq!(
+                sector.as_slice(),
+                spans_text(i, "head"),
+                "{name} sector {i}"
+            );
+        }
+        // (A sparse file's uncompressed sectors are each one read of their own.)
+        let reads = counting.reads() - before;
+        if name.contains("stream") {
+            assert!(reads <= 2, "{name}: {reads} reads for the first 1 MiB");
+        }
+        // The text run of span 2, from its unaligned start, across grains.
+        let first = ((64u64 << 20) + (100 << 10)) / 512;
+        for i in (first..first + 6344).step_by(7) {
+            d.read_at(i * 512, &mut sector).unwrap();
+            assert_eq!(sector.as_slice(), spans_text(i, "mid"), "{name} sector {i}");
+        }
+        let last = d.len() / 512 - 1;
+        d.read_at(last * 512, &mut sector).unwrap();
+        assert_eq!(sector.as_slice(), spans_text(last, "last"), "{name}");
+    }
+}
+
+#[test]
+fn a_vmware_stream_footer_and_directory_are_one_read() {
+    // qemu's iotest-version3.vmdk, a VMware-made stream whose header says the
+    // directory is in the footer (GD_AT_END): where far, the file's last 124 KiB
+    // bring the footer and the directory before it together. The data: the 100
+    // patterns of the corpus test `iotest_version3_without_footer_is_rebuilt`.
+    force();
+    let Some(c) = corpus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let p = bunzip(
+        &c.join("qemu/tests/qemu-iotests/sample_images/iotest-version3.vmdk.bz2"),
+        dir.path(),
+        "v3.vmdk",
+    );
+    let src: SharedSource = Arc::new(FileSource::open(&p).unwrap());
+    let counting = Arc::new(Counting::new(src));
+    let d = Disk::from_source(counting.clone()).unwrap();
+    assert!(d.warnings().is_empty(), "{:?}", d.warnings());
+    // Sniff, header, embedded descriptor, and the tail window.
+    let at_open = counting.reads();
+    assert!(at_open <= 4, "{at_open} reads to open");
+    for i in 0..100u64 {
+        let mut b = vec![0u8; 512];
+        d.read_at(i * 655_360 + i * 512, &mut b).unwrap();
+        assert!(b.iter().all(|&x| x == 0x30 + (i % 10) as u8), "pattern {i}");
+    }
+}

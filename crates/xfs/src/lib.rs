@@ -48,7 +48,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use bytesource::{ByteSource, SharedSource};
+use bytesource::{ByteSource, HostRange, SharedSource};
 use fsapi::{
     DirEntry, Error, FileRun, FileType, FsInfo, Ino, Metadata, OpenOptions, Warnings, Xattr,
 };
@@ -554,6 +554,16 @@ impl fsapi::Filesystem for Filesystem {
 
     fn read_device_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         self.read_dev(offset, buf, &|| "device".to_string())
+    }
+
+    /// Inside the data device's blocks only; a device with a replayed log over it
+    /// (an overlay) does not look through, so nothing the log replaced is bypassed.
+    fn data_host_range(&self, _ino: Ino, physical: u64, len: u64) -> Option<HostRange<'_>> {
+        let fs_end = self.sb.dblocks.checked_mul(u64::from(self.sb.block_size))?;
+        if len == 0 || physical.checked_add(len)? > fs_end {
+            return None;
+        }
+        self.dev.host_range(physical, len)
     }
 }
 

@@ -13,7 +13,7 @@
 use super::walk::{Copier, FileJob};
 use anyhow::{anyhow, bail, Context, Result};
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Size of the copy buffer, and of each data read and write once the disk has
 /// turned out to be far away (NFS, FUSE): several MiB in flight per file.
@@ -86,6 +86,8 @@ impl Copier<'_> {
         let size = job.inode.size;
         // Unreadable ranges (offset, length) with --salvage.
         let mut bad: Vec<(u64, u64)> = Vec::new();
+        // Whether the runs are the filesystem's (not made up below for --salvage).
+        let mut mapped = true;
         let runs = match self
             .fs
             .file_runs(job.inode.ino)
@@ -99,6 +101,7 @@ impl Copier<'_> {
                     "vmdkrecover: warning: {}: {e:#}; salvaging the whole file",
                     self.shown(&job.src)
                 ));
+                mapped = false;
                 vec![fsapi::FileRun::Data {
                     offset: 0,
                     len: size,
@@ -107,10 +110,15 @@ impl Copier<'_> {
             }
             Err(e) => return Err(e),
         };
-        let written_to = if size >= pipeline_min() {
+        let kernel = if mapped {
+            self.kernel_copy_for(job, &runs)
+        } else {
+            None
+        };
+        let written_to = if size >= pipeline_min() && kernel.is_none() {
             self.copy_runs_pipelined(job, &runs, out, buf, &mut bad)?
         } else {
-            self.copy_runs(job, &runs, out, buf, &mut bad)?
+            self.copy_runs(job, &runs, out, buf, &mut bad, kernel)?
         };
         // Trailing hole (and files that are all hole): the size alone makes it.
         if written_to < size {
@@ -157,7 +165,9 @@ impl Copier<'_> {
     }
 
     /// Copies the data runs of `job`'s file into `out`, one chunk after another:
-    /// read, then write. Returns the end of the last byte written.
+    /// read, then write; or, with `kernel`, by the kernel from the host file
+    /// ([`Copier::kernel_copy`]) wherever it can. Returns the end of the last byte
+    /// written.
     fn copy_runs(
         &self,
         job: &FileJob,
@@ -165,11 +175,29 @@ impl Copier<'_> {
         out: &std::fs::File,
         buf: &mut [u8],
         bad: &mut Vec<(u64, u64)>,
+        mut kernel: Option<KernelCopy>,
     ) -> Result<u64> {
         let size = job.inode.size;
         let mut written_to = 0u64;
         for chunk in Chunks::new(runs, size, buf.len()) {
-            let (pos, want) = chunk?;
+            let Chunk {
+                mut pos,
+                len: mut want,
+                physical,
+            } = chunk?;
+            if let Some(k) = kernel.as_mut() {
+                // What the kernel copied is done; the rest (if any) is read here.
+                let n = self.kernel_copy(job, pos, physical, want, out, k);
+                if n > 0 {
+                    self.count_written(n);
+                    written_to = pos + n as u64;
+                }
+                pos += n as u64;
+                want -= n;
+                if want == 0 {
+                    continue;
+                }
+            }
             let data = &mut buf[..want];
             match self.read_chunk(job, pos, data, out, bad)? {
                 Some(n) => {
@@ -256,7 +284,7 @@ impl Copier<'_> {
                     },
                 };
                 let (pos, want) = match chunk {
-                    Ok(c) => c,
+                    Ok(c) => (c.pos, c.len),
                     Err(e) => {
                         result = Err(e);
                         break;
@@ -297,6 +325,113 @@ impl Copier<'_> {
             }
             result.map(|()| written_to)
         })
+    }
+
+    /// Whether `job`'s data can be copied by the kernel: the disk is local, the
+    /// switch is not off, and the first data run lies in a host file
+    /// ([`fsapi::Filesystem::data_host_range`]: flat extents, uncompressed grains,
+    /// partitions, linear LVs, no replayed journal over it).
+    fn kernel_copy_for(&self, job: &FileJob, runs: &[fsapi::FileRun]) -> Option<KernelCopy> {
+        if !kernel_copy_enabled() || bytesource::far_reads_seen() {
+            return None;
+        }
+        let first = Chunks::new(runs, job.inode.size, usize::MAX).next()?.ok()?;
+        let len = u64::try_from(first.len).ok()?;
+        self.fs
+            .data_host_range(job.inode.ino, first.physical, len)
+            .map(|_| {
+                if COPY_FILE_RANGE_REFUSED.load(Ordering::Relaxed) {
+                    KernelCopy::Sendfile { at: u64::MAX }
+                } else {
+                    KernelCopy::CopyFileRange
+                }
+            })
+    }
+
+    /// Copies up to `want` bytes of `job`'s file from `pos` (device offset
+    /// `physical`) into `out` at `pos`, by the kernel, straight from the host file
+    /// that holds them: `copy_file_range` (a reflink or a server-side copy where
+    /// the filesystems offer one, else one in-kernel copy), or `sendfile` where the
+    /// two files are on different filesystems that cannot do that (EXDEV). One copy
+    /// of the bytes instead of two (into the buffer, out of it).
+    ///
+    /// Returns how many bytes were copied, from the start; the caller reads the
+    /// rest the usual way. Any failure (a read error of the host file, a full
+    /// destination, a range the layers do not look through) ends the kernel's part
+    /// for this file, so that the usual path meets it again and reports it with
+    /// its retries, `--salvage` and messages.
+    fn kernel_copy(
+        &self,
+        job: &FileJob,
+        pos: u64,
+        physical: u64,
+        want: usize,
+        out: &std::fs::File,
+        how: &mut KernelCopy,
+    ) -> usize {
+        let mut done = 0usize;
+        let was = *how;
+        while done < want && *how != KernelCopy::Off {
+            let Some(range) = self.fs.data_host_range(
+                job.inode.ino,
+                physical.wrapping_add(done as u64),
+                (want - done) as u64,
+            ) else {
+                *how = KernelCopy::Off;
+                break;
+            };
+            let mut from = range.offset;
+            let mut to = pos + done as u64;
+            let n = usize::try_from(range.len)
+                .unwrap_or(usize::MAX)
+                .min(want - done);
+            let r = match how {
+                KernelCopy::CopyFileRange => {
+                    rustix::fs::copy_file_range(range.file, Some(&mut from), out, Some(&mut to), n)
+                }
+                // sendfile writes at the destination's file position: set it
+                // where it is not there yet (nothing else uses it: every other
+                // write is positional).
+                KernelCopy::Sendfile { at } if *at == to => {
+                    rustix::fs::sendfile(out, range.file, Some(&mut from), n)
+                }
+                _ => rustix::fs::seek(out, rustix::fs::SeekFrom::Start(to))
+                    .and_then(|_| rustix::fs::sendfile(out, range.file, Some(&mut from), n)),
+            };
+            match r {
+                // Zero: the host file ended early; the usual read says so.
+                Ok(0) => *how = KernelCopy::Off,
+                Ok(k) => {
+                    let k = k.min(n);
+                    done += k;
+                    if let KernelCopy::Sendfile { at } = how {
+                        *at = to + k as u64;
+                    }
+                }
+                Err(e)
+                    if *how == KernelCopy::CopyFileRange
+                        && matches!(
+                            e,
+                            rustix::io::Errno::XDEV
+                                | rustix::io::Errno::INVAL
+                                | rustix::io::Errno::OPNOTSUPP
+                                | rustix::io::Errno::NOSYS
+                        ) =>
+                {
+                    // Remembered for the files after this one (one destination,
+                    // one pair of filesystems, in all but odd cases; sendfile
+                    // serves any pair).
+                    COPY_FILE_RANGE_REFUSED.store(true, Ordering::Relaxed);
+                    *how = KernelCopy::Sendfile { at: u64::MAX }
+                }
+                Err(_) => *how = KernelCopy::Off,
+            }
+        }
+        KERNEL_COPIED.fetch_add(done as u64, Ordering::Relaxed);
+        if was != KernelCopy::Off && *how == KernelCopy::Off {
+            KERNEL_GAVE_UP.fetch_add(1, Ordering::Relaxed);
+        }
+        done
     }
 
     /// Reads the chunk of `job`'s file at `pos` into `data`, whole: `Some` of its
@@ -378,6 +513,43 @@ impl Copier<'_> {
     }
 }
 
+/// How [`Copier::kernel_copy`] copies the rest of one file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KernelCopy {
+    CopyFileRange,
+    /// `copy_file_range` refused the pair of files (EXDEV and the like); `at` is
+    /// where the destination's file position is known to be (`u64::MAX`: unknown).
+    Sendfile {
+        at: u64,
+    },
+    /// The kernel's part failed once: the usual path copies the rest.
+    Off,
+}
+
+/// Bytes [`Copier::kernel_copy`] copied, and the files whose copy it had to leave
+/// to the usual path part-way (for `VMDKRECOVER_IO_STATS`).
+static KERNEL_COPIED: AtomicU64 = AtomicU64::new(0);
+static KERNEL_GAVE_UP: AtomicU64 = AtomicU64::new(0);
+/// Set once `copy_file_range` refused a pair of files: later files go straight to
+/// `sendfile` instead of asking again, one failing call per file.
+static COPY_FILE_RANGE_REFUSED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// (bytes copied by the kernel, files it gave up on part-way) in this process.
+pub fn kernel_copy_stats() -> (u64, u64) {
+    (
+        KERNEL_COPIED.load(Ordering::Relaxed),
+        KERNEL_GAVE_UP.load(Ordering::Relaxed),
+    )
+}
+
+/// `VMDKRECOVER_KERNEL_COPY=0` turns the kernel's copy off (for A/B measurements,
+/// and for the checks that send every byte through the usual read path).
+fn kernel_copy_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("VMDKRECOVER_KERNEL_COPY").map_or(true, |v| v != "0"))
+}
+
 thread_local! {
     /// Each copying thread's second buffer for [`Copier::copy_runs_pipelined`]
     /// (kept, so its pages are faulted in once per thread, not once per file).
@@ -393,8 +565,18 @@ struct Chunks<'a> {
     runs: std::slice::Iter<'a, fsapi::FileRun>,
     size: u64,
     buf_len: usize,
-    /// The rest of the current run: (next offset, end).
-    current: Option<(u64, u64)>,
+    /// The rest of the current run: (next offset, end, device offset of the run's
+    /// first byte minus its file offset).
+    current: Option<(u64, u64, u64)>,
+}
+
+/// One piece of a copy: `len` bytes at `pos` in the file, at `physical` on the
+/// filesystem's device (meaningless when the runs were made up for `--salvage`).
+#[derive(Clone, Copy, Debug)]
+struct Chunk {
+    pos: u64,
+    len: usize,
+    physical: u64,
 }
 
 impl<'a> Chunks<'a> {
@@ -409,10 +591,10 @@ impl<'a> Chunks<'a> {
 }
 
 impl Iterator for Chunks<'_> {
-    type Item = Result<(u64, usize)>;
+    type Item = Result<Chunk>;
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((pos, end)) = self.current {
+            if let Some((pos, end, base)) = self.current {
                 if pos < end {
                     let step = if bytesource::far_reads_seen() {
                         CHUNK
@@ -426,13 +608,24 @@ impl Iterator for Chunks<'_> {
                     if want == 0 {
                         return Some(Err(anyhow!("no copy buffer")));
                     }
-                    self.current = Some((pos + want as u64, end));
-                    return Some(Ok((pos, want)));
+                    self.current = Some((pos + want as u64, end, base));
+                    return Some(Ok(Chunk {
+                        pos,
+                        len: want,
+                        physical: base.wrapping_add(pos),
+                    }));
                 }
             }
             match self.runs.next()? {
-                fsapi::FileRun::Data { offset, len, .. } => {
-                    self.current = Some((*offset, offset.saturating_add(*len).min(self.size)));
+                fsapi::FileRun::Data {
+                    offset,
+                    len,
+                    physical,
+                } => {
+                    // Wrapping: only differences of it are meaningful.
+                    let base = physical.wrapping_sub(*offset);
+                    self.current =
+                        Some((*offset, offset.saturating_add(*len).min(self.size), base));
                 }
                 _ => self.current = None,
             }

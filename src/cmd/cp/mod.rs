@@ -22,6 +22,8 @@ mod meta;
 mod prefetch;
 mod walk;
 
+pub use file::kernel_copy_stats;
+
 use super::{Common, Outcome};
 use crate::progress::{self, Progress};
 use anyhow::{anyhow, Context, Result};
