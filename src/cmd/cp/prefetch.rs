@@ -37,7 +37,7 @@ const WINDOW: u64 = 192 << 10;
 const GAP: u64 = 64 << 10;
 /// Reading threads of the pool (shared by all copying threads; each copying thread
 /// also reads its own batch's windows).
-pub(super) const WORKERS: usize = 16;
+pub(super) const WORKERS: usize = 8;
 /// Most bytes one batch reads ahead.
 const BATCH_BYTES: u64 = 8 << 20;
 /// Most bytes of directory blocks one directory's subdirectories read ahead.

@@ -393,6 +393,10 @@ impl<'a> Copier<'a> {
             send(&mut jobs, 1);
             // Read in turn: the scanners (if any) learn of its subdirectories now.
             if !read_ahead && scanners_started && deferrable {
+                // Their blocks first, where several fall together (prefetch.rs), as
+                // a scanner does for the directories it reads.
+                let dirs: Vec<u64> = subdirs.iter().map(|s| s.inode.ino).collect();
+                self.prefetch_dirs(&dirs);
                 ahead.queue(subdirs.iter().cloned());
             }
             // Popped in name order.
