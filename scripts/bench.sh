@@ -438,6 +438,12 @@ for d in $LATENCIES; do
         rss "L2 ($d) cp 1 GiB file" "$B" cp "$S" $V:/home/bench/big.bin "$out/rss.bin"
         rm -f "$out"/*
     fi
+    if [ "$d" != 5ms ] && { [ -z "$ONLY" ] || [[ "L3 ($d) RSS" =~ $ONLY ]]; }; then
+        shm=$(mktemp -d /dev/shm/vmdkrecover-bench.XXXXXX)
+        sync; echo 3 >/proc/sys/vm/drop_caches
+        rss "L3 ($d) cp /usr/share" "$B" cp "$S" $V:/usr/share "$shm/share"
+        rm -rf "$shm"
+    fi
     losetup -d "$sl"; losetup -d "$slx"
     slow_down
 done
@@ -541,6 +547,15 @@ if [ -n "$lat_vmdk" ]; then
                     -n "kernel: mount -o ro (over qemu-nbd) + cp -a + umount" "mount -o ro $ql $mnt-slow && cp -a $mnt-slow/usr/share $o/cpa; umount $mnt-slow"
             fi
             RUNS=$RUNS_SAVED
+            if [ -z "$ONLY" ] || [[ "${J}2 ${J}3 ($d) RSS" =~ $ONLY ]]; then
+                rm -rf "$o"/*
+                sync; echo 3 >/proc/sys/vm/drop_caches
+                rss "${J}2 $fmt ($d) cp 1 GiB file" "$B" cp "$SF" $V:/home/bench/big.bin "$o/rss.bin"
+                if [ "$d" != 5ms ]; then
+                    sync; echo 3 >/proc/sys/vm/drop_caches
+                    rss "${J}3 $fmt ($d) cp /usr/share" "$B" cp "$SF" $V:/usr/share "$o/share"
+                fi
+            fi
             rm -rf "$o"
             losetup -d "$ql"
             fusermount3 -u "$BENCH_DIR/qraw-$f" 2>/dev/null || true
