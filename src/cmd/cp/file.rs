@@ -110,14 +110,14 @@ impl Copier<'_> {
             }
             Err(e) => return Err(e),
         };
-        let kernel = if mapped {
-            self.kernel_copy_for(job, &runs)
-        } else {
-            None
-        };
-        let written_to = if size >= pipeline_min() && kernel.is_none() {
+        let written_to = if size >= pipeline_min() {
             self.copy_runs_pipelined(job, &runs, out, buf, &mut bad)?
         } else {
+            let kernel = if mapped {
+                self.kernel_copy_for(job, &runs)
+            } else {
+                None
+            };
             self.copy_runs(job, &runs, out, buf, &mut bad, kernel)?
         };
         // Trailing hole (and files that are all hole): the size alone makes it.
@@ -331,6 +331,12 @@ impl Copier<'_> {
     /// switch is not off, and the first data run lies in a host file
     /// ([`fsapi::Filesystem::data_host_range`]: flat extents, uncompressed grains,
     /// partitions, linear LVs, no replayed journal over it).
+    ///
+    /// Only files under [`PIPELINE_MIN`] ask: the kernel's copy costs about as much
+    /// CPU as a read and a write (it splices page by page), so for a large file
+    /// the overlapped copy on two threads finishes first (the 1 GiB file onto the
+    /// disk: a median of 387 ms against 502 ms, same system time); for a small one
+    /// it saves a system call and a pass through the buffer.
     fn kernel_copy_for(&self, job: &FileJob, runs: &[fsapi::FileRun]) -> Option<KernelCopy> {
         if !kernel_copy_enabled() || bytesource::far_reads_seen() {
             return None;
