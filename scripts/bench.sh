@@ -355,6 +355,7 @@ if [ -z "$ONLY" ] || [[ "RSS" =~ $ONLY ]]; then
     rss "J4 export (streamOptimized)" "$B" export bench-stream.vmdk -o "$out/exp.raw"
     rss "J1 ls -l /etc (2 TiB disk)" "$B" ls -l big.vmdk $V:/etc
     rss "X1 XFS ls -l /etc" "$B" ls -l bench-xfs.vmdk rhel/root:/etc
+    rm -rf "$out"/*
     rss "X2 XFS cp 1 GiB file" "$B" cp bench-xfs.vmdk rhel/root:/home/bench/big.bin "$out/big.bin"
     rss "X3 XFS cp /usr/share" "$B" cp bench-xfs.vmdk rhel/root:/usr/share "$out/share"
 fi
