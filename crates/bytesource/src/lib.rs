@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub mod field;
+pub mod pool;
 pub mod retry;
 
 /// A fixed-length sequence of bytes readable at any offset, from any thread.
