@@ -441,11 +441,10 @@ fn io_depth() -> usize {
 }
 
 /// Buffers the pool's threads read pieces into, kept for the next split read (at
-/// most [`PIECE_BUFS_KEPT`], none over [`PIECE_BUF_MAX`] bytes: the pieces of one
-/// 8 MiB read at depth 8, so at most 8 MiB stays allocated between reads).
+/// most [`PIECE_BUFS_KEPT`], none over [`PIECE_BUF_MAX`] bytes).
 static PIECE_BUFS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
-const PIECE_BUFS_KEPT: usize = 8;
-const PIECE_BUF_MAX: usize = 1 << 20;
+const PIECE_BUFS_KEPT: usize = 16;
+const PIECE_BUF_MAX: usize = 4 << 20;
 
 /// A buffer of at least `len` bytes starting at a [`DIRECT_ALIGN`] boundary (an
 /// `O_DIRECT` read needs one), and where in the returned vector that starts.
