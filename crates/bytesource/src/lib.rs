@@ -253,8 +253,7 @@ fn open_measured(path: &Path) -> io::Result<(File, u64, (u64, u64))> {
 /// instead of one round trip after another (see [`FileSource::read_at`]).
 #[derive(Debug)]
 pub struct FileSource {
-    /// Shared with the reader threads of a split read ([`read_pieces`]).
-    file: Arc<File>,
+    file: File,
     len: u64,
     path: PathBuf,
     id: (u64, u64),
@@ -264,7 +263,7 @@ pub struct FileSource {
     slow_streak: std::sync::atomic::AtomicU32,
     /// The same file opened again with `O_DIRECT`, for the split reads once far
     /// (`None`: not possible here). See [`FileSource::direct_for`].
-    direct: std::sync::OnceLock<Option<Arc<File>>>,
+    direct: std::sync::OnceLock<Option<File>>,
     /// Cleared when an `O_DIRECT` read failed: split reads use `file` again.
     direct_ok: std::sync::atomic::AtomicBool,
 }
@@ -440,90 +439,38 @@ fn io_depth() -> usize {
     })
 }
 
-/// Buffers the pool's threads read pieces into, kept for the next split read (at
-/// most [`PIECE_BUFS_KEPT`], none over [`PIECE_BUF_MAX`] bytes).
-static PIECE_BUFS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
-const PIECE_BUFS_KEPT: usize = 16;
-const PIECE_BUF_MAX: usize = 4 << 20;
-
-/// A buffer of at least `len` bytes starting at a [`DIRECT_ALIGN`] boundary (an
-/// `O_DIRECT` read needs one), and where in the returned vector that starts.
-fn piece_buf(len: usize) -> (Vec<u8>, usize) {
-    let mut v = PIECE_BUFS
-        .lock()
-        .ok()
-        .and_then(|mut bufs| bufs.pop())
-        .unwrap_or_default();
-    v.resize(len.saturating_add(DIRECT_ALIGN), 0);
-    let at = v.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
-    (v, at)
-}
-
-fn keep_piece_buf(v: Vec<u8>) {
-    if v.capacity() <= PIECE_BUF_MAX.saturating_add(DIRECT_ALIGN) {
-        if let Ok(mut bufs) = PIECE_BUFS.lock() {
-            if bufs.len() < PIECE_BUFS_KEPT {
-                bufs.push(v);
-            }
-        }
-    }
-}
-
-/// A piece read by a reader thread: its buffer, where the bytes start in it, and
-/// the outcome.
-type PieceRead = (Vec<u8>, usize, io::Result<()>);
-
-/// Reads `buf` at `offset` from `file` in up to `depth` pieces at once: the first
-/// on the caller's thread, straight into `buf`, the others on the process's reader
-/// threads ([`pool`], started once, not per read) into buffers of their own, copied
-/// into `buf` when read. Every piece must fill completely.
-fn read_pieces(file: &Arc<File>, offset: u64, buf: &mut [u8], depth: usize) -> io::Result<()> {
+/// Reads `buf` at `offset` from `file` in up to `depth` pieces at once, one thread
+/// each (the first on the caller's thread). Every piece must fill completely.
+fn read_pieces(file: &File, offset: u64, buf: &mut [u8], depth: usize) -> io::Result<()> {
     let piece = buf
         .len()
         .div_ceil(depth.max(1))
         .next_multiple_of(PIECE_MIN)
         .max(PIECE_MIN);
-    let mut chunks = buf.chunks_mut(piece);
-    let Some(first) = chunks.next() else {
-        return Ok(());
-    };
-    let rest: Vec<&mut [u8]> = chunks.collect();
-    let mut jobs: Vec<pool::Job<PieceRead>> = Vec::new();
-    let mut at = offset.saturating_add(first.len() as u64);
-    for p in &rest {
-        let (file, here, len) = (file.clone(), at, p.len());
-        at = at.saturating_add(len as u64);
-        jobs.push(Box::new(move || {
-            let (mut v, start) = piece_buf(len);
-            let r = match v.get_mut(start..start.saturating_add(len)) {
-                Some(b) => file.read_exact_at(b, here),
-                None => Err(io::Error::other("piece buffer too small")),
-            };
-            (v, start, r)
-        }));
-    }
-    let helpers = jobs.len();
-    let (mut result, done) = pool::run_with(jobs, helpers, || file.read_exact_at(first, offset));
-    for (p, d) in rest.into_iter().zip(done) {
-        let r = match d {
-            Some((v, start, r)) => {
-                let r = r.and_then(|()| match v.get(start..start.saturating_add(p.len())) {
-                    Some(b) => {
-                        p.copy_from_slice(b);
-                        Ok(())
-                    }
-                    None => Err(io::Error::other("piece buffer too small")),
-                });
-                keep_piece_buf(v);
-                r
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        let mut first: Option<(&mut [u8], u64)> = None;
+        let mut at = offset;
+        for p in buf.chunks_mut(piece) {
+            let here = at;
+            at = at.saturating_add(p.len() as u64);
+            if first.is_none() {
+                first = Some((p, here));
+            } else {
+                handles.push(scope.spawn(move || file.read_exact_at(p, here)));
             }
-            None => Err(io::Error::other("a reader thread panicked")),
-        };
-        if result.is_ok() {
-            result = r;
         }
-    }
-    result
+        let mut result = first.map_or(Ok(()), |(p, here)| file.read_exact_at(p, here));
+        for h in handles {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a reader thread panicked")));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    })
 }
 
 impl FileSource {
@@ -539,7 +486,7 @@ impl FileSource {
             FAR_BY_FILESYSTEM.fetch_add(1, Ordering::Relaxed);
         }
         Ok(Self {
-            file: Arc::new(file),
+            file,
             len,
             path: path.to_path_buf(),
             id,
@@ -558,7 +505,7 @@ impl FileSource {
     /// reader threads; a direct read is cut into requests that are all sent at
     /// once (FUSE async direct I/O, the NFS client's rsize RPCs). Behind 1 ms per
     /// request, `dd bs=8M iflag=direct` moved 256 MiB in 0.42 s, buffered 2.7 s.
-    fn direct_for(&self, offset: u64, buf: &[u8]) -> Option<&Arc<File>> {
+    fn direct_for(&self, offset: u64, buf: &[u8]) -> Option<&File> {
         if !self.direct_ok.load(Ordering::Relaxed)
             || offset % DIRECT_ALIGN as u64 != 0
             || buf.len() % DIRECT_ALIGN != 0
@@ -578,7 +525,7 @@ impl FileSource {
                 // The same file still (not replaced under the path since open)?
                 use std::os::unix::fs::MetadataExt;
                 let m = f.metadata().ok()?;
-                ((m.dev(), m.ino()) == self.id).then_some(Arc::new(f))
+                ((m.dev(), m.ino()) == self.id).then_some(f)
             })
             .as_ref()
     }

@@ -159,29 +159,12 @@ impl Pool {
 /// Runs `jobs` on the pool's threads and this one, returning each job's result in
 /// the order given (`None` for a job that panicked). Returns once all have run.
 pub fn run_all<T: Send + 'static>(jobs: Vec<Job<T>>) -> Vec<Option<T>> {
-    if jobs.len() <= 1 {
+    let n = jobs.len();
+    if n <= 1 {
         return jobs
             .into_iter()
             .map(|j| std::panic::catch_unwind(std::panic::AssertUnwindSafe(j)).ok())
             .collect();
-    }
-    // One job is this thread's.
-    let helpers = jobs.len().saturating_sub(1);
-    run_with(jobs, helpers, || ()).1
-}
-
-/// Hands `jobs` to up to `helpers` pool threads, runs `local` on this thread
-/// meanwhile (it may borrow: it never leaves this thread), then takes the jobs no
-/// pool thread has taken yet. Returns `local`'s result and the jobs' (in order,
-/// `None` for a job that panicked) once all have run.
-pub fn run_with<T: Send + 'static, R>(
-    jobs: Vec<Job<T>>,
-    helpers: usize,
-    local: impl FnOnce() -> R,
-) -> (R, Vec<Option<T>>) {
-    let n = jobs.len();
-    if n == 0 {
-        return (local(), Vec::new());
     }
     let batch = Arc::new(Jobs {
         todo: Mutex::new(jobs.into_iter().enumerate().collect()),
@@ -190,8 +173,8 @@ pub fn run_with<T: Send + 'static, R>(
     });
     let p = pool();
     let shared: Arc<dyn Batch> = batch.clone();
-    p.submit(shared.clone(), helpers.min(n));
-    let mine = local();
+    // One job is this thread's.
+    p.submit(shared.clone(), n.saturating_sub(1));
     while batch.run_one() {}
     {
         let mut st = lock(&p.state);
@@ -203,7 +186,7 @@ pub fn run_with<T: Send + 'static, R>(
     while done.1 > 0 {
         done = batch.finished.wait(done).unwrap_or_else(|e| e.into_inner());
     }
-    (mine, std::mem::take(&mut done.0))
+    std::mem::take(&mut done.0)
 }
 
 #[cfg(test)]
@@ -263,21 +246,5 @@ mod tests {
         assert_eq!(run_all(jobs), vec![Some(1), None, Some(3)]);
         let jobs: Vec<Job<u8>> = vec![Box::new(|| 4), Box::new(|| 5)];
         assert_eq!(run_all(jobs), vec![Some(4), Some(5)]);
-    }
-
-    #[test]
-    fn run_with_runs_the_local_part_alongside() {
-        let mut here = [0u8; 4];
-        let jobs: Vec<Job<u32>> = (0..3u32)
-            .map(|i| Box::new(move || i + 10) as Job<u32>)
-            .collect();
-        let (n, r) = run_with(jobs, 3, || {
-            here.fill(7);
-            here.len()
-        });
-        assert_eq!((n, here), (4, [7; 4]));
-        assert_eq!(r, vec![Some(10), Some(11), Some(12)]);
-        let (x, r) = run_with(Vec::<Job<u8>>::new(), 2, || 9);
-        assert_eq!((x, r), (9, vec![]));
     }
 }
