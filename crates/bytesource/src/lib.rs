@@ -441,6 +441,12 @@ fn io_depth() -> usize {
 
 /// Reads `buf` at `offset` from `file` in up to `depth` pieces at once, one thread
 /// each (the first on the caller's thread). Every piece must fill completely.
+///
+/// Scoped threads, not the [`pool`]: a pool thread cannot borrow `buf`, so it would
+/// read into a buffer of its own and copy it over. Tried: copying the 1 GiB file
+/// behind 1 ms per request took 0.07-0.10 s of user time against 0.02 s and 7 MB
+/// more peak RSS, at the same wall time; the threads it saves (about 1,200 for
+/// the copy of /usr/share) were not measurable in its CPU or wall time.
 fn read_pieces(file: &File, offset: u64, buf: &mut [u8], depth: usize) -> io::Result<()> {
     let piece = buf
         .len()
