@@ -813,14 +813,55 @@ impl Filesystem {
         if windows.len() < 2 {
             return; // read on demand: nothing to overlap
         }
+        if !self.overlay.is_empty() {
+            // Blocks replayed from the journal replace device bytes: read through
+            // `read_block_ahead`, which applies them (rare: a journal to replay).
+            for batch in windows.chunks(PREFETCH_IN_FLIGHT) {
+                std::thread::scope(|scope| {
+                    for &(block, end) in batch {
+                        scope.spawn(move || {
+                            let _ = self.read_block_ahead(block, end);
+                        });
+                    }
+                });
+            }
+            return;
+        }
+        // The device bytes of each window, read by the process's reader threads
+        // (started once, not per call), then cached here as `read_block_ahead`
+        // caches them. The jobs own what they read from: the shared device.
+        let bs = self.block_size();
         for batch in windows.chunks(PREFETCH_IN_FLIGHT) {
-            std::thread::scope(|scope| {
-                for &(block, end) in batch {
-                    scope.spawn(move || {
-                        let _ = self.read_block_ahead(block, end);
-                    });
+            let mut spans = Vec::new();
+            let mut jobs: Vec<bytesource::pool::Job<Option<Vec<u8>>>> = Vec::new();
+            for &(block, end) in batch {
+                let end = end.min(self.sb.s_blocks_count);
+                let n = per_window.min(end.saturating_sub(block));
+                let Ok(len) = usize::try_from(n.saturating_mul(bs)) else {
+                    continue;
+                };
+                if n == 0 {
+                    continue;
                 }
-            });
+                let dev = self.dev.clone();
+                let offset = block.saturating_mul(bs);
+                spans.push(block);
+                jobs.push(Box::new(move || {
+                    let mut buf = vec![0u8; len];
+                    dev.read_at(offset, &mut buf).ok().map(|()| buf)
+                }));
+            }
+            let results = bytesource::pool::run_all(jobs);
+            let Ok(mut c) = self.cache.lock() else { return };
+            let bs_usize = usize::try_from(bs).unwrap_or(0).max(1);
+            // A window that failed (a bad sector) is left to the inodes' own reads,
+            // block by block.
+            for (&block, buf) in spans.iter().zip(results) {
+                let Some(buf) = buf.flatten() else { continue };
+                for (i, chunk) in buf.chunks(bs_usize).enumerate() {
+                    c.put(block.saturating_add(u64_from(i)), Arc::from(chunk));
+                }
+            }
         }
     }
 

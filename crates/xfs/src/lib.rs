@@ -266,22 +266,24 @@ impl Filesystem {
             return; // read on demand: nothing to overlap, or reads too fast to pay
         }
         for batch in spans.chunks(INODE_PREFETCH_IN_FLIGHT) {
-            let read: Vec<(u64, Vec<u8>)> = std::thread::scope(|scope| {
-                let handles: Vec<_> = batch
-                    .iter()
-                    .map(|&s| {
-                        scope.spawn(move || {
-                            let mut buf = vec![0u8; us64(span)];
-                            self.dev.read_at(s, &mut buf).ok()?;
-                            Some((s, buf))
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .filter_map(|h| h.join().ok().flatten())
-                    .collect()
-            });
+            // On the process's reader threads (started once, not per batch); the
+            // jobs own what they read from: the shared device.
+            let jobs: Vec<_> = batch
+                .iter()
+                .map(|&s| {
+                    let dev = self.dev.clone();
+                    Box::new(move || -> Option<(u64, Vec<u8>)> {
+                        let mut buf = vec![0u8; us64(span)];
+                        dev.read_at(s, &mut buf).ok()?;
+                        Some((s, buf))
+                    }) as bytesource::pool::Job<_>
+                })
+                .collect();
+            let read: Vec<(u64, Vec<u8>)> = bytesource::pool::run_all(jobs)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .collect();
             if let Ok(mut c) = self.cache.lock() {
                 for (s, buf) in read {
                     for (k, chunk) in buf.chunks(us64(bs).max(1)).enumerate() {

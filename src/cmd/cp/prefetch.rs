@@ -201,6 +201,51 @@ impl Pool {
     }
 }
 
+/// Appends the device ranges of a file's data `runs` to `ranges`, each cut to
+/// `size` bytes (a run may reach past the end of the file, into its last block),
+/// skipping those that would take `total` past `cap` (so that later, smaller ones
+/// still fit).
+fn gather(
+    runs: &[fsapi::FileRun],
+    size: u64,
+    cap: u64,
+    total: &mut u64,
+    ranges: &mut Vec<(u64, u64)>,
+) {
+    for run in runs {
+        if let fsapi::FileRun::Data { len, physical, .. } = *run {
+            let len = len.min(size);
+            if len == 0 || total.saturating_add(len) > cap {
+                continue;
+            }
+            *total = total.saturating_add(len);
+            ranges.push((physical, physical.saturating_add(len)));
+        }
+    }
+}
+
+/// Sorts `ranges` (device byte ranges, `start..end`) and merges them into windows
+/// `(start, end, ranges in it)`: a range starting at most [`GAP`] bytes after the
+/// window's end joins it while the window stays at most [`WINDOW`] bytes; a range
+/// longer than [`WINDOW`] is cut to it (the rest is left to the copy's own read).
+fn coalesce(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64, usize)> {
+    ranges.sort_unstable();
+    let mut windows: Vec<(u64, u64, usize)> = Vec::new();
+    for (start, end) in ranges {
+        match windows.last_mut() {
+            Some(w)
+                if start <= w.1.saturating_add(GAP)
+                    && end.max(w.1).saturating_sub(w.0) <= WINDOW =>
+            {
+                w.1 = w.1.max(end);
+                w.2 = w.2.saturating_add(1);
+            }
+            _ => windows.push((start, end.min(start.saturating_add(WINDOW)), 1)),
+        }
+    }
+    windows
+}
+
 impl Copier<'_> {
     /// Where the disk is far away and the pool is running, reads the data of the
     /// batch's small files ahead, before they are copied (see the module doc). Files
@@ -223,33 +268,12 @@ impl Copier<'_> {
             let Ok(runs) = self.fs.file_runs(job.inode.ino) else {
                 continue;
             };
-            for run in runs {
-                if let fsapi::FileRun::Data { len, physical, .. } = run {
-                    let len = len.min(size);
-                    if len == 0 || total.saturating_add(len) > BATCH_BYTES {
-                        continue;
-                    }
-                    total = total.saturating_add(len);
-                    ranges.push((physical, physical.saturating_add(len)));
-                }
-            }
+            gather(&runs, size, BATCH_BYTES, &mut total, &mut ranges);
         }
         if ranges.len() < 2 {
             return;
         }
-        ranges.sort_unstable();
-        let mut windows: Vec<(u64, u64)> = Vec::new();
-        for (start, end) in ranges {
-            match windows.last_mut() {
-                Some(w)
-                    if start <= w.1.saturating_add(GAP)
-                        && end.max(w.1).saturating_sub(w.0) <= WINDOW =>
-                {
-                    w.1 = w.1.max(end);
-                }
-                _ => windows.push((start, end.min(start.saturating_add(WINDOW)))),
-            }
-        }
+        let windows = coalesce(ranges).into_iter().map(|w| (w.0, w.1)).collect();
         self.prefetch.read_all(self, windows, buf);
     }
 
@@ -277,33 +301,10 @@ impl Copier<'_> {
                 None => self.fs.file_runs(ino),
             };
             let Ok(runs) = runs else { continue };
-            for run in runs {
-                if let fsapi::FileRun::Data { len, physical, .. } = run {
-                    if len == 0 || total.saturating_add(len) > DIR_BYTES {
-                        continue;
-                    }
-                    total = total.saturating_add(len);
-                    ranges.push((physical, physical.saturating_add(len)));
-                }
-            }
-        }
-        ranges.sort_unstable();
-        // (start, end, ranges in it)
-        let mut windows: Vec<(u64, u64, usize)> = Vec::new();
-        for (start, end) in ranges {
-            match windows.last_mut() {
-                Some(w)
-                    if start <= w.1.saturating_add(GAP)
-                        && end.max(w.1).saturating_sub(w.0) <= WINDOW =>
-                {
-                    w.1 = w.1.max(end);
-                    w.2 = w.2.saturating_add(1);
-                }
-                _ => windows.push((start, end.min(start.saturating_add(WINDOW)), 1)),
-            }
+            gather(&runs, u64::MAX, DIR_BYTES, &mut total, &mut ranges);
         }
         // A window of one range saves nothing: its directory's own read does it.
-        let windows: Vec<(u64, u64)> = windows
+        let windows: Vec<(u64, u64)> = coalesce(ranges)
             .into_iter()
             .filter(|w| w.2 > 1)
             .map(|w| (w.0, w.1))
@@ -328,5 +329,72 @@ impl Copier<'_> {
         let len = usize::try_from(end.saturating_sub(start)).unwrap_or(0);
         buf.resize(len, 0u8);
         let _ = self.fs.read_device_at(start, buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: u64 = 1 << 10;
+
+    #[test]
+    fn coalesce_merges_near_ranges_up_to_a_window() {
+        // Unsorted on purpose; GAP = 64 KiB, WINDOW = 192 KiB.
+        let ranges = vec![
+            (1000 * K, 1004 * K), // alone: the next starts 96 KiB after its end
+            (0, 4 * K),
+            (68 * K, 72 * K),     // 64 KiB after the first: joins it
+            (72 * K, 80 * K),     // adjacent: joins
+            (100 * K, 196 * K),   // would make the window 196 KiB: a new one
+            (2000 * K, 2400 * K), // longer than a window: cut to 192 KiB
+            (1100 * K, 1101 * K),
+        ];
+        assert_eq!(
+            coalesce(ranges),
+            vec![
+                (0, 80 * K, 3),
+                (100 * K, 196 * K, 1),
+                (1000 * K, 1004 * K, 1),
+                (1100 * K, 1101 * K, 1),
+                (2000 * K, 2192 * K, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn coalesce_keeps_overlaps_and_empty_input() {
+        assert_eq!(coalesce(Vec::new()), Vec::new());
+        // Overlapping and contained ranges (e.g. two files sharing a block).
+        let ranges = vec![(10 * K, 20 * K), (12 * K, 14 * K), (15 * K, 30 * K)];
+        assert_eq!(coalesce(ranges), vec![(10 * K, 30 * K, 3)]);
+    }
+
+    #[test]
+    fn gather_cuts_runs_to_the_size_and_caps_the_total() {
+        let runs = [
+            fsapi::FileRun::Data {
+                offset: 0,
+                len: 8 * K,
+                physical: 100 * K,
+            },
+            fsapi::FileRun::Hole {
+                offset: 8 * K,
+                len: 4 * K,
+            },
+            fsapi::FileRun::Data {
+                offset: 12 * K,
+                len: 8 * K,
+                physical: 300 * K,
+            },
+        ];
+        let (mut total, mut ranges) = (0, Vec::new());
+        gather(&runs, 6 * K, 12 * K, &mut total, &mut ranges);
+        assert_eq!(ranges, vec![(100 * K, 106 * K), (300 * K, 306 * K)]);
+        // 12 KiB gathered: 4 more fit under a 16 KiB cap, then nothing does.
+        gather(&runs[..1], 4 * K, 16 * K, &mut total, &mut ranges);
+        assert_eq!(total, 16 * K);
+        gather(&runs, u64::MAX, 16 * K, &mut total, &mut ranges);
+        assert_eq!(ranges.len(), 3);
     }
 }
