@@ -1,11 +1,15 @@
 //! A persistent, bounded pool of reader threads, shared by the whole process.
 //!
 //! Where reads are far away (NFS, FUSE: a round trip per request), the layers keep
-//! several requests in flight: split large reads ([`crate::FileSource`]), inode-table
-//! windows (extfs), allocation-group headers and log records (xfs). Spawning a
-//! thread per request costs a `clone3`, a stack `mmap` and its `munmap` each time
-//! (about 1,900 threads for a copy of /usr/share behind 1 ms); the pool starts its
-//! threads once, as they are first needed, and keeps them for the process.
+//! several requests in flight. Spawning a thread per request costs a `clone3`, a
+//! stack `mmap` and its `munmap` each time; the pool starts its threads once, as
+//! they are first needed, and keeps them for the process. Its users: extfs's
+//! inode-table read-ahead and xfs's inode-cluster read-ahead, whose jobs read into
+//! buffers of their own that go straight into the block cache (a copy of
+//! /usr/share behind 1 ms: 1,893 threads started to about 1,245). Split reads of
+//! one caller's buffer ([`crate::FileSource`]) keep scoped threads: a pool thread
+//! cannot borrow that buffer, and reading into one of its own and copying it over
+//! cost more CPU and memory than the threads it saved.
 //!
 //! [`run_all`] runs a batch of jobs: the calling thread takes jobs of its own batch
 //! too, and waits only for jobs other threads have already taken (so a job may
@@ -20,9 +24,9 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
-/// Most pool threads in the process: the largest batch in flight (a split read of
-/// `VMDKRECOVER_IO_DEPTH` pieces, at most 64) twice over, for nested batches and
-/// several callers at once.
+/// Most pool threads in the process: enough for the read-ahead batches of several
+/// callers at once (extfs keeps 8 windows in flight per batch), with room for
+/// nested batches; more threads than that would only add memory.
 pub const MAX_THREADS: usize = 32;
 /// Stack of a pool thread: jobs are reads and copies, with no deep recursion.
 const STACK: usize = 256 << 10;
