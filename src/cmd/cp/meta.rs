@@ -49,12 +49,21 @@ impl Copier<'_> {
         Ok(())
     }
 
-    /// Owner, mode, xattrs and times on a staged regular file.
-    pub(super) fn finish_file(&self, inode: &Metadata, out: &fs::File, dst: &Path) -> Result<()> {
+    /// Owner, mode, xattrs and times on a staged regular file; `mode_set`: it was
+    /// created with its final mode ([`Copier::creation_mode`]).
+    pub(super) fn finish_file(
+        &self,
+        inode: &Metadata,
+        out: &fs::File,
+        dst: &Path,
+        mode_set: bool,
+    ) -> Result<()> {
         if self.opts.archive {
             self.chown(Target::File(out, dst), inode);
         }
-        out.set_permissions(fs::Permissions::from_mode(inode.mode & 0o7777))?;
+        if !mode_set {
+            out.set_permissions(fs::Permissions::from_mode(inode.mode & 0o7777))?;
+        }
         if self.opts.archive {
             self.set_xattrs(Target::File(out, dst), inode);
         }
