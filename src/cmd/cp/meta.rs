@@ -80,7 +80,10 @@ impl Copier<'_> {
         }
         fs::set_permissions(dst, fs::Permissions::from_mode(inode.mode & 0o7777))?;
         let (atime, mtime) = times(inode);
-        filetime::set_file_times(dst, atime, mtime)?;
+        // utimensat on the path (AT_SYMLINK_NOFOLLOW): one system call, where
+        // set_file_times opens the directory, sets the times on the handle and
+        // closes it.
+        filetime::set_symlink_file_times(dst, atime, mtime)?;
         Ok(())
     }
 
