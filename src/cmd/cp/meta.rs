@@ -79,11 +79,19 @@ impl Copier<'_> {
             self.set_xattrs(Target::Path(dst), inode);
         }
         fs::set_permissions(dst, fs::Permissions::from_mode(inode.mode & 0o7777))?;
-        let (atime, mtime) = times(inode);
-        // utimensat on the path (AT_SYMLINK_NOFOLLOW): one system call, where
+        // utimensat on the path: one system call, where filetime's
         // set_file_times opens the directory, sets the times on the handle and
-        // closes it.
-        filetime::set_symlink_file_times(dst, atime, mtime)?;
+        // closes it. It follows a symlink as that did (a merged-into DEST may be
+        // one, as chmod above follows it).
+        let ts = |t: &fsapi::Timestamp| rustix::fs::Timespec {
+            tv_sec: t.secs,
+            tv_nsec: t.nanos.into(),
+        };
+        let stamps = rustix::fs::Timestamps {
+            last_access: ts(&inode.atime),
+            last_modification: ts(&inode.mtime),
+        };
+        rustix::fs::utimensat(rustix::fs::CWD, dst, &stamps, rustix::fs::AtFlags::empty())?;
         Ok(())
     }
 
