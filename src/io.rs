@@ -98,11 +98,24 @@ impl StagedFile {
     /// mode later, the single-file outputs 0o666 so that they come out as any
     /// other program's output would.
     pub fn new_in(dir: &DestDir, hint: &OsStr, mode: u32) -> io::Result<Self> {
+        Self::new_in_modes(dir, hint, mode, mode)
+    }
+
+    /// [`StagedFile::new_in`] with one creation mode for the unnamed file and
+    /// another for the named fallback: an unnamed file can be created with its
+    /// final mode at once (no other process can open it before it is linked), a
+    /// named temporary file only owner-only.
+    pub fn new_in_modes(
+        dir: &DestDir,
+        hint: &OsStr,
+        unnamed_mode: u32,
+        mode: u32,
+    ) -> io::Result<Self> {
         let unnamed = fs::openat(
             &dir.fd,
             ".",
             OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
+            Mode::from_raw_mode(unnamed_mode),
         );
         match unnamed {
             Ok(fd) => Ok(StagedFile::Unnamed(std::fs::File::from(fd))),
@@ -120,6 +133,11 @@ impl StagedFile {
                 Ok(StagedFile::Named(t, live))
             }
         }
+    }
+
+    /// Whether this is an unnamed (`O_TMPFILE`) file.
+    pub fn is_unnamed(&self) -> bool {
+        matches!(self, StagedFile::Unnamed(_))
     }
 
     /// The open file, for writing data and setting its metadata.
@@ -180,5 +198,32 @@ impl StagedFile {
             }
             r => r,
         }
+    }
+}
+
+/// The process's umask, read once from `/proc/self/status` ("Umask:", Linux 4.7
+/// and later; `umask(2)` can only read it by setting it, which would race with
+/// other threads creating files); None where it cannot be read.
+pub fn umask() -> Option<u32> {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(line.trim(), 8).ok()
+    })
+}
+
+/// Whether `dir` has no default POSIX ACL (the `system.posix_acl_default`
+/// attribute, acl(5)): files created in it then get exactly their creation mode
+/// less the umask (open(2)), not that mode masked by the ACL. False where it cannot
+/// be told (an error other than "no such attribute" or "not supported").
+pub fn no_default_acl(dir: &Path) -> bool {
+    match xattr::get(dir, "system.posix_acl_default") {
+        Ok(None) => true,
+        Ok(Some(_)) => false,
+        Err(e) => e.raw_os_error().is_some_and(|n| {
+            n == rustix::io::Errno::NODATA.raw_os_error()
+                || n == rustix::io::Errno::OPNOTSUPP.raw_os_error()
+        }),
     }
 }

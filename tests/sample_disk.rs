@@ -25,6 +25,32 @@ fn cp_root_lv_matches_source_tree() {
     compare_tree(&dest, &entries);
 }
 
+/// The copy under umasks that clear some of the source's mode bits (077: the
+/// copy sets them after creating each file) and none (000: each file is created
+/// with its mode): the modes are the source tree's either way, set-uid included.
+/// The oracle is the manifest.
+#[test]
+fn cp_root_lv_keeps_modes_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    for umask in ["077", "000"] {
+        let dest = dir.path().join(format!("root-{umask}"));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_vmdkrecover"))
+            .args(["cp", &vm(), "VolGroup00/LogVol00:/", dest.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::remove_dir(dest.join("lost+found")).unwrap();
+        compare_tree(&dest, &manifest("MANIFEST.root.tsv"));
+    }
+}
+
 /// The same copy with directories read ahead of the walk by scanner threads
 /// (`VMDKRECOVER_WALK_AHEAD`, what a far disk turns on): the same tree, and the
 /// same summary line as reading in turn.

@@ -79,9 +79,12 @@ impl Copier<'_> {
             .dst
             .file_name()
             .ok_or_else(|| anyhow!("{}: no file name", job.dst.display()))?;
-        // Created owner-only; the source's mode is set before it gets its name.
-        let staged = crate::io::StagedFile::new_in(dir, name, 0o600)
+        // Created owner-only, and the source's mode set before it gets its name;
+        // or, where that comes out the same, unnamed with the source's mode.
+        let early = self.creation_mode(job);
+        let staged = crate::io::StagedFile::new_in_modes(dir, name, early.unwrap_or(0o600), 0o600)
             .with_context(|| format!("{}: cannot create a temporary file", dir.path().display()))?;
+        let mode_set = early.is_some() && staged.is_unnamed();
         let out = staged.file();
         let size = job.inode.size;
         // Unreadable ranges (offset, length) with --salvage.
@@ -124,7 +127,7 @@ impl Copier<'_> {
         if written_to < size {
             out.set_len(size)?;
         }
-        self.finish_file(&job.inode, out, &job.dst)?;
+        self.finish_file(&job.inode, out, &job.dst, mode_set)?;
         let partial_name;
         let (name, shown_dst) = if bad.is_empty() || self.opts.salvage_in_place {
             (name, job.dst.clone())
@@ -162,6 +165,23 @@ impl Copier<'_> {
             }
             Err(e) => Err(crate::output::placement_error(&shown_dst, &e)),
         }
+    }
+
+    /// The mode to create `job`'s unnamed staged file with where that alone gives
+    /// the copy its final mode, saving an `fchmod` per file: the source's mode
+    /// has no set-id or sticky bits (an owner change with `-a` would clear set-id
+    /// bits, and the kernel may drop set-group-id at creation), the umask clears
+    /// none of its bits, and no default ACL applies (open(2), acl(5)): the file is
+    /// in a directory this copy made ([`FileJob::fresh_dir`]), under a destination
+    /// without one ([`Copier::no_default_acl`]).
+    fn creation_mode(&self, job: &FileJob) -> Option<u32> {
+        let mode = job.inode.mode & 0o7777;
+        let umask = crate::io::umask()?;
+        (job.fresh_dir
+            && self.no_default_acl.load(Ordering::Relaxed)
+            && mode & 0o7000 == 0
+            && mode & umask == 0)
+            .then_some(mode)
     }
 
     /// Copies the data runs of `job`'s file into `out`, one chunk after another:
@@ -347,7 +367,9 @@ impl Copier<'_> {
             .data_host_range(job.inode.ino, first.physical, len)
             .map(|_| {
                 if COPY_FILE_RANGE_REFUSED.load(Ordering::Relaxed) {
-                    KernelCopy::Sendfile { at: u64::MAX }
+                    // A file just created: its position is 0 (one lseek per file
+                    // fewer; every other write is positional).
+                    KernelCopy::Sendfile { at: 0 }
                 } else {
                     KernelCopy::CopyFileRange
                 }

@@ -49,12 +49,21 @@ impl Copier<'_> {
         Ok(())
     }
 
-    /// Owner, mode, xattrs and times on a staged regular file.
-    pub(super) fn finish_file(&self, inode: &Metadata, out: &fs::File, dst: &Path) -> Result<()> {
+    /// Owner, mode, xattrs and times on a staged regular file; `mode_set`: it was
+    /// created with its final mode ([`Copier::creation_mode`]).
+    pub(super) fn finish_file(
+        &self,
+        inode: &Metadata,
+        out: &fs::File,
+        dst: &Path,
+        mode_set: bool,
+    ) -> Result<()> {
         if self.opts.archive {
             self.chown(Target::File(out, dst), inode);
         }
-        out.set_permissions(fs::Permissions::from_mode(inode.mode & 0o7777))?;
+        if !mode_set {
+            out.set_permissions(fs::Permissions::from_mode(inode.mode & 0o7777))?;
+        }
         if self.opts.archive {
             self.set_xattrs(Target::File(out, dst), inode);
         }
@@ -70,8 +79,19 @@ impl Copier<'_> {
             self.set_xattrs(Target::Path(dst), inode);
         }
         fs::set_permissions(dst, fs::Permissions::from_mode(inode.mode & 0o7777))?;
-        let (atime, mtime) = times(inode);
-        filetime::set_file_times(dst, atime, mtime)?;
+        // utimensat on the path: one system call, where filetime's
+        // set_file_times opens the directory, sets the times on the handle and
+        // closes it. It follows a symlink as that did (a merged-into DEST may be
+        // one, as chmod above follows it).
+        let ts = |t: &fsapi::Timestamp| rustix::fs::Timespec {
+            tv_sec: t.secs,
+            tv_nsec: t.nanos.into(),
+        };
+        let stamps = rustix::fs::Timestamps {
+            last_access: ts(&inode.atime),
+            last_modification: ts(&inode.mtime),
+        };
+        rustix::fs::utimensat(rustix::fs::CWD, dst, &stamps, rustix::fs::AtFlags::empty())?;
         Ok(())
     }
 

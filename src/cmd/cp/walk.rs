@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Copying threads in all once the disk has turned out to be far away
@@ -34,6 +34,8 @@ pub(super) struct FileJob {
     pub src: Vec<u8>,
     pub inode: Metadata,
     pub dst: PathBuf,
+    /// In a directory this copy made (nothing else was there before it).
+    pub fresh_dir: bool,
 }
 
 /// What the walk remembers until the end of the copy. It grows with the number of
@@ -63,6 +65,10 @@ pub(super) struct Copier<'a> {
     pub stats: Stats,
     pub failures: AtomicU64,
     pub warned_chown: AtomicU64,
+    /// The copy's top directory was made by it and has no default ACL, so neither
+    /// has any directory made under it (a new directory inherits its parent's,
+    /// acl(5)): set by the walk, read by [`Copier::creation_mode`].
+    pub no_default_acl: AtomicBool,
     /// `--salvage`: the files written with unreadable ranges (destination, ranges).
     pub salvaged: Mutex<Vec<Salvaged>>,
     /// The SPEC's path inside the filesystem, and how the user named it: messages
@@ -89,6 +95,7 @@ impl<'a> Copier<'a> {
             stats: Stats::default(),
             failures: AtomicU64::new(0),
             warned_chown: AtomicU64::new(0),
+            no_default_acl: AtomicBool::new(false),
             salvaged: Mutex::new(Vec::new()),
             fs_prefix,
             shown_prefix,
@@ -302,6 +309,10 @@ impl<'a> Copier<'a> {
                 }
             };
             if fresh {
+                if top {
+                    self.no_default_acl
+                        .store(crate::io::no_default_acl(dst), Ordering::Relaxed);
+                }
                 self.made(src, dst);
             } else if !top {
                 // Writing into an existing directory: name what an earlier,
@@ -551,6 +562,7 @@ impl<'a> Copier<'a> {
                     src: src.to_vec(),
                     inode: inode.clone(),
                     dst: dst.to_path_buf(),
+                    fresh_dir: in_fresh_dir,
                 }))
             }
             FileType::Symlink => {
