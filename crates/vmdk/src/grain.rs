@@ -1146,8 +1146,8 @@ const PREFETCH_BYTES: u64 = 512 * 1024;
 /// ...in pieces of this size read at once (a FUSE request's 128 KiB).
 const PREFETCH_PIECE: usize = 128 * 1024;
 /// Most bytes of stored grains read in one request by a compressed batch: the size
-/// of a pooled buffer ([`crate::groupbuf`]); a far copy's 8 MiB read is a few such
-/// requests, one after another, each split into parallel pieces below.
+/// of a pooled buffer ([`crate::groupbuf`]), a far copy's 4 MiB read in grains
+/// that barely compress (the request is split into parallel pieces below).
 const GROUP_BYTES: u64 = crate::groupbuf::GROUP_BYTES;
 /// Alignment of a group read (the page size: what `O_DIRECT` asks).
 pub(crate) const ALIGN: u64 = 4096;

@@ -19,21 +19,25 @@
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-/// Most stored bytes one grouped read covers (see `grain::GROUP_BYTES`).
-pub(crate) const GROUP_BYTES: u64 = 2 * 1024 * 1024;
+/// Most stored bytes one grouped read covers (see `grain::GROUP_BYTES`): a far
+/// copy's 4 MiB read of grains that barely compress, with room to spare (2 MiB
+/// groups made its reads of a 1 GiB file a third slower, one request after
+/// another).
+pub(crate) const GROUP_BYTES: u64 = 6 * 1024 * 1024;
 /// Groups of at most this many stored bytes read into a buffer of their own.
 pub(crate) const SMALL_GROUP: usize = 256 * 1024;
 /// Pages around a group: its bytes rounded out to pages at both ends (two pages),
 /// and a page of slack to align the start (`O_DIRECT` reads).
 const SLACK: usize = 3 * 4096;
 /// Bytes of each buffer.
-pub(crate) const BUF_BYTES: usize = 2 * 1024 * 1024 + SLACK;
+pub(crate) const BUF_BYTES: usize = 6 * 1024 * 1024 + SLACK;
 /// Buffers handed out at once; a thread that wants one more waits for one back.
 /// Two: the two copying threads of a far copy that have 8 MiB buffers (measured:
 /// four, with sixteen small ones besides, held more than they saved).
 pub(crate) const GROUP_BUFFERS: usize = 2;
-/// Most bytes the pool ever holds, for the whole process (about 4 MiB).
-pub const POOL_BYTES: u64 = 2 * (2 * 1024 * 1024 + 3 * 4096);
+/// Most bytes the pool ever holds, for the whole process (about 12 MiB, only the
+/// pages a group has used resident).
+pub const POOL_BYTES: u64 = 2 * (6 * 1024 * 1024 + 3 * 4096);
 
 struct State {
     /// Buffers given back, ready for the next taker.
