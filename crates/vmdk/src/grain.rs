@@ -62,18 +62,14 @@ const DIR_CACHE_CHUNKS_U64: u64 = 4;
 const RAW_WINDOWS: usize = 4;
 /// ...as u64 (keep them equal).
 const RAW_WINDOWS_U64: u64 = 4;
-/// Largest group buffer of compressed grains an extent keeps for its next batch
-/// (and two pages of alignment slack): a local copy's 1 MiB requests reuse it; a far
-/// disk's 8 MiB requests allocate theirs, whose page faults cost little beside the
-/// round trips.
-const SCRATCH_KEEP_BYTES: u64 = 2 * 1024 * 1024 + 2 * 4096;
-/// Most bytes of tables, directory pieces, inflated grains and the kept group buffer
-/// one extent holds between reads (one grain is at most `MAX_GRAIN_SECTORS` * 512 =
-/// 8 MiB): about 12 MiB. A read in progress also holds at most [`GROUP_BYTES`] of
-/// stored grains.
+/// Most bytes of tables, directory pieces and inflated grains one extent holds
+/// between reads (one grain is at most `MAX_GRAIN_SECTORS` * 512 = 8 MiB): about
+/// 11 MiB. The stored grains of grouped reads go through buffers of the
+/// process-wide pool of [`crate::groupbuf`] ([`crate::groupbuf::POOL_BYTES`] for
+/// all extents together); a lone grain larger than a pool buffer holds its own
+/// while it is read.
 pub const MAX_CACHE_BYTES: u64 = TABLE_CACHE_BYTES
     + DIR_CHUNK_BYTES * DIR_CACHE_CHUNKS_U64
-    + SCRATCH_KEEP_BYTES
     + RAW_WINDOWS_U64 * (Ahead::WINDOW + ALIGN)
     + if GRAIN_CACHE_BYTES > MAX_GRAIN_SECTORS * 512 {
         GRAIN_CACHE_BYTES
@@ -174,10 +170,6 @@ struct Caches {
     tables: Mutex<Lru<Arc<Vec<u64>>>>,
     dir_chunks: Mutex<Lru<Arc<Vec<u8>>>>,
     grains: Mutex<Lru<Arc<Vec<u8>>>>,
-    /// A group buffer of [`GrainMap::read_compressed_batch`] kept for the next
-    /// batch (at most [`SCRATCH_KEEP_BYTES`]): a fresh one per 1 MiB request cost
-    /// its page faults again every time.
-    scratch: Mutex<Vec<u8>>,
     /// Stored bytes read around lone compressed grains where the file is far
     /// ([`GrainMap::inflate_windowed`]): at most [`RAW_WINDOWS`] of
     /// [`Ahead::WINDOW`] bytes.
@@ -295,7 +287,6 @@ impl GrainMap {
             caches: Box::new(Caches {
                 tables: Mutex::new(Lru::new(tables)),
                 dir_chunks: Mutex::new(Lru::new(DIR_CACHE_CHUNKS)),
-                scratch: Mutex::new(Vec::new()),
                 raw: Mutex::new(Lru::new(RAW_WINDOWS)),
                 grains: Mutex::new(Lru::new(
                     usize::try_from(
@@ -512,7 +503,17 @@ impl GrainMap {
             return None;
         }
         let from = expect(lo)?;
-        let mut buf = vec![0u8; usize::try_from(n.checked_mul(gt_bytes)?).ok()?];
+        let len = usize::try_from(n.checked_mul(gt_bytes)?).ok()?;
+        // A pooled buffer where one is free (512 KiB at most, see crate::groupbuf).
+        let mut pooled = crate::groupbuf::GroupBuf::take(&crate::groupbuf::LARGE, false);
+        let mut own = Vec::new();
+        let buf: &mut [u8] = match pooled.as_mut().and_then(|b| b.aligned(len)) {
+            Some(b) => b,
+            None => {
+                own.resize(len, 0u8);
+                &mut own
+            }
+        };
         // In pieces read at once: the file may not be marked far yet (its first
         // large reads), and then one read would be one request after another.
         let ok = std::thread::scope(|scope| {
@@ -1008,25 +1009,24 @@ impl GrainMap {
                 .min(file_len);
             let len = usize::try_from(end.saturating_sub(start))
                 .map_err(|_| Error::corrupt(&self.name, "grain group too large"))?;
-            let mut raw = self
-                .caches
-                .scratch
-                .lock()
-                .map(|mut v| std::mem::take(&mut *v))
-                .unwrap_or_default();
-            raw.resize(len.saturating_add(ALIGN_USIZE), 0);
-            let skip = raw.as_ptr().align_offset(ALIGN_USIZE).min(ALIGN_USIZE);
-            let bytes = raw
-                .get_mut(skip..skip.saturating_add(len))
-                .ok_or_else(|| Error::corrupt(&self.name, "internal: grain group buffer"))?;
+            // A pooled buffer (kept from one read to the next, see crate::groupbuf):
+            // a large group waits for one, a small one takes one if one is free
+            // and otherwise holds its own for this read; so does a lone grain
+            // too large for a pooled buffer (grains over 1 MiB).
+            let mut pooled = crate::groupbuf::GroupBuf::for_group(len);
+            let mut own = Vec::new();
+            let bytes = match pooled.as_mut().and_then(|b| b.aligned(len)) {
+                Some(b) => b,
+                None => {
+                    own.resize(len.saturating_add(ALIGN_USIZE), 0u8);
+                    let skip = own.as_ptr().align_offset(ALIGN_USIZE).min(ALIGN_USIZE);
+                    own.get_mut(skip..skip.saturating_add(len))
+                        .ok_or_else(|| Error::corrupt(&self.name, "internal: grain group buffer"))?
+                }
+            };
             read_file(&self.file, &self.name, start, bytes)?;
             let bytes: &[u8] = bytes;
             let result = self.inflate_group(group, start, bytes, threads);
-            if u64::try_from(raw.capacity()).is_ok_and(|c| c <= SCRATCH_KEEP_BYTES) {
-                if let Ok(mut v) = self.caches.scratch.lock() {
-                    *v = raw;
-                }
-            }
             result?;
             done = done.saturating_add(n);
         }
@@ -1145,9 +1145,10 @@ const PREFETCH_TABLES: u64 = 512;
 const PREFETCH_BYTES: u64 = 512 * 1024;
 /// ...in pieces of this size read at once (a FUSE request's 128 KiB).
 const PREFETCH_PIECE: usize = 128 * 1024;
-/// Most bytes of stored grains read in one request by a compressed batch: 8 MiB of
-/// output (the copy's chunk on a far disk) in grains that barely compress.
-const GROUP_BYTES: u64 = 12 * 1024 * 1024;
+/// Most bytes of stored grains read in one request by a compressed batch: the size
+/// of a pooled buffer ([`crate::groupbuf`]), a far copy's 4 MiB read in grains
+/// that barely compress (the request is split into parallel pieces below).
+const GROUP_BYTES: u64 = crate::groupbuf::GROUP_BYTES;
 /// Alignment of a group read (the page size: what `O_DIRECT` asks).
 pub(crate) const ALIGN: u64 = 4096;
 const ALIGN_USIZE: usize = 4096;

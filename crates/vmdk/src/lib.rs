@@ -40,6 +40,7 @@ pub mod descriptor;
 mod error;
 mod extent;
 mod grain;
+mod groupbuf;
 mod kdmv;
 mod sesparse;
 mod sparse;
@@ -49,6 +50,7 @@ pub mod vmx;
 pub use descriptor::MAX_EXTENT_LINES;
 pub use error::Error;
 pub use grain::MAX_CACHE_BYTES;
+pub use groupbuf::POOL_BYTES as GROUP_POOL_BYTES;
 
 use bytesource::{ByteSource, SharedSource};
 use extent::{Extent, Piece};

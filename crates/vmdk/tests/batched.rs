@@ -231,3 +231,34 @@ fn a_vmware_stream_footer_and_directory_are_one_read() {
         assert!(b.iter().all(|&x| x == 0x30 + (i % 10) as u8), "pattern {i}");
     }
 }
+
+#[test]
+fn many_threads_reading_a_stream_at_once_share_the_group_buffers() {
+    // More threads than the pool has group buffers (crate groupbuf: two), each
+    // reading the whole stream in its own chunk size through one shared Disk, so
+    // that buffers are waited for and reused by other threads' groups; every
+    // thread's bytes must still be qemu-img's conversion (expected.sha256).
+    force();
+    let dir = fixtures();
+    let want = expected_for("stream.vmdk");
+    let (sdir, spans) = spans();
+    let mut disks = vec![(Disk::open(&dir.path().join("stream.vmdk")).unwrap(), want)];
+    for (sha, name) in spans {
+        if name.contains("stream") {
+            disks.push((Disk::open(&sdir.path().join(&name)).unwrap(), sha));
+        }
+    }
+    assert_eq!(disks.len(), 2, "the spans fixture has one stream");
+    for (d, sha) in &disks {
+        std::thread::scope(|s| {
+            let hs: Vec<_> = [8 << 20, 4 << 20, 3_000_001, 1 << 20, 2 << 20, 8 << 20]
+                .into_iter()
+                .map(|chunk| s.spawn(move || (chunk, sha_of(d, chunk))))
+                .collect();
+            for h in hs {
+                let (chunk, got) = h.join().unwrap();
+                assert_eq!(&got, sha, "{chunk}-byte reads on one of six threads");
+            }
+        });
+    }
+}

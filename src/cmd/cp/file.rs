@@ -246,6 +246,16 @@ impl Copier<'_> {
         buf: &mut [u8],
         bad: &mut Vec<(u64, u64)>,
     ) -> Result<u64> {
+        // A copying thread's large buffer (CHUNK) is split in two for the overlap
+        // instead of taking a second one of the same size: a spare of 8 MiB per
+        // copying thread, kept for the whole copy, was the largest resident
+        // block of a far tree copy (BENCHMARKS.md, issue 13: /proc/PID/smaps at
+        // the peak of LT3 showed three 8 MiB buffers fully touched). Reads of
+        // 4 MiB are still split into parallel requests below.
+        if buf.len() >= CHUNK {
+            let (a, b) = buf.split_at_mut(buf.len() / 2 / 4096 * 4096);
+            return self.pipeline(job, runs, out, [a, b], bad);
+        }
         SPARE.with(|spare| {
             let mut spare = spare.borrow_mut();
             let spare = match &mut *spare {
