@@ -73,15 +73,16 @@ fn find_verify_cycle(
     n: i64,
     stop: u32,
 ) -> Result<Option<i64>, Error> {
-    if let (Ok(s), Ok(len)) = (u64::try_from(start), u64::try_from(n)) {
-        ring.prefetch(s, len);
+    if n <= 0 {
+        return Ok(None);
     }
-    for i in start..start + n {
-        if cycle(ring, i)? == stop {
-            return Ok(Some(i));
-        }
-    }
-    Ok(None)
+    let (Ok(s), Ok(len)) = (u64::try_from(start), u64::try_from(n)) else {
+        return Err(corrupt(format!("negative log block {start}")));
+    };
+    ring.prefetch(s, len);
+    Ok(ring
+        .find_cycle(s, len, stop)?
+        .map(|b| i64::try_from(b).unwrap_or(i64::MAX)))
 }
 
 /// Backs `last` up over a partially written record (xlog_find_verify_log_record).

@@ -128,9 +128,11 @@ impl Windows {
 fn block_words(data: &[u8]) -> Vec<[u32; 2]> {
     data.chunks_exact(512)
         .map(|b| {
+            let w = b.first_chunk::<8>().copied().unwrap_or_default();
+            let [a0, a1, a2, a3, b0, b1, b2, b3] = w;
             [
-                field::be_u32(b, 0).unwrap_or(0),
-                field::be_u32(b, 4).unwrap_or(0),
+                u32::from_be_bytes([a0, a1, a2, a3]),
+                u32::from_be_bytes([b0, b1, b2, b3]),
             ]
         })
         .collect()
@@ -314,6 +316,44 @@ impl LogRing<'_> {
                 .map_err(|e| Error::io("log block 0", self.start, e))?;
         }
         Ok(out)
+    }
+
+    /// The first block in `[blk, blk + n)` whose cycle (see [`LogRing::cycle`]) is
+    /// `stop`: the blocks of each cached window are looked at in one pass, the
+    /// others one by one.
+    pub(crate) fn find_cycle(&self, blk: u64, n: u64, stop: u32) -> Result<Option<u64>, Error> {
+        let end = blk.saturating_add(n);
+        let mut at = blk;
+        while at < end {
+            let hit = {
+                let ws = self.window.borrow();
+                ws.kept.iter().rev().find_map(|w| {
+                    let i = w.index(at)?;
+                    let upto = usize::try_from(end.saturating_sub(w.start))
+                        .unwrap_or(usize::MAX)
+                        .min(w.words.len());
+                    let words = w.words.get(i..upto)?;
+                    let found = words
+                        .iter()
+                        .position(|&[w0, w1]| {
+                            (if w0 == XLOG_HEADER_MAGIC { w1 } else { w0 }) == stop
+                        })
+                        .map(|k| at.saturating_add(k as u64));
+                    Some((found, at.saturating_add(words.len() as u64)))
+                })
+            };
+            match hit {
+                Some((Some(b), _)) => return Ok(Some(b)),
+                Some((None, next)) if next > at => at = next,
+                _ => {
+                    if self.cycle(at)? == stop {
+                        return Ok(Some(at));
+                    }
+                    at = at.saturating_add(1);
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The cycle number of a block (`xlog_get_cycle`): the first word, or for a
