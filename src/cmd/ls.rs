@@ -443,16 +443,17 @@ impl Printer<'_> {
         let w4 = cells.iter().map(|c| c.size.width()).max().unwrap_or(0);
         for (((ofs, it), c), s) in rows.iter().zip(&cells).zip(&sums) {
             let md = &it.md;
-            write!(
-                out,
-                "{} {:>w1$} {:>w2$} {:>w3$} ",
-                c.mode, md.nlink, md.uid, md.gid
-            )?;
+            out.write_all(c.mode.as_bytes())?;
+            write_padded(out, u64::from(md.nlink), w1)?;
+            write_padded(out, u64::from(md.uid), w2)?;
+            write_padded(out, u64::from(md.gid), w3)?;
             match &c.size {
-                Size::Bytes(n) => write!(out, "{n:>w4$} ")?,
-                Size::Text(t) => write!(out, "{t:>w4$} ")?,
+                Size::Bytes(n) => write_padded(out, *n, w4)?,
+                Size::Text(t) => write!(out, " {t:>w4$}")?,
             }
-            write!(out, "{} ", c.time)?;
+            out.write_all(b" ")?;
+            out.write_all(c.time.as_bytes())?;
+            out.write_all(b" ")?;
             if opts.checksum {
                 write!(out, "{} ", sum_col(s, it.md.file_type))?;
             }
@@ -499,6 +500,32 @@ impl Size {
 /// Decimal digits of `n`.
 fn digits(n: u64) -> usize {
     n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// Writes a space, then `n` right-aligned in `width` columns (as `{:>width$}`).
+fn write_padded(out: &mut dyn Write, n: u64, width: usize) -> std::io::Result<()> {
+    if width > 40 {
+        return write!(out, " {n:>width$}");
+    }
+    let mut buf = [b' '; 64];
+    let mut at = buf.len();
+    let mut v = n;
+    loop {
+        at = at.saturating_sub(1);
+        if let Some(d) = buf.get_mut(at) {
+            *d = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let used = buf.len().saturating_sub(at);
+    // Leading spaces: one separator and the padding (fits: 20 digits at most,
+    // 41 columns at most).
+    let pad = width.saturating_sub(used).saturating_add(1);
+    at = at.saturating_sub(pad);
+    out.write_all(buf.get(at..).unwrap_or_default())
 }
 
 /// Writes a name as [`show_name`] shows it; printable ASCII (most names) as is.

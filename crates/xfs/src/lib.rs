@@ -216,9 +216,12 @@ impl Filesystem {
                 return Ok(b);
             }
         }
-        let mut buf = vec![0u8; len];
-        self.read_dev(pos, &mut buf, what)?;
-        let data: Arc<[u8]> = buf.into();
+        // Read into the shared buffer itself (a Vec turned into an Arc is copied).
+        let mut data: Arc<[u8]> = std::iter::repeat_n(0u8, len).collect();
+        match Arc::get_mut(&mut data) {
+            Some(buf) => self.read_dev(pos, buf, what)?,
+            None => return Err(Error::corrupt(what(), "metadata buffer shared")),
+        }
         if let Ok(mut c) = self.cache.lock() {
             c.put((pos, len), data.clone());
         }
