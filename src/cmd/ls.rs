@@ -161,6 +161,7 @@ pub fn run(common: &Common, specs: &[String], opts: &LsOptions) -> Result<Outcom
             outcome.end_walk(t);
         }
         outcome.end_read_warnings(&stack);
+        exit_without_drop(stack, targets);
         return Ok(outcome);
     }
 
@@ -222,7 +223,18 @@ pub fn run(common: &Common, specs: &[String], opts: &LsOptions) -> Result<Outcom
         outcome.end_walk(t);
     }
     outcome.end_read_warnings(&stack);
+    exit_without_drop(stack, targets);
     Ok(outcome)
+}
+
+/// Leaves the opened disks and filesystems to the process's exit instead of
+/// dropping them: `ls` is the last thing the process does, and freeing every
+/// cached block and parsed structure one by one only for the kernel to unmap the
+/// heap right after cost a local `ls -l /etc` about 5% of its instructions. Their
+/// files are closed by the exit all the same.
+fn exit_without_drop<T>(stack: crate::stack::Stack, targets: T) {
+    std::mem::forget(targets);
+    std::mem::forget(stack);
 }
 
 fn is_dot(name: &[u8]) -> bool {
