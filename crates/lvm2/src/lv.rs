@@ -89,7 +89,16 @@ impl LogicalVolume {
 
     /// "VG/LV", for messages.
     pub fn full_name(&self) -> String {
-        format!("{}/{}", self.vg.name, self.name())
+        FullName(self).to_string()
+    }
+}
+
+/// Displays as [`LogicalVolume::full_name`].
+struct FullName<'a>(&'a LogicalVolume);
+
+impl std::fmt::Display for FullName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.0.vg.name, self.0.name())
     }
 }
 
@@ -99,7 +108,8 @@ impl ByteSource for LogicalVolume {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        bytesource::check_range(&self.full_name(), self.size, offset, buf.len())?;
+        // The name is formatted only for an error (this runs for every read).
+        bytesource::check_range(&FullName(self), self.size, offset, buf.len())?;
         if let Some(s) = &self.special {
             return s.read_at(offset, buf);
         }

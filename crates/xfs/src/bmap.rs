@@ -99,10 +99,11 @@ pub(crate) fn extents(fs: &Filesystem, inode: &Inode, fork: Fork) -> Result<Vec<
             ))
         }
     }
-    Ok(clean(fs, &obj(), raw))
+    Ok(clean(fs, &obj, raw))
 }
 
-fn clean(fs: &Filesystem, obj: &str, raw: Vec<Extent>) -> Vec<Extent> {
+/// `obj` names the fork in warnings (formatted only for one).
+fn clean(fs: &Filesystem, obj: &dyn Fn() -> String, raw: Vec<Extent>) -> Vec<Extent> {
     let mut out: Vec<Extent> = Vec::with_capacity(raw.len());
     let mut next_off = 0u64;
     for e in raw {
@@ -119,14 +120,18 @@ fn clean(fs: &Filesystem, obj: &str, raw: Vec<Extent>) -> Vec<Extent> {
         };
         if !placed {
             fs.warn(format!(
-                "{obj}: extent at logical block {} ({} blocks at {}) is outside the filesystem; read as a hole",
-                e.off, e.len, e.start
+                "{}: extent at logical block {} ({} blocks at {}) is outside the filesystem; read as a hole",
+                obj(),
+                e.off,
+                e.len,
+                e.start
             ));
             continue;
         }
         if e.off < next_off {
             fs.warn(format!(
-                "{obj}: extent at logical block {} overlaps the one before; dropped",
+                "{}: extent at logical block {} overlaps the one before; dropped",
+                obj(),
                 e.off
             ));
             continue;

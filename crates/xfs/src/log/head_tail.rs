@@ -15,7 +15,6 @@
 use fsapi::Error;
 
 use super::record::{LogRing, RecHeader, XLOG_HEADER_CYCLE_SIZE, XLOG_HEADER_MAGIC};
-use bytesource::field;
 
 /// `XLOG_UNMOUNT_TRANS`.
 pub(crate) const XLOG_UNMOUNT_TRANS: u8 = 0x20;
@@ -74,15 +73,16 @@ fn find_verify_cycle(
     n: i64,
     stop: u32,
 ) -> Result<Option<i64>, Error> {
-    if let (Ok(s), Ok(len)) = (u64::try_from(start), u64::try_from(n)) {
-        ring.prefetch(s, len);
+    if n <= 0 {
+        return Ok(None);
     }
-    for i in start..start + n {
-        if cycle(ring, i)? == stop {
-            return Ok(Some(i));
-        }
-    }
-    Ok(None)
+    let (Ok(s), Ok(len)) = (u64::try_from(start), u64::try_from(n)) else {
+        return Err(corrupt(format!("negative log block {start}")));
+    };
+    ring.prefetch(s, len);
+    Ok(ring
+        .find_cycle(s, len, stop)?
+        .map(|b| i64::try_from(b).unwrap_or(i64::MAX)))
 }
 
 /// Backs `last` up over a partially written record (xlog_find_verify_log_record).
@@ -101,10 +101,10 @@ fn find_verify_log_record(
                 "log inconsistent: no record header between log blocks {start} and {last}"
             )));
         }
-        let b = ring.block(u64::try_from(i).unwrap_or(0))?;
-        // A block too short for the magic is not a record header.
-        if field::be_u32(&b, 0) == Some(XLOG_HEADER_MAGIC) {
-            found = Some((i, b));
+        // Only the header found is read whole (see `LogRing`'s windows).
+        let blk = u64::try_from(i).unwrap_or(0);
+        if ring.first_word(blk)? == XLOG_HEADER_MAGIC {
+            found = Some((i, ring.block(blk)?));
             break;
         }
         i -= 1;
