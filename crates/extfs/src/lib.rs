@@ -614,35 +614,56 @@ impl Filesystem {
             }
         }
         let bs = self.block_size();
-        let end = end.min(self.sb.s_blocks_count);
-        let n = READ_AHEAD_BYTES
-            .checked_div(bs)
-            .unwrap_or(1)
-            .min(end.saturating_sub(block));
+        let n = self.window_len(block, end);
         if n <= 1 {
             return self.read_block(block);
         }
-        let bs_usize = usize::try_from(bs).unwrap_or(0);
         let mut buf = vec![0u8; usize::try_from(n.saturating_mul(bs)).unwrap_or(0)];
         if self.read_bytes(block.saturating_mul(bs), &mut buf).is_err() {
             // A bad sector among the blocks read ahead must cost only the objects
             // it holds: read the one block asked for on its own.
             return self.read_block(block);
         }
-        let mut first = None;
-        if let Ok(mut c) = self.cache.lock() {
-            for (i, chunk) in buf.chunks(bs_usize.max(1)).enumerate() {
-                let data: Arc<[u8]> = Arc::from(chunk);
-                if i == 0 {
-                    first = Some(data.clone());
-                }
-                c.put(block.saturating_add(u64_from(i)), data);
-            }
-        }
+        let first = match self.cache.lock() {
+            Ok(mut c) => self.cache_window(&mut c, block, &buf),
+            Err(_) => None,
+        };
         match first {
             Some(d) => Ok(d),
             None => self.read_block(block),
         }
+    }
+
+    /// Blocks a read-ahead window starting at `block` holds: [`READ_AHEAD_BYTES`]
+    /// of them, never at or past `end` (the end of the table read) nor the end of
+    /// the filesystem. Zero where `block` is at or past either.
+    fn window_len(&self, block: u64, end: u64) -> u64 {
+        let end = end.min(self.sb.s_blocks_count);
+        READ_AHEAD_BYTES
+            .checked_div(self.block_size())
+            .unwrap_or(1)
+            .max(1)
+            .min(end.saturating_sub(block))
+    }
+
+    /// Caches the blocks of a window read from the device, `bytes` starting at
+    /// block `first_block`, one entry per block; returns the first one.
+    fn cache_window(
+        &self,
+        c: &mut BlockCache,
+        first_block: u64,
+        bytes: &[u8],
+    ) -> Option<Arc<[u8]>> {
+        let bs = usize::try_from(self.block_size()).unwrap_or(0).max(1);
+        let mut first = None;
+        for (i, chunk) in bytes.chunks(bs).enumerate() {
+            let data: Arc<[u8]> = Arc::from(chunk);
+            if i == 0 {
+                first = Some(data.clone());
+            }
+            c.put(first_block.saturating_add(u64_from(i)), data);
+        }
+        first
     }
 
     // ---- group descriptors and inodes -----------------------------------
@@ -791,9 +812,8 @@ impl Filesystem {
         }
         blocks.sort_unstable();
         blocks.dedup();
-        let per_window = READ_AHEAD_BYTES.checked_div(bs).unwrap_or(1).max(1);
         if !bytesource::parallel_reads_pay() {
-            self.read_inode_runs(&blocks, per_window);
+            self.read_inode_runs(&blocks);
             return;
         }
         let mut windows = Vec::new();
@@ -803,7 +823,7 @@ impl Filesystem {
                 if block < covered || c.get(block).is_some() {
                     continue;
                 }
-                covered = block.saturating_add(per_window);
+                covered = block.saturating_add(self.window_len(block, end));
                 windows.push((block, end));
                 if windows.len() >= PREFETCH_WINDOWS {
                     break;
@@ -835,8 +855,7 @@ impl Filesystem {
             let mut spans = Vec::new();
             let mut jobs: Vec<bytesource::pool::Job<Option<Vec<u8>>>> = Vec::new();
             for &(block, end) in batch {
-                let end = end.min(self.sb.s_blocks_count);
-                let n = per_window.min(end.saturating_sub(block));
+                let n = self.window_len(block, end);
                 let Ok(len) = usize::try_from(n.saturating_mul(bs)) else {
                     continue;
                 };
@@ -853,14 +872,11 @@ impl Filesystem {
             }
             let results = bytesource::pool::run_all(jobs);
             let Ok(mut c) = self.cache.lock() else { return };
-            let bs_usize = usize::try_from(bs).unwrap_or(0).max(1);
             // A window that failed (a bad sector) is left to the inodes' own reads,
             // block by block.
             for (&block, buf) in spans.iter().zip(results) {
                 let Some(buf) = buf.flatten() else { continue };
-                for (i, chunk) in buf.chunks(bs_usize).enumerate() {
-                    c.put(block.saturating_add(u64_from(i)), Arc::from(chunk));
-                }
+                self.cache_window(&mut c, block, &buf);
             }
         }
     }
@@ -868,14 +884,15 @@ impl Filesystem {
     /// Where reads are fast (the page cache, a local disk), reads the blocks of
     /// `blocks` (sorted inode-table blocks, each with the end of its table) that
     /// are not cached, as runs of adjacent blocks of one table, at most
-    /// `per_window` blocks a run, one request a run, and caches them. A read-ahead
+    /// one read-ahead window a run ([`Self::window_len`]), one request a run, and
+    /// caches them. A read-ahead
     /// window per miss would also copy and cache the blocks between a directory's
     /// inodes that nobody asked for, each a fresh page of memory to fault in (a
     /// listing of /etc needs 28 blocks of the 64 its four windows hold). At most
     /// [`PREFETCH_WINDOWS`] windows' worth of blocks, as on the parallel path.
     /// Errors are ignored: the inode's own read reports them.
-    fn read_inode_runs(&self, blocks: &[(u64, u64)], per_window: u64) {
-        let limit = u64_from(PREFETCH_WINDOWS).saturating_mul(per_window);
+    fn read_inode_runs(&self, blocks: &[(u64, u64)]) {
+        let limit = u64_from(PREFETCH_WINDOWS).saturating_mul(self.window_len(0, u64::MAX));
         let mut todo: Vec<(u64, u64)> = Vec::new();
         if let Ok(mut c) = self.cache.lock() {
             for &(block, end) in blocks {
@@ -888,9 +905,9 @@ impl Filesystem {
             }
         }
         let bs = self.block_size();
-        let bs_usize = usize::try_from(bs).unwrap_or(0).max(1);
         let mut i = 0usize;
         while let Some(&(start, end)) = todo.get(i) {
+            let per_window = self.window_len(start, end);
             let mut n: u64 = 1;
             while n < per_window
                 && todo
@@ -913,9 +930,7 @@ impl Filesystem {
                 continue;
             }
             if let Ok(mut c) = self.cache.lock() {
-                for (k, chunk) in buf.chunks(bs_usize).enumerate() {
-                    c.put(start.saturating_add(u64_from(k)), Arc::from(chunk));
-                }
+                self.cache_window(&mut c, start, &buf);
             }
         }
     }
