@@ -133,7 +133,9 @@ impl Pool {
     /// A reading thread: the windows of the oldest batch with any left, until the
     /// pool is closed.
     fn worker(&self, copier: &Copier<'_>) {
-        let mut buf = Vec::new();
+        // One window's buffer, allocated once: grown window by window it was
+        // reallocated up to twice the window's size.
+        let mut buf = vec![0u8; usize::try_from(WINDOW).unwrap_or(0)];
         loop {
             let job = {
                 let mut st = self.lock();
@@ -180,11 +182,8 @@ impl Pool {
                 self.work.notify_one();
             }
         }
-        while let Some((start, end)) = job.take() {
-            let len = usize::try_from(end.saturating_sub(start)).unwrap_or(0);
-            if let Some(b) = buf.get_mut(..len) {
-                let _ = copier.fs.read_device_at(start, b);
-            }
+        while let Some(w) = job.take() {
+            copier.read_window(w, buf);
             job.read_one();
         }
         // All taken: off the queue, then wait for those other threads are reading.
@@ -323,12 +322,13 @@ impl Copier<'_> {
         });
     }
 
-    /// Reads one window into `buf` (reused) and drops it: its pages stay in the host
-    /// page cache.
-    fn read_window(&self, (start, end): (u64, u64), buf: &mut Vec<u8>) {
+    /// Reads one window (at most [`WINDOW`] bytes) into `buf` (reused) and drops it:
+    /// its pages stay in the host page cache.
+    fn read_window(&self, (start, end): (u64, u64), buf: &mut [u8]) {
         let len = usize::try_from(end.saturating_sub(start)).unwrap_or(0);
-        buf.resize(len, 0u8);
-        let _ = self.fs.read_device_at(start, buf);
+        if let Some(b) = buf.get_mut(..len) {
+            let _ = self.fs.read_device_at(start, b);
+        }
     }
 }
 

@@ -395,7 +395,14 @@ impl<'a> Copier<'a> {
                     }));
                     continue;
                 }
-                match self.copy_non_dir(&child_src, &child, &child_dst, fresh, walk, link) {
+                match self.copy_non_dir(
+                    &child_src,
+                    &child,
+                    &child_dst,
+                    fresh,
+                    walk,
+                    link.map(|l| *l),
+                ) {
                     Ok(job) => jobs.extend(job),
                     Err(err) => self.fail(&child_src, &err),
                 }
@@ -459,7 +466,7 @@ impl<'a> Copier<'a> {
                     if let Ok(m) = &meta {
                         match m.file_type {
                             FileType::Symlink => {
-                                e.link = Some(self.deferred(|| self.fs.read_link(ino)));
+                                e.link = Some(Box::new(self.deferred(|| self.fs.read_link(ino))));
                             }
                             FileType::Directory => {
                                 e.child = Some(Slot::new(
