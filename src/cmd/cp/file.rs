@@ -622,6 +622,10 @@ fn kernel_copy_enabled() -> bool {
 thread_local! {
     /// Each copying thread's second buffer for [`Copier::copy_runs_pipelined`]
     /// (kept, so its pages are faulted in once per thread, not once per file).
+    /// Only the extra copying threads of a far copy, whose buffers are smaller than
+    /// [`CHUNK`] (1 MiB), take one: split, their halves would make a large file's
+    /// far reads 512 KiB, four parallel pieces instead of eight. Every copying
+    /// thread of a local copy has a [`CHUNK`] buffer and splits it.
     static SPARE: std::cell::RefCell<Option<crate::io::AlignedBuf>> =
         const { std::cell::RefCell::new(None) };
 }
