@@ -36,7 +36,9 @@ const LOCAL_CHUNK: usize = 1 << 20;
 /// the kernel's `cp` (128 KiB writes; 12 interleaved runs each, after a sync;
 /// `perf` put 80% of the time in `copy_folio_from_iter_atomic`, the
 /// `kmem:mm_page_alloc` trace showed order-8 folios for 1 MiB writes, order-5 for
-/// 128 KiB). Into tmpfs the size made no difference.
+/// 128 KiB). How large the gap is depends on what was freed just before: runs of
+/// one command back to back (hyperfine) showed `dd`'s 1 MiB writes as fast as
+/// `cp`'s. Into tmpfs the size made no difference.
 const WRITE_PIECE: usize = 256 << 10;
 
 /// With `--salvage`, a chunk that cannot be read is read again in pieces of this
