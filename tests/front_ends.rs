@@ -230,16 +230,7 @@ fn tool(name: &str) -> bool {
 }
 
 fn sh(cmd: &str) -> Vec<u8> {
-    let out = std::process::Command::new("sh")
-        .args(["-c", cmd])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    output_ok(std::process::Command::new("sh").args(["-c", cmd])).stdout
 }
 
 #[test]

@@ -34,17 +34,12 @@ fn cp_root_lv_keeps_modes_whatever_the_umask() {
     let dir = tempfile::tempdir().unwrap();
     for umask in ["077", "000"] {
         let dest = dir.path().join(format!("root-{umask}"));
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
-            .arg(env!("CARGO_BIN_EXE_vmdkrecover"))
-            .args(["cp", &vm(), "VolGroup00/LogVol00:/", dest.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        output_ok(
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+                .arg(env!("CARGO_BIN_EXE_vmdkrecover"))
+                .args(["cp", &vm(), "VolGroup00/LogVol00:/", dest.to_str().unwrap()]),
         );
         std::fs::remove_dir(dest.join("lost+found")).unwrap();
         compare_tree(&dest, &manifest("MANIFEST.root.tsv"));
@@ -60,13 +55,12 @@ fn cp_root_lv_with_directories_read_ahead_matches_source_tree() {
     let mut summaries = Vec::new();
     for ahead in ["0", "4"] {
         let dest = dir.path().join(format!("root-{ahead}"));
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vmdkrecover"))
-            .env("VMDKRECOVER_WALK_AHEAD", ahead)
-            .args(["cp", &vm(), "VolGroup00/LogVol00:/", dest.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let out = output_ok(
+            std::process::Command::new(env!("CARGO_BIN_EXE_vmdkrecover"))
+                .env("VMDKRECOVER_WALK_AHEAD", ahead)
+                .args(["cp", &vm(), "VolGroup00/LogVol00:/", dest.to_str().unwrap()]),
+        );
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{err}");
         std::fs::remove_dir(dest.join("lost+found")).unwrap();
         compare_tree(&dest, &manifest("MANIFEST.root.tsv"));
         // The summary without its timing.
@@ -90,14 +84,13 @@ fn cp_root_lv_by_the_kernel_and_by_reads_matches_source_tree() {
     let dir = tempfile::tempdir().unwrap();
     for kernel in ["1", "0"] {
         let dest = dir.path().join(format!("root-{kernel}"));
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vmdkrecover"))
-            .env("VMDKRECOVER_KERNEL_COPY", kernel)
-            .env("VMDKRECOVER_IO_STATS", "1")
-            .args(["cp", &vm(), "VolGroup00/LogVol00:/", dest.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let out = output_ok(
+            std::process::Command::new(env!("CARGO_BIN_EXE_vmdkrecover"))
+                .env("VMDKRECOVER_KERNEL_COPY", kernel)
+                .env("VMDKRECOVER_IO_STATS", "1")
+                .args(["cp", &vm(), "VolGroup00/LogVol00:/", dest.to_str().unwrap()]),
+        );
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{err}");
         std::fs::remove_dir(dest.join("lost+found")).unwrap();
         compare_tree(&dest, &manifest("MANIFEST.root.tsv"));
         let copied: u64 = err

@@ -40,6 +40,21 @@ pub fn run_ok(args: &[&str]) -> Output {
     out
 }
 
+/// Runs `cmd` (a tool, a shell line, the binary with its environment) to the end;
+/// panics unless it succeeded, with its exit status and stderr.
+pub fn output_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 pub fn sha256(data: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(data);

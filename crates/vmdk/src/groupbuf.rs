@@ -29,15 +29,50 @@ pub(crate) const SMALL_GROUP: usize = 256 * 1024;
 /// Pages around a group: its bytes rounded out to pages at both ends (two pages),
 /// and a page of slack to align the start (`O_DIRECT` reads).
 const SLACK: usize = 3 * 4096;
-/// Bytes of each buffer.
-pub(crate) const BUF_BYTES: usize = 6 * 1024 * 1024 + SLACK;
+/// Bytes of each buffer: a whole group and its slack.
+pub(crate) const BUF_BYTES: usize = const_add(usize_of(GROUP_BYTES), SLACK);
 /// Buffers handed out at once; a thread that wants one more waits for one back.
 /// Two: the two copying threads of a far copy that have 8 MiB buffers (measured:
 /// four, with sixteen small ones besides, held more than they saved).
 pub(crate) const GROUP_BUFFERS: usize = 2;
 /// Most bytes the pool ever holds, for the whole process (about 12 MiB, only the
 /// pages a group has used resident).
-pub const POOL_BYTES: u64 = 2 * (6 * 1024 * 1024 + 3 * 4096);
+pub const POOL_BYTES: u64 = u64_of(const_mul(GROUP_BUFFERS, BUF_BYTES));
+
+// The sizes above are derived at compile time: in a constant, a conversion that
+// loses bits or an overflow below stops the build instead of wrapping.
+
+/// `n` as a `usize`, checked.
+#[allow(clippy::as_conversions, clippy::cast_possible_truncation)]
+const fn usize_of(n: u64) -> usize {
+    let m = n as usize;
+    assert!(m as u64 == n, "size does not fit in usize");
+    m
+}
+
+/// `n` as a `u64`, checked.
+#[allow(clippy::as_conversions)]
+const fn u64_of(n: usize) -> u64 {
+    let m = n as u64;
+    assert!(m as usize == n, "size does not fit in u64");
+    m
+}
+
+/// `a + b`, checked.
+const fn const_add(a: usize, b: usize) -> usize {
+    match a.checked_add(b) {
+        Some(n) => n,
+        None => panic!("size overflows usize"),
+    }
+}
+
+/// `a * b`, checked.
+const fn const_mul(a: usize, b: usize) -> usize {
+    match a.checked_mul(b) {
+        Some(n) => n,
+        None => panic!("size overflows usize"),
+    }
+}
 
 struct State {
     /// Buffers given back, ready for the next taker.
@@ -143,8 +178,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pool_bytes_is_the_buffers() {
-        assert_eq!(POOL_BYTES, (GROUP_BUFFERS * BUF_BYTES) as u64);
+    fn derived_sizes_are_the_documented_ones() {
+        // 6 MiB groups and three pages of slack per buffer, two buffers.
+        assert_eq!(BUF_BYTES, 6 * 1024 * 1024 + 3 * 4096);
+        assert_eq!(POOL_BYTES, 2 * (6 * 1024 * 1024 + 3 * 4096));
     }
 
     #[test]
