@@ -260,17 +260,6 @@ EOF
         fail salvage-pipelined "exit $rc: $(head -c 400 "$W/salv3.err")"
     fi
     VMDKRECOVER_PIPELINE_MIN=0 run_cp data-block-pipelined "$MNT/vm-flat.vmdk" VolGroup00/LogVol00:/ "$W/aff-data" sample "$MAN"
-    # The same with the file taken for local (VMDKRECOVER_FAR_BY_FS=0): a local
-    # large file is copied by two threads that each read and write a chunk.
-    rm -rf "$W/salv5" "$W/salv5.partial"
-    VMDKRECOVER_FAR_BY_FS=0 VMDKRECOVER_PIPELINE_MIN=0 "$BIN" cp --salvage "$MNT/vm-flat.vmdk" VolGroup00/LogVol00:/home/alice/random.bin "$W/salv5" 2>"$W/salv5.err"
-    rc=$?
-    if [ "$rc" = 1 ] && [ ! -e "$W/salv5" ] && cmp -s "$W/salv5.partial" "$W/salv.partial"; then
-        pass salvage-two-copiers
-    else
-        fail salvage-two-copiers "exit $rc: $(head -c 400 "$W/salv5.err")"
-    fi
-    VMDKRECOVER_FAR_BY_FS=0 VMDKRECOVER_PIPELINE_MIN=0 run_cp data-block-two-copiers "$MNT/vm-flat.vmdk" VolGroup00/LogVol00:/ "$W/aff-data" sample "$MAN"
     # The same with the failing file taken for local (VMDKRECOVER_FAR_BY_FS=0), so
     # that cp hands each file's bytes to the kernel (copy_file_range, sendfile):
     # the kernel's read of the bad block fails, the usual reads take over, and the

@@ -267,11 +267,14 @@ impl Copier<'_> {
     }
 
     /// [`Copier::copy_runs`] for a large file, with the reads and the writes
-    /// overlapped on two threads and two buffers ([`Copier::two_copiers`] while
-    /// the disk is local, [`Copier::pipeline`] once it is far). Both copies (from
-    /// the page cache or the network into a buffer, from a buffer into the
-    /// destination's page cache) then run at once on two cores instead of one
-    /// after the other, as `dd` and the kernel's `cp` do them.
+    /// overlapped: this thread reads the next chunk while a second one writes the
+    /// last (two buffers, handed back and forth through channels). Both copies
+    /// (from the page cache or the network into the buffer, from the buffer into
+    /// the destination's page cache) then run at once on two cores instead of one
+    /// after the other, as `dd` and the kernel's `cp` do them. Two threads that
+    /// each read and write their own chunks were tried (stop 20): they took twice
+    /// the system time (the writes contend for the destination inode's lock) and
+    /// were not faster, into tmpfs or onto ext4.
     fn copy_runs_pipelined(
         &self,
         job: &FileJob,
@@ -288,7 +291,7 @@ impl Copier<'_> {
         // 4 MiB are still split into parallel requests below.
         if buf.len() >= CHUNK {
             let (a, b) = buf.split_at_mut(buf.len() / 2 / 4096 * 4096);
-            return self.overlap(job, runs, out, [a, b], bad);
+            return self.pipeline(job, runs, out, [a, b], bad);
         }
         SPARE.with(|spare| {
             let mut spare = spare.borrow_mut();
@@ -296,114 +299,13 @@ impl Copier<'_> {
                 Some(b) if b.len() == buf.len() => b,
                 other => other.insert(crate::io::AlignedBuf::new(buf.len())),
             };
-            self.overlap(job, runs, out, [buf, &mut spare[..]], bad)
+            self.pipeline(job, runs, out, [buf, &mut spare[..]], bad)
         })
     }
 
-    /// The overlapped copy of [`Copier::copy_runs_pipelined`] in `bufs`: two
-    /// copying threads ([`Copier::two_copiers`]) while the disk is local, a reader
-    /// and a writer ([`Copier::pipeline`]) once it is far away.
-    fn overlap(
-        &self,
-        job: &FileJob,
-        runs: &[fsapi::FileRun],
-        out: &std::fs::File,
-        bufs: [&mut [u8]; 2],
-        bad: &mut Vec<(u64, u64)>,
-    ) -> Result<u64> {
-        if bytesource::far_reads_seen() || !two_copiers_enabled() {
-            self.pipeline(job, runs, out, bufs, bad)
-        } else {
-            self.two_copiers(job, runs, out, bufs, bad)
-        }
-    }
-
-    /// Copies `job`'s data runs on two threads, each reading a chunk into its
-    /// buffer and writing it, then taking the next chunk from one shared iterator.
-    /// The reads run in parallel; the writes take the destination inode's lock
-    /// one after the other, so one thread reads while the other writes. Unlike a
-    /// reader handing full buffers to a writer ([`Copier::pipeline`]), each chunk
-    /// is written by the core that read it, from its own cache: the 1 GiB file
-    /// onto ext4 in a median of 525 ms against 691 ms, into tmpfs 631 against
-    /// 662 ms, at less system time (486 against 632 ms onto the disk; 10 and 8
-    /// interleaved runs; the kernel's cp took 1041 and 536 ms on the same, loaded
-    /// machine). Not used once the disk is far away: there the reader's time is
-    /// round trips, and the pipeline's reads were measured and tuned (issue 13).
-    fn two_copiers(
-        &self,
-        job: &FileJob,
-        runs: &[fsapi::FileRun],
-        out: &std::fs::File,
-        bufs: [&mut [u8]; 2],
-        bad: &mut Vec<(u64, u64)>,
-    ) -> Result<u64> {
-        let size = job.inode.size;
-        let len = bufs[0].len().min(bufs[1].len());
-        // The chunks still to copy; None once a thread failed (the other stops too).
-        let chunks = std::sync::Mutex::new(Some(Chunks::new(runs, size, len)));
-        let copier = |buf: &mut [u8]| -> (Result<u64>, Vec<(u64, u64)>) {
-            let mut bad = Vec::new();
-            let mut written_to = 0u64;
-            loop {
-                let next = match chunks.lock() {
-                    Ok(mut c) => match c.as_mut().and_then(Iterator::next) {
-                        Some(Ok(chunk)) => chunk,
-                        Some(Err(e)) => {
-                            *c = None;
-                            return (Err(e), bad);
-                        }
-                        None => return (Ok(written_to), bad),
-                    },
-                    Err(_) => return (Err(anyhow!("a copying thread panicked")), bad),
-                };
-                let (pos, want) = (next.pos, next.len);
-                let data = &mut buf[..want];
-                let r = match self.read_chunk(job, pos, data, out, &mut bad) {
-                    Ok(Some(n)) => write_pieces(out, &data[..n], pos)
-                        .with_context(|| format!("{}: write failed", job.dst.display()))
-                        .map(|()| {
-                            self.count_written(n);
-                            pos + n as u64
-                        }),
-                    Ok(None) => Ok(pos + want as u64),
-                    Err(e) => Err(e),
-                };
-                match r {
-                    Ok(end) => written_to = written_to.max(end),
-                    Err(e) => {
-                        if let Ok(mut c) = chunks.lock() {
-                            *c = None;
-                        }
-                        return (Err(e), bad);
-                    }
-                }
-            }
-        };
-        let [a, b] = bufs;
-        let ((ra, bad_a), (rb, bad_b)) = std::thread::scope(|scope| {
-            let other = scope.spawn(|| copier(b));
-            let mine = copier(a);
-            let theirs = other
-                .join()
-                .unwrap_or_else(|_| (Err(anyhow!("a copying thread panicked")), Vec::new()));
-            (mine, theirs)
-        });
-        // Each thread's unreadable ranges, in order and merged where they meet.
-        let mut all: Vec<(u64, u64)> = bad_a.into_iter().chain(bad_b).collect();
-        all.sort_unstable();
-        for (o, l) in all {
-            match bad.last_mut() {
-                Some((po, pl)) if po.saturating_add(*pl) == o => *pl = pl.saturating_add(l),
-                _ => bad.push((o, l)),
-            }
-        }
-        let (wa, wb) = (ra?, rb?);
-        Ok(wa.max(wb))
-    }
-
-    /// The far copy's overlap: this thread reads the next chunk while a second
-    /// one writes the last (the two buffers handed back and forth through
-    /// channels), so that a far disk's round trips are always being waited for.
+    /// The overlap of [`Copier::copy_runs_pipelined`]: this thread reads the next
+    /// chunk while a second one writes the last (the two buffers handed back and
+    /// forth through channels).
     fn pipeline(
         &self,
         job: &FileJob,
@@ -716,13 +618,6 @@ pub fn kernel_copy_stats() -> (u64, u64) {
         KERNEL_COPIED.load(Ordering::Relaxed),
         KERNEL_GAVE_UP.load(Ordering::Relaxed),
     )
-}
-
-/// `VMDKRECOVER_TWO_COPIERS=0` gives a local large file's overlapped copy to the
-/// reader and writer pair too (for A/B measurements).
-fn two_copiers_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("VMDKRECOVER_TWO_COPIERS").map_or(true, |v| v != "0"))
 }
 
 /// `VMDKRECOVER_KERNEL_COPY=0` turns the kernel's copy off (for A/B measurements,
