@@ -257,6 +257,26 @@ mkdir -p "$mnt"; mount -o ro "$l" "$mnt"
 out="$BENCH_DIR/out"
 rm -rf "$out"; mkdir -p "$out"
 
+# big_copy TITLE NOTE TMPFS IMAGE SRC FLAT OFFSET DD_NAME MOUNTED_FILE: the 1 GiB
+# file copied by us, by dd of its bytes at OFFSET in FLAT, and by cp from the mount;
+# into TMPFS, then 3 runs onto the disk after a sync ("TITLE onto the disk (NOTE)").
+big_copy() {
+    local title=$1 note=$2 tmp=$3 image=$4 src=$5 flat=$6 off=$7 dd_name=$8 mounted=$9
+    hf "$title into tmpfs" \
+        --prepare "rm -f $tmp/big.bin $tmp/dd.bin $tmp/cp.bin" \
+        -n "vmdkrecover cp" "$B cp $image $src $tmp/big.bin" \
+        -n "$dd_name" "dd if=$flat of=$tmp/dd.bin bs=1M iflag=skip_bytes skip=$off count=1024 status=none" \
+        -n "cp from the loop mount" "cp $mounted $tmp/cp.bin"
+    rm -f "$tmp"/*.bin
+    local runs_saved=$RUNS; RUNS=3
+    hf "$title onto the disk ($note)" \
+        --prepare "rm -f $out/big.bin $out/dd.bin $out/cp.bin; sync" \
+        -n "vmdkrecover cp" "$B cp $image $src $out/big.bin" \
+        -n "$dd_name" "dd if=$flat of=$out/dd.bin bs=1M iflag=skip_bytes skip=$off count=1024 status=none" \
+        -n "cp from the loop mount" "cp $mounted $out/cp.bin"
+    RUNS=$runs_saved
+}
+
 hf "J1 ls -l /etc (8 GiB flat disk; 2 TiB sparse disk)" \
     -n "vmdkrecover (8 GiB)" "$B ls -l bench.vmdk $V:/etc" \
     -n "vmdkrecover (8 GiB), static PIE" "$BS ls -l bench.vmdk $V:/etc" \
@@ -270,19 +290,8 @@ hf "J1 ls -l /etc (8 GiB flat disk; 2 TiB sparse disk)" \
 # next run copies (round 5: our J2 runs onto /var/tmp spread from 0.30 to 1.86 s),
 # which would measure the disk, not the tools. The same jobs onto the disk follow.
 shm=$(mktemp -d /dev/shm/vmdkrecover-bench.XXXXXX)
-hf "J2 copy the 1 GiB file into tmpfs" \
-    --prepare "rm -f $shm/big.bin $shm/dd.bin $shm/cp.bin" \
-    -n "vmdkrecover cp" "$B cp bench.vmdk $V:/home/bench/big.bin $shm/big.bin" \
-    -n "dd bs=1M of its bytes" "dd if=bench-flat.vmdk of=$shm/dd.bin bs=1M iflag=skip_bytes skip=$big_off count=1024 status=none" \
-    -n "cp from the loop mount" "cp $mnt/home/bench/big.bin $shm/cp.bin"
-rm -f "$shm"/*.bin
-RUNS_SAVED=$RUNS; RUNS=3
-hf "J2 copy the 1 GiB file onto the disk (noisy: see above)" \
-    --prepare "rm -f $out/big.bin $out/dd.bin $out/cp.bin; sync" \
-    -n "vmdkrecover cp" "$B cp bench.vmdk $V:/home/bench/big.bin $out/big.bin" \
-    -n "dd bs=1M of its bytes" "dd if=bench-flat.vmdk of=$out/dd.bin bs=1M iflag=skip_bytes skip=$big_off count=1024 status=none" \
-    -n "cp from the loop mount" "cp $mnt/home/bench/big.bin $out/cp.bin"
-RUNS=$RUNS_SAVED
+big_copy "J2 copy the 1 GiB file" "noisy: see above" "$shm" bench.vmdk "$V:/home/bench/big.bin" \
+    bench-flat.vmdk "$big_off" "dd bs=1M of its bytes" "$mnt/home/bench/big.bin"
 
 hf "J3 copy /usr/share (~50,000 entries) into tmpfs" \
     --prepare "rm -rf $shm/share $shm/rdump $shm/cpa; mkdir -p $shm/rdump" \
@@ -338,19 +347,8 @@ hf "X1 XFS: ls -l /etc" \
     -n "ls -l on the loop mount" "ls -l $mnt-xfs/etc"
 # X2 as J2: into tmpfs, then onto the disk after a sync (3 runs; see J2 for why).
 shm=$(mktemp -d /dev/shm/vmdkrecover-bench.XXXXXX)
-hf "X2 XFS: copy the 1 GiB file into tmpfs" \
-    --prepare "rm -f $shm/big.bin $shm/dd.bin $shm/cp.bin" \
-    -n "vmdkrecover cp" "$B cp bench-xfs.vmdk $X:/home/bench/big.bin $shm/big.bin" \
-    -n "dd bs=1M of 1 GiB at its first extent" "dd if=bench-xfs-flat.vmdk of=$shm/dd.bin bs=1M iflag=skip_bytes skip=$big_xfs_off count=1024 status=none" \
-    -n "cp from the loop mount" "cp $mnt-xfs/home/bench/big.bin $shm/cp.bin"
-rm -f "$shm"/*.bin
-RUNS_SAVED=$RUNS; RUNS=3
-hf "X2 XFS: copy the 1 GiB file onto the disk (noisy: see J2)" \
-    --prepare "rm -f $out/big.bin $out/dd.bin $out/cp.bin; sync" \
-    -n "vmdkrecover cp" "$B cp bench-xfs.vmdk $X:/home/bench/big.bin $out/big.bin" \
-    -n "dd bs=1M of 1 GiB at its first extent" "dd if=bench-xfs-flat.vmdk of=$out/dd.bin bs=1M iflag=skip_bytes skip=$big_xfs_off count=1024 status=none" \
-    -n "cp from the loop mount" "cp $mnt-xfs/home/bench/big.bin $out/cp.bin"
-RUNS=$RUNS_SAVED
+big_copy "X2 XFS: copy the 1 GiB file" "noisy: see J2" "$shm" bench-xfs.vmdk "$X:/home/bench/big.bin" \
+    bench-xfs-flat.vmdk "$big_xfs_off" "dd bs=1M of 1 GiB at its first extent" "$mnt-xfs/home/bench/big.bin"
 rm -f "$out"/big.bin "$out"/dd.bin "$out"/cp.bin
 hf "X3 XFS: copy /usr/share into tmpfs" \
     --prepare "rm -rf $shm/share $shm/cpa" \
