@@ -342,8 +342,13 @@ X=rhel/root
 lx=$(losetup -r -f --show -o "$xfs_off" --sizelimit $((6 * GiB)) bench-xfs-flat.vmdk); loops+=("$lx")
 # nouuid: a second mount of the same image (another checkout's run) has its UUID.
 mkdir -p "$mnt-xfs"; mount -o ro,nouuid "$lx" "$mnt-xfs"
+# The floor under any command here: starting a process (/bin/true), and our
+# binary's own start-up (--version: the loader, libgcc_s, std's runtime, clap).
 hf "X1 XFS: ls -l /etc" \
     -n "vmdkrecover" "$B ls -l bench-xfs.vmdk $X:/etc" \
+    -n "vmdkrecover --version (start-up only)" "$B --version" \
+    -n "/bin/true (a process's start-up)" "/bin/true" \
+    -n "xfs_db -r ls /etc on the raw LV (names only, no log replay)" "xfs_db -r -c 'path /etc' -c ls root-xfs.raw" \
     -n "ls -l on the loop mount" "ls -l $mnt-xfs/etc"
 # X2 as J2: into tmpfs, then onto the disk after a sync (3 runs; see J2 for why).
 shm=$(mktemp -d /dev/shm/vmdkrecover-bench.XXXXXX)
