@@ -352,7 +352,7 @@ impl<'a> Copier<'a> {
                     continue;
                 }
             };
-            let mut names = crate::names::DirNames::new();
+            let mut names = crate::names::SortedDirNames::new();
             let mut subdirs = Vec::new();
             let mut jobs = Vec::with_capacity(BATCH);
             for e in entries {
@@ -369,7 +369,7 @@ impl<'a> Copier<'a> {
                     });
                     continue;
                 }
-                let child = match meta {
+                let child = match meta.map(|m| *m) {
                     Some((m, warnings)) => {
                         self.commit(warnings);
                         m
@@ -450,7 +450,7 @@ impl<'a> Copier<'a> {
         let entries = entries.map(|mut entries| {
             entries.sort_by(|a, b| a.name.cmp(&b.name));
             // The walk's own choice of entries, to read no inode it would not.
-            let mut names = crate::names::DirNames::new();
+            let mut names = crate::names::SortedDirNames::new();
             let mut subdirs = 0usize;
             let mut out = Vec::with_capacity(entries.len());
             for entry in entries {
@@ -480,7 +480,7 @@ impl<'a> Copier<'a> {
                             _ => {}
                         }
                     }
-                    e.meta = Some((meta, warnings));
+                    e.meta = Some(Box::new((meta, warnings)));
                 }
                 out.push(e);
             }
