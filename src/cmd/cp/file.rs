@@ -65,6 +65,36 @@ fn write_pieces(out: &std::fs::File, data: &[u8], pos: u64) -> std::io::Result<(
     Ok(())
 }
 
+/// Files larger than this get a buffer of their own where the disk is far away
+/// (see [`Copier::copy_file`]): the buffer of the copying threads added then
+/// (`walk::FAR_COPIER_BUF`).
+const FAR_OWN_MIN: u64 = 1 << 20;
+
+/// [`FAR_OWN_MIN`], or `VMDKRECOVER_FAR_OWN_MIN` bytes (for A/B measurements;
+/// `u64::MAX`: never).
+fn far_own_min() -> u64 {
+    static MIN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MIN.get_or_init(|| {
+        std::env::var("VMDKRECOVER_FAR_OWN_MIN")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(FAR_OWN_MIN)
+    })
+}
+
+/// The length of a far file's own buffer: [`CHUNK`] for a file copied overlapped
+/// (split in two halves), else the file's size in whole pages, at most [`CHUNK`]
+/// (read in one request).
+fn own_len(size: u64, pipeline_min: u64) -> usize {
+    if size >= pipeline_min {
+        CHUNK
+    } else {
+        usize::try_from(size.div_ceil(4096).saturating_mul(4096))
+            .unwrap_or(CHUNK)
+            .min(CHUNK)
+    }
+}
+
 /// [`PIPELINE_MIN`], or `VMDKRECOVER_PIPELINE_MIN` bytes (for A/B measurements, and
 /// for the checks that send small files through the overlapped copy).
 fn pipeline_min() -> u64 {
@@ -146,6 +176,19 @@ impl Copier<'_> {
                 }]
             }
             Err(e) => return Err(e),
+        };
+        // Far away, a file larger than a far copying thread's buffer is read in
+        // large requests (split into parallel pieces below) into a buffer of its
+        // own, given back once the file is copied: the copying threads' buffers
+        // kept the pages of the largest file each had copied (two 8 MiB buffers
+        // resident at the peak of a far copy of /usr/share, LT3), while most of
+        // the time they copy small files.
+        let mut own;
+        let buf: &mut [u8] = if size > far_own_min() && bytesource::far_reads_seen() {
+            own = crate::io::AlignedBuf::returned(own_len(size, pipeline_min()));
+            &mut own
+        } else {
+            buf
         };
         let written_to = if size >= pipeline_min() {
             self.copy_runs_pipelined(job, &runs, out, buf, &mut bad)?
