@@ -82,16 +82,40 @@ fn far_own_min() -> u64 {
     })
 }
 
-/// The length of a far file's own buffer: [`CHUNK`] for a file copied overlapped
-/// (split in two halves), else the file's size in whole pages, at most [`CHUNK`]
-/// (read in one request).
-fn own_len(size: u64, pipeline_min: u64) -> usize {
-    if size >= pipeline_min {
+/// Bytes of a far file's own buffer while another file holds a [`CHUNK`]-sized one.
+const SECOND_OWN: usize = CHUNK / 4;
+
+/// Whether a file's own buffer of [`CHUNK`] bytes is out (see [`own_len`]).
+static FULL_OWN_OUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A file's hold on the one [`CHUNK`]-sized own buffer, given back when dropped.
+struct FullOwn;
+
+impl Drop for FullOwn {
+    fn drop(&mut self) {
+        FULL_OWN_OUT.store(false, Ordering::Release);
+    }
+}
+
+/// The length of a far file's own buffer: its size in whole pages, or [`CHUNK`]
+/// for a file copied overlapped (split in two halves), at most [`CHUNK`]. Only one
+/// file at a time has more than [`SECOND_OWN`] bytes (with the hold returned): two
+/// large files copied at once (the package lists at the end of /usr/share) held
+/// two 8 MiB buffers and two 6 MiB grain-group buffers at the peak of LT3.
+fn own_len(size: u64, pipeline_min: u64) -> (usize, Option<FullOwn>) {
+    let want = if size >= pipeline_min {
         CHUNK
     } else {
         usize::try_from(size.div_ceil(4096).saturating_mul(4096))
             .unwrap_or(CHUNK)
             .min(CHUNK)
+    };
+    if want <= SECOND_OWN {
+        return (want, None);
+    }
+    match FULL_OWN_OUT.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed) {
+        Ok(_) => (want, Some(FullOwn)),
+        Err(_) => (SECOND_OWN, None),
     }
 }
 
@@ -183,9 +207,14 @@ impl Copier<'_> {
         // kept the pages of the largest file each had copied (two 8 MiB buffers
         // resident at the peak of a far copy of /usr/share, LT3), while most of
         // the time they copy small files.
+        // One file at a time has a CHUNK-sized one; a large file copied meanwhile
+        // gets a smaller one (its reads take turns with the first file's anyway).
         let mut own;
+        let _full;
         let buf: &mut [u8] = if size > far_own_min() && bytesource::far_reads_seen() {
-            own = crate::io::AlignedBuf::returned(own_len(size, pipeline_min()));
+            let (len, full) = own_len(size, pipeline_min());
+            _full = full;
+            own = crate::io::AlignedBuf::returned(len);
             &mut own
         } else {
             buf
@@ -331,8 +360,9 @@ impl Copier<'_> {
         // copying thread, kept for the whole copy, was the largest resident
         // block of a far tree copy (BENCHMARKS.md, issue 13: /proc/PID/smaps at
         // the peak of LT3 showed three 8 MiB buffers fully touched). Reads of
-        // 4 MiB are still split into parallel requests below.
-        if buf.len() >= CHUNK {
+        // 4 MiB are still split into parallel requests below. So is a far file's
+        // own buffer (copy_file), at least SECOND_OWN bytes.
+        if buf.len() >= SECOND_OWN {
             let (a, b) = buf.split_at_mut(buf.len() / 2 / 4096 * 4096);
             return self.pipeline(job, runs, out, [a, b], bad);
         }
