@@ -66,9 +66,8 @@ fn write_pieces(out: &std::fs::File, data: &[u8], pos: u64) -> std::io::Result<(
 }
 
 /// Files larger than this get a buffer of their own where the disk is far away
-/// (see [`Copier::copy_file`]): the buffer of the copying threads added then
-/// (`walk::FAR_COPIER_BUF`).
-const FAR_OWN_MIN: u64 = 1 << 20;
+/// (see [`Copier::copy_file`]): the buffer of the copying threads added then.
+const FAR_OWN_MIN: u64 = super::walk::FAR_COPIER_BUF as u64;
 
 /// [`FAR_OWN_MIN`], or `VMDKRECOVER_FAR_OWN_MIN` bytes (for A/B measurements;
 /// `u64::MAX`: never).
@@ -703,10 +702,11 @@ fn kernel_copy_enabled() -> bool {
 thread_local! {
     /// Each copying thread's second buffer for [`Copier::copy_runs_pipelined`]
     /// (kept, so its pages are faulted in once per thread, not once per file).
-    /// Only the extra copying threads of a far copy, whose buffers are smaller than
-    /// [`CHUNK`] (1 MiB), take one: split, their halves would make a large file's
-    /// far reads 512 KiB, four parallel pieces instead of eight. Every copying
-    /// thread of a local copy has a [`CHUNK`] buffer and splits it.
+    /// Only an extra copying thread of a far copy (its buffer is smaller than
+    /// [`CHUNK`]) copying a large file while the disk no longer counts as far takes
+    /// one: far away, a large file has a buffer of its own ([`Copier::copy_file`]),
+    /// split in two. Every copying thread of a local copy has a [`CHUNK`] buffer and
+    /// splits it.
     static SPARE: std::cell::RefCell<Option<crate::io::AlignedBuf>> =
         const { std::cell::RefCell::new(None) };
 }

@@ -24,8 +24,10 @@ use std::sync::Mutex;
 /// Copying threads in all once the disk has turned out to be far away
 /// (`bytesource::far_reads_seen`), unless `--threads` is given.
 const FAR_COPIERS: usize = 8;
-/// Buffer of each copying thread added then.
-const FAR_COPIER_BUF: usize = 1 << 20;
+/// Buffer of each copying thread added then. Files larger than this get a buffer
+/// of their own (`file::FAR_OWN_MIN`), so it holds at most a small file: 1 MiB
+/// each, six of them were resident at the peak of a far copy of /usr/share.
+pub(super) const FAR_COPIER_BUF: usize = 512 << 10;
 /// Most files of one directory a worker takes at a time.
 pub(super) const BATCH: usize = 64;
 
