@@ -21,9 +21,36 @@ pub struct AlignedBuf {
 impl AlignedBuf {
     const PAGE: usize = 4096;
 
+    /// Bytes reserved for a [`AlignedBuf::returned`] buffer, at least: above glibc's
+    /// `DEFAULT_MMAP_THRESHOLD_MAX` (32 MiB on 64-bit systems), so that it is always
+    /// a mapping of its own, unmapped when dropped.
+    const RETURNED_RESERVE: usize = 33 << 20;
+
     /// A buffer of `len` bytes.
     pub fn new(len: usize) -> Self {
-        let raw = vec![0u8; len.saturating_add(Self::PAGE)];
+        Self::with_reserve(len, len.saturating_add(Self::PAGE))
+    }
+
+    /// A buffer of `len` bytes whose memory goes back to the system when it is
+    /// dropped, for a buffer needed for a while and then not again soon (one large
+    /// file's copy). Its reservation is at least [`Self::RETURNED_RESERVE`] bytes of
+    /// address space, of which only the pages used become memory: glibc maps a
+    /// block that large on its own, zeroed by the kernel (no `memset`), and
+    /// unmaps it when freed. A block of up to 32 MiB would also be unmapped, but
+    /// freeing it raises glibc's mmap threshold to its size and the trim
+    /// threshold to twice that (mallopt(3), `M_MMAP_THRESHOLD`: "blocks larger
+    /// than the current threshold and less than or equal to
+    /// DEFAULT_MMAP_THRESHOLD_MAX are freed"), after which each of the up to
+    /// sixteen malloc arenas of a far copy keeps that much free memory.
+    pub fn returned(len: usize) -> Self {
+        Self::with_reserve(
+            len,
+            len.saturating_add(Self::PAGE).max(Self::RETURNED_RESERVE),
+        )
+    }
+
+    fn with_reserve(len: usize, reserve: usize) -> Self {
+        let raw = vec![0u8; reserve];
         let start = raw.as_ptr().align_offset(Self::PAGE).min(Self::PAGE);
         Self { raw, start, len }
     }

@@ -65,6 +65,59 @@ fn write_pieces(out: &std::fs::File, data: &[u8], pos: u64) -> std::io::Result<(
     Ok(())
 }
 
+/// Files larger than this get a buffer of their own where the disk is far away
+/// (see [`Copier::copy_file`]): the buffer of the copying threads added then.
+const FAR_OWN_MIN: u64 = super::walk::FAR_COPIER_BUF as u64;
+
+/// [`FAR_OWN_MIN`], or `VMDKRECOVER_FAR_OWN_MIN` bytes (for A/B measurements;
+/// `u64::MAX`: never).
+fn far_own_min() -> u64 {
+    static MIN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MIN.get_or_init(|| {
+        std::env::var("VMDKRECOVER_FAR_OWN_MIN")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(FAR_OWN_MIN)
+    })
+}
+
+/// Bytes of a far file's own buffer while another file holds a [`CHUNK`]-sized one.
+const SECOND_OWN: usize = CHUNK / 4;
+
+/// Whether a file's own buffer of [`CHUNK`] bytes is out (see [`own_len`]).
+static FULL_OWN_OUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A file's hold on the one [`CHUNK`]-sized own buffer, given back when dropped.
+struct FullOwn;
+
+impl Drop for FullOwn {
+    fn drop(&mut self) {
+        FULL_OWN_OUT.store(false, Ordering::Release);
+    }
+}
+
+/// The length of a far file's own buffer: its size in whole pages, or [`CHUNK`]
+/// for a file copied overlapped (split in two halves), at most [`CHUNK`]. Only one
+/// file at a time has more than [`SECOND_OWN`] bytes (with the hold returned): two
+/// large files copied at once (the package lists at the end of /usr/share) held
+/// two 8 MiB buffers and two 6 MiB grain-group buffers at the peak of LT3.
+fn own_len(size: u64, pipeline_min: u64) -> (usize, Option<FullOwn>) {
+    let want = if size >= pipeline_min {
+        CHUNK
+    } else {
+        usize::try_from(size.div_ceil(4096).saturating_mul(4096))
+            .unwrap_or(CHUNK)
+            .min(CHUNK)
+    };
+    if want <= SECOND_OWN {
+        return (want, None);
+    }
+    match FULL_OWN_OUT.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed) {
+        Ok(_) => (want, Some(FullOwn)),
+        Err(_) => (SECOND_OWN, None),
+    }
+}
+
 /// [`PIPELINE_MIN`], or `VMDKRECOVER_PIPELINE_MIN` bytes (for A/B measurements, and
 /// for the checks that send small files through the overlapped copy).
 fn pipeline_min() -> u64 {
@@ -146,6 +199,24 @@ impl Copier<'_> {
                 }]
             }
             Err(e) => return Err(e),
+        };
+        // Far away, a file larger than a far copying thread's buffer is read in
+        // large requests (split into parallel pieces below) into a buffer of its
+        // own, given back once the file is copied: the copying threads' buffers
+        // kept the pages of the largest file each had copied (two 8 MiB buffers
+        // resident at the peak of a far copy of /usr/share, LT3), while most of
+        // the time they copy small files.
+        // One file at a time has a CHUNK-sized one; a large file copied meanwhile
+        // gets a smaller one (its reads take turns with the first file's anyway).
+        let mut own;
+        let _full;
+        let buf: &mut [u8] = if size > far_own_min() && bytesource::far_reads_seen() {
+            let (len, full) = own_len(size, pipeline_min());
+            _full = full;
+            own = crate::io::AlignedBuf::returned(len);
+            &mut own
+        } else {
+            buf
         };
         let written_to = if size >= pipeline_min() {
             self.copy_runs_pipelined(job, &runs, out, buf, &mut bad)?
@@ -288,8 +359,9 @@ impl Copier<'_> {
         // copying thread, kept for the whole copy, was the largest resident
         // block of a far tree copy (BENCHMARKS.md, issue 13: /proc/PID/smaps at
         // the peak of LT3 showed three 8 MiB buffers fully touched). Reads of
-        // 4 MiB are still split into parallel requests below.
-        if buf.len() >= CHUNK {
+        // 4 MiB are still split into parallel requests below. So is a far file's
+        // own buffer (copy_file), at least SECOND_OWN bytes.
+        if buf.len() >= SECOND_OWN {
             let (a, b) = buf.split_at_mut(buf.len() / 2 / 4096 * 4096);
             return self.pipeline(job, runs, out, [a, b], bad);
         }
@@ -630,10 +702,11 @@ fn kernel_copy_enabled() -> bool {
 thread_local! {
     /// Each copying thread's second buffer for [`Copier::copy_runs_pipelined`]
     /// (kept, so its pages are faulted in once per thread, not once per file).
-    /// Only the extra copying threads of a far copy, whose buffers are smaller than
-    /// [`CHUNK`] (1 MiB), take one: split, their halves would make a large file's
-    /// far reads 512 KiB, four parallel pieces instead of eight. Every copying
-    /// thread of a local copy has a [`CHUNK`] buffer and splits it.
+    /// Only an extra copying thread of a far copy (its buffer is smaller than
+    /// [`CHUNK`]) copying a large file while the disk no longer counts as far takes
+    /// one: far away, a large file has a buffer of its own ([`Copier::copy_file`]),
+    /// split in two. Every copying thread of a local copy has a [`CHUNK`] buffer and
+    /// splits it.
     static SPARE: std::cell::RefCell<Option<crate::io::AlignedBuf>> =
         const { std::cell::RefCell::new(None) };
 }

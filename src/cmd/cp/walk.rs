@@ -24,8 +24,10 @@ use std::sync::Mutex;
 /// Copying threads in all once the disk has turned out to be far away
 /// (`bytesource::far_reads_seen`), unless `--threads` is given.
 const FAR_COPIERS: usize = 8;
-/// Buffer of each copying thread added then.
-const FAR_COPIER_BUF: usize = 1 << 20;
+/// Buffer of each copying thread added then. Files larger than this get a buffer
+/// of their own (`file::FAR_OWN_MIN`), so it holds at most a small file: 1 MiB
+/// each, six of them were resident at the peak of a far copy of /usr/share.
+pub(super) const FAR_COPIER_BUF: usize = 512 << 10;
 /// Most files of one directory a worker takes at a time.
 pub(super) const BATCH: usize = 64;
 
@@ -352,7 +354,7 @@ impl<'a> Copier<'a> {
                     continue;
                 }
             };
-            let mut names = crate::names::DirNames::new();
+            let mut names = crate::names::SortedDirNames::new();
             let mut subdirs = Vec::new();
             let mut jobs = Vec::with_capacity(BATCH);
             for e in entries {
@@ -369,7 +371,7 @@ impl<'a> Copier<'a> {
                     });
                     continue;
                 }
-                let child = match meta {
+                let child = match meta.map(|m| *m) {
                     Some((m, warnings)) => {
                         self.commit(warnings);
                         m
@@ -450,7 +452,7 @@ impl<'a> Copier<'a> {
         let entries = entries.map(|mut entries| {
             entries.sort_by(|a, b| a.name.cmp(&b.name));
             // The walk's own choice of entries, to read no inode it would not.
-            let mut names = crate::names::DirNames::new();
+            let mut names = crate::names::SortedDirNames::new();
             let mut subdirs = 0usize;
             let mut out = Vec::with_capacity(entries.len());
             for entry in entries {
@@ -480,7 +482,7 @@ impl<'a> Copier<'a> {
                             _ => {}
                         }
                     }
-                    e.meta = Some((meta, warnings));
+                    e.meta = Some(Box::new((meta, warnings)));
                 }
                 out.push(e);
             }
