@@ -48,12 +48,7 @@ pub(super) const SCANNERS: usize = 8;
 /// `/usr/share` was no faster with them).
 pub(super) fn scanners_wanted() -> Option<usize> {
     static FORCED: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    let forced = *FORCED.get_or_init(|| {
-        std::env::var("VMDKRECOVER_WALK_AHEAD")
-            .ok()
-            .and_then(|v| v.parse().ok())
-    });
-    match forced {
+    match super::env_number(&FORCED, "VMDKRECOVER_WALK_AHEAD") {
         Some(n) => Some(n.min(64)),
         None if bytesource::far_reads_seen() => Some(SCANNERS),
         None => None,

@@ -49,14 +49,10 @@ const SALVAGE_PIECE: usize = 512;
 /// Writes `data` at `pos` in `out` in pieces of at most [`WRITE_PIECE`] bytes
 /// (`VMDKRECOVER_WRITE_PIECE` bytes, for A/B measurements).
 fn write_pieces(out: &std::fs::File, data: &[u8], pos: u64) -> std::io::Result<()> {
-    static PIECE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let piece = *PIECE.get_or_init(|| {
-        std::env::var("VMDKRECOVER_WRITE_PIECE")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&n: &usize| n > 0)
-            .unwrap_or(WRITE_PIECE)
-    });
+    static PIECE: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let piece = super::env_number(&PIECE, "VMDKRECOVER_WRITE_PIECE")
+        .filter(|&n| n > 0)
+        .unwrap_or(WRITE_PIECE);
     let mut at = pos;
     for p in data.chunks(piece) {
         out.write_all_at(p, at)?;
@@ -72,13 +68,8 @@ const FAR_OWN_MIN: u64 = super::walk::FAR_COPIER_BUF as u64;
 /// [`FAR_OWN_MIN`], or `VMDKRECOVER_FAR_OWN_MIN` bytes (for A/B measurements;
 /// `u64::MAX`: never).
 fn far_own_min() -> u64 {
-    static MIN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *MIN.get_or_init(|| {
-        std::env::var("VMDKRECOVER_FAR_OWN_MIN")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(FAR_OWN_MIN)
-    })
+    static MIN: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    super::env_number(&MIN, "VMDKRECOVER_FAR_OWN_MIN").unwrap_or(FAR_OWN_MIN)
 }
 
 /// Bytes of a far file's own buffer while another file holds a [`CHUNK`]-sized one.
@@ -121,13 +112,8 @@ fn own_len(size: u64, pipeline_min: u64) -> (usize, Option<FullOwn>) {
 /// [`PIPELINE_MIN`], or `VMDKRECOVER_PIPELINE_MIN` bytes (for A/B measurements, and
 /// for the checks that send small files through the overlapped copy).
 fn pipeline_min() -> u64 {
-    static MIN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *MIN.get_or_init(|| {
-        std::env::var("VMDKRECOVER_PIPELINE_MIN")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(PIPELINE_MIN)
-    })
+    static MIN: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    super::env_number(&MIN, "VMDKRECOVER_PIPELINE_MIN").unwrap_or(PIPELINE_MIN)
 }
 
 impl Copier<'_> {
@@ -696,7 +682,7 @@ pub fn kernel_copy_stats() -> (u64, u64) {
 /// and for the checks that send every byte through the usual read path).
 fn kernel_copy_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("VMDKRECOVER_KERNEL_COPY").map_or(true, |v| v != "0"))
+    super::env_switch(&ON, "VMDKRECOVER_KERNEL_COPY")
 }
 
 thread_local! {

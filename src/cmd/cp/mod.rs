@@ -24,6 +24,23 @@ mod walk;
 
 pub use file::kernel_copy_stats;
 
+/// The number in the environment variable `name`, read once into `cell` (`None`
+/// when unset or not a number). These variables exist for A/B measurements
+/// (BENCHMARKS.md names the one each measurement set) and for checks that force a
+/// path; they are not options.
+fn env_number<T: Copy + std::str::FromStr>(
+    cell: &'static std::sync::OnceLock<Option<T>>,
+    name: &str,
+) -> Option<T> {
+    *cell.get_or_init(|| std::env::var(name).ok().and_then(|v| v.parse().ok()))
+}
+
+/// Whether the switch in the environment variable `name` is on, read once into
+/// `cell`: on unless it is `0` (see [`env_number`]).
+fn env_switch(cell: &'static std::sync::OnceLock<bool>, name: &str) -> bool {
+    *cell.get_or_init(|| std::env::var(name).map_or(true, |v| v != "0"))
+}
+
 use super::{Common, Outcome};
 use crate::progress::{self, Progress};
 use anyhow::{anyhow, Context, Result};

@@ -47,7 +47,7 @@ const DIR_BYTES: u64 = 2 << 20;
 /// measurements).
 pub(super) fn data_read_ahead() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("VMDKRECOVER_DATA_READAHEAD").map_or(true, |v| v != "0"))
+    super::env_switch(&ON, "VMDKRECOVER_DATA_READAHEAD")
 }
 
 /// One batch's windows (device byte ranges), read by whoever takes the next one.
